@@ -1,0 +1,156 @@
+"""The one structure the simulation engine reads: parameter draws and open units.
+
+Both sources of parameters, a fitted posterior file and a planner's
+assumptions file, are turned into a :class:`FunnelParameters`; the engine
+never sees where they came from. Arrays are plain NumPy, indexed by position;
+the label tuples give the canonical names (see ARCHITECTURE.md):
+
+=======================  ==========================  =====================================
+array                    shape                       meaning
+=======================  ==========================  =====================================
+``conversion``           (draw, cell, step)          P(a unit that entered stage s-1 ever
+                                                     enters stage s)
+``delay_mu``             (draw, cell, step)          log-scale mean of the step delay (days)
+``delay_sigma``          (draw, cell, step)          log-scale sd of the step delay
+``arrival_rate``         (draw, cell, entry_stage)   mean new units per week
+``arrival_dispersion``   (draw, cell, entry_stage)   NB overdispersion alpha (var = m + a m²);
+                                                     0 = Poisson
+``arrival_trend``        (draw, cell, entry_stage)   weekly log growth of the rate from the
+                                                     as-of date (0 = flat)
+``deal_size_mu``         (draw, cell)                log-scale mean of a won deal's amount
+``deal_size_sigma``      (draw, cell)                log-scale sd of a won deal's amount
+=======================  ==========================  =====================================
+
+``entry_stage`` always spans every stage but the last (``stages[:-1]``), with
+rate 0 where units do not enter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FunnelParameters", "OpenUnits"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class OpenUnits:
+    """Units open at the as-of date: the pipeline the simulation starts from.
+
+    Parameters
+    ----------
+    cell : ndarray of int64, shape (unit,)
+        Cell index of each unit.
+    stage : ndarray of int64, shape (unit,)
+        Index of the last stage the unit has entered (never the last stage).
+    age_days : ndarray of float64, shape (unit,)
+        Days since it entered that stage, at the as-of date (>= 0).
+    amount : ndarray of float64, shape (unit,)
+        Its own deal value where known, else NaN.
+    """
+
+    cell: IntArray
+    stage: IntArray
+    age_days: FloatArray
+    amount: FloatArray
+
+    @classmethod
+    def empty(cls) -> OpenUnits:
+        """No open units."""
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return int(self.cell.shape[0])
+
+
+@dataclass(frozen=True)
+class FunnelParameters:
+    """Parameter draws for every cell and step, plus the open pipeline.
+
+    Parameters
+    ----------
+    stages : tuple of str
+        Ordered stages; ``stages[-1]`` is closed-won.
+    cells : tuple of str
+        Cell labels (``segment_by`` values joined with ``/``).
+    segments : tuple of str
+        Reporting segments, in report order.
+    cell_segment : ndarray of int64, shape (cell,)
+        Segment index of each cell.
+    pipeline_stage : int
+        Index of the first stage counted as pipeline.
+    as_of : datetime.date
+        The date the open units were taken (day 0 of a simulation).
+    conversion, delay_mu, delay_sigma : ndarray, shape (draw, cell, step)
+    arrival_rate, arrival_dispersion, arrival_trend : ndarray, shape (draw, cell, entry_stage)
+    deal_size_mu, deal_size_sigma : ndarray, shape (draw, cell)
+    open_units : OpenUnits
+    source : str
+        ``"posterior"`` or ``"assumptions"``.
+    attrs : dict
+        Provenance (hashes, versions, convergence flags).
+    """
+
+    stages: tuple[str, ...]
+    cells: tuple[str, ...]
+    segments: tuple[str, ...]
+    cell_segment: IntArray
+    pipeline_stage: int
+    as_of: dt.date
+    conversion: FloatArray
+    delay_mu: FloatArray
+    delay_sigma: FloatArray
+    arrival_rate: FloatArray
+    arrival_dispersion: FloatArray
+    arrival_trend: FloatArray
+    deal_size_mu: FloatArray
+    deal_size_sigma: FloatArray
+    open_units: OpenUnits = field(default_factory=OpenUnits.empty)
+    source: str = "assumptions"
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        d = self.n_draws
+        c, s, e = len(self.cells), len(self.stages) - 1, len(self.stages) - 1
+        expect = {
+            "conversion": (d, c, s), "delay_mu": (d, c, s), "delay_sigma": (d, c, s),
+            "arrival_rate": (d, c, e), "arrival_dispersion": (d, c, e),
+            "arrival_trend": (d, c, e), "deal_size_mu": (d, c), "deal_size_sigma": (d, c),
+        }
+        for name, shape in expect.items():
+            got = getattr(self, name).shape
+            if got != shape:
+                raise ValueError(f"FunnelParameters.{name} has shape {got}, expected {shape}")
+        if self.cell_segment.shape != (c,):
+            raise ValueError("cell_segment must have one entry per cell")
+        if np.any((self.conversion < 0) | (self.conversion > 1)):
+            raise ValueError("conversion rates must lie in [0, 1]")
+        if np.any(self.delay_sigma < 0) or np.any(self.deal_size_sigma < 0):
+            raise ValueError("log-scale sds must be >= 0")
+        if np.any(self.arrival_rate < 0) or np.any(self.arrival_dispersion < 0):
+            raise ValueError("arrival rates and dispersions must be >= 0")
+
+    @property
+    def n_draws(self) -> int:
+        """Number of parameter draws (paths cycle through them)."""
+        return int(self.conversion.shape[0])
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Step labels (the stage each step leads to)."""
+        return self.stages[1:]
+
+    @property
+    def entry_stages(self) -> tuple[str, ...]:
+        """Labels of the ``entry_stage`` axis: every stage but the last."""
+        return self.stages[:-1]
+
+    def with_arrays(self, **arrays: FloatArray) -> FunnelParameters:
+        """Return a copy with some arrays replaced (used by scenarios)."""
+        return replace(self, **arrays)  # type: ignore[arg-type]
