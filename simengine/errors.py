@@ -68,9 +68,7 @@ class InputError(ValueError):
         if not self.issues:
             raise ValueError("InputError needs at least one Issue")
         files = sorted({i.file for i in self.issues})
-        self.summary = summary or (
-            f"{len(self.issues)} problem(s) in {', '.join(files)}"
-        )
+        self.summary = summary or (f"{len(self.issues)} problem(s) in {', '.join(files)}")
         super().__init__(self.report())
 
     @classmethod

@@ -119,9 +119,14 @@ class FunnelParameters:
         d = self.n_draws
         c, s, e = len(self.cells), len(self.stages) - 1, len(self.stages) - 1
         expect = {
-            "conversion": (d, c, s), "delay_mu": (d, c, s), "delay_sigma": (d, c, s),
-            "arrival_rate": (d, c, e), "arrival_dispersion": (d, c, e),
-            "arrival_trend": (d, c, e), "deal_size_mu": (d, c), "deal_size_sigma": (d, c),
+            "conversion": (d, c, s),
+            "delay_mu": (d, c, s),
+            "delay_sigma": (d, c, s),
+            "arrival_rate": (d, c, e),
+            "arrival_dispersion": (d, c, e),
+            "arrival_trend": (d, c, e),
+            "deal_size_mu": (d, c),
+            "deal_size_sigma": (d, c),
         }
         for name, shape in expect.items():
             got = getattr(self, name).shape

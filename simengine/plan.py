@@ -121,22 +121,43 @@ class Plan:
         stages = list(entry_stages)
         file = self.path or "<plan>"
         issues = [
-            Issue(file, None, f"targets.{s}", str(self.targets[s]),
-                  f"segment not in the data; the data's segments are {known}")
-            for s in self.targets if s not in known
+            Issue(
+                file,
+                None,
+                f"targets.{s}",
+                str(self.targets[s]),
+                f"segment not in the data; the data's segments are {known}",
+            )
+            for s in self.targets
+            if s not in known
         ]
         issues += [
             Issue(file, None, "targets", s, "segment in the data has no target")
-            for s in known if s not in self.targets
+            for s in known
+            if s not in self.targets
         ]
         for seg, per_stage in self.new_units.items():
             if seg not in known:
-                issues.append(Issue(file, None, f"new_units.{seg}", "",
-                                    f"segment not in the data; the data's segments are {known}"))
+                issues.append(
+                    Issue(
+                        file,
+                        None,
+                        f"new_units.{seg}",
+                        "",
+                        f"segment not in the data; the data's segments are {known}",
+                    )
+                )
             for stage in per_stage:
                 if stages and stage not in stages:
-                    issues.append(Issue(file, None, f"new_units.{seg}.{stage}", "",
-                                        f"not an entry stage; entry stages are {stages}"))
+                    issues.append(
+                        Issue(
+                            file,
+                            None,
+                            f"new_units.{seg}.{stage}",
+                            "",
+                            f"not an entry stage; entry stages are {stages}",
+                        )
+                    )
         if issues:
             raise InputError(issues, summary=f"plan {file} does not fit the data")
 
@@ -168,8 +189,15 @@ def _date(raw: dict[str, Any], key: str, file: str, issues: list[Issue]) -> dt.d
             return dt.date.fromisoformat(v)
         except ValueError:
             pass
-    issues.append(Issue(file, None, key, "" if v is None else str(v),
-                        "must be a date (YYYY-MM-DD)" if v is not None else "is required"))
+    issues.append(
+        Issue(
+            file,
+            None,
+            key,
+            "" if v is None else str(v),
+            "must be a date (YYYY-MM-DD)" if v is not None else "is required",
+        )
+    )
     return None
 
 
@@ -188,8 +216,11 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         raise InputError.single(source, f"not valid TOML: {exc}") from None
     issues: list[Issue] = []
     known = {"start", "end", "as_of", "horizon_days", "targets", "new_units", "name", "description"}
-    issues += [Issue(source, None, k, "", f"unknown key; known keys: {sorted(known)}")
-               for k in raw if k not in known]
+    issues += [
+        Issue(source, None, k, "", f"unknown key; known keys: {sorted(known)}")
+        for k in raw
+        if k not in known
+    ]
     start = _date(raw, "start", source, issues)
     end = _date(raw, "end", source, issues)
     as_of = _date(raw, "as_of", source, issues) if "as_of" in raw else start
@@ -198,18 +229,28 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
     if start and as_of and as_of > start:
         issues.append(Issue(source, None, "as_of", str(as_of), "must not be after start"))
     horizon = raw.get("horizon_days")
-    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
-        issues.append(Issue(source, None, "horizon_days", str(horizon), "must be a positive whole number"))
+    if horizon is not None and (
+        isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
+    ):
+        issues.append(
+            Issue(source, None, "horizon_days", str(horizon), "must be a positive whole number")
+        )
         horizon = None
     targets: dict[str, float] = {}
     raw_targets = raw.get("targets")
     if not isinstance(raw_targets, dict) or not raw_targets:
-        issues.append(Issue(source, None, "targets", "", "needs a [targets] table with one target per segment"))
+        issues.append(
+            Issue(
+                source, None, "targets", "", "needs a [targets] table with one target per segment"
+            )
+        )
     else:
         for seg, v in raw_targets.items():
             f = _number(v)
             if f is None or f <= 0:
-                issues.append(Issue(source, None, f"targets.{seg}", str(v), "must be a positive number"))
+                issues.append(
+                    Issue(source, None, f"targets.{seg}", str(v), "must be a positive number")
+                )
             else:
                 targets[str(seg)] = f
     new_units: dict[str, dict[str, float]] = {}
@@ -219,18 +260,42 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
     else:
         for seg, per_stage in raw_units.items():
             if not isinstance(per_stage, dict):
-                issues.append(Issue(source, None, f"new_units.{seg}", str(per_stage),
-                                    "must be a table of entry stage = units"))
+                issues.append(
+                    Issue(
+                        source,
+                        None,
+                        f"new_units.{seg}",
+                        str(per_stage),
+                        "must be a table of entry stage = units",
+                    )
+                )
                 continue
             for stage, v in per_stage.items():
                 f = _number(v)
                 if f is None or f < 0:
-                    issues.append(Issue(source, None, f"new_units.{seg}.{stage}", str(v),
-                                        "must be a non-negative number"))
+                    issues.append(
+                        Issue(
+                            source,
+                            None,
+                            f"new_units.{seg}.{stage}",
+                            str(v),
+                            "must be a non-negative number",
+                        )
+                    )
                 else:
                     new_units.setdefault(str(seg), {})[str(stage)] = f
     if issues or start is None or end is None or as_of is None:
-        raise InputError(issues or [Issue(source, None, None, "", "incomplete plan")],
-                         summary=f"invalid plan {source}")
-    return Plan(start=start, end=end, as_of=as_of, targets=targets, new_units=new_units,
-                horizon_days=horizon, text=text, path=source)
+        raise InputError(
+            issues or [Issue(source, None, None, "", "incomplete plan")],
+            summary=f"invalid plan {source}",
+        )
+    return Plan(
+        start=start,
+        end=end,
+        as_of=as_of,
+        targets=targets,
+        new_units=new_units,
+        horizon_days=horizon,
+        text=text,
+        path=source,
+    )

@@ -268,14 +268,23 @@ def parse_spec(text: str, source: str = "<spec>") -> FunnelSpec:
 
     stages = _str_tuple(raw.get("stages", []), "stages", source, issues)
     if len(stages) < 2:
-        issues.append(Issue(source, None, "stages", repr(list(stages)), "needs at least two stages"))
+        issues.append(
+            Issue(source, None, "stages", repr(list(stages)), "needs at least two stages")
+        )
     if len(set(stages)) != len(stages):
-        issues.append(Issue(source, None, "stages", repr(list(stages)), "stage names must be unique"))
+        issues.append(
+            Issue(source, None, "stages", repr(list(stages)), "stage names must be unique")
+        )
     for s in stages:
         if not s.isidentifier() or s != s.lower() or s in _RESERVED:
             issues.append(
-                Issue(source, None, "stages", s,
-                      "stage names must be lower-case identifiers, not id/lost/amount/total")
+                Issue(
+                    source,
+                    None,
+                    "stages",
+                    s,
+                    "stage names must be lower-case identifiers, not id/lost/amount/total",
+                )
             )
     segment_by = _str_tuple(raw.get("segment_by", ["segment"]), "segment_by", source, issues)
     if not segment_by:
@@ -286,13 +295,23 @@ def parse_spec(text: str, source: str = "<spec>") -> FunnelSpec:
     pipeline_stage = raw.get("pipeline_stage", "opportunity")
     if stages and pipeline_stage not in stages:
         issues.append(
-            Issue(source, None, "pipeline_stage", str(pipeline_stage),
-                  f"must be one of the stages {list(stages)}")
+            Issue(
+                source,
+                None,
+                "pipeline_stage",
+                str(pipeline_stage),
+                f"must be one of the stages {list(stages)}",
+            )
         )
     elif stages and pipeline_stage == stages[-1]:
         issues.append(
-            Issue(source, None, "pipeline_stage", str(pipeline_stage),
-                  "cannot be the last (closed-won) stage")
+            Issue(
+                source,
+                None,
+                "pipeline_stage",
+                str(pipeline_stage),
+                "cannot be the last (closed-won) stage",
+            )
         )
 
     options = _parse_options(raw.get("model", {}), source, issues)
@@ -322,36 +341,57 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
     defaults = ModelOptions()
     kwargs: dict[str, Any] = {}
     types: dict[str, type] = {
-        "drift": bool, "drift_period_days": int, "arrival_trend": bool,
-        "arrival_history_weeks": int, "draws": int, "tune": int, "chains": int,
-        "target_accept": float, "sampler": str, "priors": dict,
+        "drift": bool,
+        "drift_period_days": int,
+        "arrival_trend": bool,
+        "arrival_history_weeks": int,
+        "draws": int,
+        "tune": int,
+        "chains": int,
+        "target_accept": float,
+        "sampler": str,
+        "priors": dict,
     }
     for key, value in raw.items():
         if key not in types:
-            issues.append(Issue(file, None, f"model.{key}", "", f"unknown option; known: {sorted(types)}"))
+            issues.append(
+                Issue(file, None, f"model.{key}", "", f"unknown option; known: {sorted(types)}")
+            )
             continue
         want = types[key]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            issues.append(Issue(file, None, f"model.{key}", repr(value), f"must be of type {want.__name__}"))
+            issues.append(
+                Issue(file, None, f"model.{key}", repr(value), f"must be of type {want.__name__}")
+            )
             continue
         kwargs[key] = value
     opts = ModelOptions(**{**defaults.__dict__, **kwargs})
     if opts.sampler not in ("nutpie", "pymc"):
-        issues.append(Issue(file, None, "model.sampler", opts.sampler, "must be 'nutpie' or 'pymc'"))
+        issues.append(
+            Issue(file, None, "model.sampler", opts.sampler, "must be 'nutpie' or 'pymc'")
+        )
     for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
         if getattr(opts, key) < 1:
-            issues.append(Issue(file, None, f"model.{key}", str(getattr(opts, key)), "must be >= 1"))
+            issues.append(
+                Issue(file, None, f"model.{key}", str(getattr(opts, key)), "must be >= 1")
+            )
     if not 0.5 <= opts.target_accept < 1:
-        issues.append(Issue(file, None, "model.target_accept", str(opts.target_accept), "must be in [0.5, 1)"))
+        issues.append(
+            Issue(file, None, "model.target_accept", str(opts.target_accept), "must be in [0.5, 1)")
+        )
     for k, v in opts.priors.items():
         if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
-            issues.append(Issue(file, None, f"model.priors.{k}", repr(v), "must be a positive number"))
+            issues.append(
+                Issue(file, None, f"model.priors.{k}", repr(v), "must be a positive number")
+            )
     return opts
 
 
-def _parse_source(raw: Any, canonical: set[str], file: str, issues: list[Issue]) -> SourceMapping | None:
+def _parse_source(
+    raw: Any, canonical: set[str], file: str, issues: list[Issue]
+) -> SourceMapping | None:
     if not isinstance(raw, dict):
         issues.append(Issue(file, None, "source", repr(raw), "must be a table"))
         return None
@@ -359,39 +399,70 @@ def _parse_source(raw: Any, canonical: set[str], file: str, issues: list[Issue])
     for name, rule in raw.get("columns", {}).items():
         if name not in canonical:
             issues.append(
-                Issue(file, None, f"source.columns.{name}", "",
-                      f"not a canonical column; canonical: {sorted(canonical)}")
+                Issue(
+                    file,
+                    None,
+                    f"source.columns.{name}",
+                    "",
+                    f"not a canonical column; canonical: {sorted(canonical)}",
+                )
             )
             continue
         if isinstance(rule, str):
             rule = {"column": rule}
         if not isinstance(rule, dict) or not isinstance(rule.get("column"), str):
-            issues.append(Issue(file, None, f"source.columns.{name}", repr(rule),
-                                "must be a column name or a table with 'column' (and optional 'when')"))
+            issues.append(
+                Issue(
+                    file,
+                    None,
+                    f"source.columns.{name}",
+                    repr(rule),
+                    "must be a column name or a table with 'column' (and optional 'when')",
+                )
+            )
             continue
-        when = {k: _str_tuple(v, f"source.columns.{name}.when.{k}", file, issues)
-                for k, v in rule.get("when", {}).items()}
+        when = {
+            k: _str_tuple(v, f"source.columns.{name}.when.{k}", file, issues)
+            for k, v in rule.get("when", {}).items()
+        }
         columns[name] = ColumnRule(column=rule["column"], when=when)
     for required in ("id",):
         if required not in columns:
-            issues.append(Issue(file, None, "source.columns", "", f"must map the canonical column {required!r}"))
+            issues.append(
+                Issue(
+                    file, None, "source.columns", "", f"must map the canonical column {required!r}"
+                )
+            )
     joins = []
     for j, join in enumerate(raw.get("join", [])):
         if not isinstance(join, dict) or not {"file", "on"} <= set(join):
-            issues.append(Issue(file, None, f"source.join[{j}]", repr(join), "needs 'file' and 'on'"))
+            issues.append(
+                Issue(file, None, f"source.join[{j}]", repr(join), "needs 'file' and 'on'")
+            )
             continue
         joins.append(SourceJoin(file=str(join["file"]), on=str(join["on"])))
-    exclude = {k: _str_tuple(v, f"source.exclude.{k}", file, issues)
-               for k, v in raw.get("exclude", {}).items()}
+    exclude = {
+        k: _str_tuple(v, f"source.exclude.{k}", file, issues)
+        for k, v in raw.get("exclude", {}).items()
+    }
     replace: dict[str, dict[str, str]] = {}
     for k, v in raw.get("replace", {}).items():
         if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-            issues.append(Issue(file, None, f"source.replace.{k}", repr(v), "must map strings to strings"))
+            issues.append(
+                Issue(file, None, f"source.replace.{k}", repr(v), "must map strings to strings")
+            )
             continue
         replace[k] = dict(v)
     date_format = raw.get("date_format")
     if date_format is not None and not isinstance(date_format, str):
-        issues.append(Issue(file, None, "source.date_format", repr(date_format), "must be a strptime format"))
+        issues.append(
+            Issue(file, None, "source.date_format", repr(date_format), "must be a strptime format")
+        )
         date_format = None
-    return SourceMapping(columns=columns, joins=tuple(joins), date_format=date_format,
-                         exclude=exclude, replace=replace)
+    return SourceMapping(
+        columns=columns,
+        joins=tuple(joins),
+        date_format=date_format,
+        exclude=exclude,
+        replace=replace,
+    )
