@@ -55,9 +55,15 @@ def test_as_of_before_start_shifts_offsets():
         ("start = 2027-01-10\nend = 2027-02-01\n[targets]\na = -5", "targets.a"),
         ("start = 2027-01-10\nend = 2027-02-01\n[targets]\na = 'x'", "targets.a"),
         ("start = 2027-01-10\nend = 2027-02-01", "targets"),
-        ("start = 2027-01-10\nend = 2027-02-01\nhorizon_days = 0\n[targets]\na = 1", "horizon_days"),
+        (
+            "start = 2027-01-10\nend = 2027-02-01\nhorizon_days = 0\n[targets]\na = 1",
+            "horizon_days",
+        ),
         ("start = 'soon'\nend = 2027-02-01\n[targets]\na = 1", "start"),
-        ("start = 2027-01-10\nend = 2027-02-01\n[targets]\na = 1\n[new_units]\na = 5", "new_units.a"),
+        (
+            "start = 2027-01-10\nend = 2027-02-01\n[targets]\na = 1\n[new_units]\na = 5",
+            "new_units.a",
+        ),
     ],
 )
 def test_bad_plan_names_the_key(text, column):

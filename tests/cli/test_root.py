@@ -19,8 +19,14 @@ def test_unknown_command_exits_nonzero():
 
 def test_console_script_runs():
     proc = subprocess.run(
-        [sys.executable, "-c", "from simengine.cli import main; raise SystemExit(main(['--help']))"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from simengine.cli import main; raise SystemExit(main(['--help']))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0
     assert "version" in proc.stdout
