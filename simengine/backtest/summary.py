@@ -225,7 +225,8 @@ table.t td,table.t th{{padding:2px 6px;border-bottom:1px solid #ddd}}
 figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Each origin: fit on what was known then, simulate the period that follows,
-score against what happened. Coverage bands are 95% binomial bands for the number of origins × segments scored.</p>
+score against what happened. Coverage bands are 95% binomial bands
+for the number of origins × segments scored.</p>
 {imgs}
 <h2>Pooled scores</h2>{table}
 <h2>Per origin (total)</h2>{per_origin}
