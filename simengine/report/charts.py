@@ -75,7 +75,7 @@ def _band(q: npt.NDArray[np.float64], values: npt.NDArray[np.float64], p: float)
 
 def fan_chart(
     dates: npt.NDArray[np.datetime64],
-    quantiles: Sequence[float],
+    quantiles: Sequence[float] | npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
     *,
     target: float,
@@ -149,7 +149,7 @@ def fan_chart(
 
 def coverage_chart(
     weeks: npt.NDArray[np.datetime64],
-    quantiles: Sequence[float],
+    quantiles: Sequence[float] | npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
     *,
     title: str = "",
@@ -235,6 +235,11 @@ def funnel_chart(
         ax.barh(y - h / 2, needed, height=h, color=_TARGET, alpha=0.6, label="target needs")
     ax.set_yticks(y, list(stages))
     ax.set_xscale("symlog", linthresh=10)
+    top = np.nanmax(np.concatenate([np.asarray(high, dtype=np.float64),
+                                    np.asarray(needed if needed is not None else [0.0],
+                                               dtype=np.float64)]))
+    if np.isfinite(top) and top > 0:
+        ax.set_xlim(0, top * 1.5)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.count(v)))
     ax.set_xlabel("units entering the stage in the period (log scale)")
     ax.set_title(title, fontsize=10, loc="left")

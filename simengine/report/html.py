@@ -422,7 +422,8 @@ def _risks_from_forecast(
         if params is not None:
             need = reverse_funnel(params, h.segment, h.target)
             if need is not None:
-                med = ds["entered"].sel(segment=h.segment, quantile=0.5, method="nearest").values
+                ent = ds["entered"].sel(segment=h.segment)
+                med = ent.sel(quantile=0.5, method="nearest").values
                 stages = [str(s) for s in ds["stage"].values]
                 short = need[0] - med[0]
                 if short > 0 and math.isfinite(short):

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from simengine.report import charts
+
+Q = np.array([0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975])
+
+
+def _decode(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return imread(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])), format="png")
+
+
+def _paths(seed: int, n: int = 2000, days: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.gamma(0.5, 2000.0, size=(n, days)), axis=1)
+
+
+def test_fan_chart_renders_and_is_deterministic():
+    paths = _paths(1)
+    dates = np.datetime64("2027-01-04") + np.arange(60)
+    vals = np.quantile(paths, Q, axis=0).T
+    kw = {"target": 60_000.0, "mean": paths.mean(axis=0), "today": dt.date(2027, 1, 4),
+          "period_end": dt.date(2027, 2, 20)}
+    a = charts.fan_chart(dates, Q, vals, **kw)
+    b = charts.fan_chart(dates, Q, vals, **kw)
+    assert a == b  # no timestamps in the PNG: same numbers, same bytes
+    img = _decode(a)
+    assert img.shape[0] > 200
+    assert img.shape[1] > 500
+    # A different input gives a different picture.
+    assert charts.fan_chart(dates, Q, vals * 2, **kw) != a
+
+
+def test_fan_chart_needs_band_quantiles():
+    dates = np.datetime64("2027-01-04") + np.arange(5)
+    q = np.array([0.1, 0.5, 0.9])
+    with pytest.raises(ValueError, match=r"0\.025"):
+        charts.fan_chart(dates, q, np.zeros((5, 3)), target=1.0)
+
+
+def test_coverage_and_funnel_charts_render():
+    rng = np.random.default_rng(3)
+    weeks = np.datetime64("2027-01-10") + 7 * np.arange(13)
+    cov = rng.lognormal(np.log(3.2), 0.2, size=(500, 13))
+    img = _decode(charts.coverage_chart(weeks, Q, np.quantile(cov, Q, axis=0).T))
+    assert img.shape[1] > 500
+    units = rng.poisson([5000, 1500, 600, 120], size=(500, 4))
+    lo, med, hi = np.quantile(units, [0.1, 0.5, 0.9], axis=0)
+    img = _decode(charts.funnel_chart(["mql", "sql", "opportunity", "won"], med, lo, hi,
+                                      np.array([5840.0, 1752.0, 700.0, 140.0])))
+    assert img.shape[0] > 100
