@@ -1,0 +1,51 @@
+"""Small parameter sets and plans for the planning tests (imported by tests and conftest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from simengine.params import FunnelParameters
+from simengine.plan import Plan
+
+STAGES = ("mql", "sql", "opportunity", "won")
+CELLS = ("smb/web", "smb/event", "mid/web", "ent/web")
+SEGMENTS = ("smb", "mid", "ent")
+
+
+def make_params(n_draws: int = 8, seed: int = 0) -> FunnelParameters:
+    """Four cells in three segments, draws varying a little around fixed rates."""
+    rng = np.random.default_rng(seed)
+    d, c, s = n_draws, len(CELLS), len(STAGES) - 1
+    conv = np.clip(np.array([0.3, 0.6, 0.25]) + 0.02 * rng.standard_normal((d, c, s)), 0.01, 0.99)
+    rate = np.zeros((d, c, s))
+    rate[:, :, 0] = np.array([40.0, 20.0, 30.0, 10.0]) * rng.uniform(0.9, 1.1, (d, c))
+    rate[:, 3, 2] = 2.0  # ent gets sales-sourced opportunities
+    return FunnelParameters(
+        stages=STAGES,
+        cells=CELLS,
+        segments=SEGMENTS,
+        cell_segment=np.array([0, 0, 1, 2], np.int64),
+        pipeline_stage=2,
+        as_of=dt.date(2027, 1, 4),
+        conversion=conv,
+        delay_mu=np.log(np.full((d, c, s), 10.0)) + 0.1 * rng.standard_normal((d, c, s)),
+        delay_sigma=np.full((d, c, s), 0.5),
+        arrival_rate=rate,
+        arrival_dispersion=np.full((d, c, s), 0.1),
+        arrival_trend=np.full((d, c, s), 0.01),
+        deal_size_mu=np.log(np.array([10e3, 10e3, 30e3, 250e3]))[None, :]
+        + 0.05 * rng.standard_normal((d, c)),
+        deal_size_sigma=np.full((d, c), 0.4),
+    )
+
+
+def make_plan(new_units: dict[str, dict[str, float]] | None = None) -> Plan:
+    return Plan(
+        start=dt.date(2027, 1, 4),
+        end=dt.date(2027, 4, 4),
+        as_of=dt.date(2027, 1, 4),
+        targets={"smb": 150_000.0, "mid": 300_000.0, "ent": 750_000.0},
+        new_units=new_units or {},
+    )
