@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from simengine.cli._common import console
-from simengine.report.export import write_exports
 
 __all__ = ["register"]
 
@@ -22,6 +21,8 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export.")] = False,
 ) -> None:
     """Write fan, coverage, funnel and summary tables (one row per segment/date/quantile...)."""
+    from simengine.report.export import write_exports  # lazy: avoids an import cycle
+
     path = write_exports(forecast_dir, fmt, out, force=force)
     files = ", ".join(sorted(p.name for p in path.iterdir()))
     console.print(f"exported to [bold]{path}[/]: {files}", highlight=False)

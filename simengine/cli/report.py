@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from simengine.cli._common import console
-from simengine.report.data import read_forecast
-from simengine.report.html import headlines, write_report
 
 __all__ = ["register"]
 
@@ -32,6 +30,11 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing report.")] = False,
 ) -> None:
     """Write DIR/report.html: headline, fan chart, coverage, funnel, rates and risks."""
+    # Imported here: simengine.report imports simengine.cli._common, and the CLI
+    # package imports this module while it initialises.
+    from simengine.report.data import read_forecast
+    from simengine.report.html import headlines, write_report
+
     path = write_report(forecast_dir, out, parameters=parameters, force=force)
     for h in headlines(read_forecast(forecast_dir)):
         console.print(f"[bold]{h.segment}[/]: {h.text()}", highlight=False)
