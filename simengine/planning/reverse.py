@@ -30,7 +30,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
+import numpy as np
 import pandas as pd
+
+from simengine.params import FunnelParameters
+from simengine.plan import Plan
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -39,10 +43,12 @@ __all__ = [
     "Rounding",
     "Source",
     "capacity",
+    "capacity_table",
     "display_round",
     "reverse_chain",
     "reverse_table",
     "round_step",
+    "sources_from_params",
     "to_fraction",
     "within_display_rounding",
 ]
@@ -322,10 +328,11 @@ def reverse_table(
     -------
     pandas.DataFrame
         Columns ``segment, source, stage, rounding, units, units_exact,
-        value, value_exact, planned, gap``: one row per source and stage, then
-        per segment the sum over its sources (``source == "all"``), then the
-        ``total`` segment. ``units``/``value`` are floats for display and
-        charts; ``*_exact`` hold the exact fractions as text (``"12500/11"``).
+        value, value_exact, planned, gap``: one row per source and stage
+        (where a segment has more than one source), then per segment the sum
+        over its sources (``source == "all"``), then the ``total`` segment.
+        ``units``/``value`` are floats for display and charts; ``*_exact``
+        hold the exact fractions as text (``"12500/11"``).
 
     Raises
     ------
@@ -378,7 +385,8 @@ def reverse_table(
                 if stage not in stage_order:
                     stage_order.append(stage)
                 value = chain.units[i] * chain.deal_size if i >= pipe_i else None
-                emit(seg, s.name, stage, chain.units[i], value)
+                if len(srcs) > 1:
+                    emit(seg, s.name, stage, chain.units[i], value)
                 seg_units[stage] = seg_units.get(stage, Fraction(0)) + chain.units[i]
                 if value is not None:
                     seg_value[stage] = seg_value.get(stage, Fraction(0)) + value
@@ -491,3 +499,139 @@ def capacity(
     return Capacity(
         need, period_days, per, reps_needed, n_reps, weekly_cap, planned_weekly, warning
     )
+
+
+def sources_from_params(params: FunnelParameters, plan: Plan) -> list[Source]:
+    """Turn parameter draws into the planner's point inputs, one source per cell and entry stage.
+
+    Point inputs are draw means: each step's conversion rate; the average won
+    deal ``exp(mu + sigma^2 / 2)`` (the lognormal mean); the units expected in
+    the period (the plan's ``new_units`` split over the segment's cells by mean
+    rate, else the mean weekly rate times ``period_days / 7``). A source's share
+    of its segment's target is its share of the segment's expected revenue from
+    new units (units × Π conversions × average deal), made exact so shares sum
+    to exactly 1.
+
+    Parameters
+    ----------
+    params : FunnelParameters
+        Posterior or assumption draws.
+    plan : Plan
+        The plan (period length and planned new units).
+
+    Returns
+    -------
+    list of Source
+        Named ``"<cell> from <entry stage>"``; sources expected to bring nothing
+        are left out.
+    """
+    conv = params.conversion.mean(axis=0)
+    deal = np.exp(params.deal_size_mu + params.deal_size_sigma**2 / 2).mean(axis=0)
+    rate = params.arrival_rate.mean(axis=0)
+    weeks = plan.period_days / 7.0
+    n_stages = len(params.stages)
+    out: list[Source] = []
+    for si, seg in enumerate(params.segments):
+        cells = np.flatnonzero(params.cell_segment == si)
+        cand: list[tuple[int, int, float]] = []
+        for e, stage in enumerate(params.entry_stages):
+            seg_rate = float(rate[cells, e].sum())
+            planned = plan.new_units.get(seg, {}).get(stage)
+            for c in cells:
+                if planned is not None:
+                    share = rate[c, e] / seg_rate if seg_rate > 0 else 1.0 / len(cells)
+                    units = planned * share
+                else:
+                    units = rate[c, e] * weeks
+                contrib = units * float(np.prod(conv[c, e:])) * deal[c]
+                if contrib > 0:
+                    cand.append((int(c), e, float(contrib)))
+        if not cand:
+            continue
+        total = sum(to_fraction(x) for _, _, x in cand)
+        for ci, ei, x in cand:
+            out.append(
+                Source(
+                    segment=seg,
+                    name=f"{params.cells[ci]} from {params.entry_stages[ei]}",
+                    share=to_fraction(x) / total,
+                    deal_size=float(deal[ci]),
+                    stages=params.stages[ei:n_stages],
+                    rates=[float(r) for r in conv[ci, ei:]],
+                )
+            )
+    return out
+
+
+def capacity_table(
+    table: pd.DataFrame,
+    plan: Plan,
+    params: FunnelParameters | None = None,
+    *,
+    stage: str,
+    per_rep_month: float = 120,
+    reps: Mapping[str, int] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Reps needed per segment for the units the reverse funnel needs at ``stage``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        An exact :func:`reverse_table` (``rounding == "exact"``).
+    plan : Plan
+        Period length and planned ``new_units``.
+    params : FunnelParameters, optional
+        Fitted/assumed volume, used as the planned flow where the plan has no
+        ``new_units`` for a segment and stage.
+    stage : str
+        The stage reps work (e.g. ``"mql"``).
+    per_rep_month : float
+        Units a rep can work per month.
+    reps : mapping of str to int, optional
+        Reps available per segment (default: the reps needed, rounded up).
+
+    Returns
+    -------
+    (pandas.DataFrame, list of str)
+        Columns ``segment, stage, needed, reps_needed, reps, weekly_capacity,
+        planned_weekly, warning``, and the warnings.
+    """
+    rows = []
+    warnings: list[str] = []
+    sel = table[(table["source"] == "all") & (table["stage"] == stage)]
+    for _, r in sel.iterrows():
+        seg = str(r["segment"])
+        if seg == "total":
+            continue
+        planned: float | None = plan.new_units.get(seg, {}).get(stage)
+        if planned is None and params is not None and stage in params.entry_stages:
+            cells = params.cell_segment == params.segments.index(seg)
+            e = params.entry_stages.index(stage)
+            planned = float(params.arrival_rate[:, cells, e].sum(axis=1).mean()) * (
+                plan.period_days / 7.0
+            )
+        cap = capacity(
+            Fraction(str(r["units_exact"])),
+            plan.period_days,
+            per_rep_month=per_rep_month,
+            planned=planned,
+            reps=None if reps is None else reps.get(seg),
+            label=f"{seg} {stage}",
+        )
+        if cap.warning:
+            warnings.append(cap.warning)
+        rows.append(
+            {
+                "segment": seg,
+                "stage": stage,
+                "needed": float(cap.needed),
+                "reps_needed": float(cap.reps_needed),
+                "reps": cap.reps,
+                "weekly_capacity": float(cap.weekly_capacity),
+                "planned_weekly": float("nan")
+                if cap.planned_weekly is None
+                else float(cap.planned_weekly),
+                "warning": cap.warning or "",
+            }
+        )
+    return pd.DataFrame(rows), warnings

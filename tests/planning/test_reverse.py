@@ -220,3 +220,46 @@ def test_capacity_reps_and_warning():
     assert tight.warning is not None
     assert "mid mql" in tight.warning
     assert tight.planned_weekly == Fraction(5000 * 7, 91)
+
+
+# ---------------------------------------------------------------- from parameters
+def test_sources_from_params_reproduce_each_segment_target(params, plan):
+    from simengine.planning.reverse import capacity_table, sources_from_params
+
+    sources = sources_from_params(params, plan)
+    by_seg: dict[str, Fraction] = {}
+    for s in sources:
+        by_seg[s.segment] = by_seg.get(s.segment, Fraction(0)) + Fraction(s.share)
+    assert by_seg == {"smb": 1, "mid": 1, "ent": 1}
+    # ent has an MQL source and a sales-sourced opportunity source
+    assert {s.name for s in sources if s.segment == "ent"} == {
+        "ent/web from mql",
+        "ent/web from opportunity",
+    }
+    t = reverse_table(plan.targets, sources, pipeline_stage="opportunity")
+    won = t[(t.stage == "won") & (t.source == "all")].set_index("segment")
+    # won deals times deal size add up to each segment's target, exactly
+    for seg, target in plan.targets.items():
+        assert Fraction(won.loc[seg, "value_exact"]) == to_fraction(target)
+    assert Fraction(won.loc["total", "value_exact"]) == to_fraction(plan.total_target)
+    per_src = t[(t.segment == "ent") & (t.stage == "won") & (t.source != "all")]
+    assert sum(Fraction(v) for v in per_src["value_exact"]) == to_fraction(plan.targets["ent"])
+    cap, warns = capacity_table(t, plan, params, stage="mql")
+    assert list(cap.segment) == ["smb", "mid", "ent"]
+    assert (cap.reps >= cap.reps_needed).all()
+    assert isinstance(warns, list)
+
+
+def test_sources_from_params_use_the_plans_new_units(params):
+    from planning_factories import make_plan
+
+    from simengine.planning.reverse import sources_from_params
+
+    base = {s.name: Fraction(s.share) for s in sources_from_params(params, make_plan())}
+    more = {
+        s.name: Fraction(s.share)
+        for s in sources_from_params(params, make_plan({"ent": {"mql": 100_000.0}}))
+    }
+    # a huge MQL plan makes MQLs the dominant source of ent revenue
+    assert more["ent/web from mql"] > base["ent/web from mql"]
+    assert more["smb/web from mql"] == base["smb/web from mql"]
