@@ -1,0 +1,622 @@
+"""Numba kernels of the path model (pure: arrays in, ``out`` arrays filled).
+
+One path, from day 0 (the as-of date) to day ``sim_days - 1``:
+
+* **Arrivals** per cell and entry stage: each week ``w`` (days ``7w .. 7w+6``)
+  has mean ``rate * exp(trend * w)``; with dispersion ``alpha > 0`` it is
+  multiplied by a Gamma(1/alpha, alpha) draw (mean 1, variance alpha), then
+  each day gets Poisson(weekly mean / 7) units: the weekly total is exactly
+  negative binomial with variance ``m + alpha m^2``. New units enter at the
+  start of their day (continuous time = the day index).
+* **A day's cohort** of ``n`` units at entry stage ``e`` is thinned step by
+  step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)``. Conversion is
+  independent of timing, so unit ``j`` (in draw order) reaches stage
+  ``max{m : j < n_m}``: exact in distribution. Each conversion adds its own
+  lognormal delay (continuous days); an event's day is the floor of its
+  time. Units that stop at a stage at or after the pipeline stage leave the
+  pipeline after a delay from that stage's next-step delay distribution (an
+  assumption of the model, needed for coverage). Nothing is drawn for
+  events after the horizon.
+* **Open units** at day 0 with age ``a`` in stage ``s``: convert with
+  probability ``p (1 - F(a)) / (1 - p F(a))`` (``F`` = the step's delay CDF);
+  their next event (conversion or leaving) comes after
+  ``X - a``, ``X ~ delay | X > a``; later steps as for new units.
+* **Amounts**: a unit gets its amount when it enters the pipeline stage (its
+  own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
+  towards pipeline value until it wins or leaves, and towards revenue on the
+  day it wins.
+
+Random streams of path ``i`` are ``seed_stream(root, i, id)``; ids are fixed
+per purpose, so changing one cell's or step's parameters leaves the draws of
+every other (cell, entry stage) untouched (common random numbers):
+for cell ``c`` and entry stage ``e`` with ``S`` steps,
+``base = (c * S + e) * (3S + 2)``: arrivals ``base``, conversions
+``base + 1 + s``, delays ``base + 1 + S + s``, leaving delays
+``base + 1 + 2S + s``, amounts ``base + 1 + 3S``; open units of cell ``c``:
+``C S (3S + 2) + c``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simengine.engine import _rng
+from simengine.engine._jit import jit
+from simengine.engine._sketch import bin_index
+
+__all__ = ["block_kernel", "paths_kernel"]
+
+seed_stream = _rng.seed_stream
+uniform = _rng.uniform
+lognormal = _rng.lognormal
+gamma = _rng.gamma
+poisson = _rng.poisson
+binomial = _rng.binomial
+ndtr = _rng.ndtr
+lognormal_truncated_below = _rng.lognormal_truncated_below
+
+
+@jit
+def _lognormal_cdf(x, mu, sigma):  # pragma: no cover
+    if x <= 0.0:
+        return 0.0
+    if sigma == 0.0:
+        return 1.0 if x >= math.exp(mu) else 0.0
+    return ndtr((math.log(x) - mu) / sigma)
+
+
+@jit
+def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
+    pdv[g, day + 1] += sign * amt
+    pdc[g, day + 1] += sign
+
+
+@jit
+def _cohort(  # pragma: no cover
+    n,
+    day,
+    c,
+    e,
+    g,
+    d,
+    base,
+    states,
+    conv,
+    dmu,
+    dsig,
+    amu,
+    asig,
+    pipe,
+    sim_days,
+    start_off,
+    end_off,
+    rev,
+    pdv,
+    pdc,
+    ent,
+    counts,
+):
+    S = conv.shape[2]
+    if start_off <= day <= end_off:
+        ent[g, e] += n
+    counts[e] = n
+    for s in range(e, S):
+        k = counts[s]
+        p = conv[d, c, s]
+        if k == 0 or p <= 0.0:
+            counts[s + 1] = 0
+        elif p >= 1.0:
+            counts[s + 1] = k
+        else:
+            counts[s + 1] = binomial(states[base + 1 + s], k, p)
+    mu_a = amu[d, c]
+    sg_a = asig[d, c]
+    s_amt = states[base + 1 + 3 * S]
+    if e >= pipe:
+        s_leave = states[base + 1 + 2 * S + e]
+        for _ in range(counts[e + 1], n):
+            amt = lognormal(s_amt, mu_a, sg_a)
+            _pipe(pdv, pdc, g, day, amt, 1.0)
+            t_out = day + lognormal(s_leave, dmu[d, c, e], dsig[d, c, e])
+            if t_out < sim_days:
+                _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+    reached = S
+    for j in range(counts[e + 1]):
+        while counts[reached] <= j:
+            reached -= 1
+        t = float(day)
+        amt = 0.0
+        if e >= pipe:
+            amt = lognormal(s_amt, mu_a, sg_a)
+            _pipe(pdv, pdc, g, day, amt, 1.0)
+        alive = True
+        for s in range(e, reached):
+            t += lognormal(states[base + 1 + S + s], dmu[d, c, s], dsig[d, c, s])
+            if t >= sim_days:
+                alive = False
+                break
+            dd = int(t)
+            st = s + 1
+            if start_off <= dd <= end_off:
+                ent[g, st] += 1
+            if st == pipe:
+                amt = lognormal(s_amt, mu_a, sg_a)
+                _pipe(pdv, pdc, g, dd, amt, 1.0)
+            if st == S:
+                rev[g, dd] += amt
+                _pipe(pdv, pdc, g, dd, amt, -1.0)
+        if alive and reached < S and reached >= pipe:
+            t_out = t + lognormal(
+                states[base + 1 + 2 * S + reached], dmu[d, c, reached], dsig[d, c, reached]
+            )
+            if t_out < sim_days:
+                _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+
+
+@jit
+def _open_unit(  # pragma: no cover
+    c,
+    g,
+    s0,
+    a,
+    own,
+    d,
+    so,
+    conv,
+    dmu,
+    dsig,
+    amu,
+    asig,
+    pipe,
+    sim_days,
+    start_off,
+    end_off,
+    rev,
+    pdv,
+    pdc,
+    ent,
+):
+    S = conv.shape[2]
+    amt = own
+    if s0 >= pipe:
+        if np.isnan(amt):
+            amt = lognormal(so, amu[d, c], asig[d, c])
+        _pipe(pdv, pdc, g, -1, amt, 1.0)
+    p = conv[d, c, s0]
+    mu = dmu[d, c, s0]
+    sg = dsig[d, c, s0]
+    f = _lognormal_cdf(a, mu, sg)
+    den = 1.0 - p * f
+    pc = p * (1.0 - f) / den if den > 0.0 else 1.0
+    converts = uniform(so) < pc
+    if sg == 0.0:
+        x = max(math.exp(mu), a)
+    elif a <= 0.0:
+        x = lognormal(so, mu, sg)
+    else:
+        x = lognormal_truncated_below(so, mu, sg, a)
+    t = max(x - a, 0.0)
+    if not converts:
+        if s0 >= pipe and t < sim_days:
+            _pipe(pdv, pdc, g, int(t), amt, -1.0)
+        return
+    s = s0
+    while t < sim_days:
+        st = s + 1
+        dd = int(t)
+        if start_off <= dd <= end_off:
+            ent[g, st] += 1
+        if st == pipe:
+            if np.isnan(amt):
+                amt = lognormal(so, amu[d, c], asig[d, c])
+            _pipe(pdv, pdc, g, dd, amt, 1.0)
+        if st == S:
+            rev[g, dd] += amt
+            _pipe(pdv, pdc, g, dd, amt, -1.0)
+            return
+        s = st
+        if uniform(so) < conv[d, c, s]:
+            t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
+        else:
+            if s >= pipe:
+                t_out = t + lognormal(so, dmu[d, c, s], dsig[d, c, s])
+                if t_out < sim_days:
+                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+            return
+
+
+@jit
+def _path(  # pragma: no cover
+    root,
+    path,
+    d,
+    conv,
+    dmu,
+    dsig,
+    rate,
+    disp,
+    trend,
+    amu,
+    asig,
+    cseg,
+    active,
+    ocell,
+    ostage,
+    oage,
+    oamt,
+    pipe,
+    sim_days,
+    start_off,
+    end_off,
+    states,
+    rev,
+    pdv,
+    pdc,
+    ent,
+    counts,
+):
+    """Simulate one path into per-segment scratch arrays (row G = total)."""
+    C = conv.shape[1]
+    S = conv.shape[2]
+    G = rev.shape[0] - 1
+    per = 3 * S + 2
+    rev[:] = 0.0
+    pdv[:] = 0.0
+    pdc[:] = 0.0
+    ent[:] = 0
+    n_weeks = (sim_days + 6) // 7
+    for c in range(C):
+        g = cseg[c]
+        for e in range(S):
+            if active[c, e] == 0:
+                continue
+            base = (c * S + e) * per
+            for k in range(per):
+                seed_stream(root, path, base + k, states[base + k])
+            m = rate[d, c, e]
+            if m <= 0.0:
+                continue
+            alpha = disp[d, c, e]
+            tr = trend[d, c, e]
+            sa = states[base]
+            for w in range(n_weeks):
+                mw = m * math.exp(tr * w) if tr != 0.0 else m
+                if alpha > 0.0:
+                    mw *= gamma(sa, 1.0 / alpha) * alpha
+                lam = mw / 7.0
+                for day in range(7 * w, min(7 * w + 7, sim_days)):
+                    n = poisson(sa, lam) if lam > 0.0 else 0
+                    if n > 0:
+                        _cohort(
+                            n,
+                            day,
+                            c,
+                            e,
+                            g,
+                            d,
+                            base,
+                            states,
+                            conv,
+                            dmu,
+                            dsig,
+                            amu,
+                            asig,
+                            pipe,
+                            sim_days,
+                            start_off,
+                            end_off,
+                            rev,
+                            pdv,
+                            pdc,
+                            ent,
+                            counts,
+                        )
+    obase = C * S * per
+    n_open = ocell.shape[0]
+    if n_open > 0:
+        for c in range(C):
+            seed_stream(root, path, obase + c, states[obase + c])
+        for u in range(n_open):
+            c = ocell[u]
+            _open_unit(
+                c,
+                cseg[c],
+                ostage[u],
+                oage[u],
+                oamt[u],
+                d,
+                states[obase + c],
+                conv,
+                dmu,
+                dsig,
+                amu,
+                asig,
+                pipe,
+                sim_days,
+                start_off,
+                end_off,
+                rev,
+                pdv,
+                pdc,
+                ent,
+            )
+    for g in range(G):
+        for i in range(rev.shape[1]):
+            rev[G, i] += rev[g, i]
+        for i in range(pdv.shape[1]):
+            pdv[G, i] += pdv[g, i]
+            pdc[G, i] += pdc[g, i]
+        for i in range(ent.shape[1]):
+            ent[G, i] += ent[g, i]
+
+
+@jit
+def _open_value(pdv, pdc, g, w):  # pragma: no cover
+    """Open pipeline value at the end of day ``w`` (0 when no unit is open)."""
+    v = 0.0
+    n = 0.0
+    for i in range(w + 2):
+        v += pdv[g, i]
+        n += pdc[g, i]
+    return v if n > 0.5 else 0.0
+
+
+@jit
+def _metrics(  # pragma: no cover
+    rev,
+    pdv,
+    pdc,
+    ent,
+    targets,
+    start_off,
+    end_off,
+    week_days,
+    scal,
+    ttt,
+    cum,
+    wcov,
+):
+    """Per-path metrics from the scratch arrays.
+
+    ``scal[g, k]``: revenue, attainment, coverage at period start, won deals,
+    entered per stage; ``ttt[g]`` day index from start when the target is
+    reached (-1 if never); ``cum[g, i]`` cumulative revenue from the start to
+    day ``start_off + i``; ``wcov[g, k]`` coverage at week end ``k``.
+    """
+    G1 = rev.shape[0]
+    S1 = ent.shape[1]
+    nd = cum.shape[1]
+    for g in range(G1):
+        tgt = targets[g]
+        c_sum = 0.0
+        reached = -1
+        r_period = 0.0
+        for i in range(nd):
+            c_sum += rev[g, start_off + i]
+            cum[g, i] = c_sum
+            if reached < 0 and c_sum >= tgt:
+                reached = i
+            if start_off + i == end_off:
+                r_period = c_sum
+        ttt[g] = reached
+        scal[g, 0] = r_period
+        scal[g, 1] = r_period / tgt
+        scal[g, 2] = _open_value(pdv, pdc, g, start_off - 1) / tgt
+        scal[g, 3] = ent[g, S1 - 1]
+        for k in range(S1):
+            scal[g, 4 + k] = ent[g, k]
+        for k in range(week_days.shape[0]):
+            wcov[g, k] = _open_value(pdv, pdc, g, week_days[k]) / tgt
+
+
+@jit
+def paths_kernel(  # pragma: no cover
+    root,
+    first,
+    conv,
+    dmu,
+    dsig,
+    rate,
+    disp,
+    trend,
+    amu,
+    asig,
+    cseg,
+    active,
+    ocell,
+    ostage,
+    oage,
+    oamt,
+    pipe,
+    sim_days,
+    start_off,
+    end_off,
+    week_days,
+    targets,
+    n_streams,
+    out_scal,
+    out_ttt,
+    out_cum,
+    out_wcov,
+):
+    """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs."""
+    n = out_scal.shape[0]
+    G1 = targets.shape[0]
+    S1 = conv.shape[2] + 1
+    D = conv.shape[0]
+    states = np.zeros((n_streams, 4), np.uint64)
+    rev = np.zeros((G1, sim_days))
+    pdv = np.zeros((G1, sim_days + 1))
+    pdc = np.zeros((G1, sim_days + 1))
+    ent = np.zeros((G1, S1), np.int64)
+    counts = np.zeros(S1, np.int64)
+    for q in range(n):
+        path = first + q
+        _path(
+            root,
+            path,
+            path % D,
+            conv,
+            dmu,
+            dsig,
+            rate,
+            disp,
+            trend,
+            amu,
+            asig,
+            cseg,
+            active,
+            ocell,
+            ostage,
+            oage,
+            oamt,
+            pipe,
+            sim_days,
+            start_off,
+            end_off,
+            states,
+            rev,
+            pdv,
+            pdc,
+            ent,
+            counts,
+        )
+        _metrics(
+            rev,
+            pdv,
+            pdc,
+            ent,
+            targets,
+            start_off,
+            end_off,
+            week_days,
+            out_scal[q],
+            out_ttt[q],
+            out_cum[q],
+            out_wcov[q],
+        )
+
+
+@jit
+def block_kernel(  # pragma: no cover
+    root,
+    first,
+    n,
+    conv,
+    dmu,
+    dsig,
+    rate,
+    disp,
+    trend,
+    amu,
+    asig,
+    cseg,
+    active,
+    ocell,
+    ostage,
+    oage,
+    oamt,
+    pipe,
+    sim_days,
+    start_off,
+    end_off,
+    week_days,
+    targets,
+    n_streams,
+    scal_hist,
+    welford,
+    hit,
+    within,
+    ttt_hist,
+    cum_hist,
+    cum_sum,
+    cum_comp,
+    wcov_hist,
+):
+    """Simulate paths ``first .. first + n - 1`` and reduce them into the sketches.
+
+    All reduction arrays are filled from zero in path order, so a block's
+    result depends only on (seed, first, n) and the inputs.
+    """
+    G1 = targets.shape[0]
+    S1 = conv.shape[2] + 1
+    K = 4 + S1
+    D = conv.shape[0]
+    nd = sim_days - start_off
+    W = week_days.shape[0]
+    states = np.zeros((n_streams, 4), np.uint64)
+    rev = np.zeros((G1, sim_days))
+    pdv = np.zeros((G1, sim_days + 1))
+    pdc = np.zeros((G1, sim_days + 1))
+    ent = np.zeros((G1, S1), np.int64)
+    counts = np.zeros(S1, np.int64)
+    scal = np.zeros((G1, K))
+    ttt = np.zeros(G1, np.int64)
+    cum = np.zeros((G1, nd))
+    wcov = np.zeros((G1, W))
+    for q in range(n):
+        path = first + q
+        _path(
+            root,
+            path,
+            path % D,
+            conv,
+            dmu,
+            dsig,
+            rate,
+            disp,
+            trend,
+            amu,
+            asig,
+            cseg,
+            active,
+            ocell,
+            ostage,
+            oage,
+            oamt,
+            pipe,
+            sim_days,
+            start_off,
+            end_off,
+            states,
+            rev,
+            pdv,
+            pdc,
+            ent,
+            counts,
+        )
+        _metrics(rev, pdv, pdc, ent, targets, start_off, end_off, week_days, scal, ttt, cum, wcov)
+        cnt = q + 1.0
+        for g in range(G1):
+            for k in range(K):
+                x = scal[g, k]
+                scal_hist[g, k, bin_index(x)] += 1
+                delta = x - welford[g, k, 1]
+                welford[g, k, 1] += delta / cnt
+                welford[g, k, 2] += delta * (x - welford[g, k, 1])
+                welford[g, k, 0] = cnt
+            att = scal[g, 1]
+            if att >= 1.0:
+                hit[g] += 1
+            if abs(att - 1.0) <= 0.05:
+                within[g] += 1
+            if ttt[g] >= 0:
+                ttt_hist[g, ttt[g]] += 1
+            else:
+                ttt_hist[g, nd] += 1
+            prev = -1.0
+            b = 0
+            for i in range(nd):
+                v = cum[g, i]
+                if v != prev:
+                    b = bin_index(v)
+                    prev = v
+                cum_hist[g, i, b] += 1
+                y = v - cum_comp[g, i]
+                t = cum_sum[g, i] + y
+                cum_comp[g, i] = (t - cum_sum[g, i]) - y
+                cum_sum[g, i] = t
+            for k in range(W):
+                wcov_hist[g, k, bin_index(wcov[g, k])] += 1

@@ -1,0 +1,165 @@
+"""Turn ``FunnelParameters`` + ``Plan`` into the flat arrays the kernels read.
+
+Validation and every plan adjustment happen here, once, in Python; the
+kernels only read the result.
+
+Plan ``new_units`` (units in the period per segment and entry stage) replace
+the arrival mean of that segment and stage for the whole simulation: the
+weekly rate is ``units / (period_days / 7)``, split across the segment's cells
+in proportion to each draw's own rates (equally if they are all zero), and
+the arrival trend of those cells and stage is set to 0 (the plan gives the
+level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from simengine.params import FunnelParameters
+from simengine.plan import Plan
+
+__all__ = ["Prepared", "prepare"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Contiguous arrays and day offsets for one (parameters, plan) pair.
+
+    Attributes hold the parameter arrays (C-contiguous float64, shapes as in
+    :class:`~simengine.params.FunnelParameters`), the open units, and the day
+    layout: ``sim_days``, ``start_off``, ``end_off``, ``week_days`` (day index of
+    each week end in the period), ``targets`` (one per segment, then total).
+    """
+
+    params: FunnelParameters
+    plan: Plan
+    conversion: FloatArray
+    delay_mu: FloatArray
+    delay_sigma: FloatArray
+    arrival_rate: FloatArray
+    arrival_dispersion: FloatArray
+    arrival_trend: FloatArray
+    deal_size_mu: FloatArray
+    deal_size_sigma: FloatArray
+    cell_segment: IntArray
+    entry_active: IntArray
+    open_cell: IntArray
+    open_stage: IntArray
+    open_age: FloatArray
+    open_amount: FloatArray
+    pipeline_stage: int
+    sim_days: int
+    start_off: int
+    end_off: int
+    week_days: IntArray
+    targets: FloatArray
+
+    @property
+    def n_segments(self) -> int:
+        """Reporting segments (without ``total``)."""
+        return len(self.params.segments)
+
+    @property
+    def n_stages(self) -> int:
+        """Funnel stages."""
+        return len(self.params.stages)
+
+    @property
+    def n_dates(self) -> int:
+        """Days from the period start to the horizon end."""
+        return self.sim_days - self.start_off
+
+    @property
+    def n_streams(self) -> int:
+        """Random streams per path (see ``_kernels``)."""
+        c = len(self.params.cells)
+        e = self.n_stages - 1
+        return c * e * (3 * e + 2) + c
+
+
+def _c(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
+    return np.ascontiguousarray(np.asarray(a, dtype=dtype))
+
+
+def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
+    """Check the plan against the parameters and flatten both for the kernels.
+
+    Parameters
+    ----------
+    params : FunnelParameters
+        Parameter draws and open units (day 0 = ``params.as_of``).
+    plan : Plan
+        Period, targets and planned new units.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    InputError
+        Targets or planned units for segments or stages the parameters lack,
+        or a plan whose as-of date differs from the parameters'.
+    """
+    from simengine.errors import InputError
+
+    plan.check_segments(params.segments, params.entry_stages)
+    if plan.as_of != params.as_of:
+        raise InputError.single(
+            plan.path or "<plan>",
+            f"the plan's as-of date must equal the parameters' as-of date {params.as_of}",
+            column="as_of",
+            value=plan.as_of.isoformat(),
+        )
+    rate = np.array(params.arrival_rate, dtype=np.float64, copy=True)
+    trend = np.array(params.arrival_trend, dtype=np.float64, copy=True)
+    weeks_in_period = plan.period_days / 7.0
+    for seg, per_stage in plan.new_units.items():
+        g = params.segments.index(seg)
+        cells = np.flatnonzero(params.cell_segment == g)
+        for stage, units in per_stage.items():
+            e = params.entry_stages.index(stage)
+            weekly = units / weeks_in_period
+            own = rate[:, cells, e]
+            tot = own.sum(axis=1, keepdims=True)
+            share = np.where(tot > 0, own / np.where(tot > 0, tot, 1.0), 1.0 / cells.size)
+            rate[:, cells, e] = weekly * share
+            trend[:, cells, e] = 0.0
+    entry_active = (rate.max(axis=0) > 0).astype(np.int64)  # (cell, entry_stage)
+    ou = params.open_units
+    targets = np.array(
+        [plan.targets[s] for s in params.segments] + [plan.total_target], dtype=np.float64
+    )
+    start_off, end_off = plan.start_offset, plan.end_offset
+    week_days = np.arange(start_off + 6, end_off + 1, 7, dtype=np.int64)
+    return Prepared(
+        params=params,
+        plan=plan,
+        conversion=_c(params.conversion),
+        delay_mu=_c(params.delay_mu),
+        delay_sigma=_c(params.delay_sigma),
+        arrival_rate=_c(rate),
+        arrival_dispersion=_c(params.arrival_dispersion),
+        arrival_trend=_c(trend),
+        deal_size_mu=_c(params.deal_size_mu),
+        deal_size_sigma=_c(params.deal_size_sigma),
+        cell_segment=_c(params.cell_segment, np.int64),
+        entry_active=_c(entry_active, np.int64),
+        open_cell=_c(ou.cell, np.int64),
+        open_stage=_c(ou.stage, np.int64),
+        open_age=_c(ou.age_days),
+        open_amount=_c(ou.amount),
+        pipeline_stage=int(params.pipeline_stage),
+        sim_days=plan.sim_days,
+        start_off=start_off,
+        end_off=end_off,
+        week_days=week_days,
+        targets=targets,
+    )

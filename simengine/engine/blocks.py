@@ -1,0 +1,316 @@
+"""Blocks of paths and their mergeable summaries (what Dask scale-out calls).
+
+A run of ``paths`` paths is cut into fixed-size blocks (:func:`plan_blocks`);
+block ``b`` covers paths ``[b * block_size, min((b + 1) * block_size, paths))``.
+:func:`run_block` simulates one block in one thread into a
+:class:`BlockSummary` of fixed size (independent of the number of paths):
+
+* exact integer counts (probabilities, the time-to-target day histogram);
+* per-block Welford moments (count, mean, M2) merged in block order with
+  Chan's formula (mean and sd of scalar metrics);
+* per-block compensated (Kahan) sums of the cumulative revenue by day,
+  merged in block order (the fan chart's mean line);
+* log-spaced histogram sketches (see :mod:`simengine.engine._sketch`) for
+  every quantile.
+
+A block's summary depends only on (seed, block, inputs), never on which
+thread or worker ran it; :func:`merge_summaries` merges in block order, so
+the merged result is bitwise the same for any thread count or worker layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from simengine.engine import _rng
+from simengine.engine._kernels import block_kernel, paths_kernel
+from simengine.engine._prepare import Prepared
+from simengine.engine._sketch import NBINS
+
+__all__ = [
+    "Block",
+    "BlockSummary",
+    "PathMetrics",
+    "merge_summaries",
+    "plan_blocks",
+    "run_block",
+    "run_paths",
+]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A contiguous range of global path indices.
+
+    Parameters
+    ----------
+    index : int
+        Block number (merge order).
+    first : int
+        First global path index.
+    n : int
+        Number of paths.
+    """
+
+    index: int
+    first: int
+    n: int
+
+
+def plan_blocks(paths: int, block_size: int) -> list[Block]:
+    """Cut ``paths`` paths into blocks of ``block_size`` (the last may be shorter).
+
+    Parameters
+    ----------
+    paths : int
+        Total paths (>= 1).
+    block_size : int
+        Paths per block (>= 1).
+
+    Returns
+    -------
+    list of Block
+    """
+    if paths < 1 or block_size < 1:
+        raise ValueError("paths and block_size must be >= 1")
+    return [
+        Block(b, first, min(block_size, paths - first))
+        for b, first in enumerate(range(0, paths, block_size))
+    ]
+
+
+@dataclass
+class BlockSummary:
+    """Mergeable, fixed-size summary of some paths.
+
+    Axes: ``g`` = segments then total; ``k`` = scalar metrics (revenue,
+    attainment, coverage, won_deals, entered per stage); ``i`` = days from the
+    period start to the horizon end; ``w`` = week ends in the period.
+
+    Attributes
+    ----------
+    n : int
+        Paths summarised.
+    blocks : tuple of int
+        Block indices merged, in order.
+    scal_hist : ndarray of int64, (g, k, NBINS)
+    welford : ndarray of float64, (g, k, 3)
+        Count, mean and sum of squared deviations.
+    hit, within : ndarray of int64, (g,)
+        Paths with attainment >= 1; with |attainment - 1| <= 0.05.
+    ttt_hist : ndarray of int64, (g, i + 1)
+        Paths reaching the target on day ``i`` from the start; last = never.
+    cum_hist : ndarray of int64, (g, i, NBINS)
+    cum_sum, cum_comp : ndarray of float64, (g, i)
+        Compensated sum of cumulative revenue (sum, Kahan compensation).
+    wcov_hist : ndarray of int64, (g, w, NBINS)
+    """
+
+    n: int
+    blocks: tuple[int, ...]
+    scal_hist: npt.NDArray[np.int64]
+    welford: npt.NDArray[np.float64]
+    hit: npt.NDArray[np.int64]
+    within: npt.NDArray[np.int64]
+    ttt_hist: npt.NDArray[np.int64]
+    cum_hist: npt.NDArray[np.int64]
+    cum_sum: npt.NDArray[np.float64]
+    cum_comp: npt.NDArray[np.float64]
+    wcov_hist: npt.NDArray[np.int64]
+
+    @classmethod
+    def zeros(cls, prepared: Prepared) -> BlockSummary:
+        """Return an empty summary shaped for ``prepared``."""
+        g1 = prepared.n_segments + 1
+        k = 4 + prepared.n_stages
+        nd = prepared.n_dates
+        w = prepared.week_days.shape[0]
+        return cls(
+            n=0,
+            blocks=(),
+            scal_hist=np.zeros((g1, k, NBINS), np.int64),
+            welford=np.zeros((g1, k, 3)),
+            hit=np.zeros(g1, np.int64),
+            within=np.zeros(g1, np.int64),
+            ttt_hist=np.zeros((g1, nd + 1), np.int64),
+            cum_hist=np.zeros((g1, nd, NBINS), np.int64),
+            cum_sum=np.zeros((g1, nd)),
+            cum_comp=np.zeros((g1, nd)),
+            wcov_hist=np.zeros((g1, w, NBINS), np.int64),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return sum(
+            getattr(self, f).nbytes
+            for f in (
+                "scal_hist",
+                "welford",
+                "hit",
+                "within",
+                "ttt_hist",
+                "cum_hist",
+                "cum_sum",
+                "cum_comp",
+                "wcov_hist",
+            )
+        )
+
+    def merge_into(self, other: BlockSummary) -> None:
+        """Merge ``other`` (the next blocks in order) into this summary, in place."""
+        for f in ("scal_hist", "hit", "within", "ttt_hist", "cum_hist", "wcov_hist"):
+            getattr(self, f).__iadd__(getattr(other, f))
+        na, nb = self.welford[..., 0], other.welford[..., 0]
+        n = na + nb
+        safe = np.where(n > 0, n, 1.0)
+        delta = other.welford[..., 1] - self.welford[..., 1]
+        mean = self.welford[..., 1] + delta * (nb / safe)
+        m2 = self.welford[..., 2] + other.welford[..., 2] + delta * delta * (na * nb / safe)
+        self.welford[..., 0] = n
+        self.welford[..., 1] = mean
+        self.welford[..., 2] = m2
+        # Neumaier sum of the two compensated sums: value = sum - comp.
+        a = self.cum_sum
+        b = other.cum_sum
+        t = a + b
+        err = np.where(np.abs(a) >= np.abs(b), (a - t) + b, (b - t) + a)
+        self.cum_comp = self.cum_comp + other.cum_comp - err
+        self.cum_sum = t
+        self.n += other.n
+        self.blocks = (*self.blocks, *other.blocks)
+
+
+def _args(prepared: Prepared) -> tuple[object, ...]:
+    p = prepared
+    return (
+        p.conversion,
+        p.delay_mu,
+        p.delay_sigma,
+        p.arrival_rate,
+        p.arrival_dispersion,
+        p.arrival_trend,
+        p.deal_size_mu,
+        p.deal_size_sigma,
+        p.cell_segment,
+        p.entry_active,
+        p.open_cell,
+        p.open_stage,
+        p.open_age,
+        p.open_amount,
+        p.pipeline_stage,
+        p.sim_days,
+        p.start_off,
+        p.end_off,
+        p.week_days,
+        p.targets,
+        p.n_streams,
+    )
+
+
+def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
+    """Simulate one block and summarise it.
+
+    Parameters
+    ----------
+    prepared : Prepared
+        From :func:`simengine.engine.prepare`.
+    block : Block
+        Which paths.
+    seed : int
+        The run's seed (path ``i``'s streams derive from (seed, i, stream id)).
+
+    Returns
+    -------
+    BlockSummary
+    """
+    out = BlockSummary.zeros(prepared)
+    out.n = block.n
+    out.blocks = (block.index,)
+    block_kernel(
+        _rng.root_seed(seed),
+        np.int64(block.first),
+        np.int64(block.n),
+        *_args(prepared),
+        out.scal_hist,
+        out.welford,
+        out.hit,
+        out.within,
+        out.ttt_hist,
+        out.cum_hist,
+        out.cum_sum,
+        out.cum_comp,
+        out.wcov_hist,
+    )
+    return out
+
+
+def merge_summaries(summaries: Sequence[BlockSummary]) -> BlockSummary:
+    """Merge block summaries in the given order (pass them in block order).
+
+    The first summary is copied, never modified.
+    """
+    if not summaries:
+        raise ValueError("nothing to merge")
+    first = summaries[0]
+    out = BlockSummary(
+        n=first.n,
+        blocks=first.blocks,
+        **{
+            f: getattr(first, f).copy()
+            for f in (
+                "scal_hist",
+                "welford",
+                "hit",
+                "within",
+                "ttt_hist",
+                "cum_hist",
+                "cum_sum",
+                "cum_comp",
+                "wcov_hist",
+            )
+        },
+    )
+    for s in summaries[1:]:
+        out.merge_into(s)
+    return out
+
+
+@dataclass(frozen=True)
+class PathMetrics:
+    """Per-path metrics of paths ``first .. first + n - 1`` (tests, diagnostics).
+
+    Attributes
+    ----------
+    scalars : ndarray, (path, g, k)
+        revenue, attainment, coverage, won_deals, entered per stage.
+    time_to_target : ndarray, (path, g)
+        Days from the start until the target is reached; ``inf`` if never.
+    cum_revenue : ndarray, (path, g, i)
+    week_coverage : ndarray, (path, g, w)
+    """
+
+    scalars: npt.NDArray[np.float64]
+    time_to_target: npt.NDArray[np.float64]
+    cum_revenue: npt.NDArray[np.float64]
+    week_coverage: npt.NDArray[np.float64]
+
+
+def run_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetrics:
+    """Simulate paths ``first .. first + n - 1`` and return every path's metrics.
+
+    The same paths as in :func:`run_block` (same streams); memory grows with
+    ``n``, so this is for tests and diagnostics, not production runs.
+    """
+    g1 = prepared.n_segments + 1
+    k = 4 + prepared.n_stages
+    scal = np.zeros((n, g1, k))
+    ttt = np.zeros((n, g1), np.int64)
+    cum = np.zeros((n, g1, prepared.n_dates))
+    wcov = np.zeros((n, g1, prepared.week_days.shape[0]))
+    paths_kernel(_rng.root_seed(seed), np.int64(first), *_args(prepared), scal, ttt, cum, wcov)
+    return PathMetrics(scal, np.where(ttt >= 0, ttt.astype(np.float64), np.inf), cum, wcov)
