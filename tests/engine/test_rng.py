@@ -1,0 +1,563 @@
+"""Tests of the engine's random-number layer (simengine.engine._rng).
+
+Tolerances
+----------
+* Goodness of fit (KS for continuous, chi-square for discrete laws): with a
+  fixed seed each test is deterministic; under a correct sampler the p-value
+  is U(0, 1), so a threshold of 1e-4 makes an unlucky seed a 1-in-10^4 event,
+  while a wrong algorithm at N = 2e5 draws (KS detects CDF errors of
+  ~1.9 / sqrt(N) = 0.4 %) gives p-values many orders of magnitude smaller.
+* Moments: sample mean within 5 standard errors ``sqrt(var / N)`` and sample
+  variance within 5 standard errors ``var * sqrt((kurt_excess + 2) / N)``
+  (CLT; two-sided 5-sigma false-fail probability 6e-7).
+* Correlations between streams: ``|r| < 5 / sqrt(N)`` (r is ~N(0, 1/N) for
+  independent uniforms).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special as sc
+import scipy.stats as st
+
+from simengine.engine import _rng as R
+from simengine.engine._jit import jit
+
+N = 200_000
+P_MIN = 1e-4
+MASK = (1 << 64) - 1
+KEY = R.root_seed(20270104)
+
+# ----------------------------------------------------------------------------- jitted samplers
+# kind codes for float variates
+U, SN, SE, NORM, LOGN, GAM, TLN = range(7)
+# kind codes for integer variates
+POI, BIN, NB = range(3)
+
+
+@jit
+def _sample_f(kind, key, n_paths, per_path, stream, a, b, c):  # pragma: no cover - compiled
+    """``per_path`` draws from each of ``n_paths`` paths (path-major)."""
+    out = np.empty(n_paths * per_path)
+    s = np.empty(4, np.uint64)
+    for i in range(n_paths):
+        R.seed_stream(key, i, stream, s)
+        for j in range(per_path):
+            if kind == 0:
+                x = R.uniform(s)
+            elif kind == 1:
+                x = R.std_normal(s)
+            elif kind == 2:
+                x = R.std_exponential(s)
+            elif kind == 3:
+                x = R.normal(s, a, b)
+            elif kind == 4:
+                x = R.lognormal(s, a, b)
+            elif kind == 5:
+                x = R.gamma(s, a)
+            else:
+                x = R.lognormal_truncated_below(s, a, b, c)
+            out[i * per_path + j] = x
+    return out
+
+
+@jit
+def _sample_i(kind, key, n_paths, per_path, stream, n, a, b):  # pragma: no cover - compiled
+    out = np.empty(n_paths * per_path, np.int64)
+    s = np.empty(4, np.uint64)
+    for i in range(n_paths):
+        R.seed_stream(key, i, stream, s)
+        for j in range(per_path):
+            if kind == 0:
+                k = R.poisson(s, a)
+            elif kind == 1:
+                k = R.binomial(s, n, a)
+            else:
+                k = R.neg_binomial_mean(s, a, b)
+            out[i * per_path + j] = k
+    return out
+
+
+@jit
+def _u64s(key, path, stream, n):  # pragma: no cover - compiled
+    out = np.empty(n, np.uint64)
+    s = np.empty(4, np.uint64)
+    R.seed_stream(key, path, stream, s)
+    for i in range(n):
+        out[i] = R.next_u64(s)
+    return out
+
+
+@jit
+def _state(key, path, stream):  # pragma: no cover - compiled
+    s = np.empty(4, np.uint64)
+    R.seed_stream(key, path, stream, s)
+    return s
+
+
+@jit
+def _next_from(state, n):  # pragma: no cover - compiled
+    out = np.empty(n, np.uint64)
+    for i in range(n):
+        out[i] = R.next_u64(state)
+    return out
+
+
+@jit
+def _ndtri_vec(p):  # pragma: no cover - compiled
+    out = np.empty(p.size)
+    for i in range(p.size):
+        out[i] = R.ndtri(p[i])
+    return out
+
+
+@jit
+def _ndtr_vec(x):  # pragma: no cover - compiled
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = R.ndtr(x[i])
+    return out
+
+
+def sample_f(
+    kind: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, n: int = N, stream: int = 3, key=KEY
+):
+    # 4 draws per path: exercises both the seeding (across paths) and the generator (within).
+    return _sample_f(kind, key, n // 4, 4, stream, a, b, c)
+
+
+def sample_i(
+    kind: int, n_trials: int = 0, a: float = 0.0, b: float = 0.0, n: int = N, stream: int = 5
+):
+    return _sample_i(kind, KEY, n // 4, 4, stream, n_trials, a, b)
+
+
+# ----------------------------------------------------------------------------- reference implementations
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & MASK
+
+
+def xoshiro_ref(state: list[int], n: int) -> list[int]:
+    """xoshiro256** from Blackman & Vigna's reference C, in Python integers."""
+    s = list(state)
+    out = []
+    for _ in range(n):
+        out.append((_rotl((s[1] * 5) & MASK, 7) * 9) & MASK)
+        t = (s[1] << 17) & MASK
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 45)
+    return out
+
+
+def mix_ref(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def splitmix_ref(x: int, n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        x = (x + 0x9E3779B97F4A7C15) & MASK
+        out.append(mix_ref(x))
+    return out
+
+
+def seed_ref(seed: int, path: int, stream: int) -> list[int]:
+    g = 0x9E3779B97F4A7C15
+    h = mix_ref((seed + g) & MASK)
+    h = mix_ref(h ^ path)
+    h = mix_ref((h + g * (stream + 1)) & MASK)
+    return splitmix_ref(h, 4)
+
+
+# ----------------------------------------------------------------------------- statistics helpers
+def check_moments(x: np.ndarray, mean: float, var: float, kurt_excess: float) -> None:
+    n = x.size
+    se_mean = math.sqrt(var / n)
+    assert abs(x.mean() - mean) < 5 * se_mean, (x.mean(), mean, se_mean)
+    se_var = var * math.sqrt((kurt_excess + 2.0) / n)
+    assert abs(x.var(ddof=1) - var) < 5 * se_var, (x.var(ddof=1), var, se_var)
+
+
+def chi2_discrete(x: np.ndarray, dist) -> float:
+    """Chi-square p-value of integer draws against a frozen scipy discrete law.
+
+    Cells: every integer between the 1e-9 and 1-1e-9 quantiles, the two tails
+    lumped into the end cells, adjacent cells merged until each expects >= 5.
+    """
+    n = x.size
+    lo = int(dist.ppf(1e-9))
+    hi = int(dist.isf(1e-9))
+    if hi <= lo:
+        hi = lo + 1
+    ks = np.arange(lo, hi + 1)
+    probs = dist.pmf(ks)
+    probs[0] = dist.cdf(lo)
+    probs[-1] = dist.sf(hi - 1)
+    obs = np.bincount(np.clip(x, lo, hi) - lo, minlength=ks.size).astype(float)
+    exp = probs / probs.sum() * n
+    o_cells, e_cells = [], []
+    o_acc = e_acc = 0.0
+    for o, e in zip(obs, exp, strict=True):
+        o_acc += o
+        e_acc += e
+        if e_acc >= 5.0:
+            o_cells.append(o_acc)
+            e_cells.append(e_acc)
+            o_acc = e_acc = 0.0
+    if e_acc > 0 or o_acc > 0:
+        o_cells[-1] += o_acc
+        e_cells[-1] += e_acc
+    if len(o_cells) < 2:
+        return 1.0
+    return float(st.chisquare(o_cells, e_cells).pvalue)
+
+
+def check_discrete(x: np.ndarray, dist) -> None:
+    m, v, _, k = (float(t) for t in dist.stats(moments="mvsk"))
+    assert x.min() >= 0
+    check_moments(x.astype(float), m, v, k)
+    assert chi2_discrete(x, dist) > P_MIN
+
+
+def check_continuous(x: np.ndarray, dist) -> None:
+    m, v, _, k = (float(t) for t in dist.stats(moments="mvsk"))
+    assert np.isfinite(x).all()
+    check_moments(x, m, v, k)
+    assert st.kstest(x, dist.cdf).pvalue > P_MIN
+
+
+# ----------------------------------------------------------------------------- generator & seeding
+def test_next_u64_is_xoshiro256starstar():
+    state0 = [0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 0x1]
+    s = np.array(state0, dtype=np.uint64)
+    got = _next_from(s, 1000)
+    assert [int(v) for v in got] == xoshiro_ref(state0, 1000)
+
+
+def test_splitmix_known_answer_and_seed_stream_formula():
+    # SplitMix64 seeded with 1234567: the published first outputs (Vigna's splitmix64.c).
+    assert splitmix_ref(1234567, 3) == [
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+    ]
+    for seed, path, stream in [(0, 0, 0), (int(KEY), 7, 2), (MASK, 2**40, 11), (12345, 999_999, 0)]:
+        got = _state(np.uint64(seed), path, stream)
+        assert [int(v) for v in got] == seed_ref(seed, path, stream)
+
+
+def test_same_triple_same_sequence_bitwise():
+    a = _u64s(KEY, 12345, 7, 10_000)
+    b = _u64s(KEY, 12345, 7, 10_000)
+    assert np.array_equal(a, b)
+    # any change of the triple changes the sequence
+    for other in [(R.root_seed(20270105), 12345, 7), (KEY, 12346, 7), (KEY, 12345, 8)]:
+        c = _u64s(*other, 10_000)
+        assert not np.any(a[:100] == c[:100])
+
+
+def test_layout_independence_blocks_and_order():
+    # path i's draws are the same whether paths run in one block, in two blocks, or reversed
+    whole = _sample_f(U, KEY, 1000, 8, 1, 0.0, 0.0, 0.0).reshape(1000, 8)
+    s = np.empty(4, np.uint64)
+    for i in [999, 500, 0, 3]:
+        R.seed_stream(KEY, i, 1, s)
+        assert np.array_equal(np.array([R.uniform(s) for _ in range(8)]), whole[i])
+
+
+def test_state_never_all_zero_and_words_distinct():
+    for path in range(0, 200_000, 997):
+        for stream in range(4):
+            s = _state(KEY, path, stream)
+            assert np.count_nonzero(s) >= 3
+            assert len(set(s.tolist())) == 4
+    assert np.count_nonzero(_state(np.uint64(0), 0, 0)) >= 3
+
+
+def test_root_seed():
+    assert R.root_seed(5) == np.random.SeedSequence(5).generate_state(1, np.uint64)[0]
+    assert R.root_seed(1) != R.root_seed(2)
+    big = R.root_seed(2**100 + 3)
+    assert isinstance(big, np.uint64)
+    assert big != R.root_seed(3)
+    assert R.root_seed(np.int64(5)) == R.root_seed(5)
+    for bad in [-1, 1.5, True, "3"]:
+        with pytest.raises(ValueError, match="non-negative integer"):
+            R.root_seed(bad)  # type: ignore[arg-type]
+
+
+def test_streams_uncorrelated():
+    n = 100_000
+    tol = 5.0 / math.sqrt(n)
+    first = {st_: _sample_f(U, KEY, n, 1, st_, 0.0, 0.0, 0.0) for st_ in (0, 1, 2)}
+    other_seed = _sample_f(U, R.root_seed(20270105), n, 1, 0, 0.0, 0.0, 0.0)
+    pairs = [
+        (first[0], first[1]),  # same path, stream 0 vs 1
+        (first[1], first[2]),
+        (first[0][:-1], first[0][1:]),  # adjacent paths, same stream
+        (first[0], other_seed),  # adjacent seeds
+    ]
+    for a, b in pairs:
+        assert abs(np.corrcoef(a, b)[0, 1]) < tol
+    # joint uniformity of (stream 0, stream 1) on a 10 x 10 grid: chi-square, 99 dof
+    counts, _, _ = np.histogram2d(first[0], first[1], bins=10, range=[[0, 1], [0, 1]])
+    assert st.chisquare(counts.ravel()).pvalue > P_MIN
+    # first draws across paths are uniform (what a kernel using few draws per path sees)
+    assert st.kstest(first[0], "uniform").pvalue > P_MIN
+
+
+# ----------------------------------------------------------------------------- uniform
+def test_uniform_open_interval_53_bits():
+    x = sample_f(U)
+    assert x.min() > 0.0
+    assert x.max() < 1.0
+    k = x * 2.0**53
+    assert np.array_equal(k, np.floor(k))  # on the 2^-53 grid
+    low_bit = (k.astype(np.int64) & 1).mean()  # the 53rd bit is random: Binomial(N, 1/2)/N
+    assert abs(low_bit - 0.5) < 5 * math.sqrt(0.25 / x.size)
+    check_continuous(x, st.uniform())
+
+
+# ----------------------------------------------------------------------------- continuous laws
+def test_std_normal_and_exact_symmetry():
+    check_continuous(sample_f(SN), st.norm())
+    # inversion on the symmetric 53-bit grid: ndtri(1 - u) == -ndtri(u) exactly
+    u = (np.arange(1, 2001, dtype=np.float64) * 2.0**-53) * 2.0**40
+    assert np.array_equal(_ndtri_vec(1.0 - u), -_ndtri_vec(u))
+
+
+def test_std_exponential():
+    x = sample_f(SE)
+    assert x.min() > 0
+    check_continuous(x, st.expon())
+
+
+@pytest.mark.parametrize(("mu", "sigma"), [(0.0, 1.0), (-3.0, 0.2), (10.0, 7.5)])
+def test_normal(mu, sigma):
+    check_continuous(sample_f(NORM, mu, sigma), st.norm(mu, sigma))
+
+
+@pytest.mark.parametrize(("mu", "sigma"), [(0.0, 0.5), (3.0, 1.0), (-1.0, 0.1)])
+def test_lognormal(mu, sigma):
+    x = sample_f(LOGN, mu, sigma)
+    # KS on the original scale, moments on the log scale (lognormal moments are heavy-tailed)
+    assert st.kstest(x, st.lognorm(s=sigma, scale=math.exp(mu)).cdf).pvalue > P_MIN
+    check_moments(np.log(x), mu, sigma**2, 0.0)
+
+
+@pytest.mark.parametrize("shape", [0.05, 0.3, 0.999, 1.0, 2.5, 40.0])
+def test_gamma(shape):
+    x = sample_f(GAM, shape)
+    assert (x >= 0).all()
+    d = st.gamma(shape)
+    assert st.kstest(x, d.cdf).pvalue > P_MIN
+    m, v, _, k = (float(t) for t in d.stats(moments="mvsk"))
+    check_moments(x, m, v, k)
+
+
+def test_gamma_edge_cases():
+    s = _state(KEY, 0, 0)
+    assert R.gamma(s, 0.0) == 0.0
+    assert math.isnan(R.gamma(s, -1.0))
+    assert math.isnan(R.gamma(s, math.nan))
+
+
+# ----------------------------------------------------------------------------- truncated lognormal
+@pytest.mark.parametrize(
+    ("mu", "sigma", "a"),
+    [
+        (1.0, 0.5, 0.0),  # untruncated
+        (2.0, 0.8, math.exp(-5.0)),  # alpha = -8.75: essentially untruncated
+        (1.0, 0.5, 2.0),  # alpha = -0.61
+        (0.0, 1.0, math.exp(3.0)),  # alpha = 3
+        (0.5, 0.7, math.exp(0.5 + 0.7 * 12.0)),  # alpha = 12 (inversion, far tail)
+        (0.0, 1.0, math.exp(35.0)),  # alpha = 35 (inversion, Q ~ 1e-268)
+        (0.0, 1.0, math.exp(40.0)),  # alpha = 40 (Robert's rejection branch)
+    ],
+)
+def test_lognormal_truncated_below(mu, sigma, a):
+    x = sample_f(TLN, mu, sigma, a)
+    assert (x >= a).all()
+    z = (np.log(x) - mu) / sigma
+    alpha = -np.inf if a == 0.0 else (math.log(a) - mu) / sigma
+    # scipy's truncnorm works in log space in the tails: the reference conditional law of log X
+    ref = st.truncnorm(alpha, np.inf)
+    assert st.kstest(z, ref.cdf).pvalue > P_MIN
+    m, v, _, k = (float(t) for t in ref.stats(moments="mvsk"))
+    check_moments(z, m, v, k)
+    if a > 0.0 and alpha < 5:
+        # and directly against the conditional lognormal CDF (F(x) - F(a)) / (1 - F(a))
+        d = st.lognorm(s=sigma, scale=math.exp(mu))
+        cond = lambda t: (d.cdf(t) - d.cdf(a)) / d.sf(a)  # noqa: E731
+        assert st.kstest(x, cond).pvalue > P_MIN
+
+
+def test_lognormal_truncated_edge_cases():
+    s = _state(KEY, 0, 0)
+    assert R.lognormal_truncated_below(s, 1.0, 0.0, 1.0) == math.exp(1.0)
+    assert R.lognormal_truncated_below(s, 1.0, 0.0, 5.0) == 5.0
+    assert math.isnan(R.lognormal_truncated_below(s, 1.0, -1.0, 5.0))
+    assert math.isnan(R.lognormal_truncated_below(s, math.nan, 1.0, 5.0))
+
+
+# ----------------------------------------------------------------------------- ndtri / ndtr
+def test_ndtri_matches_scipy_to_double_precision():
+    p = np.concatenate(
+        [
+            np.logspace(-300, -1, 3000),
+            np.linspace(0.0001, 0.9999, 5001),
+            0.075 + np.array([-1e-12, 0.0, 1e-12]),  # AS241 region boundary |q| = 0.425
+            1.0 - np.logspace(-16, -1, 500),
+            np.array([math.exp(-25.0) * (1 + d) for d in (-1e-9, 0.0, 1e-9)]),  # r = 5 boundary
+        ]
+    )
+    got = _ndtri_vec(p)
+    ref = sc.ndtri(p)
+    rel = np.abs(got - ref) / np.maximum(np.abs(ref), 1e-300)
+    # both implement double-precision quantiles; a few ulps of disagreement allowed
+    assert np.max(rel[np.abs(ref) > 1e-3]) < 1e-14
+    assert np.max(np.abs(got - ref)[np.abs(ref) <= 1e-3]) < 1e-17
+    # round trip through scipy's CDF in the lower tail (relative in p). Condition
+    # number: d(log p) = (phi(x) / p) dx ~ |x| dx = x^2 (dx / |x|), so a quantile
+    # with relative error of a few ulps moves p by ~x^2 ulps: tolerance 8 x^2 eps.
+    lo = np.logspace(-300, -2, 200)
+    x = _ndtri_vec(lo)
+    eps = np.finfo(float).eps
+    assert np.all(np.abs(sc.ndtr(x) / lo - 1.0) <= 8 * x**2 * eps + 4 * eps)
+    assert _ndtri_vec(np.array([0.0]))[0] == -np.inf
+    assert _ndtri_vec(np.array([1.0]))[0] == np.inf
+    assert np.isnan(_ndtri_vec(np.array([-0.1, 1.1, np.nan]))).all()
+    assert _ndtri_vec(np.array([0.5]))[0] == 0.0
+
+
+def test_ndtr_matches_scipy():
+    x = np.linspace(-37.0, 9.0, 10_001)
+    got = _ndtr_vec(x)
+    ref = sc.ndtr(x)
+    # erfc(t) has condition number 2 t^2 in t = -x / sqrt(2), so the last-bit
+    # rounding of t alone moves the result by ~x^2 eps relative (either side may
+    # carry it): tolerance 8 x^2 eps + 4 eps, i.e. 1e-14 near the centre.
+    eps = np.finfo(float).eps
+    assert np.all(np.abs(got - ref) / ref <= 8 * x**2 * eps + 4 * eps)
+    central = np.abs(x) < 1.0
+    assert np.max(np.abs(got - ref)[central] / ref[central]) < 4e-15
+
+
+# ----------------------------------------------------------------------------- poisson
+@pytest.mark.parametrize(
+    "lam",
+    [0.001, 0.5, 3.0, 9.999, 10.0, 10.001, 47.3, 1e4, 1e7],  # 10 is the inversion/PTRS switch
+)
+def test_poisson(lam):
+    check_discrete(sample_i(POI, a=lam), st.poisson(lam))
+
+
+def test_poisson_edge_cases():
+    s = _state(KEY, 0, 0)
+    assert R.poisson(s, 0.0) == 0
+    for bad in (-1.0, math.nan, math.inf, 1e19):
+        assert R.poisson(s, bad) == -1
+    # huge lam stays exact in the mean: 1e15 +- 5 sd
+    x = _sample_i(POI, KEY, 2000, 1, 0, 0, 1e15, 0.0)
+    assert abs(x.mean() - 1e15) < 5 * math.sqrt(1e15 / 2000)
+
+
+# ----------------------------------------------------------------------------- binomial
+@pytest.mark.parametrize(
+    ("n", "p"),
+    [
+        (10, 0.5),  # inversion, n p = 5
+        (19, 0.5),  # inversion, n p = 9.5
+        (20, 0.5),  # BTRS at the switch n p = 10
+        (1000, 0.00999),  # inversion, n p = 9.99
+        (1000, 0.01),  # BTRS, n p = 10
+        (100, 0.97),  # p > 1/2 by symmetry, inversion on n (1-p) = 3
+        (2000, 0.995),  # symmetry + BTRS
+        (50, 0.999),  # p near 1
+        (10**6, 1e-6),  # large n, tiny p (inversion)
+        (10**6, 2e-4),  # large n, BTRS
+        (10**9, 0.3),  # very large n, BTRS
+        (1, 0.3),  # Bernoulli
+        (7, 0.5),
+    ],
+)
+def test_binomial(n, p):
+    check_discrete(sample_i(BIN, n, p), st.binom(n, p))
+
+
+def test_binomial_edge_cases():
+    x = sample_i(BIN, 0, 0.3, n=1000)
+    assert (x == 0).all()
+    assert (sample_i(BIN, 5, 0.0, n=1000) == 0).all()
+    assert (sample_i(BIN, 5, 1.0, n=1000) == 5).all()
+    s = _state(KEY, 0, 0)
+    assert R.binomial(s, -1, 0.5) == -1
+    assert R.binomial(s, 5, 1.5) == -1
+    assert R.binomial(s, 5, math.nan) == -1
+
+
+# ----------------------------------------------------------------------------- negative binomial
+@pytest.mark.parametrize(("mean", "disp"), [(5.0, 0.5), (0.3, 2.0), (40.0, 0.05), (1e4, 0.1)])
+def test_neg_binomial_mean(mean, disp):
+    r = 1.0 / disp
+    d = st.nbinom(r, r / (r + mean))  # scipy: mean r (1-p)/p = mean, var = mean + mean^2 / r
+    assert math.isclose(float(d.var()), mean + disp * mean**2, rel_tol=1e-12)
+    check_discrete(sample_i(NB, 0, mean, disp), d)
+
+
+def test_neg_binomial_edge_cases():
+    x = sample_i(NB, 0, 4.0, 0.0)
+    check_discrete(x, st.poisson(4.0))  # dispersion 0 is Poisson
+    assert (sample_i(NB, 0, 0.0, 1.0, n=1000) == 0).all()
+    s = _state(KEY, 0, 0)
+    assert R.neg_binomial_mean(s, -1.0, 0.5) == -1
+    assert R.neg_binomial_mean(s, 1.0, -0.5) == -1
+    assert R.neg_binomial_mean(s, math.nan, 0.5) == -1
+
+
+# ----------------------------------------------------------------------------- slow, tighter checks
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "lam", [float(v) for v in np.linspace(9.5, 10.5, 11)] + [15.0, 30.0, 100.0, 1e3, 1e5]
+)
+def test_poisson_tight(lam):
+    check_discrete(sample_i(POI, a=lam, n=4_000_000, stream=9), st.poisson(lam))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("n", "p"),
+    [(n, 10.0 / n * f) for n in (21, 100, 10_000) for f in (0.98, 1.0, 1.02)]
+    + [(30, 0.45), (200, 0.5), (201, 0.5), (10**5, 0.37), (10**5, 0.63), (2**40, 0.1)],
+)
+def test_binomial_tight(n, p):
+    check_discrete(sample_i(BIN, n, p, n=4_000_000, stream=9), st.binom(n, p))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [0.01, 0.5, 1.5, 7.0, 1e3])
+def test_gamma_tight(shape):
+    x = sample_f(GAM, shape, n=4_000_000, stream=9)
+    d = st.gamma(shape)
+    assert st.kstest(x, d.cdf).pvalue > P_MIN
+    m, v, _, k = (float(t) for t in d.stats(moments="mvsk"))
+    check_moments(x, m, v, k)
+
+
+@pytest.mark.slow
+def test_std_normal_tight():
+    x = sample_f(SN, n=8_000_000, stream=9)
+    check_continuous(x, st.norm())
+    # tail frequencies against binomial bands: P(|Z| > 4) = 6.3e-5
+    p4 = 2 * st.norm.sf(4.0)
+    cnt = np.count_nonzero(np.abs(x) > 4.0)
+    assert abs(cnt - x.size * p4) < 5 * math.sqrt(x.size * p4 * (1 - p4))
