@@ -290,7 +290,8 @@ def read_parameter_summary(path: Path, kind: str, ds: xr.Dataset) -> ParameterSu
     if kind == "assumptions" or path.suffix == ".toml":
         # Imported by name: the assumptions module is optional for reports.
         read_assumptions = importlib.import_module("simengine.assumptions").read_assumptions
-        params = read_assumptions(path, n_draws=1000, seed=int(ds.attrs.get("seed", 0)))
+        params = read_assumptions(path, n_draws=1000, seed=int(ds.attrs.get("seed", 0)),
+                                  as_of=attr_date(ds, "as_of"))
         return parameters_from_funnel(params, path)
     return parameters_from_posterior(path)
 
