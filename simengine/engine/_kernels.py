@@ -67,6 +67,21 @@ def _lognormal_cdf(x, mu, sigma):  # pragma: no cover
     return ndtr((math.log(x) - mu) / sigma)
 
 
+_SMALL_N = 64
+
+
+@jit
+def _binomial(state, n, p):  # pragma: no cover
+    """Binomial(n, p), exact: a sum of Bernoulli draws for small ``n`` (cheaper)."""
+    if n <= _SMALL_N:
+        k = 0
+        for _ in range(n):
+            if uniform(state) < p:
+                k += 1
+        return k
+    return binomial(state, n, p)
+
+
 @jit
 def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
     pdv[g, day + 1] += sign * amt
@@ -110,7 +125,7 @@ def _cohort(  # pragma: no cover
         elif p >= 1.0:
             counts[s + 1] = k
         else:
-            counts[s + 1] = binomial(states[base + 1 + s], k, p)
+            counts[s + 1] = _binomial(states[base + 1 + s], k, p)
     mu_a = amu[d, c]
     sg_a = asig[d, c]
     s_amt = states[base + 1 + 3 * S]
