@@ -329,7 +329,7 @@ def test_expected_period_figures_match_realised_quarters():
         expectation_reps=5,
     )
     late = dataclasses.replace(cfg, as_of=AS_OF + dt.timedelta(days=91))
-    reps = 16
+    reps = 24
     expected = np.empty((reps, 4))
     realised = np.empty((reps, 4))
     segs = cfg.segments
@@ -343,3 +343,36 @@ def test_expected_period_figures_match_realised_quarters():
     se = np.sqrt(expected.var(axis=0, ddof=1) / reps + realised.var(axis=0, ddof=1) / reps)
     z = (expected.mean(axis=0) - realised.mean(axis=0)) / se
     assert np.all(np.abs(z) < Z), (expected.mean(axis=0), realised.mean(axis=0), z)
+
+
+@pytest.mark.parametrize(("stage", "age"), [(1, 60.0), (2, 40.0), (2, 150.0)])
+def test_open_units_continue_from_their_conditional_law(stage, age):
+    """Continuing an open unit equals running it from its entry and keeping the open ones.
+
+    Reference by rejection: units entered ``stage`` at ``-age`` and run forward
+    unconditionally; those neither converted nor lost before day 0 are draws
+    from the conditional law. Compare P(won within the 91-day period) and
+    P(won at all); SE from both binomial samples.
+    """
+    from simengine import synth
+
+    rng = np.random.default_rng(1)
+    tr = synth._build_truth(SynthConfig(), rng, 104)
+    c = tr.cells.index("ent/inbound")
+    n = 400_000
+    cell = np.full(n, c, dtype=np.int64)
+    st = np.full(n, stage, dtype=np.int64)
+    t0 = np.full(n, -age)
+    times, lost = synth._forward(rng, tr, cell, st, t0)
+    nxt = times[:, stage + 1]
+    still_open = ~(nxt < 0) & ~(lost < 0)
+    ref = times[still_open, -1]
+    cont, _ = synth._continue_open(rng, tr, cell[:200_000], st[:200_000], t0[:200_000])
+    got = cont[:, -1]
+    for name, hit in (("period", lambda w: (w >= 0) & (w < 91)), ("ever", lambda w: w >= 0)):
+        p_ref, p_got = hit(ref).mean(), hit(got).mean()
+        se = math.sqrt(p_ref * (1 - p_ref) / ref.size + p_got * (1 - p_got) / got.size)
+        assert abs(p_got - p_ref) < Z * se, (name, p_got, p_ref, se)
+    # Not vacuous: the open units' win chance differs from a fresh unit's.
+    fresh = times[:, -1]
+    assert abs((fresh >= 0).mean() - (ref >= 0).mean()) > 10 * se
