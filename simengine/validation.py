@@ -133,6 +133,13 @@ def _object_kinds(s: pd.Series) -> tuple[BoolArray, BoolArray]:
     return is_str, null
 
 
+def _stripped(s: pd.Series, is_str: BoolArray) -> pd.Series:
+    """Return the str elements of ``s`` stripped, "" elsewhere, with a fresh index."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.fillna("").str.strip().reset_index(drop=True)
+    return pd.Series(np.where(is_str, s.to_numpy(dtype=object), ""), dtype=str).str.strip()
+
+
 def _parse_text(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
     """Text column (id, segment): str values stripped; blank -> ""."""
     n = len(s)
@@ -172,8 +179,14 @@ def _parse_text(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
 def _text_dates(s: pd.Series, date_format: str | None, spec_file: str) -> pd.Series:
     """Parse stripped strings (blank -> NaT) to datetimes; unparseable -> NaT."""
     if date_format is None:
-        part = s.str.extract(_ISO, expand=False)
-        return pd.to_datetime(part, format="%Y-%m-%d", errors="coerce")
+        # Fast path: plain YYYY-MM-DD; the regex (dates with a time or offset) only on the rest.
+        out = pd.to_datetime(s.where(s != ""), format="%Y-%m-%d", errors="coerce")
+        rest = (out.isna() & (s.str.len() > 10)).to_numpy()
+        if rest.any():
+            part = s[rest].str.extract(_ISO, expand=False)
+            out = out.astype("datetime64[us]")
+            out[rest] = pd.to_datetime(part, format="%Y-%m-%d", errors="coerce")
+        return out
     try:
         out = pd.to_datetime(s.where(s != ""), format=date_format, errors="coerce")
     except (ValueError, TypeError) as exc:
@@ -219,7 +232,7 @@ def _parse_dates(
             wrong = ~is_str & ~null & ~is_dt
             ctx.add(wrong, col, f"{ctx.name(col)} must be a date ({expect}); this value is not")
             ctx.mark(col, wrong)
-        text = pd.Series(np.where(is_str, s.to_numpy(dtype=object), ""), dtype=str).str.strip()
+        text = _stripped(s, is_str)
         blank = (text == "").to_numpy() & ~is_dt
         out = _text_dates(text, date_format, spec_file).reset_index(drop=True)
         if is_dt.any():
@@ -284,7 +297,7 @@ def _parse_amount(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
             wrong = ~is_str & ~null & ~is_num
             ctx.add(wrong, col, f"{ctx.name(col)} must be a number; this value is not")
             ctx.mark(col, wrong)
-        text = pd.Series(np.where(is_str, objs, ""), dtype=str).str.strip()
+        text = _stripped(s, is_str)
         blank = (text == "").to_numpy() & ~is_num
         num = pd.to_numeric(text.where(~pd.Series(blank)), errors="coerce").astype(np.float64)
         if is_num.any():
