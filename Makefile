@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo test lint typecheck unit test-slow bench clean
+.PHONY: install demo synth test lint typecheck unit test-slow bench clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(STAMP)
 ## The main job on the bundled default: synthetic CRM -> fit -> simulate -> report -> export.
 demo: $(STAMP)
 	$(BIN)/python -m simengine.demo --out $(DEMO) --paths $(PATHS) --seed $(SEED)
+
+## Only the synthetic CRM (records.csv, plan.toml, truth.json) into $(DEMO)/data.
+synth: $(STAMP)
+	$(BIN)/simengine synth --out $(DEMO)/data --seed $(SEED) --force
 
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
