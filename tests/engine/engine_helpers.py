@@ -1,0 +1,90 @@
+"""Helpers for engine tests: small FunnelParameters and plans built in code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from simengine.params import FunnelParameters, OpenUnits
+from simengine.plan import Plan
+
+AS_OF = dt.date(2027, 1, 4)
+
+
+def make_params(
+    *,
+    stages: tuple[str, ...] = ("mql", "sql", "opportunity", "won"),
+    segments: tuple[str, ...] = ("smb", "mid", "ent"),
+    channels: tuple[str, ...] = ("web", "out"),
+    draws: int = 20,
+    conversion: float | tuple[float, ...] = (0.3, 0.65, 0.22),
+    conversion_sd: float = 0.0,
+    delay_median: float | tuple[float, ...] = (7.0, 14.0, 45.0),
+    delay_sigma: float = 0.5,
+    rate: float | tuple[float, ...] = (30.0, 0.0, 1.0),
+    dispersion: float = 0.0,
+    trend: float = 0.0,
+    deal_median: float = 30000.0,
+    deal_sigma: float = 0.4,
+    pipeline_stage: int | None = None,
+    open_units: OpenUnits | None = None,
+    seed: int = 0,
+) -> FunnelParameters:
+    """Parameters with the same values in every cell (optionally uncertain conversion)."""
+    rng = np.random.default_rng(seed)
+    cells = tuple(f"{s}/{c}" for s in segments for c in channels) if channels else segments
+    n_c, n_s = len(cells), len(stages) - 1
+    conv = np.broadcast_to(np.asarray(conversion, float), (draws, n_c, n_s)).copy()
+    if conversion_sd > 0:
+        conv = np.clip(conv + rng.normal(0, conversion_sd, conv.shape), 0.0, 1.0)
+    full = lambda v: np.broadcast_to(np.asarray(v, float), (draws, n_c, n_s)).copy()  # noqa: E731
+    return FunnelParameters(
+        stages=stages,
+        cells=cells,
+        segments=segments,
+        cell_segment=np.repeat(np.arange(len(segments)), max(len(channels), 1)),
+        pipeline_stage=pipeline_stage if pipeline_stage is not None else n_s - 1,
+        as_of=AS_OF,
+        conversion=conv,
+        delay_mu=np.log(full(delay_median)),
+        delay_sigma=full(delay_sigma),
+        arrival_rate=full(rate),
+        arrival_dispersion=full(dispersion),
+        arrival_trend=full(trend),
+        deal_size_mu=np.full((draws, n_c), np.log(deal_median)),
+        deal_size_sigma=np.full((draws, n_c), deal_sigma),
+        open_units=open_units if open_units is not None else OpenUnits.empty(),
+    )
+
+
+def make_plan(
+    segments: tuple[str, ...] = ("smb", "mid", "ent"),
+    *,
+    target: float = 1_000_000.0,
+    weeks: int = 13,
+    start_delay_days: int = 0,
+    horizon_days: int | None = None,
+    new_units: dict[str, dict[str, float]] | None = None,
+) -> Plan:
+    """A plan starting ``start_delay_days`` after the as-of date, ``weeks`` long."""
+    start = AS_OF + dt.timedelta(days=start_delay_days)
+    return Plan(
+        start=start,
+        end=start + dt.timedelta(days=7 * weeks - 1),
+        as_of=AS_OF,
+        targets=dict.fromkeys(segments, target),
+        new_units=new_units or {},
+        horizon_days=horizon_days,
+        text=f"test plan {segments} {target} {weeks} {start_delay_days} {horizon_days} {new_units}",
+    )
+
+
+def random_open_units(n: int, n_cells: int, n_steps: int, seed: int = 0) -> OpenUnits:
+    rng = np.random.default_rng(seed)
+    return OpenUnits(
+        cell=rng.integers(0, n_cells, n).astype(np.int64),
+        stage=rng.integers(0, n_steps, n).astype(np.int64),
+        age_days=rng.integers(0, 60, n).astype(np.float64),
+        amount=np.where(rng.random(n) < 0.5, rng.lognormal(np.log(25000), 0.3, n), np.nan),
+    )
