@@ -163,7 +163,7 @@ def _parse_text(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
             out = s.where(is_str, "").astype(str)
         return out.str.strip()
     if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype(str).reset_index(drop=True)
+        return s.astype(str).fillna("").reset_index(drop=True)
     ctx.issues.append(
         Issue(
             ctx.file,
@@ -488,6 +488,9 @@ def validate_records(
     if n == 0:
         return None, [Issue(file, None, None, "", "no records: the file has no data rows")]
     frame = frame.reset_index(drop=True)
+    for c in required_columns(spec):  # categoricals (Parquet written from pandas) as plain values
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            frame = frame.assign(**{c: frame[c].astype(object)})
     ctx = _Ctx(file=file, rows=row_arr, display=disp, frame=frame)
     parsed: dict[str, pd.Series | None] = {}
     for c in ("id", *spec.segment_by):

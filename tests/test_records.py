@@ -482,3 +482,36 @@ def test_as_of_view_leaks_nothing(seed, offset):
         np.testing.assert_array_equal(v[c][known].to_numpy(), full[c][known].to_numpy())
         assert (full[c][~known].isna() | (full[c][~known] > cut)).all()
     pd.testing.assert_frame_equal(as_of_view(v, SPEC, cut.date()), v)  # idempotent
+
+
+_MAIN_ROW = st.tuples(
+    st.sampled_from(["o1", "o2", "o3", "o4", ""]),
+    st.sampled_from(["ann", "bob", "zed", ""]),
+    st.sampled_from(["GTXPro", "MG", "GTX Pro", "XX"]),
+    st.sampled_from(["Won", "Lost", "Engaging", "Prospecting", "won"]),
+    st.sampled_from(["1/5/2024", "12/31/2023", "13/1/2024", "2024-01-05", ""]),
+    st.sampled_from(["2/1/2024", "1/1/2024", "", "x"]),
+    st.sampled_from(["100", "0", "", "-1", "abc"]),
+)
+
+
+@settings(_FUZZ, max_examples=40)
+@given(st.lists(_MAIN_ROW, max_size=6))
+def test_fuzz_mapped_export(tmp_path_factory, rows):
+    """A mapped export with plausible and broken values: valid records or an InputError."""
+    folder = tmp_path_factory.mktemp("mapped")
+    main = "opp,agent,product,stage,engage,close,value\n" + "".join(
+        ",".join(r) + "\n" for r in rows
+    )
+    p, spec = _export(folder, main)
+    try:
+        df = load_records(p, spec)
+    except InputError as exc:
+        rows_named = [i.row for i in exc.issues if i.file == str(p)]
+    else:
+        assert_canonical(df, spec)
+        kept = [r for r in rows if r[3] != "Prospecting"]
+        assert df["id"].tolist() == [r[0] for r in kept]
+        assert df["won_at"].notna().tolist() == [r[3] == "Won" for r in kept]
+        return
+    assert all(r is None or 2 <= r <= len(rows) + 1 for r in rows_named)

@@ -252,3 +252,25 @@ def test_schema_is_pandera():
     schema = records_schema(SPEC)
     assert set(schema.columns) == set(SPEC.canonical_columns)
     assert schema.columns["id"].unique
+
+
+def test_parquet_categoricals_and_nullable_ints(tmp_path):
+    df = load_records(_write(tmp_path, GOOD), SPEC)
+    typed = df.assign(
+        id=pd.Series([1, 2, None], dtype="Int64"),
+        segment=df["segment"].astype("category"),
+        amount=pd.Series([1000, None, None], dtype="Int64"),
+    )
+    p = tmp_path / "t.parquet"
+    typed.to_parquet(p)
+    with pytest.raises(InputError) as exc:
+        load_records(p, SPEC)
+    (issue,) = exc.value.issues  # only the null id; categoricals and Int64 amounts are fine
+    assert (issue.row, issue.column) == (4, "id")
+    assert "blank id" in issue.rule
+    typed.loc[2, "id"] = 3
+    typed.to_parquet(p)
+    got = load_records(p, SPEC)
+    assert got["id"].tolist() == ["1", "2", "3"]
+    assert got["segment"].tolist() == ["smb", "mid", "mid"]
+    assert got["amount"].tolist()[0] == 1000.0
