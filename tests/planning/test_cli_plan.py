@@ -3,6 +3,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pandas as pd
+import pytest
 
 from simengine.cli import main
 
@@ -84,3 +85,74 @@ def test_plan_quick_form_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--rates" in err
     assert not out.exists()
+
+
+ASSUMPTIONS = """
+stages = ["mql", "sql", "opportunity", "won"]
+pipeline_stage = "opportunity"
+[segments.smb]
+new_per_week = { mql = 100.0 }
+dispersion = 0.1
+conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
+delay_days = { sql = [5.0, 0.5], opportunity = [7.0, 0.5], won = [20.0, 0.6] }
+deal_size = [10000.0, 0.4]
+[segments.ent]
+new_per_week = { mql = 20.0, opportunity = 1.0 }
+conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
+delay_days = { sql = [5.0, 0.5], opportunity = [10.0, 0.5], won = [30.0, 0.6] }
+deal_size = [100000.0, 0.4]
+"""
+
+PLAN = """
+start = 2027-01-04
+end = 2027-04-04
+as_of = 2027-01-04
+[targets]
+smb = 400000
+ent = 1500000
+[new_units]
+smb = { mql = 1000 }
+"""
+
+
+def write_inputs(tmp_path):
+    a = tmp_path / "assumptions.toml"
+    a.write_text(ASSUMPTIONS)
+    p = tmp_path / "plan.toml"
+    p.write_text(PLAN)
+    return a, p
+
+
+def test_plan_from_assumptions_writes_reverse_and_capacity(tmp_path):
+    a, p = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    argv = [
+        "plan",
+        "--plan",
+        str(p),
+        "--assumptions",
+        str(a),
+        "--draws",
+        "200",
+        "--no-goal-seek",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rev = pd.read_csv(out / "reverse.csv")
+    exact = rev[(rev.rounding == "exact") & (rev.source == "all") & (rev.stage == "won")].set_index(
+        "segment"
+    )
+    assert exact.loc["smb", "value"] == pytest.approx(400_000)
+    assert exact.loc["total", "value"] == pytest.approx(1_900_000)
+    smb_mql = rev[(rev.rounding == "exact") & (rev.segment == "smb") & (rev.stage == "mql")].iloc[0]
+    assert smb_mql.planned == 1000
+    cap = pd.read_csv(out / "capacity.csv")
+    assert set(cap.segment) == {"smb", "ent"}
+
+
+def test_plan_needs_exactly_one_parameter_source(tmp_path, capsys):
+    a, p = write_inputs(tmp_path)
+    assert main(["plan", "--plan", str(p)]) == 2
+    assert main(["plan", "--plan", str(p), "--assumptions", str(a), "--posterior", str(a)]) == 2
+    assert "exactly one" in capsys.readouterr().err

@@ -1,0 +1,275 @@
+"""``simengine plan``: the reverse funnel as planners do it, and the probabilistic answer beside it.
+
+Two forms:
+
+* quick: ``simengine plan --target 15000000 --deal-size 60000 --rates 0.30,0.65,0.22
+  --stages mql,sql,opportunity,won --planned 5000``;
+* from a plan and parameters: ``simengine plan --plan plan.toml (--posterior P |
+  --assumptions A) [--out DIR]``: per segment and source, from draw means, plus
+  the goal seek (arrivals needed for P(hit) >= q on common random numbers) and
+  rep capacity.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simengine.cli._common import atomic_dir, console
+from simengine.errors import InputError
+from simengine.planning.reverse import Rounding
+
+__all__ = ["register"]
+
+_RULES: tuple[Rounding, ...] = ("exact", "nearest", "up")
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError.single(
+            "<command line>", "must be comma-separated numbers", column=option, value=text
+        ) from None
+    if not vals:
+        raise InputError.single("<command line>", "needs at least one number", column=option)
+    return vals
+
+
+def _wide_console() -> Console:
+    """Return the shared console, or a 120-column one where output is not a wide terminal."""
+    return console if console.width >= 120 else Console(width=120)
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return "" if x != x else f"{x:,.{digits}f}"
+
+
+def _wide(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Exact units beside the two per-step rounding rules (display)."""
+    key = ["segment", "source", "stage"]
+    wide = tables["exact"][[*key, "units", "value", "planned", "gap"]].copy()
+    for rule in ("nearest", "up"):
+        wide[f"units_{rule}"] = tables[rule]["units"].to_numpy()
+    return wide
+
+
+def _print_table(wide: pd.DataFrame, title: str) -> None:
+    t = Table(
+        title=title,
+        caption="exact: no rounding; nearest/up: rounded at every step; "
+        "value: units x deal size from the pipeline stage on",
+    )
+    for col in (
+        "segment",
+        "source",
+        "stage",
+        "exact",
+        "nearest",
+        "up",
+        "value",
+        "planned",
+        "gap",
+    ):
+        t.add_column(col, justify="left" if col in ("segment", "source", "stage") else "right")
+    for r in wide.itertuples(index=False):
+        t.add_row(
+            str(r.segment),
+            str(r.source),
+            str(r.stage),
+            _fmt(r.units),
+            _fmt(r.units_nearest, 0),
+            _fmt(r.units_up, 0),
+            _fmt(r.value, 0),
+            _fmt(r.planned, 0),
+            _fmt(r.gap),
+        )
+    _wide_console().print(t)
+
+
+def plan_command(
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Plan TOML (targets, period, new_units).")
+    ] = None,
+    posterior: Annotated[
+        Path | None, typer.Option("--posterior", help="Posterior netCDF from `fit`.")
+    ] = None,
+    assumptions: Annotated[
+        Path | None, typer.Option("--assumptions", help="Planner's assumptions TOML.")
+    ] = None,
+    target: Annotated[
+        float | None, typer.Option("--target", help="Quick form: revenue target.")
+    ] = None,
+    deal_size: Annotated[
+        float | None, typer.Option("--deal-size", help="Quick form: average won deal.")
+    ] = None,
+    rates: Annotated[
+        str | None,
+        typer.Option("--rates", help="Quick form: step rates, top first, e.g. 0.30,0.65,0.22."),
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option("--stages", help="Quick form: stage names, one more than the rates."),
+    ] = None,
+    planned: Annotated[
+        float | None,
+        typer.Option("--planned", help="Quick form: planned units at the first stage."),
+    ] = None,
+    per_rep_month: Annotated[
+        float, typer.Option("--per-rep-month", help="Units (MQLs) a rep can work per month.")
+    ] = 120.0,
+    period_days: Annotated[
+        int, typer.Option("--period-days", help="Quick form: days in the period (capacity).")
+    ] = 91,
+    quantiles: Annotated[
+        str, typer.Option("--quantiles", help="Goal seek: P(hit) levels to reach.")
+    ] = "0.5,0.8",
+    paths: Annotated[int, typer.Option("--paths", help="Goal seek: paths per evaluation.")] = (
+        100_000
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 20270104,
+    goal_seek: Annotated[
+        bool,
+        typer.Option("--goal-seek/--no-goal-seek", help="Run the probabilistic goal seek."),
+    ] = True,
+    draws: Annotated[int, typer.Option("--draws", help="Draws from an assumptions file.")] = 4000,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write reverse.csv, capacity.csv, goalseek.csv here."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+) -> None:
+    """Reverse funnel from target to units per stage, with the probabilistic answer beside it."""
+    from simengine.planning.reverse import (
+        Source,
+        capacity,
+        capacity_table,
+        reverse_table,
+        sources_from_params,
+    )
+
+    tables: dict[str, pd.DataFrame] = {}
+    outputs: dict[str, pd.DataFrame] = {}
+    warnings: list[str] = []
+    if target is not None or rates is not None or deal_size is not None:
+        if target is None or rates is None or deal_size is None:
+            raise InputError.single(
+                "<command line>",
+                "the quick form needs --target, --deal-size and --rates",
+                column="--target",
+            )
+        rs = _floats(rates, "--rates")
+        names = (
+            [s.strip() for s in stages.split(",")]
+            if stages
+            else [f"stage{i}" for i in range(len(rs) + 1)]
+        )
+        if len(names) != len(rs) + 1:
+            raise InputError.single(
+                "<command line>",
+                f"{len(rs)} rates need {len(rs) + 1} stage names",
+                column="--stages",
+                value=stages,
+            )
+        try:
+            src = [Source("all", "all", 1, deal_size, names, rs)]
+            pl = {"all": {names[0]: planned}} if planned is not None else None
+            for rule in _RULES:
+                tables[rule] = reverse_table(
+                    {"all": target},
+                    src,
+                    rounding=rule,
+                    planned=pl,
+                )
+        except ValueError as exc:
+            raise InputError.single("<command line>", str(exc), column="--rates") from None
+        wide = _wide(tables)
+        _print_table(wide, f"Reverse funnel: {target:,.0f} at {deal_size:,.0f} a deal")
+        need = Fraction(str(tables["exact"].iloc[0]["units_exact"]))
+        cap = capacity(need, period_days, per_rep_month=per_rep_month, planned=planned)
+        console.print(
+            f"{names[0]}: {float(cap.reps_needed):,.2f} reps needed at {per_rep_month:g} a month "
+            f"over {period_days} days ({cap.reps} rounded up)",
+            highlight=False,
+        )
+        if cap.warning:
+            warnings.append(cap.warning)
+        outputs["reverse"] = pd.concat(list(tables.values()), ignore_index=True)
+    else:
+        if plan_file is None:
+            raise InputError.single(
+                "<command line>",
+                "give --plan with --posterior/--assumptions, or the quick form (--target ...)",
+                column="--plan",
+            )
+        from simengine.planning.inputs import load_inputs
+
+        params, plan, _ = load_inputs(
+            plan_file, posterior=posterior, assumptions=assumptions, n_draws=draws, seed=seed
+        )
+        sources = sources_from_params(params, plan)
+        pipe = params.stages[params.pipeline_stage]
+        for rule in _RULES:
+            tables[rule] = reverse_table(
+                plan.targets,
+                sources,
+                rounding=rule,
+                pipeline_stage=pipe,
+                planned=plan.new_units,
+            )
+        _print_table(_wide(tables), f"Reverse funnel for {plan_file} (draw means)")
+        outputs["reverse"] = pd.concat(list(tables.values()), ignore_index=True)
+        cap_df, cap_warn = capacity_table(
+            tables["exact"], plan, params, stage=params.stages[0], per_rep_month=per_rep_month
+        )
+        outputs["capacity"] = cap_df
+        warnings += cap_warn
+        for r in cap_df.itertuples(index=False):
+            console.print(
+                f"{r.segment} {r.stage}: {r.reps_needed:,.2f} reps needed "
+                f"at {per_rep_month:g} a month ({r.reps} rounded up)",
+                highlight=False,
+            )
+        if goal_seek:
+            from simengine.planning.goalseek import goal_seek_table
+
+            qs = _floats(quantiles, "--quantiles")
+            gs = goal_seek_table(params, plan, quantiles=qs, paths=paths, seed=seed)
+            outputs["goalseek"] = gs
+            _print_goalseek(gs)
+    for w in warnings:
+        console.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+    if out is not None:
+        with atomic_dir(out, force=force) as tmp:
+            for name, df in outputs.items():
+                df.to_csv(tmp / f"{name}.csv", index=False)
+        console.print(f"written to [bold]{out}[/]", highlight=False)
+
+
+def _print_goalseek(gs: pd.DataFrame) -> None:
+    t = Table(title="Arrivals needed for P(hit) >= q (common random numbers)")
+    for col in ("segment", "stage", "q", "needed", "± MC se", "planned", "gap", "P(hit) there"):
+        t.add_column(col, justify="left" if col in ("segment", "stage") else "right")
+    for r in gs.itertuples(index=False):
+        t.add_row(
+            str(r.segment),
+            str(r.stage),
+            f"{r.q:g}",
+            _fmt(r.needed, 0),
+            _fmt(r.needed_se, 0),
+            _fmt(r.planned, 0),
+            _fmt(r.gap, 0),
+            f"{r.prob_hit:.3f}",
+        )
+    _wide_console().print(t)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to ``app``."""
+    app.command("plan")(plan_command)
