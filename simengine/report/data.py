@@ -297,10 +297,16 @@ def read_parameter_summary(path: Path, kind: str, ds: xr.Dataset) -> ParameterSu
 
 
 def read_planning_tables(forecast_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read ``stress.csv`` / ``sensitivity.csv`` from the forecast directory if present."""
+    """Read ``stress.csv`` / ``sensitivity.csv`` if present.
+
+    Looked for in the forecast directory itself and in its ``stress/`` and
+    ``sensitivity/`` subdirectories (where ``simengine stress --out DIR/stress``
+    puts them).
+    """
     out = {}
     for name in ("stress", "sensitivity"):
-        f = forecast_dir / f"{name}.csv"
-        if f.is_file():
-            out[name] = pd.read_csv(f)
+        for f in (forecast_dir / f"{name}.csv", forecast_dir / name / f"{name}.csv"):
+            if f.is_file():
+                out[name] = pd.read_csv(f)
+                break
     return out

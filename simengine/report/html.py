@@ -434,21 +434,57 @@ def _risks_from_forecast(
     return [r[1] for r in risks[:3]]
 
 
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _figure_img(plot: Any, df: pd.DataFrame, alt: str) -> str:
+    """Embed a planning module's chart; a chart that cannot be drawn is left out."""
+    if plot is None:
+        return ""
+    try:
+        fig = plot(df)
+    except (TypeError, ValueError, KeyError, IndexError):
+        return ""
+    uri = charts.png_data_uri(fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # planning charts may be pyplot figures
+    return _img(uri, alt)
+
+
+def _stress_table(df: pd.DataFrame) -> str:
+    need = {"scenario", "segment", "metric", "stat", "value", "delta", "delta_se"}
+    if not need <= set(df.columns):
+        return _table([str(c) for c in df.columns],
+                      [[_cell(v) for v in row] for row in df.itertuples(index=False)])
+    d = df[(df["metric"] == "attainment") & (df["stat"] == "prob_hit")]
+    rows = []
+    for r in d.itertuples(index=False):
+        title = str(getattr(r, "title", "") or "")
+        change = (f"{100 * r.delta:+.1f} ± {100 * r.delta_se:.2g} pts"
+                  if math.isfinite(r.delta_se) else "–")
+        rows.append([str(r.scenario), title if title != "nan" else "", str(r.segment),
+                     fmt.percent(r.value, 1), change])
+    return _table(["scenario", "what", "segment", "P(hit target)",
+                   "change vs baseline (± MC se, common random numbers)"], rows)
+
+
 def _planning_section(
     ds: xr.Dataset, heads: list[Headline], params: ParameterSummary | None,
     tables: dict[str, pd.DataFrame],
 ) -> str:
     out = ['<section id="risks"><h2>Top risks</h2>']
     risks: list[str] = []
-    sens_mod: Any = None
-    try:
-        sens_mod = importlib.import_module("simengine.planning.sensitivity")
-    except ImportError:
-        sens_mod = None
-    if "sensitivity" in tables and sens_mod is not None and hasattr(sens_mod, "top_risks"):
+    sens_mod = _optional_module("simengine.planning.sensitivity")
+    stress_mod = _optional_module("simengine.planning.stress")
+    if "sensitivity" in tables and hasattr(sens_mod, "top_risks"):
         try:
             risks = [str(r) for r in sens_mod.top_risks(tables["sensitivity"])][:3]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, IndexError):
             risks = []
     if risks:
         out.append('<p class="meta">From the sensitivity analysis (sensitivity.csv): which '
@@ -459,20 +495,17 @@ def _planning_section(
                    "coverage, funnel need). Run the sensitivity command for step-level "
                    "attribution.</p>")
     out += [f'<div class="risk">{i}. {_e(r)}</div>' for i, r in enumerate(risks, 1)]
-    for name, title in (("stress", "Stress tests"), ("sensitivity", "Sensitivity")):
-        if name not in tables:
-            continue
-        df = tables[name]
-        out.append(f"<h3>{title} ({name}.csv)</h3>")
-        plot = getattr(sens_mod, f"plot_{'stress' if name == 'stress' else 'tornado'}", None)
-        if plot is not None:
-            try:
-                fig = plot(df)
-                out.append(_img(charts.png_data_uri(fig), title))
-            except (TypeError, ValueError, KeyError):
-                pass
-        out.append(_table([str(c) for c in df.columns],
-                          [[_cell(v) for v in row] for row in df.itertuples(index=False)]))
+    if "stress" in tables:
+        out += ["<h3>Stress tests (stress.csv)</h3>",
+                _figure_img(getattr(stress_mod, "plot_stress", None), tables["stress"],
+                            "stress tests: change in P(hit target)"),
+                _stress_table(tables["stress"])]
+    if "sensitivity" in tables:
+        df = tables["sensitivity"]
+        out += ["<h3>Sensitivity (sensitivity.csv)</h3>",
+                _figure_img(getattr(sens_mod, "plot_tornado", None), df, "sensitivity tornado"),
+                _table([str(c) for c in df.columns],
+                       [[_cell(v) for v in row] for row in df.itertuples(index=False)])]
     return "\n".join([*out, "</section>"])
 
 

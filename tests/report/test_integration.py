@@ -100,3 +100,37 @@ def test_exports_are_the_engine_numbers(engine_forecast):
     summ = pd.read_parquet(out / "summary.parquet")
     assert np.isfinite(summ.value).sum() > 0
     assert json.loads(ds.attrs["input_sha256"])
+
+
+SCENARIOS = """\
+[[scenario]]
+name = "mqls-minus-20pct"
+title = "MQLs -20%"
+[[scenario.shock]]
+what = "arrivals"
+stage = "mql"
+how = "scale"
+value = 0.8
+"""
+
+
+def test_stress_section_from_a_real_stress_run(engine_forecast, tmp_path):
+    from simengine.planning.scenarios import load_scenarios
+    from simengine.planning.stress import run_stress, write_stress
+
+    d = engine_forecast.parent
+    (tmp_path / "s.toml").write_text(SCENARIOS)
+    plan = load_plan(d / "plan.toml")
+    params = read_assumptions(d / "assumptions.toml", n_draws=200, seed=1, as_of=plan.as_of)
+    df = run_stress(params, plan, load_scenarios(tmp_path / "s.toml"), paths=4_000, seed=3,
+                    batches=4)
+    write_stress(df, engine_forecast / "stress")
+    page = build_report(engine_forecast)
+    assert "Stress tests (stress.csv)" in page
+    assert "MQLs -20%" in page
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 3 + 1
+    # Fewer MQLs cannot raise P(hit) on common random numbers beyond noise: the reported
+    # change for the total is negative.
+    row = df[(df.scenario == "mqls-minus-20pct") & (df.segment == "total")
+             & (df.metric == "attainment") & (df.stat == "prob_hit")]
+    assert row.delta.item() < 0
