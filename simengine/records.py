@@ -317,7 +317,6 @@ def load_records(path: str | Path, spec: FunnelSpec) -> pd.DataFrame:
             rows=rows,
             date_format=src.date_format,
             display=display,
-            spec_file=spec.path,
             prior=prior,
         )
     dup_req = [c for c in spec.canonical_columns if c in table.duplicated]

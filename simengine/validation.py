@@ -176,7 +176,7 @@ def _parse_text(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
     return None
 
 
-def _text_dates(s: pd.Series, date_format: str | None, spec_file: str) -> pd.Series:
+def _text_dates(s: pd.Series, date_format: str | None) -> pd.Series:
     """Parse stripped strings (blank -> NaT) to datetimes; unparseable -> NaT."""
     if date_format is None:
         # Fast path: plain YYYY-MM-DD; the regex (dates with a time or offset) only on the rest.
@@ -189,26 +189,24 @@ def _text_dates(s: pd.Series, date_format: str | None, spec_file: str) -> pd.Ser
         return out
     try:
         out = pd.to_datetime(s.where(s != ""), format=date_format, errors="coerce")
-    except (ValueError, TypeError) as exc:
-        raise InputError.single(
-            spec_file,
-            f"date_format cannot parse dates: {exc}",
-            column="source.date_format",
-            value=date_format,
-        ) from None
-    if not pd.api.types.is_datetime64_any_dtype(out.dtype):
-        raise InputError.single(
-            spec_file,
-            "date_format yields dates with mixed time-zone offsets",
-            column="source.date_format",
-            value=date_format,
-        )
+    except (ValueError, TypeError):
+        # e.g. mixed UTC offsets under %z: parse value by value, keeping the written date
+        out = pd.Series([_strptime(v, date_format) for v in s], dtype="datetime64[us]")
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_localize(None)  # keep the wall-clock date the user wrote
     return out
 
 
-def _parse_dates(
-    s: pd.Series, col: str, ctx: _Ctx, date_format: str | None, spec_file: str
-) -> pd.Series | None:
+def _strptime(text: str, fmt: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, fmt).replace(tzinfo=None)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _parse_dates(s: pd.Series, col: str, ctx: _Ctx, date_format: str | None) -> pd.Series | None:
     """Date column: datetime64[ns] at midnight, NaT where blank."""
     n = len(s)
     expect = "YYYY-MM-DD" if date_format is None else date_format
@@ -234,7 +232,7 @@ def _parse_dates(
             ctx.mark(col, wrong)
         text = _stripped(s, is_str)
         blank = (text == "").to_numpy() & ~is_dt
-        out = _text_dates(text, date_format, spec_file).reset_index(drop=True)
+        out = _text_dates(text, date_format).reset_index(drop=True)
         if is_dt.any():
             conv = pd.to_datetime(
                 pd.Series(np.where(is_dt, s.to_numpy(dtype=object), None)), errors="coerce"
@@ -446,7 +444,6 @@ def validate_records(
     rows: npt.ArrayLike | None = None,
     date_format: str | None = None,
     display: Mapping[str, str] | None = None,
-    spec_file: str | None = None,
 ) -> tuple[pd.DataFrame | None, list[Issue]]:
     """Parse and check a raw table holding the canonical columns.
 
@@ -467,8 +464,6 @@ def validate_records(
     display : mapping of str to str, optional
         Canonical column to the name shown in issues (the source column of a
         mapped export).
-    spec_file : str, optional
-        Spec path named by issues about ``date_format``.
 
     Returns
     -------
@@ -479,7 +474,6 @@ def validate_records(
     n = len(frame)
     row_arr = np.arange(2, n + 2, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     disp = dict(display or {})
-    sfile = spec_file or spec.path or "<spec>"
     missing = [c for c in required_columns(spec) if c not in frame.columns]
     if missing:
         return None, [
@@ -496,7 +490,7 @@ def validate_records(
     for c in ("id", *spec.segment_by):
         parsed[c] = _parse_text(frame[c], c, ctx)
     for c in (*spec.stage_columns, "lost_at"):
-        parsed[c] = _parse_dates(frame[c], c, ctx, date_format, sfile)
+        parsed[c] = _parse_dates(frame[c], c, ctx, date_format)
     parsed["amount"] = _parse_amount(frame["amount"], "amount", ctx)
     if any(v is None for v in parsed.values()):
         return None, ctx.issues
@@ -521,14 +515,13 @@ def check_records(
     rows: npt.ArrayLike | None = None,
     date_format: str | None = None,
     display: Mapping[str, str] | None = None,
-    spec_file: str | None = None,
     prior: list[Issue] | None = None,
 ) -> pd.DataFrame:
     """Like :func:`validate_records`, but raise one :class:`InputError` on any issue.
 
     Parameters
     ----------
-    frame, spec, file, rows, date_format, display, spec_file
+    frame, spec, file, rows, date_format, display
         See :func:`validate_records`.
     prior : list of Issue, optional
         Issues found earlier (e.g. while mapping a source export), reported
@@ -551,7 +544,6 @@ def check_records(
         rows=rows,
         date_format=date_format,
         display=display,
-        spec_file=spec_file,
     )
     issues = [*(prior or []), *issues]
     if issues or df is None:

@@ -274,3 +274,54 @@ def test_parquet_categoricals_and_nullable_ints(tmp_path):
     assert got["id"].tolist() == ["1", "2", "3"]
     assert got["segment"].tolist() == ["smb", "mid", "mid"]
     assert got["amount"].tolist()[0] == 1000.0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "values", "expect"),
+    [
+        ("%m/%d/%Y", ["1/2/2024", "12/31/2023"], ["2024-01-02", "2023-12-31"]),
+        # mixed UTC offsets: each value keeps the date written (no shift to UTC)
+        (
+            "%Y-%m-%d %H:%M %z",
+            ["2024-01-02 23:00 +0500", "2024-01-03 01:00 -0100"],
+            ["2024-01-02", "2024-01-03"],
+        ),
+        ("%d.%m.%Y %H:%M", ["02.01.2024 23:59", "03.01.2024 00:00"], ["2024-01-02", "2024-01-03"]),
+    ],
+)
+def test_source_date_formats(fmt, values, expect):
+    frame = pd.DataFrame(
+        {
+            "id": ["x", "y"],
+            "segment": ["s", "s"],
+            "channel": ["c", "c"],
+            "mql_at": values,
+            "sql_at": "",
+            "won_at": "",
+            "lost_at": "",
+            "amount": "",
+        }
+    )
+    df, issues = validate_records(frame, SPEC, file="f.csv", date_format=fmt)
+    assert issues == []
+    assert df is not None
+    assert df["mql_at"].tolist() == [pd.Timestamp(e) for e in expect]
+
+
+def test_a_format_that_parses_nothing_reports_every_value():
+    frame = pd.DataFrame(
+        {
+            "id": ["x"],
+            "segment": ["s"],
+            "channel": ["c"],
+            "mql_at": ["2024-01-02"],
+            "sql_at": "",
+            "won_at": "",
+            "lost_at": "",
+            "amount": "",
+        }
+    )
+    _, issues = validate_records(frame, SPEC, file="f.csv", date_format="%Q")
+    (issue,) = issues
+    assert (issue.row, issue.column, issue.value) == (2, "mql_at", "2024-01-02")
+    assert "%Q" in issue.rule
