@@ -18,8 +18,6 @@ from rich.table import Table
 
 from simengine.cli._common import console
 from simengine.errors import InputError
-from simengine.records import latest_date, load_records
-from simengine.snapshot import cells_of, stage_counts
 from simengine.spec import FunnelSpec, load_spec
 
 __all__ = ["register", "validate"]
@@ -67,6 +65,10 @@ def validate(
     ] = None,
 ) -> None:
     """Read, map and check a records file; print units per segment and stage."""
+    # Imported here: pandera and the records stack load only when this command runs.
+    from simengine.records import latest_date, load_records
+    from simengine.snapshot import cells_of, stage_counts
+
     spec = load_spec(model)
     df = load_records(data, spec)
     day = _parse_day(as_of) if as_of is not None else latest_date(df, spec)
