@@ -49,3 +49,35 @@ def make_plan(new_units: dict[str, dict[str, float]] | None = None) -> Plan:
         targets={"smb": 150_000.0, "mid": 300_000.0, "ent": 750_000.0},
         new_units=new_units or {},
     )
+
+
+def make_small(n_draws: int = 6, seed: int = 1) -> tuple[FunnelParameters, Plan]:
+    """Two segments of one cell, three stages, targets near the median (P(hit) ~ 1/2)."""
+    rng = np.random.default_rng(seed)
+    d = n_draws
+    conv = np.clip(np.array([0.5, 0.3]) + 0.03 * rng.standard_normal((d, 2, 2)), 0.05, 0.95)
+    rate = np.zeros((d, 2, 2))
+    rate[:, :, 0] = np.array([30.0, 10.0]) * rng.uniform(0.9, 1.1, (d, 2))
+    params = FunnelParameters(
+        stages=("mql", "opportunity", "won"),
+        cells=("smb", "ent"),
+        segments=("smb", "ent"),
+        cell_segment=np.array([0, 1], np.int64),
+        pipeline_stage=1,
+        as_of=dt.date(2027, 1, 4),
+        conversion=conv,
+        delay_mu=np.log(np.full((d, 2, 2), 7.0)) + 0.1 * rng.standard_normal((d, 2, 2)),
+        delay_sigma=np.full((d, 2, 2), 0.5),
+        arrival_rate=rate,
+        arrival_dispersion=np.full((d, 2, 2), 0.05),
+        arrival_trend=np.zeros((d, 2, 2)),
+        deal_size_mu=np.log(np.array([10e3, 100e3]))[None, :] + 0.05 * rng.standard_normal((d, 2)),
+        deal_size_sigma=np.full((d, 2), 0.3),
+    )
+    plan = Plan(
+        start=dt.date(2027, 1, 4),
+        end=dt.date(2027, 4, 4),
+        as_of=dt.date(2027, 1, 4),
+        targets={"smb": 550_000.0, "ent": 1_750_000.0},
+    )
+    return params, plan
