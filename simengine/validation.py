@@ -436,6 +436,18 @@ def _cross_issues(df: pd.DataFrame, spec: FunnelSpec, ctx: _Ctx) -> None:
     )
 
 
+def _missing_rule(col: str, present: pd.Index) -> str:
+    """Say a column is missing, with a hint for a wrong separator or letter case."""
+    names = [str(c) for c in present]
+    rule = "missing required column"
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        return rule + "; the header looks like one column: save the file comma-separated"
+    near = [c for c in names if c.strip().lower() == col.lower()]
+    if near:
+        rule += f"; the file has {near[0]!r} (names are case-sensitive)"
+    return rule
+
+
 def validate_records(
     frame: pd.DataFrame,
     spec: FunnelSpec,
@@ -477,7 +489,8 @@ def validate_records(
     missing = [c for c in required_columns(spec) if c not in frame.columns]
     if missing:
         return None, [
-            Issue(file, None, disp.get(c, c), "", "missing required column") for c in missing
+            Issue(file, None, disp.get(c, c), "", _missing_rule(disp.get(c, c), frame.columns))
+            for c in missing
         ]
     if n == 0:
         return None, [Issue(file, None, None, "", "no records: the file has no data rows")]

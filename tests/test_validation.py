@@ -325,3 +325,10 @@ def test_a_format_that_parses_nothing_reports_every_value():
     (issue,) = issues
     assert (issue.row, issue.column, issue.value) == (2, "mql_at", "2024-01-02")
     assert "%Q" in issue.rule
+
+
+def test_missing_column_hints(tmp_path):
+    issues = _issues(tmp_path, [r.replace(",", ";") for r in GOOD], HEADER.replace(",", ";"))
+    assert "comma-separated" in issues[0].rule
+    issues = _issues(tmp_path, GOOD, HEADER.replace("amount", "Amount"))
+    _one(issues, None, "amount", "the file has 'Amount'")
