@@ -1,0 +1,101 @@
+"""``simengine simulate`` end to end on the assumptions path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simengine.cli import main
+from simengine.engine import Forecast
+from simengine.provenance import file_sha256
+
+PLAN = """start = 2027-01-04
+end = 2027-04-04
+as_of = 2027-01-04
+[targets]
+smb = 600000
+mid = 1500000
+ent = 2000000
+"""
+
+RECORDS = """id,segment,channel,mql_at,sql_at,opportunity_at,won_at,lost_at,amount
+1,mid,web,2026-11-01,2026-11-05,2026-11-20,,,25000
+2,mid,out,2026-12-01,2026-12-10,,,,
+3,smb,web,2026-12-20,,,,,
+4,ent,web,2026-12-01,2026-12-03,2026-12-10,,,150000
+"""
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Path:
+    p = tmp_path / "plan.toml"
+    p.write_text(PLAN)
+    return p
+
+
+def _args(models_dir: Path, plan: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "simulate",
+        "--assumptions",
+        str(models_dir / "assumptions.toml"),
+        "--plan",
+        str(plan),
+        "--paths",
+        "1500",
+        "--seed",
+        "7",
+        "--block-size",
+        "500",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_simulate_assumptions(models_dir: Path, plan: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fc"
+    h_plan = file_sha256(plan)
+    assert main(_args(models_dir, plan, out)) == 0
+    fc = Forecast.read(out)
+    assert fc.dataset.attrs["source"] == "assumptions"
+    assert fc.dataset.attrs["paths"] == 1500
+    assert "assumptions" in fc.dataset.attrs["input_sha256"]
+    s = pd.read_csv(out / "summary.csv")
+    assert set(s.segment) == {"smb", "mid", "ent", "total"}
+    assert file_sha256(plan) == h_plan  # inputs untouched
+    before = (out / "summary.csv").read_bytes()
+    assert main(_args(models_dir, plan, out)) == 2  # exists, no --force
+    assert (out / "summary.csv").read_bytes() == before
+    assert main(_args(models_dir, plan, out, "--force")) == 0
+    assert (out / "summary.csv").read_bytes() == before  # same seed, same bytes
+
+
+def test_simulate_with_pipeline(models_dir: Path, plan: Path, tmp_path: Path) -> None:
+    rec = tmp_path / "r.csv"
+    rec.write_text(RECORDS)
+    out = tmp_path / "fc"
+    args = _args(
+        models_dir, plan, out, "--pipeline", str(rec), "--model", str(models_dir / "demo.toml")
+    )
+    assert main(args) == 0
+    no_pipe = tmp_path / "fc0"
+    assert main(_args(models_dir, plan, no_pipe)) == 0
+    cov = Forecast.read(out).summary.set_index(["segment", "metric", "stat"])["value"]
+    cov0 = Forecast.read(no_pipe).summary.set_index(["segment", "metric", "stat"])["value"]
+    # ent has one open opportunity worth 150k at the start: coverage 150k / 2M
+    assert cov["ent", "coverage", "mean"] == pytest.approx(0.075)
+    assert cov0["ent", "coverage", "mean"] == 0
+
+
+def test_bad_options_exit_2(models_dir: Path, plan: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "fc"
+    both = _args(models_dir, plan, out, "--posterior", str(tmp_path / "p.nc"))
+    assert main(both) == 2
+    assert "exactly one" in capsys.readouterr().err
+    assert main(_args(models_dir, plan, out, "--pipeline", str(tmp_path / "r.csv"))) == 2
+    bad_plan = tmp_path / "bad.toml"
+    bad_plan.write_text(PLAN.replace("ent = 2000000", "other = 5"))
+    assert main(_args(models_dir, bad_plan, out)) == 2
+    assert not out.exists()
