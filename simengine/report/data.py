@@ -268,6 +268,18 @@ def find_parameter_file(
         suffix = ".nc" if kind == "posterior" else ".toml"
         if key.endswith(suffix) and "plan" not in Path(key).name:
             candidates.append((key, h))
+    if not candidates and len(hashes.get(kind, "")) == 64:
+        # Only the hash is recorded (``simengine simulate``): look for the file
+        # with exactly those bytes next to the forecast directory.
+        found = _find_by_hash(hashes[kind], ".nc" if kind == "posterior" else ".toml",
+                              [forecast_dir, forecast_dir.parent])
+        if found is not None:
+            return found, kind, None
+        return None, kind, (
+            f"the forecast records the {kind} file's hash but not its path, and no file with "
+            f"those bytes is next to {forecast_dir}; pass it with "
+            f"`simengine report DIR --{kind} PATH`"
+        )
     if not candidates:
         return None, kind, (
             f"the forecast does not record where its {kind} file is; "
@@ -283,6 +295,14 @@ def find_parameter_file(
                 return p, kind, None
         tried.append(raw)
     return None, kind, f"{kind} file not found or changed: {', '.join(tried)}"
+
+
+def _find_by_hash(sha: str, suffix: str, folders: list[Path]) -> Path | None:
+    for folder in folders:
+        for p in sorted(folder.glob(f"*{suffix}")):
+            if p.name != "forecast.nc" and p.is_file() and file_sha256(p) == sha:
+                return p
+    return None
 
 
 def read_parameter_summary(path: Path, kind: str, ds: xr.Dataset) -> ParameterSummary:

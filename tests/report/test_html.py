@@ -182,3 +182,15 @@ def test_cli_report(forecast_dir, capsys):
     assert (forecast_dir / "report.html").is_file()
     assert main(["report", str(forecast_dir)]) == 2  # exists, no --force
     assert main(["report", str(forecast_dir), "--force"]) == 0
+
+
+def test_posterior_found_by_hash_as_simulate_records_it(forecast_ds, tmp_path):
+    """``simengine simulate`` records {"posterior": sha256}: the file next to DIR is found."""
+    post = _posterior_file(tmp_path / "posterior.nc")
+    ds = forecast_ds.copy()
+    ds.attrs = dict(ds.attrs, source="posterior",
+                    input_sha256=json.dumps({"posterior": file_sha256(post), "plan": "0" * 64}))
+    fdir = write_forecast_dir(ds, tmp_path / "fc")
+    assert "raw, trailing 4 quarters" in build_report(fdir)
+    post.rename(tmp_path / "elsewhere.bin")
+    assert "hash but not its path" in build_report(fdir)

@@ -1,0 +1,229 @@
+"""``make demo``: synthetic CRM → fit → simulate → report → exports, end to end.
+
+``python -m simengine.demo --out DIR --paths N --seed S`` runs, with a
+step-by-step progress print, the same public functions as the CLI commands:
+
+1. :func:`simengine.synth.generate` / :func:`~simengine.synth.write`
+   (``simengine synth``): ``DIR/data/records.csv``, ``plan.toml``,
+   ``truth.json``;
+2. :func:`simengine.records.load_records` and
+   :func:`simengine.fitting.fit.fit` (``simengine fit``): ``DIR/posterior.nc``;
+3. :func:`simengine.posterior.read_parameters` and
+   :func:`simengine.engine.simulate` (``simengine simulate``):
+   ``DIR/forecast/forecast.nc`` + ``summary.csv``;
+4. :func:`simengine.report.html.write_report` (``simengine report``):
+   ``DIR/forecast/report.html``;
+5. :func:`simengine.report.export.write_exports` (``simengine export``):
+   ``DIR/forecast/export-parquet/``, ``DIR/forecast/export-csv/``;
+
+then prints where everything is and the headline per segment, with the time
+each step took. ``DIR`` is replaced only if it is an earlier demo output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from simengine.errors import ConvergenceError, InputError
+
+__all__ = ["DemoResult", "main", "run_demo"]
+
+_MARKER = ".simengine-demo"
+_SPEC = Path(__file__).resolve().parents[1] / "models" / "demo.toml"
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote its outputs, and how long each step took.
+
+    Parameters
+    ----------
+    out : Path
+        The demo directory.
+    data, posterior, forecast, report : Path
+        Synthetic CRM folder, posterior file, forecast directory, report file.
+    exports : list of Path
+        Export directories (Parquet, CSV).
+    timings : dict of str to float
+        Seconds per step.
+    """
+
+    out: Path
+    data: Path
+    posterior: Path
+    forecast: Path
+    report: Path
+    exports: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _step(console: Console, timings: dict[str, float], name: str, what: str) -> Iterator[None]:
+    n = len(timings) + 1
+    t0 = time.perf_counter()
+    with console.status(f"[bold]{n}. {what}[/] ..."):
+        yield
+    timings[name] = time.perf_counter() - t0
+    console.print(f"[green]✓[/] {n}. {what} [dim]({timings[name]:.1f} s)[/]", highlight=False)
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists():
+        if not (out / _MARKER).is_file():
+            raise InputError.single(
+                out, "exists and is not an earlier demo output; choose another --out"
+            )
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / _MARKER).write_text("written by python -m simengine.demo; replaced on the next run\n")
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    paths: int = 1_000_000,
+    seed: int = 20270104,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    console: Console | None = None,
+) -> DemoResult:
+    """Run the demo end to end; see the module docstring.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory (replaced if it is an earlier demo output).
+    paths : int
+        Simulated paths.
+    seed : int
+        Seed of every step (synthetic data, sampler, simulation).
+    draws, tune, chains : int, optional
+        Sampler overrides (default: the spec's ``[model]``).
+    console : rich.console.Console, optional
+        Where progress goes.
+
+    Returns
+    -------
+    DemoResult
+    """
+    from simengine.engine import simulate
+    from simengine.fitting.fit import fit, settings_from_spec
+    from simengine.plan import load_plan
+    from simengine.posterior import read_parameters, write_posterior
+    from simengine.provenance import file_sha256
+    from simengine.records import load_records
+    from simengine.report.export import write_exports
+    from simengine.report.html import write_report
+    from simengine.spec import load_spec
+    from simengine.synth import generate, write
+
+    con = console or Console()
+    out = Path(out)
+    timings: dict[str, float] = {}
+    _prepare_out(out)
+    data = out / "data"
+    posterior = out / "posterior.nc"
+    fdir = out / "forecast"
+    with _step(con, timings, "synth", "synthetic CRM (simengine synth)"):
+        write(data, generate(seed))
+    spec = load_spec(_SPEC)
+    plan = load_plan(data / "plan.toml")
+    records = load_records(data / "records.csv", spec)
+    con.print(f"   {len(records):,} units; plan {plan.start} – {plan.end}, as of {plan.as_of}",
+              highlight=False)
+    settings = settings_from_spec(spec, draws=draws, tune=tune, chains=chains)
+    with _step(con, timings, "fit", f"Bayesian fit, {settings.chains} chains × {settings.draws} "
+               "draws (simengine fit)"):
+        idata = fit(records, spec, plan.as_of, seed, settings=settings,
+                    data_sha256=file_sha256(data / "records.csv"))
+        write_posterior(idata, posterior)
+    with _step(con, timings, "simulate", f"simulate {paths:,} paths (simengine simulate)"):
+        params = read_parameters(posterior)
+        # Recorded as `simengine simulate` does; the report finds the posterior
+        # next to the forecast directory by this hash.
+        hashes = {"posterior": file_sha256(posterior),
+                  "plan": file_sha256(data / "plan.toml")}
+        forecast = simulate(params, plan, paths=paths, seed=seed, input_sha256=hashes)
+        forecast.write(fdir)
+    with _step(con, timings, "report", "HTML report (simengine report)"):
+        report = write_report(fdir)
+    exports = []
+    with _step(con, timings, "export", "Parquet and CSV exports (simengine export)"):
+        for fmt in ("parquet", "csv"):
+            exports.append(write_exports(fdir, fmt))
+    return DemoResult(out=out, data=data, posterior=posterior, forecast=fdir, report=report,
+                      exports=exports, timings=timings)
+
+
+def _print_summary(con: Console, res: DemoResult) -> None:
+    from simengine.report import format as fmt
+    from simengine.report.data import read_forecast
+    from simengine.report.html import coverage_band, headlines
+
+    table = Table(title="Headline per segment (the total is simulated jointly)")
+    for col in ("segment", "target", "P(hit target)", "P(within 5%)", "revenue P10 / P50 / P90",
+                "target reached (median, 80%)", "coverage at start"):
+        table.add_column(col)
+    for h in headlines(read_forecast(res.forecast)):
+        reached = h.reached_text().removeprefix("target reached ")
+        table.add_row(
+            h.segment, fmt.money(h.target), fmt.percent_pm(h.prob_hit, h.prob_hit_se),
+            fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se),
+            f"{fmt.money(h.revenue_p10)} / {fmt.money(h.revenue_p50)} / "
+            f"{fmt.money(h.revenue_p90)}", reached,
+            f"{fmt.ratio(h.coverage_p50)} ({coverage_band(h.coverage_p50)})",
+        )
+    con.print(table)
+    con.print(f"synthetic CRM   {res.data}", highlight=False)
+    con.print(f"posterior       {res.posterior}", highlight=False)
+    con.print(f"forecast        {res.forecast}", highlight=False)
+    con.print(f"[bold]report          {res.report}[/]", highlight=False)
+    for e in res.exports:
+        con.print(f"export          {e}", highlight=False)
+    total = sum(res.timings.values())
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
+    con.print(f"total {total:.0f} s ({steps})", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0, 2 bad input, 3 not converged)."""
+    ap = argparse.ArgumentParser(prog="python -m simengine.demo",
+                                 description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("demo-output"))
+    ap.add_argument("--paths", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=20270104)
+    ap.add_argument("--draws", type=int, default=None, help="sampler draws per chain")
+    ap.add_argument("--tune", type=int, default=None, help="sampler tuning steps per chain")
+    ap.add_argument("--chains", type=int, default=None)
+    args = ap.parse_args(argv)
+    con = Console()
+    err = Console(stderr=True)
+    kwargs: dict[str, Any] = {"paths": args.paths, "seed": args.seed, "draws": args.draws,
+                              "tune": args.tune, "chains": args.chains, "console": con}
+    try:
+        res = run_demo(args.out, **kwargs)
+    except InputError as exc:
+        err.print(f"[bold red]error:[/] {exc.report(limit=50)}", highlight=False)
+        return 2
+    except ConvergenceError as exc:
+        err.print(f"[bold red]not converged:[/] {exc}", highlight=False)
+        return 3
+    _print_summary(con, res)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
