@@ -81,3 +81,39 @@ def make_small(n_draws: int = 6, seed: int = 1) -> tuple[FunnelParameters, Plan]
         targets={"smb": 550_000.0, "ent": 1_750_000.0},
     )
     return params, plan
+
+
+ASSUMPTIONS = """
+stages = ["mql", "sql", "opportunity", "won"]
+pipeline_stage = "opportunity"
+[segments.smb]
+new_per_week = { mql = 100.0 }
+dispersion = 0.1
+conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
+delay_days = { sql = [5.0, 0.5], opportunity = [7.0, 0.5], won = [20.0, 0.6] }
+deal_size = [10000.0, 0.4]
+[segments.ent]
+new_per_week = { mql = 20.0, opportunity = 1.0 }
+conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
+delay_days = { sql = [5.0, 0.5], opportunity = [10.0, 0.5], won = [30.0, 0.6] }
+deal_size = [100000.0, 0.4]
+"""
+
+PLAN = """
+start = 2027-01-04
+end = 2027-04-04
+as_of = 2027-01-04
+[targets]
+smb = 400000
+ent = 1500000
+[new_units]
+smb = { mql = 1000 }
+"""
+
+
+def write_inputs(tmp_path):
+    a = tmp_path / "assumptions.toml"
+    a.write_text(ASSUMPTIONS)
+    p = tmp_path / "plan.toml"
+    p.write_text(PLAN)
+    return a, p

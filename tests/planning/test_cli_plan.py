@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
+from planning_factories import write_inputs
 
 from simengine.cli import main
 
@@ -85,42 +86,6 @@ def test_plan_quick_form_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--rates" in err
     assert not out.exists()
-
-
-ASSUMPTIONS = """
-stages = ["mql", "sql", "opportunity", "won"]
-pipeline_stage = "opportunity"
-[segments.smb]
-new_per_week = { mql = 100.0 }
-dispersion = 0.1
-conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
-delay_days = { sql = [5.0, 0.5], opportunity = [7.0, 0.5], won = [20.0, 0.6] }
-deal_size = [10000.0, 0.4]
-[segments.ent]
-new_per_week = { mql = 20.0, opportunity = 1.0 }
-conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
-delay_days = { sql = [5.0, 0.5], opportunity = [10.0, 0.5], won = [30.0, 0.6] }
-deal_size = [100000.0, 0.4]
-"""
-
-PLAN = """
-start = 2027-01-04
-end = 2027-04-04
-as_of = 2027-01-04
-[targets]
-smb = 400000
-ent = 1500000
-[new_units]
-smb = { mql = 1000 }
-"""
-
-
-def write_inputs(tmp_path):
-    a = tmp_path / "assumptions.toml"
-    a.write_text(ASSUMPTIONS)
-    p = tmp_path / "plan.toml"
-    p.write_text(PLAN)
-    return a, p
 
 
 def test_plan_from_assumptions_writes_reverse_and_capacity(tmp_path):

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pandas as pd
+from planning_factories import write_inputs
+
+from simengine.cli import main
+
+SCENARIOS = """
+[[scenario]]
+name = "mqls-minus-20pct"
+title = "MQLs -20%"
+[[scenario.shock]]
+what = "arrivals"
+stage = "mql"
+how = "scale"
+value = 0.8
+
+[[scenario]]
+name = "win-ent"
+[[scenario.shock]]
+what = "conversion"
+segment = "ent"
+step = "won"
+how = "add"
+value = -0.03
+"""
+
+
+def test_stress_cli_writes_stress_csv_and_chart(tmp_path, capsys):
+    a, p = write_inputs(tmp_path)
+    s = tmp_path / "s.toml"
+    s.write_text(SCENARIOS)
+    out = tmp_path / "stress"
+    argv = [
+        "stress",
+        "--plan",
+        str(p),
+        "--assumptions",
+        str(a),
+        "--scenarios",
+        str(s),
+        "--out",
+        str(out),
+        "--paths",
+        "600",
+        "--batches",
+        "3",
+        "--draws",
+        "50",
+    ]
+    assert main(argv) == 0
+    df = pd.read_csv(out / "stress.csv")
+    assert list(dict.fromkeys(df.scenario)) == ["baseline", "mqls-minus-20pct", "win-ent"]
+    assert (out / "stress.png").stat().st_size > 0
+    text = capsys.readouterr().out
+    assert "MQLs -20%" in text
+    assert "variance reduction" in text
+
+
+def test_stress_cli_bad_scenario_exits_2_and_writes_nothing(tmp_path, capsys):
+    a, p = write_inputs(tmp_path)
+    s = tmp_path / "s.toml"
+    s.write_text(SCENARIOS.replace('segment = "ent"', 'segment = "emea"'))
+    out = tmp_path / "stress"
+    argv = [
+        "stress",
+        "--plan",
+        str(p),
+        "--assumptions",
+        str(a),
+        "--scenarios",
+        str(s),
+        "--out",
+        str(out),
+        "--paths",
+        "100",
+        "--batches",
+        "2",
+        "--draws",
+        "20",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "s.toml" in err
+    assert "scenario[2].shock[1].segment" in err
+    assert "emea" in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".stress*"))
+
+
+def test_sensitivity_cli_rejects_bad_pct(tmp_path, capsys):
+    a, p = write_inputs(tmp_path)
+    out = tmp_path / "sens"
+    assert (
+        main(
+            [
+                "sensitivity",
+                "--plan",
+                str(p),
+                "--assumptions",
+                str(a),
+                "--out",
+                str(out),
+                "--pct",
+                "1.5",
+            ]
+        )
+        == 2
+    )
+    assert "--pct" in capsys.readouterr().err
+    assert not out.exists()
