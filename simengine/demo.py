@@ -98,6 +98,7 @@ def run_demo(
     draws: int | None = None,
     tune: int | None = None,
     chains: int | None = None,
+    allow_unconverged: bool = False,
     console: Console | None = None,
 ) -> DemoResult:
     """Run the demo end to end; see the module docstring.
@@ -112,6 +113,9 @@ def run_demo(
         Seed of every step (synthetic data, sampler, simulation).
     draws, tune, chains : int, optional
         Sampler overrides (default: the spec's ``[model]``).
+    allow_unconverged : bool
+        Go on (with the posterior flagged ``simengine_converged=false``) when
+        the fit misses the convergence gate, instead of stopping.
     console : rich.console.Console, optional
         Where progress goes.
 
@@ -148,8 +152,12 @@ def run_demo(
     with _step(con, timings, "fit", f"Bayesian fit, {settings.chains} chains × {settings.draws} "
                "draws (simengine fit)"):
         idata = fit(records, spec, plan.as_of, seed, settings=settings,
+                    allow_unconverged=allow_unconverged,
                     data_sha256=file_sha256(data / "records.csv"))
         write_posterior(idata, posterior)
+    if idata["posterior"].attrs.get("simengine_converged") == "false":
+        con.print("[bold yellow]   the fit missed the convergence gate; the posterior is flagged "
+                  "simengine_converged=false[/]", highlight=False)
     with _step(con, timings, "simulate", f"simulate {paths:,} paths (simengine simulate)"):
         params = read_parameters(posterior)
         # Recorded as `simengine simulate` does; the report finds the posterior
@@ -208,11 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=None, help="sampler draws per chain")
     ap.add_argument("--tune", type=int, default=None, help="sampler tuning steps per chain")
     ap.add_argument("--chains", type=int, default=None)
+    ap.add_argument("--allow-unconverged", action="store_true",
+                    help="go on with a posterior flagged unconverged instead of stopping")
     args = ap.parse_args(argv)
     con = Console()
     err = Console(stderr=True)
     kwargs: dict[str, Any] = {"paths": args.paths, "seed": args.seed, "draws": args.draws,
-                              "tune": args.tune, "chains": args.chains, "console": con}
+                              "tune": args.tune, "chains": args.chains,
+                              "allow_unconverged": args.allow_unconverged, "console": con}
     try:
         res = run_demo(args.out, **kwargs)
     except InputError as exc:
