@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-unconverged", action="store_true",
                     help="go on with a posterior flagged unconverged instead of stopping")
     args = ap.parse_args(argv)
+    # Not actionable in a demo run: nutpie samples compiled (numba) code.
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS",
+                            category=UserWarning)
     con = Console()
     err = Console(stderr=True)
     kwargs: dict[str, Any] = {"paths": args.paths, "seed": args.seed, "draws": args.draws,

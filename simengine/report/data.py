@@ -142,6 +142,8 @@ class ParameterSummary:
         Mean new units per week, ``entry_stage = stages[:-1]``.
     raw_rates : dict of str to ndarray, shape (cell, step)
         Trailing raw step rates (``"4q"``, ``"13w"``) where the file has them.
+    converged : bool or None
+        The posterior's ``simengine_converged`` flag (``None`` if absent).
     """
 
     path: Path
@@ -152,6 +154,7 @@ class ParameterSummary:
     deal_mean: FloatArray
     arrival_rate: FloatArray
     raw_rates: dict[str, FloatArray] = field(default_factory=dict)
+    converged: bool | None = None
 
     @property
     def cell_segment(self) -> tuple[str, ...]:
@@ -210,6 +213,7 @@ def parameters_from_posterior(path: str | Path) -> ParameterSummary:
     return ParameterSummary(
         path=p, source="posterior", stages=stages, cells=cells, conversion=conv,
         deal_mean=np.exp(mu + 0.5 * sigma**2), arrival_rate=rate, raw_rates=raw,
+        converged={"true": True, "false": False}.get(str(post.attrs.get("simengine_converged"))),
     )
 
 

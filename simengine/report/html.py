@@ -502,10 +502,18 @@ def _planning_section(
                 _stress_table(tables["stress"])]
     if "sensitivity" in tables:
         df = tables["sensitivity"]
+        shown = df
+        if "outcome_segment" in shown.columns:
+            shown = shown[shown["outcome_segment"] == "total"]
+        if "delta_prob_hit" in shown.columns:
+            shown = shown.sort_values("delta_prob_hit", kind="stable")
+        shown = shown.head(12)
         out += ["<h3>Sensitivity (sensitivity.csv)</h3>",
                 _figure_img(getattr(sens_mod, "plot_tornado", None), df, "sensitivity tornado"),
-                _table([str(c) for c in df.columns],
-                       [[_cell(v) for v in row] for row in df.itertuples(index=False)])]
+                f'<p class="meta">The {len(shown)} moves that lower P(hit) for the total most '
+                f"(of {len(df)} rows in sensitivity.csv).</p>",
+                _table([str(c) for c in shown.columns],
+                       [[_cell(v) for v in row] for row in shown.itertuples(index=False)])]
     return "\n".join([*out, "</section>"])
 
 
@@ -562,6 +570,11 @@ def build_report(
             params = read_parameter_summary(path, kind, ds)
     heads = headlines(ds)
     start, end, as_of = attr_date(ds, "start"), attr_date(ds, "end"), attr_date(ds, "as_of")
+    banner = ""
+    if params is not None and params.converged is False:
+        banner = ('<p class="risk"><b>The fit behind this forecast missed the convergence '
+                  f"gate</b> ({_e(params.path)} is flagged simengine_converged=false): treat "
+                  "the probabilities with caution and refit with more draws.</p>")
     nav = " ".join(f'<a href="#seg-{_e(h.segment)}">{_e(h.segment)}</a>' for h in heads)
     body = [
         f"<h1>Revenue forecast {start:%b %d, %Y} – {end:%b %d, %Y}</h1>",
@@ -571,7 +584,7 @@ def build_report(
         "(± one standard error).</p>",
         f"<nav>{nav} <a href=\"#rates\">rates</a> <a href=\"#risks\">risks</a> "
         "<a href=\"#provenance\">provenance</a></nav>",
-        "<h2>Overview</h2>", _overview(heads),
+        banner, "<h2>Overview</h2>", _overview(heads),
         '<p class="meta">The total is simulated jointly with the segments, not summed.</p>',
         *(_segment_section(ds, h, params) for h in heads),
         _rates_section(params, note),

@@ -25,7 +25,7 @@ from simengine.report.html import (
 CELLS = [f"{s}/{c}" for s in SEGMENTS for c in ("webinar", "paid")]
 
 
-def _posterior_file(path: Path, seed: int = 0) -> Path:
+def _posterior_file(path: Path, seed: int = 0, converged: str = "true") -> Path:
     """A real netCDF InferenceData with the posterior-file contract's variables."""
     rng = np.random.default_rng(seed)
     chains, draws, nc, ns = 2, 200, len(CELLS), len(STAGES) - 1
@@ -54,7 +54,8 @@ def _posterior_file(path: Path, seed: int = 0) -> Path:
         dims=dims,
     )
     idata.posterior.attrs.update({"simengine_stages": json.dumps(STAGES),
-                                  "simengine_as_of": "2027-01-04"})
+                                  "simengine_as_of": "2027-01-04",
+                                  "simengine_converged": converged})
     idata.to_netcdf(str(path), engine="h5netcdf")
     return path
 
@@ -194,3 +195,10 @@ def test_posterior_found_by_hash_as_simulate_records_it(forecast_ds, tmp_path):
     assert "raw, trailing 4 quarters" in build_report(fdir)
     post.rename(tmp_path / "elsewhere.bin")
     assert "hash but not its path" in build_report(fdir)
+
+
+def test_unconverged_posterior_is_flagged(forecast_dir, tmp_path):
+    good = _posterior_file(tmp_path / "good.nc")
+    assert "missed the convergence gate" not in build_report(forecast_dir, parameters=good)
+    bad = _posterior_file(tmp_path / "bad.nc", converged="false")
+    assert "missed the convergence gate" in build_report(forecast_dir, parameters=bad)
