@@ -404,22 +404,35 @@ def lognormal_truncated_below(
     uniform, monotone). When ``Q(alpha) < 1e-290`` (alpha > ~36) it uses
     Robert's (1995) exponential rejection sampler for the normal tail. The
     result is clamped to ``>= a`` against last-bit rounding. ``a <= 0`` is the
-    untruncated law; ``sigma == 0`` is the degenerate limit ``max(exp(mu), a)``.
+    untruncated law; ``a == inf`` gives ``inf`` (the event never happens);
+    ``sigma == 0`` is the degenerate limit ``max(exp(mu), a)``. NaN or
+    infinite ``mu``/``sigma`` or negative ``sigma`` give NaN.
     """
-    if not (sigma >= 0.0) or math.isnan(mu) or math.isnan(a):
+    if not (sigma >= 0.0 and math.isfinite(sigma) and math.isfinite(mu)) or math.isnan(a):
         return math.nan
     if a <= 0.0:
         return math.exp(mu + sigma * ndtri(uniform(state)))
+    if math.isinf(a):
+        return math.inf
     if sigma == 0.0:
         return max(math.exp(mu), a)
     alpha = (math.log(a) - mu) / sigma
+    if math.isinf(alpha):
+        # sigma so small that alpha overflows: the conditional law is a point mass at a.
+        return a
     tail = _norm_sf(alpha)
     if tail >= _LOG_TAIL_MIN:
         z = -ndtri(uniform(state) * tail)
         z = max(z, alpha)
     else:
-        # Robert (1995): proposal alpha + Exp(lam), accept w.p. exp(-(z - lam)^2 / 2).
-        lam = 0.5 * (alpha + math.sqrt(alpha * alpha + 4.0))
+        # Robert (1995): proposal alpha + Exp(rate lam), accept w.p.
+        # exp(-(z - lam)^2 / 2); exact for any lam >= alpha. The optimal rate
+        # (alpha + sqrt(alpha^2 + 4)) / 2 is replaced by alpha + 1/alpha (also >=
+        # alpha) where alpha^2 would overflow.
+        if alpha < 1e150:
+            lam = 0.5 * (alpha + math.sqrt(alpha * alpha + 4.0))
+        else:
+            lam = alpha + 1.0 / alpha
         while True:
             z = alpha + std_exponential(state) / lam
             dz = z - lam
