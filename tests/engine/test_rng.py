@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import scipy.special as sc
 import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from simengine.engine import _rng as R
-from simengine.engine._jit import jit
+from simengine.engine._jit import jit, jit_parallel
 
 N = 200_000
 P_MIN = 1e-4
@@ -103,6 +106,17 @@ def _next_from(state, n):  # pragma: no cover - compiled
     out = np.empty(n, np.uint64)
     for i in range(n):
         out[i] = R.next_u64(state)
+    return out
+
+
+@jit_parallel
+def _first_normals_parallel(key, n_paths, stream):  # pragma: no cover - compiled
+    """First std_normal of every path, paths spread over threads by prange."""
+    out = np.empty(n_paths)
+    for i in numba.prange(n_paths):
+        s = np.empty(4, np.uint64)
+        R.seed_stream(key, i, stream, s)
+        out[i] = R.std_normal(s)
     return out
 
 
@@ -289,6 +303,24 @@ def test_layout_independence_blocks_and_order():
     for i in [999, 500, 0, 3]:
         R.seed_stream(KEY, i, 1, s)
         assert np.array_equal(np.array([R.uniform(s) for _ in range(8)]), whole[i])
+
+
+def test_parallel_threads_bitwise_equal_serial():
+    serial = _sample_f(SN, KEY, 20_000, 1, 4, 0.0, 0.0, 0.0)
+    assert np.array_equal(_first_normals_parallel(KEY, 20_000, 4), serial)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=hst.integers(0, 2**64 - 1),
+    path=hst.integers(0, 2**62),
+    stream=hst.integers(0, 2**31),
+)
+def test_seed_stream_any_triple(seed, path, stream):
+    # uint64 arithmetic in numba (no float promotion, wrap-around) matches exact integers
+    got = [int(v) for v in _state(np.uint64(seed), path, stream)]
+    assert got == seed_ref(seed, path, stream)
+    assert sum(v == 0 for v in got) <= 1
 
 
 def test_state_never_all_zero_and_words_distinct():
