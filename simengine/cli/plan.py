@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from simengine.cli._common import atomic_dir, console
 from simengine.errors import InputError
-from simengine.planning.reverse import Rounding
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simengine.planning.reverse import Rounding
 
 __all__ = ["register"]
 
@@ -124,6 +127,14 @@ def plan_command(
     per_rep_month: Annotated[
         float, typer.Option("--per-rep-month", help="Units (MQLs) a rep can work per month.")
     ] = 120.0,
+    reps: Annotated[
+        str | None,
+        typer.Option(
+            "--reps",
+            help="Reps available per segment, e.g. smb=3,ent=1 (default: the reps needed); "
+            "a warning shows where the planned weekly flow exceeds what they can work.",
+        ),
+    ] = None,
     period_days: Annotated[
         int, typer.Option("--period-days", help="Quick form: days in the period (capacity).")
     ] = 91,
@@ -146,6 +157,8 @@ def plan_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
 ) -> None:
     """Reverse funnel from target to units per stage, with the probabilistic answer beside it."""
+    import pandas as pd
+
     from simengine.planning.reverse import (
         Source,
         capacity,
@@ -192,10 +205,19 @@ def plan_command(
         wide = _wide(tables)
         _print_table(wide, f"Reverse funnel: {target:,.0f} at {deal_size:,.0f} a deal")
         need = Fraction(str(tables["exact"].iloc[0]["units_exact"]))
-        cap = capacity(need, period_days, per_rep_month=per_rep_month, planned=planned)
+        n_reps = _reps(reps, ("all",))
+        cap = capacity(
+            need,
+            period_days,
+            per_rep_month=per_rep_month,
+            planned=planned,
+            reps=None if n_reps is None else n_reps["all"],
+        )
         console.print(
             f"{names[0]}: {float(cap.reps_needed):,.2f} reps needed at {per_rep_month:g} a month "
-            f"over {period_days} days ({cap.reps} rounded up)",
+            f"over {period_days} days ("
+            + (f"{cap.reps} available" if reps else f"{cap.reps} rounded up")
+            + ")",
             highlight=False,
         )
         if cap.warning:
@@ -223,17 +245,25 @@ def plan_command(
                 pipeline_stage=pipe,
                 planned=plan.new_units,
             )
+        reps_by_seg = _reps(reps, params.segments)
         _print_table(_wide(tables), f"Reverse funnel for {plan_file} (draw means)")
         outputs["reverse"] = pd.concat(list(tables.values()), ignore_index=True)
         cap_df, cap_warn = capacity_table(
-            tables["exact"], plan, params, stage=params.stages[0], per_rep_month=per_rep_month
+            tables["exact"],
+            plan,
+            params,
+            stage=params.stages[0],
+            per_rep_month=per_rep_month,
+            reps=reps_by_seg,
         )
         outputs["capacity"] = cap_df
         warnings += cap_warn
         for r in cap_df.itertuples(index=False):
             console.print(
                 f"{r.segment} {r.stage}: {r.reps_needed:,.2f} reps needed "
-                f"at {per_rep_month:g} a month ({r.reps} rounded up)",
+                f"at {per_rep_month:g} a month ("
+                + (f"{r.reps} available" if reps else f"{r.reps} rounded up")
+                + ")",
                 highlight=False,
             )
         if goal_seek:
@@ -250,6 +280,24 @@ def plan_command(
             for name, df in outputs.items():
                 df.to_csv(tmp / f"{name}.csv", index=False)
         console.print(f"written to [bold]{out}[/]", highlight=False)
+
+
+def _reps(text: str | None, segments: tuple[str, ...]) -> dict[str, int] | None:
+    if text is None:
+        return None
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        seg, _, n = part.partition("=")
+        seg = seg.strip()
+        if seg not in segments or not n.strip().isdigit():
+            raise InputError.single(
+                "<command line>",
+                f"must be segment=whole number pairs; segments are {list(segments)}",
+                column="--reps",
+                value=part,
+            )
+        out[seg] = int(n)
+    return out
 
 
 def _print_goalseek(gs: pd.DataFrame) -> None:

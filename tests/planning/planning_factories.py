@@ -117,3 +117,43 @@ def write_inputs(tmp_path):
     p = tmp_path / "plan.toml"
     p.write_text(PLAN)
     return a, p
+
+
+def write_posterior_nc(params: FunnelParameters, path) -> None:
+    """Write parameters as a posterior file per the contract (one chain, no open units)."""
+    import json
+
+    import arviz as az
+    import xarray as xr
+
+    steps = list(params.stages[1:])
+    entry = list(params.stages[:-1])
+
+    def da(x, dims):
+        return (("chain", "draw", *dims), x[None, ...])
+
+    post = xr.Dataset(
+        {
+            "conversion": da(params.conversion, ("cell", "step")),
+            "delay_mu": da(params.delay_mu, ("cell", "step")),
+            "delay_sigma": da(params.delay_sigma, ("cell", "step")),
+            "arrival_rate": da(params.arrival_rate, ("cell", "entry_stage")),
+            "arrival_dispersion": da(params.arrival_dispersion, ("cell", "entry_stage")),
+            "arrival_trend": da(params.arrival_trend, ("cell", "entry_stage")),
+            "deal_size_mu": da(params.deal_size_mu, ("cell",)),
+            "deal_size_sigma": da(params.deal_size_sigma, ("cell",)),
+        },
+        coords={
+            "chain": [0],
+            "draw": np.arange(params.n_draws),
+            "cell": list(params.cells),
+            "step": steps,
+            "entry_stage": entry,
+        },
+        attrs={
+            "simengine_stages": json.dumps(list(params.stages)),
+            "simengine_as_of": params.as_of.isoformat(),
+            "simengine_pipeline_stage": params.stages[params.pipeline_stage],
+        },
+    )
+    az.InferenceData(posterior=post).to_netcdf(str(path), engine="h5netcdf")

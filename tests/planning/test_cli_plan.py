@@ -121,3 +121,46 @@ def test_plan_needs_exactly_one_parameter_source(tmp_path, capsys):
     assert main(["plan", "--plan", str(p)]) == 2
     assert main(["plan", "--plan", str(p), "--assumptions", str(a), "--posterior", str(a)]) == 2
     assert "exactly one" in capsys.readouterr().err
+
+
+def test_plan_capacity_warning_with_given_reps(tmp_path, capsys):
+    a, p = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    argv = [
+        "plan",
+        "--plan",
+        str(p),
+        "--assumptions",
+        str(a),
+        "--draws",
+        "50",
+        "--no-goal-seek",
+        "--reps",
+        "smb=1,ent=1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    # smb plans 1,000 MQLs in 91 days = 76.9 a week; one rep works 120 x 7 / 30.4375 = 27.6
+    assert "smb mql: planned flow of 76.9 a week exceeds" in text.replace("\n", " ")
+    cap = pd.read_csv(out / "capacity.csv").set_index("segment")
+    assert cap.loc["smb", "warning"].startswith("smb mql")
+    assert cap.loc["ent", "reps"] == 1
+    assert (
+        main(
+            [
+                "plan",
+                "--plan",
+                str(p),
+                "--assumptions",
+                str(a),
+                "--draws",
+                "50",
+                "--no-goal-seek",
+                "--reps",
+                "emea=2",
+            ]
+        )
+        == 2
+    )

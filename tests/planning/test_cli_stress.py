@@ -109,3 +109,40 @@ def test_sensitivity_cli_rejects_bad_pct(tmp_path, capsys):
     )
     assert "--pct" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_stress_cli_runs_the_shipped_demo_scenarios_on_a_posterior(tmp_path, models_dir):
+    from planning_factories import make_params, write_posterior_nc
+
+    post = tmp_path / "posterior.nc"
+    write_posterior_nc(make_params(), post)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        "start = 2027-01-04\nend = 2027-04-04\n[targets]\nsmb = 260000\nmid = 370000\nent = 2500000\n"
+    )
+    out = tmp_path / "stress"
+    argv = [
+        "stress",
+        "--plan",
+        str(plan),
+        "--posterior",
+        str(post),
+        "--scenarios",
+        str(models_dir / "scenarios" / "demo.toml"),
+        "--out",
+        str(out),
+        "--paths",
+        "600",
+        "--batches",
+        "3",
+    ]
+    assert main(argv) == 0
+    df = pd.read_csv(out / "stress.csv")
+    assert len(set(df.scenario)) == 6
+    mqls = df[
+        (df.scenario == "mqls-minus-20pct")
+        & (df.segment == "total")
+        & (df.metric == "revenue")
+        & (df.stat == "mean")
+    ].iloc[0]
+    assert mqls.delta < 0
