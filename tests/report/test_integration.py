@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -134,3 +135,23 @@ def test_stress_section_from_a_real_stress_run(engine_forecast, tmp_path):
     row = df[(df.scenario == "mqls-minus-20pct") & (df.segment == "total")
              & (df.metric == "attainment") & (df.stat == "prob_hit")]
     assert row.delta.item() < 0
+
+
+def test_sensitivity_gives_the_top_risks(engine_forecast, tmp_path):
+    from simengine.planning.sensitivity import run_sensitivity, top_risks, write_sensitivity
+
+    d = engine_forecast.parent
+    plan = load_plan(d / "plan.toml")
+    params = read_assumptions(d / "assumptions.toml", n_draws=200, seed=1, as_of=plan.as_of)
+    df = run_sensitivity(params, plan, paths=2_000, seed=3, batches=4)
+    out = write_sensitivity(df, tmp_path / "fc-copy" / "sensitivity")
+    # The report reads DIR/sensitivity/sensitivity.csv: put it beside a copy of the forecast.
+    for f in ("forecast.nc", "summary.csv", "assumptions.toml"):
+        (out.parent / f).write_bytes((engine_forecast / f).read_bytes())
+    page = build_report(out.parent)
+    assert "Sensitivity (sensitivity.csv)" in page
+    assert "From the sensitivity analysis" in page
+    risks = top_risks(df)
+    assert risks, "fewer MQLs or lower rates must lower P(hit) for some input"
+    for risk in risks:
+        assert html.escape(risk) in page
