@@ -160,7 +160,10 @@ def run_demo(
         con.print("[bold yellow]   the fit missed the convergence gate; the posterior is flagged "
                   "simengine_converged=false[/]", highlight=False)
     with _step(con, timings, "simulate", f"simulate {paths:,} paths (simengine simulate)"):
-        params = read_parameters(posterior)
+        with warnings.catch_warnings():
+            # read_parameters warns on an unconverged file; the demo said so above.
+            warnings.simplefilter("ignore", UserWarning)
+            params = read_parameters(posterior)
         # Recorded as `simengine simulate` does; the report finds the posterior
         # next to the forecast directory by this hash.
         hashes = {"posterior": file_sha256(posterior),
