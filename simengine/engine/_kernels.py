@@ -5,8 +5,10 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
 * **Arrivals** per cell and entry stage: each week ``w`` (days ``7w .. 7w+6``)
   has mean ``rate * exp(trend * w)``; with dispersion ``alpha > 0`` it is
   multiplied by a Gamma(1/alpha, alpha) draw (mean 1, variance alpha), then
-  each day gets Poisson(weekly mean / 7) units: the weekly total is exactly
-  negative binomial with variance ``m + alpha m^2``. New units enter at the
+  the week gets Poisson(weekly mean) units, each on a uniform day of the week
+  (the same law as independent daily Poisson(mean / 7) counts; days past the
+  horizon are dropped): the weekly total is exactly negative binomial with
+  variance ``m + alpha m^2``. New units enter at the
   start of their day (continuous time = the day index).
 * **A day's cohort** of ``n`` units at entry stage ``e`` is thinned step by
   step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)``. Conversion is
@@ -76,8 +78,7 @@ def _binomial(state, n, p):  # pragma: no cover
     if n <= _SMALL_N:
         k = 0
         for _ in range(n):
-            if uniform(state) < p:
-                k += 1
+            k += uniform(state) < p  # branch-free count
         return k
     return binomial(state, n, p)
 
@@ -88,7 +89,7 @@ def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
     pdc[g, day + 1] += sign
 
 
-@jit
+@jit(inline="always")
 def _cohort(  # pragma: no cover
     n,
     day,
@@ -282,6 +283,7 @@ def _path(  # pragma: no cover
     pdc[:] = 0.0
     ent[:] = 0
     n_weeks = (sim_days + 6) // 7
+    week_counts = np.zeros(7, np.int64)
     for c in range(C):
         g = cseg[c]
         for e in range(S):
@@ -300,10 +302,18 @@ def _path(  # pragma: no cover
                 mw = m * math.exp(tr * w) if tr != 0.0 else m
                 if alpha > 0.0:
                     mw *= gamma(sa, 1.0 / alpha) * alpha
-                lam = mw / 7.0
-                for day in range(7 * w, min(7 * w + 7, sim_days)):
-                    n = poisson(sa, lam) if lam > 0.0 else 0
-                    if n > 0:
+                # The week's Poisson total, each unit on a uniform day of the week: the
+                # same law as independent daily Poisson(mw / 7) counts, for fewer draws.
+                nw = poisson(sa, mw) if mw > 0.0 else 0
+                if nw == 0:
+                    continue
+                week_counts[:] = 0
+                for _ in range(nw):
+                    week_counts[min(int(7.0 * uniform(sa)), 6)] += 1
+                for k in range(7):
+                    day = 7 * w + k
+                    n = week_counts[k]
+                    if n > 0 and day < sim_days:
                         _cohort(
                             n,
                             day,
