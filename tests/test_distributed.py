@@ -1,0 +1,307 @@
+"""Dask scale-out: option parsing, unreachable schedulers, bitwise equality, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simengine.distributed import (
+    ClusterSpec,
+    _pack,
+    _unpack,
+    available_cores,
+    connect,
+    numba_threads_per_worker,
+    parse_cluster,
+    run_blocks_distributed,
+    simulate_distributed,
+    worker_info,
+)
+from simengine.engine import plan_blocks, prepare, run_block, simulate
+from simengine.engine.blocks import BlockSummary
+from simengine.errors import InputError
+from simengine.params import FunnelParameters, OpenUnits
+from simengine.plan import Plan
+
+PATHS = 24_000
+BLOCK = 2_000  # 12 blocks: enough for a worker to die with work outstanding
+SEED = 20270104
+
+
+def small_problem(seed: int = 11) -> tuple[FunnelParameters, Plan]:
+    """A light but complete funnel: 2 segments x 2 channels, 4 stages, open units."""
+    rng = np.random.default_rng(seed)
+    stages = ("mql", "sql", "opportunity", "won")
+    segments = ("smb", "mid")
+    cells = ("smb/ads", "smb/webinar", "mid/ads", "mid/webinar")
+    d, c, s = 16, len(cells), len(stages) - 1
+    as_of = dt.date(2027, 1, 4)
+    rate = np.zeros((d, c, s))
+    rate[:, :, 0] = rng.uniform(2.0, 5.0, (d, c))  # mql per week
+    rate[:, :, 2] = rng.uniform(0.2, 0.8, (d, c))  # sales-sourced opportunities
+    n_open = 30
+    params = FunnelParameters(
+        stages=stages,
+        cells=cells,
+        segments=segments,
+        cell_segment=np.array([0, 0, 1, 1], np.int64),
+        pipeline_stage=2,
+        as_of=as_of,
+        conversion=rng.uniform(0.25, 0.6, (d, c, s)),
+        delay_mu=rng.normal(2.3, 0.2, (d, c, s)),
+        delay_sigma=rng.uniform(0.4, 0.8, (d, c, s)),
+        arrival_rate=rate,
+        arrival_dispersion=np.full((d, c, s), 0.2),
+        arrival_trend=np.zeros((d, c, s)),
+        deal_size_mu=rng.normal(np.log([4e3, 4e3, 2e4, 2e4]), 0.05, (d, c)),
+        deal_size_sigma=np.full((d, c), 0.6),
+        open_units=OpenUnits(
+            rng.integers(0, c, n_open).astype(np.int64),
+            rng.integers(0, s, n_open).astype(np.int64),
+            rng.uniform(0.0, 40.0, n_open),
+            np.where(rng.random(n_open) < 0.5, rng.lognormal(9.0, 0.5, n_open), np.nan),
+        ),
+    )
+    plan = Plan(
+        start=as_of,
+        end=as_of + dt.timedelta(days=55),
+        as_of=as_of,
+        targets={"smb": 4e4, "mid": 1.5e5},
+        horizon_days=70,
+    )
+    return params, plan
+
+
+# ------------------------------------------------------------------ option parsing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("local:1", ClusterSpec("local", n_workers=1)),
+        (" local:4 ", ClusterSpec("local", n_workers=4)),
+        ("tcp://10.0.0.5:8786", ClusterSpec("address", address="tcp://10.0.0.5:8786")),
+        ("tls://sched.example.com:8786", ClusterSpec("address", address="tls://sched.example.com:8786")),
+        ("sched.example.com:8786", ClusterSpec("address", address="tcp://sched.example.com:8786")),
+    ],
+)
+def test_parse_cluster_accepts(text: str, expected: ClusterSpec) -> None:
+    assert parse_cluster(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_part"),
+    [
+        ("local:0", "at least one worker"),
+        ("local", "local:N"),
+        ("local:two", "local:N"),
+        ("http://host:8786", "unknown scheduler protocol"),
+        ("tcp://host", "protocol://host:port"),
+        ("my-cluster", "scheduler address"),
+        ("", "scheduler address"),
+    ],
+)
+def test_parse_cluster_rejects_with_a_located_issue(text: str, rule_part: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_cluster(text)
+    (issue,) = info.value.issues
+    assert issue.column == "--cluster"
+    assert issue.value == text
+    assert rule_part in issue.rule
+
+
+def test_threads_never_oversubscribe() -> None:
+    assert numba_threads_per_worker(1, cores=8) == 8
+    assert numba_threads_per_worker(2, cores=8) == 4
+    assert numba_threads_per_worker(3, cores=8) == 2
+    assert numba_threads_per_worker(16, cores=8) == 1  # more workers than cores: 1 each
+    for n in range(1, 10):
+        for cores in range(1, 17):
+            t = numba_threads_per_worker(n, cores=cores)
+            assert t >= 1
+            assert n * t <= max(cores, n)
+    with pytest.raises(ValueError, match="n_workers"):
+        numba_threads_per_worker(0)
+
+
+def test_unreachable_scheduler_is_a_clear_error_within_the_timeout() -> None:
+    # Port 1 on localhost: nothing listens; connect must give up after ~timeout.
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        connect("tcp://127.0.0.1:1", timeout=2.0)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0 + 8.0  # the timeout plus generous slack on a loaded 2-core box
+    (issue,) = info.value.issues
+    assert issue.column == "--cluster"
+    assert issue.value == "tcp://127.0.0.1:1"
+    assert "cannot reach the Dask scheduler within 2s" in issue.rule
+    assert "unreachable" in info.value.summary
+
+
+def test_bad_plan_is_reported_before_any_cluster_is_contacted() -> None:
+    params, plan = small_problem()
+    bad = Plan(start=plan.start, end=plan.end, as_of=plan.as_of, targets={"smb": 1.0})
+    # An unreachable address would take the timeout; the plan error comes first.
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="no target"):
+        simulate_distributed(
+            params, bad, paths=10, seed=1, cluster="tcp://127.0.0.1:1", timeout=30.0
+        )
+    assert time.perf_counter() - t0 < 5.0
+
+
+# ------------------------------------------------------------------ wire format
+
+
+def _assert_same_summary(a: BlockSummary, b: BlockSummary) -> None:
+    assert a.n == b.n
+    assert a.blocks == b.blocks
+    for name in (
+        "scal_hist", "welford", "hit", "within", "ttt_hist",
+        "cum_hist", "cum_sum", "cum_comp", "wcov_hist",
+    ):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype
+        assert x.shape == y.shape
+        assert x.tobytes() == y.tobytes(), name
+
+
+def test_pack_round_trip_is_bitwise_and_smaller() -> None:
+    params, plan = small_problem()
+    prepared = prepare(params, plan)
+    block = plan_blocks(3_000, 3_000)[0]
+    summary = run_block(prepared, block, SEED)
+    packed = _pack(summary)
+    _assert_same_summary(_unpack(packed), summary)
+    wire = sum(
+        sum(x.nbytes for x in v[2:]) if isinstance(v, tuple) else getattr(v, "nbytes", 8)
+        for v in packed.values()
+    )
+    assert wire < summary.nbytes / 5  # histograms of one block are mostly empty bins
+
+
+# ------------------------------------------------------------------ on a LocalCluster
+
+
+@pytest.fixture(scope="module")
+def problem() -> tuple[FunnelParameters, Plan]:
+    return small_problem()
+
+
+@pytest.fixture(scope="module")
+def in_process(problem: tuple[FunnelParameters, Plan], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    params, plan = problem
+    out = tmp_path_factory.mktemp("inproc") / "fc"
+    simulate(params, plan, paths=PATHS, seed=SEED, block_size=BLOCK, threads=2).write(out)
+    return out
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["local1", "local2"])
+def client(request: pytest.FixtureRequest) -> Iterator[object]:
+    c = connect(f"local:{request.param}", timeout=60.0)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.mark.distributed
+def test_workers_are_warm_and_do_not_oversubscribe(client: object) -> None:
+    info = worker_info(client)  # type: ignore[arg-type]
+    sched = client.scheduler_info(n_workers=-1)["workers"]  # type: ignore[attr-defined]
+    cores = available_cores()
+    assert info
+    total = 0
+    for addr, w in info.items():
+        assert w["warmed"], addr
+        total += int(sched[addr]["nthreads"]) * int(w["numba_threads"])
+    assert total <= max(cores, len(info))
+
+
+@pytest.mark.distributed
+def test_same_seed_same_bytes_in_process_and_on_workers(
+    client: object, problem: tuple[FunnelParameters, Plan], in_process: Path, tmp_path: Path
+) -> None:
+    params, plan = problem
+    seen: list[tuple[int, int]] = []
+    fc = simulate_distributed(
+        params, plan, paths=PATHS, seed=SEED, block_size=BLOCK, cluster=client,  # type: ignore[arg-type]
+        on_block=lambda done, total: seen.append((done, total)),
+    )
+    fc.write(tmp_path / "fc")
+    assert (tmp_path / "fc" / "summary.csv").read_bytes() == (in_process / "summary.csv").read_bytes()
+    import xarray as xr
+
+    with (
+        xr.open_dataset(in_process / "forecast.nc", engine="h5netcdf") as a,
+        xr.open_dataset(tmp_path / "fc" / "forecast.nc", engine="h5netcdf") as b,
+    ):
+        xr.testing.assert_identical(a.load(), b.load())
+    # progress: one call per block, in order, ending at the total
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == (PATHS, PATHS)
+    assert len(seen) == PATHS // BLOCK
+
+
+@pytest.mark.distributed
+def test_a_different_seed_gives_different_numbers(
+    client: object, problem: tuple[FunnelParameters, Plan], in_process: Path
+) -> None:
+    # Guards the equality test against comparing constants.
+    import pandas as pd
+
+    params, plan = problem
+    fc = simulate_distributed(
+        params, plan, paths=PATHS, seed=SEED + 1, block_size=BLOCK, cluster=client  # type: ignore[arg-type]
+    )
+    ref = pd.read_csv(in_process / "summary.csv")
+    got = fc.summary
+    rev = (got["metric"] == "revenue") & (got["stat"] == "mean")
+    ref_rev = (ref["metric"] == "revenue") & (ref["stat"] == "mean")
+    assert not np.array_equal(got.loc[rev, "value"].to_numpy(), ref.loc[ref_rev, "value"].to_numpy())
+
+
+def _kill_one_worker(client: object) -> int:
+    pids = client.run(os.getpid)  # type: ignore[attr-defined]
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)
+    return int(victim)
+
+
+@pytest.mark.distributed
+def test_killing_a_worker_mid_run_gives_the_same_bytes(
+    client: object, problem: tuple[FunnelParameters, Plan], in_process: Path, tmp_path: Path
+) -> None:
+    """Kill a worker after the first merged block; lost blocks are recomputed from their seeds.
+
+    With one worker this also loses every copy of the scattered inputs, which
+    are then scattered again to the restarted worker.
+    """
+    params, plan = problem
+    prepared = prepare(params, plan)
+    killed: list[int] = []
+
+    def kill_once(done: int, total: int) -> None:
+        if not killed and done < total:
+            killed.append(_kill_one_worker(client))
+
+    summary = run_blocks_distributed(
+        client, prepared, PATHS, SEED, BLOCK, kill_once  # type: ignore[arg-type]
+    )
+    assert killed
+    assert killed[0] not in client.run(os.getpid).values()  # type: ignore[attr-defined]
+    ref = simulate(params, plan, paths=PATHS, seed=SEED, block_size=BLOCK, threads=1)
+    from simengine.engine import Forecast
+
+    fc = Forecast.from_summary(
+        summary, params, plan,
+        {"seed": SEED, "block_size": BLOCK, "versions": {}, "input_sha256": {}},
+    )
+    assert fc.summary.to_csv(index=False) == ref.summary.to_csv(index=False)
