@@ -17,6 +17,11 @@ Tolerances
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -26,8 +31,16 @@ import scipy.stats as st
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
+from simengine.engine import _jit as J
 from simengine.engine import _rng as R
-from simengine.engine._jit import jit, jit_parallel
+from simengine.engine._jit import JIT_OPTIONS
+
+# Test helpers are compiled fresh each session (cache off): numba's on-disk cache
+# of a caller is keyed to the caller's own file only, so a cached helper would
+# keep running an old inlined copy of _rng after _rng.py changes.
+_OPTS = {**JIT_OPTIONS, "cache": False}
+jit = numba.njit(**_OPTS)
+jit_parallel = numba.njit(parallel=True, **_OPTS)
 
 N = 200_000
 P_MIN = 1e-4
@@ -620,3 +633,87 @@ def test_std_normal_tight():
     p4 = 2 * st.norm.sf(4.0)
     cnt = np.count_nonzero(np.abs(x) > 4.0)
     assert abs(cnt - x.size * p4) < 5 * math.sqrt(x.size * p4 * (1 - p4))
+
+
+# ----------------------------------------------------------------------------- dependency-aware jit cache (_jit)
+def test_engine_functions_use_the_dependency_aware_cache():
+    assert J.CACHE_DEPENDENCY_AWARE
+    _state(KEY, 0, 0)  # make sure seed_stream is compiled
+    locator = R.seed_stream._cache._impl.locator
+    assert getattr(locator, "_simengine_locator", False)
+    assert locator.get_source_stamp()[-1] == J.ENGINE_SOURCE_DIGEST
+    assert J.claims(R.__file__)
+    assert J.claims(__file__)  # tests of a checkout are claimed too
+    assert not J.claims(np.__file__)
+
+
+def test_source_digest_tracks_content(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    d1 = J.source_digest(tmp_path)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    d2 = J.source_digest(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("")
+    d3 = J.source_digest(tmp_path)
+    assert len({d1, d2, d3}) == 3
+    (tmp_path / "sub" / "b.py").unlink()
+    assert J.source_digest(tmp_path) == d2
+
+
+_HELPER = """
+import numpy as np
+from simengine.engine import _rng
+from simengine.engine._jit import jit
+
+@jit
+def first_uniform():
+    s = np.empty(4, np.uint64)
+    _rng.seed_stream(np.uint64(1), 0, 0, s)
+    return _rng.uniform(s)
+
+print(repr(first_uniform()))
+"""
+
+
+def _run_helper(checkout: Path, env_extra: dict[str, str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(checkout), **env_extra}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run(
+        [sys.executable, str(checkout / "tests" / "helper.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=checkout,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hook", [True, False])
+def test_cached_caller_sees_changed_rng(tmp_path, hook):
+    # A cached function in tests/ inlines _rng.uniform; after _rng.py changes, the
+    # next process must run the new uniform. With the hook disabled (numba's own
+    # locators only) the stale cached result shows numba's limitation, so this test
+    # can fail.
+    repo = Path(__file__).resolve().parents[2]
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        repo / "simengine", checkout / "simengine", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (checkout / "tests").mkdir()
+    (checkout / "tests" / "helper.py").write_text(_HELPER)
+    env = {} if hook else {"NUMBA_CACHE_LOCATOR_CLASSES": "InTreeCacheLocator"}
+    v1 = _run_helper(checkout, env)
+    assert _run_helper(checkout, env) == v1  # from cache, same value
+    rng = checkout / "simengine" / "engine" / "_rng.py"
+    src = rng.read_text()
+    old = "return float(k) * _TWO_M53"
+    assert src.count(old) == 1
+    rng.write_text(src.replace(old, "return 0.5 * float(k) * _TWO_M53"))
+    v2 = _run_helper(checkout, env)
+    if hook:
+        assert v2 == 0.5 * v1
+    else:
+        assert v2 == v1  # stale: numba alone does not track the callee's file
