@@ -1,0 +1,61 @@
+"""Partial pooling with per-group centring (private helper of the models).
+
+A pooled level ``x[g] ~ Normal(parent[g], sd)`` is sampled *centred* where
+group ``g`` has plenty of data (its likelihood pins ``x[g]``; the non-centred
+form would then tie ``sd`` and the offset into a narrow banana) and
+*non-centred* (``x = parent + sd * z``, ``z ~ Normal(0, 1)``) where data are
+thin (the prior dominates; the centred form would make a funnel). Both give
+the same model; only the sampler's geometry changes. The threshold is a
+count of observations informing the group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.tensor import TensorVariable
+
+__all__ = ["CENTRED_MIN_OBS", "pooled"]
+
+CENTRED_MIN_OBS = 40
+"""A group with at least this many observations is sampled centred."""
+
+
+def pooled(
+    name: str,
+    parent: TensorVariable,
+    sd: TensorVariable,
+    n_obs: npt.ArrayLike,
+    dims: str | tuple[str, ...],
+    threshold: float | None = None,
+) -> TensorVariable:
+    """Return ``x ~ Normal(parent, sd)`` with per-element centring by data size.
+
+    Parameters
+    ----------
+    name : str
+        Name of the raw random variable (``f"{name}_raw"``).
+    parent : TensorVariable
+        Location, broadcastable to ``n_obs``'s shape.
+    sd : TensorVariable
+        Pooling scale (scalar or broadcastable).
+    n_obs : array_like
+        Observations informing each element; sets the element's centring.
+    dims : str or tuple of str
+        Model dims of the variable.
+    threshold : float, optional
+        Centred where ``n_obs >= threshold`` (default :data:`CENTRED_MIN_OBS`).
+
+    Returns
+    -------
+    TensorVariable
+        The level ``x``.
+    """
+    limit = CENTRED_MIN_OBS if threshold is None else threshold
+    centred = np.asarray(n_obs, dtype=float) >= limit
+    mu = pt.where(centred, parent, 0.0)
+    sigma = pt.where(centred, sd, 1.0)
+    raw = pm.Normal(f"{name}_raw", mu=mu, sigma=sigma, dims=dims)
+    return pt.where(centred, raw, parent + sd * raw)

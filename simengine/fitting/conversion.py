@@ -1,0 +1,176 @@
+"""Joint step-conversion and step-delay cure model, with censoring and drift.
+
+For a unit that entered stage ``s-1`` (cell ``c``, drift period ``t``), with
+conversion probability ``p = conversion[c, s, t]`` and lognormal delay
+``F``/``f`` (``delay_mu[c, s]``, ``delay_sigma[c, s]``), the likelihood is
+
+* converted after ``d`` days: ``p f(d)``;
+* lost before converting: ``1 - p``;
+* still open at the as-of date, aged ``a`` days: ``1 - p F(a)``.
+
+Open units are never counted as lost; young cohorts are not failures. All
+terms are evaluated from sufficient statistics
+(:class:`~simengine.fitting.data.FunnelData`) as weighted ``pm.Potential``
+terms, so the model's size does not grow with the number of units.
+
+Pooling (non-centred, priors in :mod:`~simengine.fitting.priors`): logit
+conversion of a cell = step's global logit + segment offset + cell offset
+(the cell level is dropped when every segment has one cell); log-median delay
+is pooled the same way; the log delay sd is pooled cell-around-step.
+
+Drift: the logit rate of each cell and step follows a Gaussian random walk
+over drift periods with one pooled innovation sd. It is parameterised from
+the last period backwards, so ``conversion`` (the last period's rate, the one
+that applies from the as-of date on) is the anchor and earlier periods are
+offsets from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.dist_math import normal_lcdf
+
+from simengine.fitting._pooling import pooled
+from simengine.fitting.data import FunnelData
+from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
+
+__all__ = ["OUTPUT_VARS", "build_model"]
+
+OUTPUT_VARS = ("conversion", "delay_mu", "delay_sigma")
+"""Posterior variables of this model that go into the posterior file."""
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
+    """Build the conversion + delay cure model for the given statistics.
+
+    Parameters
+    ----------
+    data : FunnelData
+        Sufficient statistics from :func:`~simengine.fitting.data.build_data`.
+    priors : Priors
+        Prior scales.
+
+    Returns
+    -------
+    pymc.Model
+        With deterministics ``conversion(cell, step)`` (last drift period),
+        ``conversion_by_period(cell, step, period)``, ``delay_mu(cell, step)``,
+        ``delay_sigma(cell, step)`` and potentials ``conversion_loglik``,
+        ``delay_loglik``, ``censored_loglik``.
+    """
+    n_cells, n_steps, n_periods = data.n_converted.shape
+    n_segments = len(data.segments)
+    seg = data.cell_segment
+    with_cells = n_cells > n_segments
+    coords = {
+        "cell": list(data.cells),
+        "segment": list(data.segments),
+        "step": list(data.steps),
+        "period": list(range(n_periods)),
+    }
+    with pm.Model(coords=coords) as model:
+        # --- conversion, logit scale, last period
+        n_from = (
+            data.n_converted.sum(axis=2)
+            + data.n_lost.sum(axis=2)
+            + _open_totals(data, n_cells, n_steps)
+        )
+        g = pm.Normal(
+            "conversion_logit_global",
+            priors.conversion_logit_loc,
+            priors.conversion_logit_sd,
+            dims="step",
+        )
+        sd_seg = scale_prior("conversion_segment_sd", priors.conversion_segment_sd)
+        seg_level = pooled(
+            "conversion_segment",
+            g[None, :],
+            sd_seg,
+            _by_segment(n_from, seg, n_segments),
+            ("segment", "step"),
+        )
+        logit_last = seg_level[seg, :]
+        if with_cells:
+            sd_cell = scale_prior("conversion_cell_sd", priors.conversion_cell_sd)
+            logit_last = pooled("conversion_cell", logit_last, sd_cell, n_from, ("cell", "step"))
+        if n_periods > 1:
+            tau = scale_prior("drift_sd", priors.drift_sd)
+            eps = pm.Normal("drift_z", 0.0, 1.0, shape=(n_cells, n_steps, n_periods - 1))
+            # offset of period t from the last period: -tau * sum_{u >= t} eps_u
+            back = pt.cumsum(eps[:, :, ::-1], axis=2)[:, :, ::-1]
+            offsets = pt.concatenate([-tau * back, pt.zeros((n_cells, n_steps, 1))], axis=2)
+            logit = logit_last[:, :, None] + offsets
+        else:
+            logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
+        pm.Deterministic("conversion", pm.math.sigmoid(logit_last), dims=("cell", "step"))
+        pm.Deterministic(
+            "conversion_by_period", pm.math.sigmoid(logit), dims=("cell", "step", "period")
+        )
+        log_p = -pt.softplus(-logit)
+        log_1mp = -pt.softplus(logit)
+
+        # --- delays (lognormal), pooled
+        m = pm.Normal("delay_mu_global", priors.delay_mu_loc, priors.delay_mu_sd, dims="step")
+        dsd_seg = scale_prior("delay_segment_sd", priors.delay_segment_sd)
+        n_d = data.delay_n
+        mu = pooled(
+            "delay_segment",
+            m[None, :],
+            dsd_seg,
+            _by_segment(n_d, seg, n_segments),
+            ("segment", "step"),
+        )[seg, :]
+        if with_cells:
+            dsd_cell = scale_prior("delay_cell_sd", priors.delay_cell_sd)
+            mu = pooled("delay_cell", mu, dsd_cell, n_d, ("cell", "step"))
+        ls = pm.Normal(
+            "delay_log_sigma_global",
+            priors.delay_log_sigma_loc,
+            priors.delay_log_sigma_sd,
+            dims="step",
+        )
+        lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
+        log_sigma = pooled("delay_log_sigma_cell", ls[None, :], lsd, n_d, ("cell", "step"))
+        mu = pm.Deterministic("delay_mu", mu, dims=("cell", "step"))
+        sigma = pm.Deterministic("delay_sigma", pt.exp(log_sigma), dims=("cell", "step"))
+
+        # --- likelihood from sufficient statistics
+        pm.Potential(
+            "conversion_loglik",
+            pt.sum(data.n_converted * log_p) + pt.sum(data.n_lost * log_1mp),
+        )
+        n, s1, s2 = data.delay_n, data.delay_sum_log, data.delay_sum_log2
+        pm.Potential(
+            "delay_loglik",
+            pt.sum(
+                -n * log_sigma
+                - 0.5 * n * _LOG_2PI
+                - s1
+                - (s2 - 2.0 * mu * s1 + n * mu**2) / (2.0 * sigma**2)
+            ),
+        )
+        if data.open_count.size:
+            oc, os_, op = data.open_cell, data.open_step, data.open_period
+            log_f = normal_lcdf(mu[oc, os_], sigma[oc, os_], np.log(data.open_age))
+            censored = pt.log1mexp(log_p[oc, os_, op] + log_f)
+            pm.Potential("censored_loglik", pt.sum(data.open_count * censored))
+        else:
+            pm.Potential("censored_loglik", pt.constant(0.0))
+    return model
+
+
+def _by_segment(n: np.ndarray, seg: np.ndarray, n_segments: int) -> np.ndarray:
+    """Sum per-cell counts (cell, ...) into per-segment counts (segment, ...)."""
+    out = np.zeros((n_segments, *n.shape[1:]))
+    np.add.at(out, seg, n)
+    return out
+
+
+def _open_totals(data: FunnelData, n_cells: int, n_steps: int) -> np.ndarray:
+    out = np.zeros((n_cells, n_steps))
+    np.add.at(out, (data.open_cell, data.open_step), data.open_count)
+    return out

@@ -1,0 +1,342 @@
+"""Canonical records at an as-of date → the funnel models' sufficient statistics.
+
+Everything the three models need is reduced here to small arrays, so the
+PyMC models never loop over units:
+
+* **conversion + delay (cure model)**, per cell, step and drift period (the
+  period in which the unit entered the step's *from* stage): the count of
+  units that converted, the count that were lost before converting, and the
+  lognormal sufficient statistics of the converted delays per cell and step
+  (``n``, ``Σ log d``, ``Σ (log d)²``). Units still open at the as-of date are
+  grouped by (cell, step, period, age in days) with a count, so the censored
+  term ``1 - p F(age)`` is evaluated once per group.
+* **arrivals**: new units per complete week (7-day windows ending the day
+  before the as-of date) per cell and entry stage.
+* **deal size**: lognormal sufficient statistics of won amounts per cell.
+
+Conventions (documented contract of the fit):
+
+* Only what was known on the as-of date is used: stage and lost dates after
+  it are blanked, units that entered after it are dropped, and an amount is
+  dropped for units that closed (won or lost) after it. Passing records
+  already reduced by ``records.as_of_view`` gives the same result.
+* Delays and ages are datetime differences in days (fractional if the data
+  carry times), floored at :data:`MIN_DELAY_DAYS` (half a day) so that
+  same-day transitions have a finite log.
+* Drift periods are counted back from the as-of date: period ``P-1`` holds
+  entries within ``drift_period_days`` before it, and so on; entries older
+  than ``max_periods`` periods are pooled into period 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from simengine.spec import CELL_SEP, FunnelSpec
+
+__all__ = [
+    "MAX_DRIFT_PERIODS",
+    "MIN_DELAY_DAYS",
+    "FunnelData",
+    "build_data",
+    "cell_labels",
+    "known_at",
+    "relative_days",
+]
+
+MIN_DELAY_DAYS = 0.5
+"""Floor (days) applied to step delays and open ages before taking logs."""
+
+MAX_DRIFT_PERIODS = 12
+"""At most this many drift periods; older entries share the first period."""
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class FunnelData:
+    """Sufficient statistics of the funnel at an as-of date.
+
+    Parameters
+    ----------
+    stages : tuple of str
+        Ordered stages.
+    cells : tuple of str
+        Cell labels, sorted.
+    segments : tuple of str
+        Reporting segments, sorted.
+    cell_segment : ndarray of int64, shape (cell,)
+        Segment index of each cell.
+    as_of : datetime.date
+        The as-of date.
+    period_days : int
+        Drift period length in days.
+    n_periods : int
+        Number of drift periods (1 when drift is off).
+    n_converted, n_lost : ndarray of int64, shape (cell, step, period)
+        Units that entered the step's from-stage in that period and then
+        converted / were lost before converting (by the as-of date).
+    delay_n, delay_sum_log, delay_sum_log2 : ndarray of float64, shape (cell, step)
+        Count, sum of log delays and sum of squared log delays of conversions.
+    open_cell, open_step, open_period : ndarray of int64, shape (group,)
+        Index triple of each open-unit group (step index into ``stages[1:]``).
+    open_age : ndarray of float64, shape (group,)
+        Age in days (floored at :data:`MIN_DELAY_DAYS`) of the group.
+    open_count : ndarray of float64, shape (group,)
+        Number of open units in the group.
+    entry_stages : tuple of str
+        Stages where units enter in the arrival window (subset of ``stages[:-1]``).
+    arrival_counts : ndarray of int64, shape (cell, entry_stage, week)
+        New units per complete week; week ``W-1`` ends the day before as-of.
+    arrival_active : ndarray of bool, shape (cell, entry_stage)
+        Pairs with at least one arrival in the window (the others get rate 0).
+    deal_n, deal_sum_log, deal_sum_log2 : ndarray of float64, shape (cell,)
+        Lognormal sufficient statistics of amounts won by the as-of date.
+    snapshot : pandas.DataFrame
+        One row per unit open at the as-of date: ``id``, ``cell``, ``stage``,
+        ``age_days``, ``amount`` (NaN where unknown).
+    """
+
+    stages: tuple[str, ...]
+    cells: tuple[str, ...]
+    segments: tuple[str, ...]
+    cell_segment: IntArray
+    as_of: dt.date
+    period_days: int
+    n_periods: int
+    n_converted: IntArray
+    n_lost: IntArray
+    delay_n: FloatArray
+    delay_sum_log: FloatArray
+    delay_sum_log2: FloatArray
+    open_cell: IntArray
+    open_step: IntArray
+    open_period: IntArray
+    open_age: FloatArray
+    open_count: FloatArray
+    entry_stages: tuple[str, ...]
+    arrival_counts: IntArray
+    arrival_active: npt.NDArray[np.bool_]
+    deal_n: FloatArray
+    deal_sum_log: FloatArray
+    deal_sum_log2: FloatArray
+    snapshot: pd.DataFrame
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Step labels (``stages[1:]``)."""
+        return self.stages[1:]
+
+    @property
+    def n_weeks(self) -> int:
+        """Number of complete weeks in the arrival window."""
+        return int(self.arrival_counts.shape[2])
+
+
+def relative_days(col: pd.Series, as_of: dt.date) -> FloatArray:
+    """Days from ``as_of`` to each date (negative before it; NaN where NaT)."""
+    ts = pd.to_datetime(col)
+    delta = (ts - pd.Timestamp(as_of)).dt.total_seconds() / 86400.0
+    return delta.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def known_at(records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date) -> pd.DataFrame:
+    """Return the records as known on ``as_of`` (see module docstring).
+
+    The input is not modified.
+    """
+    df = records.copy()
+    cols = list(spec.stage_columns)
+    cutoff = pd.Timestamp(as_of)
+    first = df[cols].bfill(axis=1).iloc[:, 0]
+    df = df.loc[first.notna() & (first <= cutoff)].copy()
+    closed_later = pd.Series(False, index=df.index)
+    for c in (cols[-1], "lost_at"):
+        closed_later |= df[c].notna() & (df[c] > cutoff)
+    for c in [*cols, "lost_at"]:
+        df.loc[df[c] > cutoff, c] = pd.NaT
+    df.loc[closed_later, "amount"] = np.nan
+    return df.reset_index(drop=True)
+
+
+def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
+    """Return each record's cell label (``segment_by`` values joined by ``/``)."""
+    parts = [df[c].astype(str) for c in spec.segment_by]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + CELL_SEP + p
+    return out
+
+
+def build_data(
+    records: pd.DataFrame,
+    spec: FunnelSpec,
+    as_of: dt.date,
+    *,
+    drift: bool | None = None,
+    period_days: int | None = None,
+    history_weeks: int | None = None,
+    cells: tuple[str, ...] | None = None,
+) -> FunnelData:
+    """Reduce canonical records at ``as_of`` to the models' sufficient statistics.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (see ARCHITECTURE.md); not modified.
+    spec : FunnelSpec
+        The funnel.
+    as_of : datetime.date
+        Data cut-off.
+    drift, period_days, history_weeks : optional
+        Override ``spec.options.drift``, ``drift_period_days`` and
+        ``arrival_history_weeks``.
+    cells : tuple of str, optional
+        Cell labels to use (default: every cell present, sorted).
+
+    Returns
+    -------
+    FunnelData
+    """
+    opts = spec.options
+    drift = opts.drift if drift is None else drift
+    period_days = opts.drift_period_days if period_days is None else period_days
+    history_weeks = opts.arrival_history_weeks if history_weeks is None else history_weeks
+    df = known_at(records, spec, as_of)
+    n_units = len(df)
+    k_stages = len(spec.stages)
+    label = cell_labels(df, spec) if n_units else pd.Series([], dtype=str)
+    if cells is None:
+        cells = tuple(sorted(set(label)))
+    segments = tuple(sorted({c.split(CELL_SEP)[0] for c in cells}))
+    cell_segment = np.array([segments.index(c.split(CELL_SEP)[0]) for c in cells], np.int64)
+    cell_index = {c: i for i, c in enumerate(cells)}
+    ci = np.array([cell_index.get(x, -1) for x in label], np.int64)
+    keep = ci >= 0
+    rel = np.column_stack([relative_days(df[c], as_of) for c in spec.stage_columns])
+    if n_units == 0:
+        rel = np.zeros((0, k_stages))
+    lost = relative_days(df["lost_at"], as_of) if n_units else np.zeros(0)
+    is_lost = ~np.isnan(lost)
+    reached = ~np.isnan(rel)
+    entry = np.argmax(reached, axis=1) if n_units else np.zeros(0, np.int64)
+    last = k_stages - 1 - np.argmax(reached[:, ::-1], axis=1) if n_units else entry
+    entry_rel = rel[np.arange(n_units), entry] if n_units else np.zeros(0)
+
+    # Drift periods, counted back from as-of by the from-stage entry date.
+    if drift and n_units:
+        span = float(-np.nanmin(entry_rel[keep])) if keep.any() else 0.0
+        n_periods = int(min(MAX_DRIFT_PERIODS, max(1, np.floor(span / period_days) + 1)))
+    else:
+        n_periods = 1
+    n_cells, n_steps = len(cells), k_stages - 1
+    n_conv = np.zeros((n_cells, n_steps, n_periods), np.int64)
+    n_lost = np.zeros((n_cells, n_steps, n_periods), np.int64)
+    d_n = np.zeros((n_cells, n_steps))
+    d_s1 = np.zeros((n_cells, n_steps))
+    d_s2 = np.zeros((n_cells, n_steps))
+    groups: list[pd.DataFrame] = []
+    for j in range(1, k_stages):
+        frm = reached[:, j - 1] & keep
+        if not frm.any():
+            continue
+        t_from = rel[frm, j - 1]
+        if n_periods > 1:
+            back = np.floor(-t_from / period_days).astype(np.int64)
+            per = np.clip(n_periods - 1 - back, 0, n_periods - 1)
+        else:
+            per = np.zeros(t_from.shape[0], np.int64)
+        c = ci[frm]
+        conv = reached[frm, j]
+        lst = ~conv & is_lost[frm]
+        opn = ~conv & ~lst
+        np.add.at(n_conv[:, j - 1, :], (c[conv], per[conv]), 1)
+        np.add.at(n_lost[:, j - 1, :], (c[lst], per[lst]), 1)
+        logd = np.log(np.maximum(rel[frm, j][conv] - t_from[conv], MIN_DELAY_DAYS))
+        np.add.at(d_n[:, j - 1], c[conv], 1.0)
+        np.add.at(d_s1[:, j - 1], c[conv], logd)
+        np.add.at(d_s2[:, j - 1], c[conv], logd**2)
+        if opn.any():
+            age = np.maximum(-t_from[opn], MIN_DELAY_DAYS)
+            g = pd.DataFrame({"cell": c[opn], "step": j - 1, "period": per[opn], "age": age})
+            groups.append(g.groupby(["cell", "step", "period", "age"]).size().reset_index())
+    if groups:
+        og = pd.concat(groups, ignore_index=True)
+        og = og.sort_values(["cell", "step", "period", "age"], kind="stable")
+        open_cell = og["cell"].to_numpy(np.int64)
+        open_step = og["step"].to_numpy(np.int64)
+        open_period = og["period"].to_numpy(np.int64)
+        open_age = og["age"].to_numpy(np.float64)
+        open_count = og[0].to_numpy(np.float64)
+    else:
+        open_cell = open_step = open_period = np.zeros(0, np.int64)
+        open_age = open_count = np.zeros(0)
+
+    # Arrivals: complete 7-day weeks ending the day before as-of, within the data.
+    weeks = 0
+    if keep.any():
+        weeks = int(min(history_weeks, np.floor(-np.min(entry_rel[keep]) / 7.0)))
+    counts_full = np.zeros((n_cells, k_stages - 1, max(weeks, 0)), np.int64)
+    if weeks > 0:
+        wk = np.floor((entry_rel + 7.0 * weeks) / 7.0)
+        inwin = keep & (wk >= 0) & (entry_rel < 0) & (entry < k_stages - 1)
+        np.add.at(counts_full, (ci[inwin], entry[inwin], wk[inwin].astype(np.int64)), 1)
+    totals = counts_full.sum(axis=2)
+    entry_idx = [e for e in range(k_stages - 1) if totals[:, e].sum() > 0]
+    entry_stages = tuple(spec.stages[e] for e in entry_idx)
+    arrival_counts = counts_full[:, entry_idx, :]
+    arrival_active = totals[:, entry_idx] > 0
+
+    # Deal sizes: amounts of units won by as-of.
+    won = keep & reached[:, -1] if n_units else np.zeros(0, bool)
+    amt = df["amount"].to_numpy(np.float64, na_value=np.nan) if n_units else np.zeros(0)
+    ok = won & np.isfinite(amt) & (amt > 0)
+    la = np.log(amt[ok])
+    deal_n = np.bincount(ci[ok], minlength=n_cells).astype(np.float64)
+    deal_s1 = np.bincount(ci[ok], weights=la, minlength=n_cells).astype(np.float64)
+    deal_s2 = np.bincount(ci[ok], weights=la**2, minlength=n_cells).astype(np.float64)
+
+    # Snapshot of open units.
+    is_open = keep & ~reached[:, -1] & ~is_lost if n_units else np.zeros(0, bool)
+    idx = np.flatnonzero(is_open)
+    snap = pd.DataFrame(
+        {
+            "id": df["id"].astype(str).to_numpy()[idx] if n_units else np.zeros(0, str),
+            "cell": np.array(cells, dtype=object)[ci[idx]] if n_units else np.zeros(0, str),
+            "stage": np.array(spec.stages, dtype=object)[last[idx]],
+            "age_days": np.maximum(-rel[idx, last[idx]], 0.0),
+            "amount": amt[idx],
+        }
+    )
+    return FunnelData(
+        stages=tuple(spec.stages),
+        cells=tuple(cells),
+        segments=segments,
+        cell_segment=cell_segment,
+        as_of=as_of,
+        period_days=int(period_days),
+        n_periods=n_periods,
+        n_converted=n_conv,
+        n_lost=n_lost,
+        delay_n=d_n,
+        delay_sum_log=d_s1,
+        delay_sum_log2=d_s2,
+        open_cell=open_cell,
+        open_step=open_step,
+        open_period=open_period,
+        open_age=open_age,
+        open_count=open_count,
+        entry_stages=entry_stages,
+        arrival_counts=arrival_counts,
+        arrival_active=arrival_active,
+        deal_n=deal_n,
+        deal_sum_log=deal_s1,
+        deal_sum_log2=deal_s2,
+        snapshot=snap,
+    )

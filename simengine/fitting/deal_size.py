@@ -1,0 +1,75 @@
+"""Deal size: lognormal amount of a won unit per cell, partially pooled.
+
+``log amount ~ Normal(deal_size_mu[c], deal_size_sigma[c])`` over the amounts
+of units won by the as-of date. ``deal_size_mu`` is pooled cell around
+segment around a global level, ``log deal_size_sigma`` cell around a global
+level (non-centred; priors in :mod:`~simengine.fitting.priors`). The
+likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from simengine.fitting._pooling import pooled
+from simengine.fitting.data import FunnelData
+from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
+
+__all__ = ["OUTPUT_VARS", "build_model"]
+
+OUTPUT_VARS = ("deal_size_mu", "deal_size_sigma")
+"""Posterior variables of this model that go into the posterior file."""
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
+    """Build the deal-size model.
+
+    Parameters
+    ----------
+    data : FunnelData
+        Sufficient statistics (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``).
+    priors : Priors
+        Prior scales.
+
+    Returns
+    -------
+    pymc.Model
+        With deterministics ``deal_size_mu(cell)``, ``deal_size_sigma(cell)``
+        and potential ``deal_size_loglik``.
+    """
+    n_cells = len(data.cells)
+    seg = data.cell_segment
+    coords = {"cell": list(data.cells), "segment": list(data.segments)}
+    with pm.Model(coords=coords) as model:
+        m = pm.Normal("deal_size_mu_global", priors.deal_size_mu_loc, priors.deal_size_mu_sd)
+        sd_seg = scale_prior("deal_size_segment_sd", priors.deal_size_segment_sd)
+        n = data.deal_n
+        n_seg = np.bincount(seg, weights=n, minlength=len(data.segments))
+        mu = pooled("deal_size_segment", m, sd_seg, n_seg, "segment")[seg]
+        if n_cells > len(data.segments):
+            sd_cell = scale_prior("deal_size_cell_sd", priors.deal_size_cell_sd)
+            mu = pooled("deal_size_cell", mu, sd_cell, n, "cell")
+        ls = pm.Normal(
+            "deal_size_log_sigma_global",
+            priors.deal_size_log_sigma_loc,
+            priors.deal_size_log_sigma_sd,
+        )
+        lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
+        log_sigma = pooled("deal_size_log_sigma_cell", ls, lsd, n, "cell")
+        mu = pm.Deterministic("deal_size_mu", mu, dims="cell")
+        sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
+        s1, s2 = data.deal_sum_log, data.deal_sum_log2
+        pm.Potential(
+            "deal_size_loglik",
+            pt.sum(
+                -n * log_sigma
+                - 0.5 * n * _LOG_2PI
+                - s1
+                - (s2 - 2.0 * mu * s1 + n * mu**2) / (2.0 * sigma**2)
+            ),
+        )
+    return model

@@ -1,0 +1,152 @@
+"""Convergence gate: r_hat, bulk/tail ESS, divergences and BFMI.
+
+A fit passes when, for every element of every checked parameter,
+``r_hat <= 1.01``, bulk and tail ESS ``>= 400``, no transition diverged and
+every chain's BFMI is ``>= 0.3``. Elements with zero posterior variance
+(e.g. structural zeros such as the arrival rate of a cell that never sees
+arrivals at a stage) are skipped: their diagnostics are undefined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+
+from simengine.errors import ConvergenceError
+
+__all__ = [
+    "BFMI_MIN",
+    "ESS_MIN",
+    "RHAT_MAX",
+    "GateResult",
+    "check_convergence",
+    "raise_if_failed",
+]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400.0
+BFMI_MIN = 0.3
+
+_ADVICE = (
+    "Try more draws/tune (--draws, --tune or [model] draws/tune), a higher "
+    "[model] target_accept (e.g. 0.95), or [model] drift = false; or pass "
+    "--allow-unconverged to write the file flagged simengine_converged=false."
+)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of the convergence gate for one model part.
+
+    Parameters
+    ----------
+    part : str
+        Model part (``conversion``, ``arrivals``, ``deal_size``).
+    failures : tuple of str
+        One line per failed check; empty when the gate passes.
+    worst_rhat, min_ess_bulk, min_ess_tail, min_bfmi : float
+        Summary numbers over the checked parameters.
+    divergences : int
+        Divergent transitions after tuning.
+    """
+
+    part: str
+    failures: tuple[str, ...]
+    worst_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    min_bfmi: float
+    divergences: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return not self.failures
+
+
+def check_convergence(
+    idata: az.InferenceData, var_names: Iterable[str], *, part: str = "model"
+) -> GateResult:
+    """Run the gate on ``var_names`` of ``idata`` (posterior + sample_stats).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        Sampler output with ``posterior`` and ``sample_stats`` (``diverging``,
+        ``energy``).
+    var_names : iterable of str
+        Parameters to check.
+    part : str
+        Name used in messages.
+
+    Returns
+    -------
+    GateResult
+    """
+    names = list(var_names)
+    post = idata["posterior"][names]
+    sd = post.std(dim=("chain", "draw"))
+    live = {k: sd[k] > 1e-12 * (1.0 + np.abs(post[k]).max()) for k in names}
+    failures: list[str] = []
+    rhat = az.rhat(post)
+    bulk = az.ess(post, method="bulk")
+    tail = az.ess(post, method="tail")
+    worst_rhat, min_bulk, min_tail = 1.0, np.inf, np.inf
+    for k in names:
+        mask = np.asarray(live[k].values, bool)
+        if not mask.any():
+            continue
+        r = np.asarray(rhat[k].values, float)[mask]
+        b = np.asarray(bulk[k].values, float)[mask]
+        t = np.asarray(tail[k].values, float)[mask]
+        worst_rhat = max(worst_rhat, float(np.nanmax(r)))
+        min_bulk = min(min_bulk, float(np.nanmin(b)))
+        min_tail = min(min_tail, float(np.nanmin(t)))
+        if np.any(~np.isfinite(r)) or np.nanmax(r) > RHAT_MAX:
+            failures.append(f"{part}: {k} r_hat {np.nanmax(r):.3f} > {RHAT_MAX}")
+        if np.nanmin(b) < ESS_MIN:
+            failures.append(f"{part}: {k} bulk ESS {np.nanmin(b):.0f} < {ESS_MIN:.0f}")
+        if np.nanmin(t) < ESS_MIN:
+            failures.append(f"{part}: {k} tail ESS {np.nanmin(t):.0f} < {ESS_MIN:.0f}")
+    stats = idata["sample_stats"]
+    div = int(np.asarray(stats["diverging"].values).sum()) if "diverging" in stats else 0
+    if div:
+        failures.append(f"{part}: {div} divergent transition(s)")
+    min_bfmi = float("nan")
+    if "energy" in stats:
+        energy = np.asarray(stats["energy"].values, float)
+        bfmi = np.asarray(az.bfmi(energy), float)
+        min_bfmi = float(bfmi.min())
+        if min_bfmi < BFMI_MIN:
+            failures.append(f"{part}: BFMI {min_bfmi:.2f} < {BFMI_MIN} (chain-wise minimum)")
+    return GateResult(
+        part=part,
+        failures=tuple(failures),
+        worst_rhat=worst_rhat,
+        min_ess_bulk=float(min_bulk),
+        min_ess_tail=float(min_tail),
+        min_bfmi=min_bfmi,
+        divergences=div,
+    )
+
+
+def raise_if_failed(results: Iterable[GateResult]) -> None:
+    """Raise :class:`~simengine.errors.ConvergenceError` listing every failure.
+
+    Parameters
+    ----------
+    results : iterable of GateResult
+        Gate results of the model parts.
+
+    Raises
+    ------
+    ConvergenceError
+        If any part failed; the message names the parameters and what to try.
+    """
+    failures = [f for r in results for f in r.failures]
+    if failures:
+        msg = "the fit missed the convergence gate:\n  " + "\n  ".join(failures) + "\n" + _ADVICE
+        raise ConvergenceError(msg, failures)

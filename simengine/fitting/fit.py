@@ -1,0 +1,348 @@
+"""Fit orchestration: records → three PyMC models → one InferenceData.
+
+:func:`fit` reduces the records to sufficient statistics
+(:func:`~simengine.fitting.data.build_data`), samples the conversion/delay
+cure model, the arrival model and the deal-size model (they share no
+parameters, so they are fitted separately with the same chain and draw
+counts), runs the convergence gate on each, and merges their posteriors
+into the posterior-file layout (see :mod:`simengine.posterior`).
+
+Seeds: the user's seed feeds a :class:`numpy.random.SeedSequence`; each model
+part gets its own child seed (``conversion``, ``arrivals``, ``deal_size`` in
+that order), so the same data and seed give bitwise the same draws.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from simengine.fitting import arrivals, conversion, deal_size
+from simengine.fitting.data import FunnelData, build_data
+from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
+from simengine.fitting.priors import DEFAULT_PRIORS, Priors, resolve_priors
+from simengine.fitting.raw_rates import raw_rates
+from simengine.provenance import package_versions
+from simengine.spec import FunnelSpec
+
+__all__ = ["PARTS", "FitSettings", "fit", "part_seeds", "sample_model", "settings_from_spec"]
+
+PARTS = ("conversion", "arrivals", "deal_size")
+"""Model parts, in seeding order."""
+
+RAW_WINDOWS = {"raw_rate_4q": 364, "raw_rate_13w": 91}
+"""Trailing raw-rate windows (days) stored in ``constant_data``."""
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Sampler and model settings of one fit.
+
+    Parameters
+    ----------
+    draws, tune, chains : int
+        Sampler draws and tuning steps per chain, and the number of chains.
+    target_accept : float
+        NUTS target acceptance rate.
+    sampler : str
+        ``"nutpie"`` or ``"pymc"``.
+    drift, arrival_trend : bool
+        Switch drift and the arrival trend on or off.
+    drift_period_days, arrival_history_weeks : int
+        Drift period length; weeks of arrival history.
+    priors : Priors
+        Prior scales.
+    """
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    sampler: str = "nutpie"
+    drift: bool = True
+    arrival_trend: bool = True
+    drift_period_days: int = 91
+    arrival_history_weeks: int = 52
+    priors: Priors = DEFAULT_PRIORS
+
+
+def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
+    """Return the spec's ``[model]`` settings with non-``None`` overrides applied."""
+    o = spec.options
+    s = FitSettings(
+        draws=o.draws,
+        tune=o.tune,
+        chains=o.chains,
+        target_accept=o.target_accept,
+        sampler=o.sampler,
+        drift=o.drift,
+        arrival_trend=o.arrival_trend,
+        drift_period_days=o.drift_period_days,
+        arrival_history_weeks=o.arrival_history_weeks,
+        priors=resolve_priors(o.priors, spec.path or "<spec>"),
+    )
+    return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def part_seeds(seed: int) -> dict[str, int]:
+    """Derive one sampler seed per model part from the user's seed."""
+    children = np.random.SeedSequence(seed).spawn(len(PARTS))
+    return {p: int(c.generate_state(1, np.uint32)[0]) for p, c in zip(PARTS, children, strict=True)}
+
+
+def sample_model(
+    model: pm.Model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    sampler: str = "nutpie",
+    progress: bool = False,
+) -> az.InferenceData:
+    """Sample a PyMC model with nutpie or PyMC's NUTS; return posterior + sample_stats.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model.
+    draws, tune, chains : int
+        Sampler settings.
+    target_accept : float
+        NUTS target acceptance.
+    seed : int
+        Sampler seed.
+    sampler : str
+        ``"nutpie"`` (chains on threads) or ``"pymc"``.
+    progress : bool
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress_bar=progress,
+            save_warmup=False,
+        )
+    elif sampler == "pymc":
+        with model:
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=1,
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=progress,
+                compute_convergence_checks=False,
+                return_inferencedata=True,
+            )
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; use 'nutpie' or 'pymc'")
+    return idata
+
+
+def _free_names(model: pm.Model) -> list[str]:
+    return [v.name for v in model.free_RVs]
+
+
+_STATS = ("diverging", "energy", "step_size", "tree_depth", "depth", "n_steps", "lp", "logp")
+
+
+def _stats(idata: az.InferenceData, prefix: str) -> xr.Dataset:
+    ss = idata["sample_stats"]
+    keep = [k for k in ss.data_vars if k in _STATS and set(ss[k].dims) == {"chain", "draw"}]
+    out = ss[keep].reset_coords(drop=True)
+    return out.rename({k: f"{prefix}{k}" for k in keep}) if prefix else out
+
+
+def fit(
+    records: pd.DataFrame,
+    spec: FunnelSpec,
+    as_of: dt.date,
+    seed: int,
+    *,
+    settings: FitSettings | None = None,
+    allow_unconverged: bool = False,
+    progress: bool = False,
+    data_sha256: str = "",
+    on_part: Callable[[str], None] | None = None,
+) -> az.InferenceData:
+    """Fit the funnel models to records known at ``as_of``.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (not modified).
+    spec : FunnelSpec
+        The funnel.
+    as_of : datetime.date
+        Data cut-off.
+    seed : int
+        The user's seed; every sampler seed derives from it.
+    settings : FitSettings, optional
+        Default: :func:`settings_from_spec`.
+    allow_unconverged : bool
+        Return (flagged) instead of raising when the gate fails.
+    progress : bool
+        Show sampler progress.
+    data_sha256 : str
+        Hash of the data file (provenance).
+    on_part : callable, optional
+        Called with each part's name before it is sampled (CLI status).
+
+    Returns
+    -------
+    arviz.InferenceData
+        In the posterior-file layout (groups ``posterior``, ``sample_stats``,
+        ``constant_data``; attrs on ``posterior``).
+
+    Raises
+    ------
+    ConvergenceError
+        If the gate fails and not ``allow_unconverged``.
+    """
+    st = settings or settings_from_spec(spec)
+    data = build_data(
+        records,
+        spec,
+        as_of,
+        drift=st.drift,
+        period_days=st.drift_period_days,
+        history_weeks=st.arrival_history_weeks,
+    )
+    seeds = part_seeds(seed)
+    models = {
+        "conversion": (conversion.build_model(data, st.priors), conversion.OUTPUT_VARS),
+        "arrivals": (
+            arrivals.build_model(data, st.priors, trend=st.arrival_trend),
+            arrivals.OUTPUT_VARS,
+        ),
+        "deal_size": (deal_size.build_model(data, st.priors), deal_size.OUTPUT_VARS),
+    }
+    posts: list[xr.Dataset] = []
+    stats: list[xr.Dataset] = []
+    gates: list[GateResult] = []
+    for part in PARTS:
+        model, out_vars = models[part]
+        if on_part is not None:
+            on_part(part)
+        idata = sample_model(
+            model,
+            draws=st.draws,
+            tune=st.tune,
+            chains=st.chains,
+            target_accept=st.target_accept,
+            seed=seeds[part],
+            sampler=st.sampler,
+            progress=progress,
+        )
+        gates.append(check_convergence(idata, [*_free_names(model), *out_vars], part=part))
+        posts.append(idata["posterior"][list(out_vars)].reset_coords(drop=True))
+        stats.append(_stats(idata, "" if part == "conversion" else f"{part}_"))
+    converged = all(g.ok for g in gates)
+    if not converged and not allow_unconverged:
+        raise_if_failed(gates)
+    posterior = xr.merge(posts, compat="equals", join="exact")
+    sample_stats = xr.merge(stats, join="exact")
+    if not st.arrival_trend:
+        posterior["arrival_trend"] = xr.zeros_like(posterior["arrival_trend"])
+    posterior.attrs = _attrs(spec, data, seed, st, converged, gates, data_sha256)
+    idata_out = az.InferenceData(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        constant_data=_constant_data(records, spec, as_of, data),
+    )
+    return idata_out
+
+
+def _constant_data(
+    records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date, data: FunnelData
+) -> xr.Dataset:
+    snap = data.snapshot
+    ds = xr.Dataset(
+        {
+            "open_cell": ("unit", snap["cell"].astype(str).to_numpy(dtype=object)),
+            "open_stage": ("unit", snap["stage"].astype(str).to_numpy(dtype=object)),
+            "open_age_days": ("unit", snap["age_days"].to_numpy(np.float64)),
+            "open_amount": ("unit", snap["amount"].to_numpy(np.float64)),
+            "open_id": ("unit", snap["id"].astype(str).to_numpy(dtype=object)),
+        },
+        coords={"unit": np.arange(len(snap)), "cell": list(data.cells), "step": list(data.steps)},
+    )
+    for name, days in RAW_WINDOWS.items():
+        rr = raw_rates(records, spec, as_of, days, cells=data.cells)
+        grid = rr.pivot(index="cell", columns="step", values="rate")
+        grid = grid.reindex(index=list(data.cells), columns=list(data.steps))
+        ds[name] = (("cell", "step"), grid.to_numpy(np.float64))
+    return ds
+
+
+def _attrs(
+    spec: FunnelSpec,
+    data: FunnelData,
+    seed: int,
+    st: FitSettings,
+    converged: bool,
+    gates: list[GateResult],
+    data_sha256: str,
+) -> dict[str, str]:
+    diag = {
+        g.part: {
+            "max_rhat": g.worst_rhat,
+            "min_ess_bulk": g.min_ess_bulk,
+            "min_ess_tail": g.min_ess_tail,
+            "min_bfmi": g.min_bfmi,
+            "divergences": g.divergences,
+            "failures": list(g.failures),
+        }
+        for g in gates
+    }
+    settings = {
+        "draws": st.draws,
+        "tune": st.tune,
+        "chains": st.chains,
+        "target_accept": st.target_accept,
+        "sampler": st.sampler,
+        "drift": st.drift,
+        "arrival_trend": st.arrival_trend,
+        "drift_period_days": st.drift_period_days,
+        "arrival_history_weeks": st.arrival_history_weeks,
+        "n_drift_periods": data.n_periods,
+        "arrival_weeks": data.n_weeks,
+        "priors": st.priors.as_dict(),
+    }
+    return {
+        "simengine_stages": json.dumps(list(spec.stages)),
+        "simengine_segment_by": json.dumps(list(spec.segment_by)),
+        "simengine_pipeline_stage": spec.pipeline_stage,
+        "simengine_as_of": data.as_of.isoformat(),
+        "simengine_spec": spec.text,
+        "simengine_spec_sha256": spec.sha256,
+        "simengine_data_sha256": data_sha256,
+        "simengine_seed": str(seed),
+        "simengine_versions": json.dumps(package_versions()),
+        "simengine_converged": "true" if converged else "false",
+        "simengine_diagnostics": json.dumps(diag),
+        "simengine_fit_settings": json.dumps(settings),
+    }
