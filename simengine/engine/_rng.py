@@ -444,20 +444,27 @@ def lognormal_truncated_below(
 # --------------------------------------------------------------------------- discrete variates
 @jit
 def _poisson_inversion(state: np.ndarray, lam: float) -> int:  # pragma: no cover - compiled
-    """Poisson by sequential-search inversion (lam < 10)."""
-    u = uniform(state)
-    pk = math.exp(-lam)
-    cdf = pk
-    k = 0
-    while u > cdf:
-        k += 1
-        pk *= lam / k
-        if pk == 0.0:
-            # CDF has stopped growing (remaining mass < 1e-300); the residual
-            # u > cdf is rounding, k is past every value with mass > 1e-300.
+    """Poisson by sequential-search inversion (lam < 10).
+
+    A search that runs past ``lam + 10 sqrt(lam) + 10`` restarts with a fresh
+    uniform. That happens only when ``u`` is within rounding of 1 (the summed
+    pmf can stop a few ulps short of 1; probability ~1e-16) since the true mass
+    beyond the bound is below 1e-20 for lam < 10: the law is exact to double
+    precision.
+    """
+    p0 = math.exp(-lam)
+    bound = lam + 10.0 * math.sqrt(lam) + 10.0
+    while True:
+        u = uniform(state)
+        pk = p0
+        cdf = pk
+        k = 0
+        while u > cdf and k <= bound:
+            k += 1
+            pk *= lam / k
+            cdf += pk
+        if k <= bound:
             return k
-        cdf += pk
-    return k
 
 
 @jit
@@ -504,15 +511,16 @@ def poisson(state: np.ndarray, lam: float) -> int:  # pragma: no cover - compile
 def _binomial_inversion(state: np.ndarray, n: int, p: float) -> int:  # pragma: no cover - compiled
     """Binomial by sequential-search inversion (p <= 1/2, n p < 10).
 
-    A search that runs past ``min(n, n p + 10 sqrt(n p q + 1))`` restarts with a
-    fresh uniform (floating-point residue); the mass beyond that bound is below
-    1e-20 for n p < 10, so the law is exact to double precision.
+    A search that runs past ``min(n, n p + 10 sqrt(n p q + 1) + 10)`` restarts with a
+    fresh uniform. That happens only when ``u`` is within rounding of 1
+    (probability ~1e-16) since the true mass beyond the bound is below 1e-20
+    for n p < 10: the law is exact to double precision.
     """
     q = 1.0 - p
     s = p / q
     a = (n + 1) * s
     r0 = math.exp(n * math.log1p(-p))
-    bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0))
+    bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0) + 10.0)
     while True:
         u = uniform(state)
         r = r0

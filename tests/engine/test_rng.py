@@ -377,6 +377,36 @@ def test_streams_uncorrelated():
     assert st.kstest(first[0], "uniform").pvalue > P_MIN
 
 
+def state_with_first_output(out: int) -> np.ndarray:
+    """A xoshiro256** state whose next output is ``out`` (inverting the ** scrambler)."""
+    x = (out * pow(9, -1, 2**64)) & MASK
+    x = ((x >> 7) | (x << 57)) & MASK  # rotr 7
+    s1 = (x * pow(5, -1, 2**64)) & MASK
+    state = [0x1234567, s1, 0xDEADBEEF, 0xC0FFEE]
+    assert xoshiro_ref(state, 1)[0] == out
+    return np.array(state, dtype=np.uint64)
+
+
+def test_extreme_uniforms():
+    top = (2**53 - 1) << 11  # uniform = 1 - 2^-53, the largest value
+    bottom = 1 << 11  # uniform = 2^-53, the smallest value
+    assert R.uniform(state_with_first_output(top)) == 1.0 - 2.0**-53
+    assert R.uniform(state_with_first_output(bottom)) == 2.0**-53
+    assert R.uniform(state_with_first_output(0)) > 0.0  # k = 0 is redrawn
+    assert R.std_normal(state_with_first_output(top)) == pytest.approx(8.2095, abs=1e-4)
+    assert R.std_normal(state_with_first_output(bottom)) == pytest.approx(-8.2095, abs=1e-4)
+    assert R.std_exponential(state_with_first_output(bottom)) == pytest.approx(53 * math.log(2))
+    # sequential searches at u = 1 - 2^-53 (where the summed pmf may never reach u
+    # because of rounding) stop within their bound or restart, instead of running on
+    # floating-point residue to an absurd value
+    for lam in (0.5, 5.0, 9.999):
+        k = R.poisson(state_with_first_output(top), lam)
+        assert 0 <= k <= lam + 10 * math.sqrt(lam) + 10
+    for n, p in ((1000, 0.005), (30, 0.3), (10**6, 5e-6)):
+        k = R.binomial(state_with_first_output(top), n, p)
+        assert 0 <= k <= min(n, n * p + 10 * math.sqrt(n * p * (1 - p) + 1) + 10)
+
+
 # ----------------------------------------------------------------------------- uniform
 def test_uniform_open_interval_53_bits():
     x = sample_f(U)
