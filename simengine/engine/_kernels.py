@@ -378,17 +378,6 @@ def _path(  # pragma: no cover
 
 
 @jit
-def _open_value(pdv, pdc, g, w):  # pragma: no cover
-    """Open pipeline value at the end of day ``w`` (0 when no unit is open)."""
-    v = 0.0
-    n = 0.0
-    for i in range(w + 2):
-        v += pdv[g, i]
-        n += pdc[g, i]
-    return v if n > 0.5 else 0.0
-
-
-@jit
 def _metrics(  # pragma: no cover
     rev,
     pdv,
@@ -428,12 +417,25 @@ def _metrics(  # pragma: no cover
         ttt[g] = reached
         scal[g, 0] = r_period
         scal[g, 1] = r_period / tgt
-        scal[g, 2] = _open_value(pdv, pdc, g, start_off - 1) / tgt
         scal[g, 3] = ent[g, S1 - 1]
         for k in range(S1):
             scal[g, 4 + k] = ent[g, k]
-        for k in range(week_days.shape[0]):
-            wcov[g, k] = _open_value(pdv, pdc, g, week_days[k]) / tgt
+        # open pipeline at the end of day w: prefix sums of the entry/exit diffs
+        # through index w + 1 (0 when no unit is open, so no rounding residue)
+        v = 0.0
+        cnt = 0.0
+        k = 0
+        n_w = week_days.shape[0]
+        for i in range(pdv.shape[1]):
+            v += pdv[g, i]
+            cnt += pdc[g, i]
+            if i == start_off:
+                scal[g, 2] = (v if cnt > 0.5 else 0.0) / tgt
+            while k < n_w and week_days[k] + 1 == i:
+                wcov[g, k] = (v if cnt > 0.5 else 0.0) / tgt
+                k += 1
+            if i >= start_off and k >= n_w:
+                break
 
 
 @jit
