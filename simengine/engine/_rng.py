@@ -39,7 +39,7 @@ Variates
   lies in the open interval (0, 1) and the grid is symmetric about 1/2.
 * :func:`std_normal`: inversion ``ndtri(uniform)`` (one uniform per normal,
   monotone, so scenario shifts move draws monotonically: good common random
-  numbers). Exactly symmetric; support +-8.29 (mass beyond: 1.1e-16).
+  numbers). Exactly symmetric; support +-8.21 (N(0,1) mass beyond: 2.2e-16).
 * :func:`std_exponential`: ``-log(uniform)``.
 * :func:`gamma`: Marsaglia & Tsang (2000) squeeze method for shape >= 1; for
   shape < 1 the boost ``gamma(shape + 1) * U**(1/shape)``.
