@@ -163,6 +163,7 @@ def plan_command(
         Source,
         capacity,
         capacity_table,
+        entry_needs,
         reverse_table,
         sources_from_params,
     )
@@ -271,6 +272,11 @@ def plan_command(
 
             qs = _floats(quantiles, "--quantiles")
             gs = goal_seek_table(params, plan, quantiles=qs, paths=paths, seed=seed)
+            needs = entry_needs(plan.targets, sources)
+            gs["reverse_funnel"] = [
+                float(needs.get((g, st), float("nan")))
+                for g, st in zip(gs["segment"], gs["stage"], strict=True)
+            ]
             outputs["goalseek"] = gs
             _print_goalseek(gs)
     for w in warnings:
@@ -301,14 +307,19 @@ def _reps(text: str | None, segments: tuple[str, ...]) -> dict[str, int] | None:
 
 
 def _print_goalseek(gs: pd.DataFrame) -> None:
-    t = Table(title="Arrivals needed for P(hit) >= q (common random numbers)")
-    for col in ("segment", "stage", "q", "needed", "± MC se", "planned", "gap", "P(hit) there"):
+    t = Table(
+        title="Arrivals needed for P(hit) >= q (common random numbers)",
+        caption="reverse funnel: the point answer above (no timing, no uncertainty)",
+    )
+    cols = ("segment", "stage", "q", "reverse funnel", "needed", "± MC se", "planned", "gap")
+    for col in (*cols, "P(hit) there"):
         t.add_column(col, justify="left" if col in ("segment", "stage") else "right")
     for r in gs.itertuples(index=False):
         t.add_row(
             str(r.segment),
             str(r.stage),
             f"{r.q:g}",
+            _fmt(r.reverse_funnel, 0),
             _fmt(r.needed, 0),
             _fmt(r.needed_se, 0),
             _fmt(r.planned, 0),

@@ -45,6 +45,7 @@ __all__ = [
     "capacity",
     "capacity_table",
     "display_round",
+    "entry_needs",
     "reverse_chain",
     "reverse_table",
     "round_step",
@@ -635,3 +636,32 @@ def capacity_table(
             }
         )
     return pd.DataFrame(rows), warnings
+
+
+def entry_needs(
+    targets: Mapping[str, Fraction | float | int | str], sources: Sequence[Source]
+) -> dict[tuple[str, str], Fraction]:
+    """Return the new units needed per segment and entry stage (exact reverse funnel).
+
+    Parameters
+    ----------
+    targets : mapping of str to number
+        Revenue target per segment.
+    sources : sequence of Source
+        As for :func:`reverse_table`.
+
+    Returns
+    -------
+    dict of (segment, entry stage) to Fraction
+        Sum over the segment's sources entering at that stage of the units
+        their chain needs at its first stage.
+    """
+    out: dict[tuple[str, str], Fraction] = {}
+    for s in sources:
+        share = to_fraction(s.share)
+        if share == 0:
+            continue
+        c = reverse_chain(to_fraction(targets[s.segment]) * share, s.deal_size, s.rates, s.stages)
+        key = (s.segment, c.stages[0])
+        out[key] = out.get(key, Fraction(0)) + c.units[0]
+    return out

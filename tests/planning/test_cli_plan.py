@@ -164,3 +164,35 @@ def test_plan_capacity_warning_with_given_reps(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_plan_goal_seek_beside_the_reverse_funnel(tmp_path):
+    a, p = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    argv = [
+        "plan",
+        "--plan",
+        str(p),
+        "--assumptions",
+        str(a),
+        "--draws",
+        "50",
+        "--quantiles",
+        "0.5",
+        "--paths",
+        "400",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    gs = pd.read_csv(out / "goalseek.csv")
+    assert set(zip(gs.segment, gs.stage, strict=True)) == {
+        ("smb", "mql"),
+        ("ent", "mql"),
+        ("ent", "opportunity"),
+    }
+    rev = pd.read_csv(out / "reverse.csv")
+    smb = rev[(rev.rounding == "exact") & (rev.segment == "smb") & (rev.stage == "mql")].iloc[0]
+    assert gs[gs.segment == "smb"].iloc[0].reverse_funnel == pytest.approx(smb.units)
+    assert (gs.status == "ok").all()
+    assert (gs.prob_hit >= 0.5).all()

@@ -263,3 +263,18 @@ def test_sources_from_params_use_the_plans_new_units(params):
     # a huge MQL plan makes MQLs the dominant source of ent revenue
     assert more["ent/web from mql"] > base["ent/web from mql"]
     assert more["smb/web from mql"] == base["smb/web from mql"]
+
+
+def test_entry_needs_sum_sources_by_entry_stage(params, plan):
+    from simengine.planning.reverse import entry_needs, sources_from_params
+
+    sources = sources_from_params(params, plan)
+    needs = entry_needs(plan.targets, sources)
+    assert set(needs) == {("smb", "mql"), ("mid", "mql"), ("ent", "mql"), ("ent", "opportunity")}
+    t = reverse_table(plan.targets, sources)
+    smb = t[(t.segment == "smb") & (t.source == "all") & (t.stage == "mql")].iloc[0]
+    assert needs[("smb", "mql")] == Fraction(smb.units_exact)
+    opp = t[
+        (t.segment == "ent") & (t.source == "ent/web from opportunity") & (t.stage == "opportunity")
+    ].iloc[0]
+    assert needs[("ent", "opportunity")] == Fraction(opp.units_exact)
