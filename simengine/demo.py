@@ -71,11 +71,13 @@ class DemoResult:
 @contextmanager
 def _step(console: Console, timings: dict[str, float], name: str, what: str) -> Iterator[None]:
     n = len(timings) + 1
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with console.status(f"[bold]{n}. {what}[/] ..."):
         yield
     timings[name] = time.perf_counter() - t0
-    console.print(f"[green]✓[/] {n}. {what} [dim]({timings[name]:.1f} s)[/]", highlight=False)
+    cpu = time.process_time() - c0  # all threads of this process
+    console.print(f"[green]✓[/] {n}. {what} [dim]({timings[name]:.1f} s wall, {cpu:.1f} s CPU)[/]",
+                  highlight=False)
 
 
 def _prepare_out(out: Path) -> None:
