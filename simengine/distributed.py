@@ -48,6 +48,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -56,6 +57,7 @@ import dask
 import numpy as np
 import numpy.typing as npt
 from distributed import Client, WorkerPlugin, as_completed
+from distributed.scheduler import KilledWorker
 
 from simengine.errors import InputError, Issue
 
@@ -75,10 +77,10 @@ __all__ = [
     "available_cores",
     "cluster_client",
     "connect",
-    "numba_threads_per_worker",
     "parse_cluster",
     "run_blocks_distributed",
     "simulate_distributed",
+    "threads_per_worker",
     "worker_info",
 ]
 
@@ -170,13 +172,13 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def numba_threads_per_worker(n_workers: int, cores: int | None = None) -> int:
-    """Return Numba threads per single-threaded worker so workers × threads <= cores.
+def threads_per_worker(n_workers: int, cores: int | None = None) -> int:
+    """Return the threads each of ``n_workers`` workers may use so workers × threads <= cores.
 
     Parameters
     ----------
     n_workers : int
-        Worker processes sharing the machine (each running one task at a time).
+        Worker processes sharing the machine.
     cores : int, optional
         Cores available; defaults to :func:`available_cores`.
 
@@ -231,7 +233,7 @@ def _worker_info() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "numba_threads": _WORKER_STATE.get("numba_threads"),
-        "numba_num_threads_env": int(numba.config.NUMBA_NUM_THREADS),
+        "numba_max_threads": int(numba.config.NUMBA_NUM_THREADS),
         "threading_layer": _threading_layer(),
         "warmed": bool(_WORKER_STATE.get("warmed", 0)),
         "peak_rss_bytes": int(rss_kib) * 1024,
@@ -368,25 +370,21 @@ def _start_local(
     spec: ClusterSpec, *, timeout: float, numba_threads: int | None, warm: bool
 ) -> Client:
     n = spec.n_workers
-    # One block runs single-threaded per Dask thread; Dask threads fill the
-    # cores (cores // workers each) and Numba's own pool gets what is left
-    # (1 unless a worker has more cores than Dask threads).
-    dask_threads = numba_threads_per_worker(n)
+    # One block runs single-threaded per Dask thread, so Dask threads fill
+    # the cores (cores // workers each) and each task's Numba pool gets what
+    # is left (1 unless a worker has more cores than Dask threads). The Numba
+    # count is set per task with numba.set_num_threads (thread-local), never
+    # through NUMBA_NUM_THREADS in the environment: a spawned worker may have
+    # imported Numba before the nanny's environment is applied, and Numba
+    # refuses a changed NUMBA_NUM_THREADS once its pool has started.
+    dask_threads = threads_per_worker(n)
     threads = numba_threads or max(1, available_cores() // (n * dask_threads))
-    env = {
-        # Read by Numba at import in the fresh (spawned) worker: the pool size.
-        "NUMBA_NUM_THREADS": str(threads),
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
     try:
         client = Client(
             n_workers=n,
             threads_per_worker=dask_threads,
             processes=True,
             dashboard_address=None,
-            env=env,
             timeout=timeout,
             set_as_default=False,
         )
@@ -505,6 +503,10 @@ def _unpack(packed: dict[str, Any]) -> BlockSummary:
     return BlockSummary(**kw)
 
 
+# Failures of the cluster, not of the computation: the block is submitted again.
+_LOST: tuple[type[BaseException], ...] = (CancelledError, KilledWorker, OSError, TimeoutError)
+
+
 def _block_task(prepared: Prepared, block: Block, seed: int) -> dict[str, Any]:
     """Worker side: run one block with this worker's thread setting; return it packed."""
     from simengine.engine import run_block
@@ -594,17 +596,20 @@ def run_blocks_distributed(
             next_submit += 1
         for fut in pending:
             b = owner.pop(fut)
-            if fut.status != "finished":
-                exc = fut.exception()
+            try:
+                # A finished block can still be lost before it is fetched (its
+                # worker dies): result() then raises and the block is rerun.
+                packed = fut.result()
+            except _LOST as exc:
                 fut.release()
                 if attempts[b] >= max_attempts:
                     raise RuntimeError(
-                        f"block {b} failed {attempts[b]} times on the cluster: {exc!r}"
+                        f"block {b} was lost {attempts[b]} times on the cluster: {exc!r}"
                     ) from exc
                 pending.add(submit(b))
                 continue
-            ready[b] = _unpack(fut.result())
             fut.release()
+            ready[b] = _unpack(packed)
             while next_merge in ready:
                 part = ready.pop(next_merge)
                 if merged is None:

@@ -18,10 +18,10 @@ from simengine.distributed import (
     _unpack,
     available_cores,
     connect,
-    numba_threads_per_worker,
     parse_cluster,
     run_blocks_distributed,
     simulate_distributed,
+    threads_per_worker,
     worker_info,
 )
 from simengine.engine import plan_blocks, prepare, run_block, simulate
@@ -118,17 +118,17 @@ def test_parse_cluster_rejects_with_a_located_issue(text: str, rule_part: str) -
 
 
 def test_threads_never_oversubscribe() -> None:
-    assert numba_threads_per_worker(1, cores=8) == 8
-    assert numba_threads_per_worker(2, cores=8) == 4
-    assert numba_threads_per_worker(3, cores=8) == 2
-    assert numba_threads_per_worker(16, cores=8) == 1  # more workers than cores: 1 each
+    assert threads_per_worker(1, cores=8) == 8
+    assert threads_per_worker(2, cores=8) == 4
+    assert threads_per_worker(3, cores=8) == 2
+    assert threads_per_worker(16, cores=8) == 1  # more workers than cores: 1 each
     for n in range(1, 10):
         for cores in range(1, 17):
-            t = numba_threads_per_worker(n, cores=cores)
+            t = threads_per_worker(n, cores=cores)
             assert t >= 1
             assert n * t <= max(cores, n)
     with pytest.raises(ValueError, match="n_workers"):
-        numba_threads_per_worker(0)
+        threads_per_worker(0)
 
 
 def test_unreachable_scheduler_is_a_clear_error_within_the_timeout() -> None:

@@ -1,0 +1,230 @@
+"""Throughput in-process vs on a Dask ``local:N`` cluster, efficiency, worker memory.
+
+Efficiency = (paths/s on ``local:N`` workers) / (paths/s in-process with as
+many threads as the machine's cores), both on the same cores and the same
+blocks; cluster start-up and kernel warm-up are timed separately (they are
+paid once per cluster, not per run). Peak memory per worker is the worker
+process's peak resident set (``ru_maxrss``) at the end of the run.
+
+Workloads (built in code, seeded):
+
+* ``light`` (default): 2 segments x 2 channels, 4 stages, an 8-week period,
+  ~15 new MQLs per cell per period, 30 open units, 16 draws (a small team's
+  funnel; ~14k paths/s per core);
+* ``standard``: the demo-sized workload of ``benchmarks/engine_report.py``
+  (~6,000 MQLs per quarter, 600 open units; ~900 paths/s per core).
+
+As a script (the numbers quoted in the README)::
+
+    .venv/bin/python benchmarks/bench_distributed.py --paths 1000000 10000000 \
+        --block-size 100000 --workers 2
+
+``--paths 100000000`` runs the 100M case (about two hours of both cores for
+the light workload; run on demand).
+
+Under pytest-benchmark (``make bench``): one round each of 400k light paths
+in-process and on ``local:2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from simengine.distributed import available_cores, connect, simulate_distributed, worker_info
+from simengine.engine import simulate
+from simengine.params import FunnelParameters, OpenUnits
+from simengine.plan import Plan
+
+AS_OF = dt.date(2027, 1, 4)
+
+
+def light_workload(seed: int = 11) -> tuple[FunnelParameters, Plan]:
+    """A small team's funnel: 2 x 2 cells, 4 stages, 8 weeks, 30 open units."""
+    rng = np.random.default_rng(seed)
+    stages = ("mql", "sql", "opportunity", "won")
+    cells = ("smb/ads", "smb/webinar", "mid/ads", "mid/webinar")
+    d, c, s = 16, len(cells), len(stages) - 1
+    rate = np.zeros((d, c, s))
+    rate[:, :, 0] = rng.uniform(2.0, 5.0, (d, c))
+    rate[:, :, 2] = rng.uniform(0.2, 0.8, (d, c))
+    n_open = 30
+    params = FunnelParameters(
+        stages=stages,
+        cells=cells,
+        segments=("smb", "mid"),
+        cell_segment=np.array([0, 0, 1, 1], np.int64),
+        pipeline_stage=2,
+        as_of=AS_OF,
+        conversion=rng.uniform(0.25, 0.6, (d, c, s)),
+        delay_mu=rng.normal(2.3, 0.2, (d, c, s)),
+        delay_sigma=rng.uniform(0.4, 0.8, (d, c, s)),
+        arrival_rate=rate,
+        arrival_dispersion=np.full((d, c, s), 0.2),
+        arrival_trend=np.zeros((d, c, s)),
+        deal_size_mu=rng.normal(np.log([4e3, 4e3, 2e4, 2e4]), 0.05, (d, c)),
+        deal_size_sigma=np.full((d, c), 0.6),
+        open_units=OpenUnits(
+            rng.integers(0, c, n_open).astype(np.int64),
+            rng.integers(0, s, n_open).astype(np.int64),
+            rng.uniform(0.0, 40.0, n_open),
+            np.where(rng.random(n_open) < 0.5, rng.lognormal(9.0, 0.5, n_open), np.nan),
+        ),
+    )
+    plan = Plan(
+        start=AS_OF,
+        end=AS_OF + dt.timedelta(days=55),
+        as_of=AS_OF,
+        targets={"smb": 4e4, "mid": 1.5e5},
+        horizon_days=70,
+        text="light workload",
+    )
+    return params, plan
+
+
+def workload(name: str) -> tuple[FunnelParameters, Plan]:
+    if name == "light":
+        return light_workload()
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from engine_report import standard_workload  # type: ignore[import-not-found]
+
+    return standard_workload()  # type: ignore[no-any-return]
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(
+    name: str, paths_list: list[int], block_size: int, workers: int, seed: int = 1
+) -> list[dict[str, Any]]:
+    """Time in-process and local:N runs for each path count; return one row each."""
+    params, plan = workload(name)
+    cores = available_cores()
+    # warm the in-process kernels (compile or load from Numba's cache)
+    simulate(params, plan, paths=min(1000, block_size), seed=0, block_size=block_size)
+    t0 = time.perf_counter()
+    client = connect(f"local:{workers}", timeout=120.0)
+    startup = time.perf_counter() - t0
+    rows = []
+    try:
+        for paths in paths_list:
+            t0 = time.perf_counter()
+            a = simulate(params, plan, paths=paths, seed=seed, block_size=block_size, threads=cores)
+            t_in = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            b = simulate_distributed(
+                params, plan, paths=paths, seed=seed, block_size=block_size, cluster=client
+            )
+            t_d = time.perf_counter() - t0
+            info = worker_info(client)
+            rows.append(
+                {
+                    "workload": name,
+                    "paths": paths,
+                    "block_size": block_size,
+                    "cores": cores,
+                    "workers": workers,
+                    "inproc_s": t_in,
+                    "inproc_paths_per_s": paths / t_in,
+                    "dist_s": t_d,
+                    "dist_paths_per_s": paths / t_d,
+                    "efficiency": t_in / t_d,
+                    "identical_summary": a.summary.to_csv(index=False)
+                    == b.summary.to_csv(index=False),
+                    "worker_peak_rss_mib": [
+                        round(w["peak_rss_bytes"] / 2**20) for w in info.values()
+                    ],
+                    "client_peak_rss_mib": round(_peak_rss_mib()),
+                    "cluster_startup_s": startup,
+                }
+            )
+            _print_row(rows[-1])
+    finally:
+        client.close()
+    return rows
+
+
+def _print_row(r: dict[str, Any]) -> None:
+    print(
+        f"{r['workload']:>8} paths={r['paths']:>11,} block={r['block_size']:>7,} "
+        f"in-process({r['cores']} threads) {r['inproc_s']:8.1f}s "
+        f"{r['inproc_paths_per_s']:9,.0f}/s | "
+        f"local:{r['workers']} {r['dist_s']:8.1f}s {r['dist_paths_per_s']:9,.0f}/s | "
+        f"efficiency {100 * r['efficiency']:5.1f}% | identical={r['identical_summary']} | "
+        f"worker peak RSS MiB {r['worker_peak_rss_mib']} | client peak RSS MiB "
+        f"{r['client_peak_rss_mib']} | cluster start {r['cluster_startup_s']:.1f}s",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------ pytest-benchmark
+
+BENCH_PATHS = 400_000
+BENCH_BLOCK = 100_000
+
+
+@pytest.fixture(scope="module")
+def light() -> tuple[FunnelParameters, Plan]:
+    params, plan = light_workload()
+    simulate(params, plan, paths=1000, seed=0, block_size=1000)  # compile once
+    return params, plan
+
+
+def test_inprocess_light(benchmark: Any, light: tuple[FunnelParameters, Plan]) -> None:
+    params, plan = light
+    fc = benchmark.pedantic(
+        simulate,
+        args=(params, plan),
+        kwargs={"paths": BENCH_PATHS, "seed": 1, "block_size": BENCH_BLOCK,
+                "threads": available_cores()},
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info["paths_per_s"] = BENCH_PATHS / benchmark.stats.stats.min
+    assert int(fc.dataset.attrs["paths"]) == BENCH_PATHS
+
+
+@pytest.mark.distributed
+def test_local2_light(benchmark: Any, light: tuple[FunnelParameters, Plan]) -> None:
+    params, plan = light
+    client = connect("local:2", timeout=120.0)
+    try:
+        fc = benchmark.pedantic(
+            simulate_distributed,
+            args=(params, plan),
+            kwargs={"paths": BENCH_PATHS, "seed": 1, "block_size": BENCH_BLOCK,
+                    "cluster": client},
+            rounds=1,
+            iterations=1,
+        )
+        info = worker_info(client)
+    finally:
+        client.close()
+    benchmark.extra_info["paths_per_s"] = BENCH_PATHS / benchmark.stats.stats.min
+    benchmark.extra_info["worker_peak_rss_mib"] = [
+        round(w["peak_rss_bytes"] / 2**20) for w in info.values()
+    ]
+    assert int(fc.dataset.attrs["paths"]) == BENCH_PATHS
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paths", type=float, nargs="+", default=[1e6])
+    ap.add_argument("--block-size", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workload", choices=["light", "standard"], default="light")
+    args = ap.parse_args(argv)
+    measure(args.workload, [int(p) for p in args.paths], args.block_size, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
