@@ -137,6 +137,7 @@ def test_stress_section_from_a_real_stress_run(engine_forecast, tmp_path):
     assert row.delta.item() < 0
 
 
+@pytest.mark.slow  # 1 + 2 x 18 engine runs: minutes on a shared machine
 def test_sensitivity_gives_the_top_risks(engine_forecast, tmp_path):
     from simengine.planning.sensitivity import run_sensitivity, top_risks, write_sensitivity
 
