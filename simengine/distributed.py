@@ -47,7 +47,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,12 +71,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from simengine.plan import Plan
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "ClusterSpec",
     "WarmupPlugin",
     "available_cores",
+    "block_runner",
     "cluster_client",
     "connect",
+    "default_timeout",
+    "map_blocks",
     "parse_cluster",
     "run_blocks_distributed",
     "simulate_distributed",
@@ -84,8 +86,16 @@ __all__ = [
     "worker_info",
 ]
 
-#: Seconds to wait for a scheduler (or a local cluster) before giving up.
-DEFAULT_TIMEOUT = 20.0
+
+def default_timeout() -> float:
+    """Seconds to wait for a scheduler: Dask's ``distributed.comm.timeouts.connect``.
+
+    Set it with ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s`` (or Dask's
+    config files); Dask's default is 30 s.
+    """
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
 
 _OPTION = "--cluster"
 _WHERE = "command line"
@@ -329,7 +339,7 @@ class WarmupPlugin(WorkerPlugin):
 def connect(
     cluster: str | ClusterSpec,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     numba_threads: int | None = None,
     warm: bool = True,
 ) -> Client:
@@ -339,8 +349,9 @@ def connect(
     ----------
     cluster : str or ClusterSpec
         ``local:N`` or a scheduler address; see :func:`parse_cluster`.
-    timeout : float
-        Seconds to wait for the scheduler (and, for ``local:N``, the workers).
+    timeout : float, optional
+        Seconds to wait for the scheduler; default :func:`default_timeout`
+        (for ``local:N``, the workers' start, at least 120 s).
     numba_threads : int, optional
         Numba threads per task on every worker. Default: for ``local:N``,
         ``cores // N``; for a remote cluster, each worker's cores divided by
@@ -360,6 +371,10 @@ def connect(
         local cluster not started) within ``timeout`` seconds.
     """
     spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+    if timeout is None:
+        # Starting local workers (spawn, imports, kernel warm-up) takes longer
+        # than a connection; a busy machine needs tens of seconds.
+        timeout = max(120.0, default_timeout()) if spec.kind == "local" else default_timeout()
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         if spec.kind == "local":
             return _start_local(spec, timeout=timeout, numba_threads=numba_threads, warm=warm)
@@ -432,7 +447,7 @@ def _prepare_workers(client: Client, numba_threads: int | None, warm: bool) -> N
 def cluster_client(
     cluster: str | ClusterSpec | Client,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     numba_threads: int | None = None,
 ) -> Iterator[Client]:
     """Yield a client for ``cluster``; close it afterwards unless it was given open.
@@ -441,7 +456,7 @@ def cluster_client(
     ----------
     cluster : str, ClusterSpec or distributed.Client
         A ``--cluster`` value, or an open client (used as is, left open).
-    timeout : float
+    timeout : float, optional
         See :func:`connect`.
     numba_threads : int, optional
         See :func:`connect`.
@@ -520,6 +535,102 @@ def _total_threads(client: Client) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
 
+def map_blocks(
+    client: Client,
+    prepared: Prepared,
+    blocks: Sequence[Block],
+    seed: int,
+    *,
+    max_attempts: int = 4,
+    in_flight: int | None = None,
+) -> Iterator[BlockSummary]:
+    """Run blocks on the cluster and yield their summaries in block order.
+
+    The distributed counterpart of ``(run_block(prepared, b, seed) for b in
+    blocks)``: for callers that need each block's summary (batch-means
+    errors in :mod:`simengine.planning`) as well as their merge.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client (see :func:`connect`).
+    prepared : Prepared
+        From :func:`simengine.engine.prepare`; scattered to every worker once.
+    blocks : sequence of Block
+        From :func:`simengine.engine.plan_blocks`.
+    seed : int
+        The run's seed.
+    max_attempts : int
+        Times a block is submitted before its loss is raised. Dask itself
+        recomputes a block whose worker died; resubmission also covers a
+        result lost between completion and fetch, and the loss of every copy
+        of the scattered inputs (which are then scattered again). An error
+        raised by the computation itself is raised at once.
+    in_flight : int, optional
+        Blocks submitted but not yet yielded (bounds memory on the workers
+        and here); default twice the cluster's Dask threads, at least 4.
+
+    Yields
+    ------
+    BlockSummary
+        One per block, in the order of ``blocks``.
+    """
+    window = in_flight or max(4, 2 * _total_threads(client))
+    token = uuid.uuid4().hex[:12]
+    state: dict[str, Any] = {"prepared": _scatter(client, prepared)}
+    attempts = [0] * len(blocks)
+    owner: dict[Future, int] = {}
+
+    def submit(b: int) -> Future:
+        attempts[b] += 1
+        if state["prepared"].status != "finished":  # every copy lost: send again
+            state["prepared"] = _scatter(client, prepared)
+        fut = client.submit(
+            _block_task,
+            state["prepared"],
+            blocks[b],
+            seed,
+            key=f"simengine-block-{token}-{b}-{attempts[b]}",
+        )
+        owner[fut] = b
+        return fut
+
+    ready: dict[int, BlockSummary] = {}
+    next_yield = 0
+    next_submit = 0
+    pending = as_completed(loop=client.loop)
+    try:
+        while next_submit < len(blocks) and next_submit < window:
+            pending.add(submit(next_submit))
+            next_submit += 1
+        for fut in pending:
+            b = owner.pop(fut)
+            try:
+                # A finished block can still be lost before it is fetched (its
+                # worker dies): result() then raises and the block is rerun.
+                packed = fut.result()
+            except _LOST as exc:
+                fut.release()
+                if attempts[b] >= max_attempts:
+                    raise RuntimeError(
+                        f"block {b} was lost {attempts[b]} times on the cluster: {exc!r}"
+                    ) from exc
+                pending.add(submit(b))
+                continue
+            fut.release()
+            ready[b] = _unpack(packed)
+            while next_yield in ready:
+                yield ready.pop(next_yield)
+                next_yield += 1
+            while next_submit < len(blocks) and next_submit - next_yield < window:
+                pending.add(submit(next_submit))
+                next_submit += 1
+    finally:
+        for fut in list(owner):
+            fut.cancel()
+        state["prepared"].release()
+
+
 def run_blocks_distributed(
     client: Client,
     prepared: Prepared,
@@ -544,18 +655,13 @@ def run_blocks_distributed(
     client : distributed.Client
         A connected client (see :func:`connect`).
     prepared : Prepared
-        From :func:`simengine.engine.prepare`; scattered to every worker once.
+        From :func:`simengine.engine.prepare`.
     paths, seed, block_size : int
         As for :func:`simengine.engine.simulate`.
     on_block : callable, optional
         Called as ``on_block(done_paths, total_paths)`` after each merge.
-    max_attempts : int
-        Times a block is submitted before its error is raised (Dask itself
-        already recomputes a block whose worker died; this also covers the
-        loss of every copy of the scattered inputs).
-    in_flight : int, optional
-        Blocks submitted but not yet merged (bounds memory on the workers and
-        here); default twice the cluster's Dask threads, at least 4.
+    max_attempts, in_flight : int
+        See :func:`map_blocks`.
 
     Returns
     -------
@@ -564,72 +670,42 @@ def run_blocks_distributed(
     from simengine.engine import plan_blocks
 
     blocks = plan_blocks(paths, block_size)
-    window = in_flight or max(4, 2 * _total_threads(client))
-    token = uuid.uuid4().hex[:12]
-    state: dict[str, Any] = {"prepared": _scatter(client, prepared)}
-    attempts = [0] * len(blocks)
-    owner: dict[Future, int] = {}
-
-    def submit(b: int) -> Future:
-        attempts[b] += 1
-        if state["prepared"].status != "finished":  # every copy lost: send again
-            state["prepared"] = _scatter(client, prepared)
-        fut = client.submit(
-            _block_task,
-            state["prepared"],
-            blocks[b],
-            seed,
-            key=f"simengine-block-{token}-{b}-{attempts[b]}",
-        )
-        owner[fut] = b
-        return fut
-
     merged: BlockSummary | None = None
-    ready: dict[int, BlockSummary] = {}
-    next_merge = 0
-    next_submit = 0
     done = 0
-    pending = as_completed(loop=client.loop)
-    try:
-        while next_submit < len(blocks) and next_submit < window:
-            pending.add(submit(next_submit))
-            next_submit += 1
-        for fut in pending:
-            b = owner.pop(fut)
-            try:
-                # A finished block can still be lost before it is fetched (its
-                # worker dies): result() then raises and the block is rerun.
-                packed = fut.result()
-            except _LOST as exc:
-                fut.release()
-                if attempts[b] >= max_attempts:
-                    raise RuntimeError(
-                        f"block {b} was lost {attempts[b]} times on the cluster: {exc!r}"
-                    ) from exc
-                pending.add(submit(b))
-                continue
-            fut.release()
-            ready[b] = _unpack(packed)
-            while next_merge in ready:
-                part = ready.pop(next_merge)
-                if merged is None:
-                    merged = part
-                else:
-                    merged.merge_into(part)
-                done += part.n
-                next_merge += 1
-                if on_block is not None:
-                    on_block(done, paths)
-            while next_submit < len(blocks) and next_submit - next_merge < window:
-                pending.add(submit(next_submit))
-                next_submit += 1
-    finally:
-        for fut in list(owner):
-            fut.cancel()
-        state["prepared"].release()
+    for part in map_blocks(
+        client, prepared, blocks, seed, max_attempts=max_attempts, in_flight=in_flight
+    ):
+        if merged is None:
+            merged = part
+        else:
+            merged.merge_into(part)
+        done += part.n
+        if on_block is not None:
+            on_block(done, paths)
     assert merged is not None
-    assert next_merge == len(blocks)
+    assert merged.n == paths
     return merged
+
+
+def block_runner(client: Client) -> Callable[..., BlockSummary]:
+    """Return a drop-in for :func:`simengine.engine.simulate.run_blocks` on ``client``.
+
+    The returned function takes ``(prepared, paths, seed, block_size, threads,
+    on_block=None)`` like ``run_blocks``; ``threads`` is ignored (the
+    cluster's workers set their own).
+    """
+
+    def run(
+        prepared: Prepared,
+        paths: int,
+        seed: int,
+        block_size: int,
+        threads: int | None = None,
+        on_block: Callable[[int, int], None] | None = None,
+    ) -> BlockSummary:
+        return run_blocks_distributed(client, prepared, paths, seed, block_size, on_block)
+
+    return run
 
 
 def _scatter(client: Client, prepared: Prepared) -> Future:
@@ -646,7 +722,7 @@ def simulate_distributed(
     cluster: str | ClusterSpec | Client,
     progress: bool = False,
     input_sha256: dict[str, str] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     on_block: Callable[[int, int], None] | None = None,
 ) -> Forecast:
     """Simulate on a Dask cluster; bitwise the forecast of :func:`simengine.engine.simulate`.
@@ -670,8 +746,8 @@ def simulate_distributed(
         Show a progress bar as blocks are merged.
     input_sha256 : dict, optional
         File hashes recorded in the output's attributes.
-    timeout : float
-        Seconds to wait for the scheduler or a local cluster.
+    timeout : float, optional
+        Seconds to wait for the scheduler or a local cluster (see :func:`connect`).
     on_block : callable, optional
         Called as ``on_block(done_paths, total_paths)`` after each merge.
 

@@ -305,3 +305,68 @@ def test_killing_a_worker_mid_run_gives_the_same_bytes(
         {"seed": SEED, "block_size": BLOCK, "versions": {}, "input_sha256": {}},
     )
     assert fc.summary.to_csv(index=False) == ref.summary.to_csv(index=False)
+
+
+# ------------------------------------------------------------------ the CLI option
+
+CLI_PLAN = """start = 2027-01-04
+end = 2027-03-07
+as_of = 2027-01-04
+[targets]
+smb = 400000
+mid = 900000
+ent = 1500000
+"""
+
+
+def _cli_args(models_dir: Path, plan: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "simulate", "--assumptions", str(models_dir / "assumptions.toml"),
+        "--plan", str(plan), "--paths", "1200", "--seed", "5", "--block-size", "300",
+        "--out", str(out), *extra,
+    ]
+
+
+@pytest.fixture
+def cli_plan(tmp_path: Path) -> Path:
+    p = tmp_path / "plan.toml"
+    p.write_text(CLI_PLAN)
+    return p
+
+
+def test_cli_unreachable_scheduler_exits_2_without_output(
+    models_dir: Path, cli_plan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dask
+
+    from simengine.cli import main
+
+    out = tmp_path / "fc"
+    t0 = time.perf_counter()
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code = main(_cli_args(models_dir, cli_plan, out, "--cluster", "tcp://127.0.0.1:1"))
+    assert code == 2
+    assert time.perf_counter() - t0 < 2.0 + 20.0  # timeout + loading the assumptions
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "unreachable" in err
+    assert "tcp://127.0.0.1:1" in err
+
+
+def test_cli_bad_cluster_option_exits_2(models_dir: Path, cli_plan: Path, tmp_path: Path) -> None:
+    from simengine.cli import main
+
+    out = tmp_path / "fc"
+    assert main(_cli_args(models_dir, cli_plan, out, "--cluster", "local:0")) == 2
+    assert not out.exists()
+
+
+@pytest.mark.distributed
+def test_cli_local_cluster_same_bytes_as_in_process(
+    models_dir: Path, cli_plan: Path, tmp_path: Path
+) -> None:
+    from simengine.cli import main
+
+    assert main(_cli_args(models_dir, cli_plan, tmp_path / "a")) == 0
+    assert main(_cli_args(models_dir, cli_plan, tmp_path / "b", "--cluster", "local:2")) == 0
+    assert (tmp_path / "a" / "summary.csv").read_bytes() == (tmp_path / "b" / "summary.csv").read_bytes()
