@@ -101,6 +101,14 @@ def simulate_cmd(
         int, typer.Option("--block-size", min=1, help="Paths per block.")
     ] = 50_000,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Run the blocks on Dask: local:N (N worker processes here) or a scheduler "
+            "address (tcp://host:8786). Same seed, same bytes as in-process.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate funnel paths and write forecast.nc and summary.csv."""
     from simengine.engine import simulate
@@ -109,6 +117,10 @@ def simulate_cmd(
         raise InputError.single(out, "output exists; pass --force to replace it")
     if seed < 0:
         raise InputError.single("<command line>", "must be >= 0", column="--seed", value=seed)
+    if cluster is not None:  # scale-out (simengine.distributed): check the option early
+        from simengine.distributed import parse_cluster
+
+        parse_cluster(cluster)
     the_plan = load_plan(plan)
     params = load_parameters(
         plan=the_plan,
@@ -128,16 +140,30 @@ def simulate_cmd(
         if f is not None:
             hashes[key] = file_sha256(f)
     t0 = time.perf_counter()
-    fc = simulate(
-        params,
-        the_plan,
-        paths=paths,
-        seed=seed,
-        block_size=block_size,
-        threads=threads,
-        progress=True,
-        input_sha256=hashes,
-    )
+    if cluster is not None:
+        from simengine.distributed import simulate_distributed
+
+        fc = simulate_distributed(
+            params,
+            the_plan,
+            paths=paths,
+            seed=seed,
+            block_size=block_size,
+            cluster=cluster,
+            progress=True,
+            input_sha256=hashes,
+        )
+    else:
+        fc = simulate(
+            params,
+            the_plan,
+            paths=paths,
+            seed=seed,
+            block_size=block_size,
+            threads=threads,
+            progress=True,
+            input_sha256=hashes,
+        )
     fc.write(out, force=force)
     secs = time.perf_counter() - t0
     s = fc.summary.set_index(["segment", "metric", "stat"])["value"]
