@@ -15,6 +15,8 @@ of the same model is :mod:`simengine.engine.reference`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from simengine.engine._prepare import Prepared, prepare
 from simengine.engine.blocks import (
     Block,
@@ -25,8 +27,10 @@ from simengine.engine.blocks import (
     run_block,
     run_paths,
 )
-from simengine.engine.forecast import Forecast
 from simengine.engine.simulate import simulate
+
+if TYPE_CHECKING:
+    from simengine.engine.forecast import Forecast
 
 __all__ = [
     "Block",
@@ -41,3 +45,13 @@ __all__ = [
     "run_paths",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Forecast pulls in xarray and pandas; importing it lazily keeps the kernels'
+    # start-up (import to first block) short.
+    if name == "Forecast":
+        from simengine.engine.forecast import Forecast
+
+        return Forecast
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

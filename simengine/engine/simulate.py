@@ -16,14 +16,16 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simengine.engine._prepare import Prepared, prepare
 from simengine.engine.blocks import BlockSummary, plan_blocks, run_block
-from simengine.engine.forecast import Forecast
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.provenance import package_versions
+
+if TYPE_CHECKING:
+    from simengine.engine.forecast import Forecast
 
 __all__ = ["default_threads", "run_blocks", "simulate"]
 
@@ -131,6 +133,8 @@ def simulate(
         "input_sha256": dict(input_sha256 or {}),
     }
     meta["input_sha256"].setdefault("plan", plan.sha256)
+    from simengine.engine.forecast import Forecast
+
     return Forecast.from_summary(summary, params, plan, meta)
 
 

@@ -60,7 +60,7 @@ def test_simulate_assumptions(models_dir: Path, plan: Path, tmp_path: Path) -> N
     assert main(_args(models_dir, plan, out)) == 0
     fc = Forecast.read(out)
     assert fc.dataset.attrs["source"] == "assumptions"
-    assert fc.dataset.attrs["paths"] == 1500
+    assert fc.dataset.attrs["paths"] == 400
     assert "assumptions" in fc.dataset.attrs["input_sha256"]
     s = pd.read_csv(out / "summary.csv")
     assert set(s.segment) == {"smb", "mid", "ent", "total"}
