@@ -99,3 +99,93 @@ def test_bad_options_exit_2(models_dir: Path, plan: Path, tmp_path: Path, capsys
     bad_plan.write_text(PLAN.replace("ent = 2000000", "other = 5"))
     assert main(_args(models_dir, bad_plan, out)) == 2
     assert not out.exists()
+
+
+def test_simulate_posterior_file_matches_in_process(tmp_path: Path, plan: Path) -> None:
+    """A posterior file (the public contract) through the CLI gives the in-process numbers."""
+    import json
+
+    import arviz as az
+    import numpy as np
+    from engine_helpers import make_params, random_open_units
+
+    from simengine.engine import simulate
+    from simengine.plan import load_plan
+
+    params = make_params(
+        rate=(10.0, 0.0, 0.5),
+        conversion_sd=0.03,
+        draws=20,
+        open_units=random_open_units(30, 6, 3),
+        deal_median=40_000.0,
+    )
+    entry = ["mql", "opportunity"]
+
+    def cs(a):  # (draw, ...) -> (chain=2, draw=10, ...)
+        return a.reshape(2, 10, *a.shape[1:])
+
+    post = {
+        "conversion": cs(params.conversion),
+        "delay_mu": cs(params.delay_mu),
+        "delay_sigma": cs(params.delay_sigma),
+        "arrival_rate": cs(params.arrival_rate[:, :, [0, 2]]),
+        "arrival_dispersion": cs(params.arrival_dispersion[:, :, [0, 2]]),
+        "deal_size_mu": cs(params.deal_size_mu),
+        "deal_size_sigma": cs(params.deal_size_sigma),
+    }
+    ou = params.open_units
+    idata = az.from_dict(
+        posterior=post,
+        constant_data={
+            "open_cell": np.array([params.cells[c] for c in ou.cell]),
+            "open_stage": np.array([params.stages[s] for s in ou.stage]),
+            "open_age_days": ou.age_days,
+            "open_amount": ou.amount,
+        },
+        coords={
+            "cell": list(params.cells),
+            "step": list(params.steps),
+            "entry_stage": entry,
+            "unit": np.arange(len(ou)),
+        },
+        dims={
+            "conversion": ["cell", "step"],
+            "delay_mu": ["cell", "step"],
+            "delay_sigma": ["cell", "step"],
+            "arrival_rate": ["cell", "entry_stage"],
+            "arrival_dispersion": ["cell", "entry_stage"],
+            "deal_size_mu": ["cell"],
+            "deal_size_sigma": ["cell"],
+            "open_cell": ["unit"],
+            "open_stage": ["unit"],
+            "open_age_days": ["unit"],
+            "open_amount": ["unit"],
+        },
+    )
+    idata.posterior.attrs.update(
+        simengine_stages=json.dumps(list(params.stages)), simengine_as_of="2027-01-04"
+    )
+    nc = tmp_path / "posterior.nc"
+    idata.to_netcdf(str(nc), engine="h5netcdf")
+    plan.write_text(PLAN.replace("smb = 600000", "smb = 200000"))
+    out = tmp_path / "fc"
+    args = [
+        "simulate",
+        "--posterior",
+        str(nc),
+        "--plan",
+        str(plan),
+        "--paths",
+        "300",
+        "--seed",
+        "3",
+        "--block-size",
+        "100",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    fc = Forecast.read(out)
+    assert fc.dataset.attrs["source"] == "posterior"
+    direct = simulate(params, load_plan(plan), paths=300, seed=3, block_size=100, threads=1)
+    pd.testing.assert_frame_equal(fc.summary, direct.summary)
