@@ -129,3 +129,18 @@ def test_comparison_has_power() -> None:
     b = reference_paths(prepare(params, plan), N, seed=32)
     assert stats.ks_2samp(a.scalars[:, 3, 0], b.scalars[:, 3, 0]).pvalue < 1e-3
     assert _chi2_two_sample(a.scalars[:, 3, 3], b.scalars[:, 3, 3]) < 1e-3
+
+
+@pytest.mark.slow
+def test_engine_matches_reference_large() -> None:
+    """20,000 paths each: KS critical distance at alpha 0.001 is 1.95 sqrt(2 / 20000) = 0.0195."""
+    params, plan = next(iter(_configs()))[1]
+    pr = prepare(params, plan)
+    n = 20_000
+    a = run_paths(pr, 0, n, seed=41)
+    b = reference_paths(pr, n, seed=42)
+    for g in range(pr.n_segments + 1):
+        for k in (0, 2, 3, 5, 6):  # revenue, coverage, won, entered sql/opportunity
+            assert stats.ks_2samp(a.scalars[:, g, k], b.scalars[:, g, k]).pvalue > 1e-3, (g, k)
+    for day in (30, 60, 90):
+        assert stats.ks_2samp(a.cum_revenue[:, -1, day], b.cum_revenue[:, -1, day]).pvalue > 1e-3
