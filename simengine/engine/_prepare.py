@@ -118,6 +118,19 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
             column="as_of",
             value=plan.as_of.isoformat(),
         )
+    ou = params.open_units
+    n_cells, n_steps = len(params.cells), len(params.stages) - 1
+    if len(ou) and (
+        ou.cell.min() < 0
+        or ou.cell.max() >= n_cells
+        or ou.stage.min() < 0
+        or ou.stage.max() >= n_steps
+        or not np.all(ou.age_days >= 0)
+    ):
+        raise ValueError(
+            "open units must have a cell index in [0, n_cells), a stage index before the "
+            "last stage and an age >= 0"
+        )
     rate = np.array(params.arrival_rate, dtype=np.float64, copy=True)
     trend = np.array(params.arrival_trend, dtype=np.float64, copy=True)
     weeks_in_period = plan.period_days / 7.0
@@ -133,7 +146,6 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
             rate[:, cells, e] = weekly * share
             trend[:, cells, e] = 0.0
     entry_active = (rate.max(axis=0) > 0).astype(np.int64)  # (cell, entry_stage)
-    ou = params.open_units
     targets = np.array(
         [plan.targets[s] for s in params.segments] + [plan.total_target], dtype=np.float64
     )

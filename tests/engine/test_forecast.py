@@ -157,3 +157,15 @@ def test_bad_plan_raises_input_error() -> None:
     plan = make_plan(new_units={"smb": {"won": 3.0}})
     with pytest.raises(InputError, match="entry stage"):
         simulate(params, plan, paths=10, seed=1)
+
+
+def test_open_units_out_of_range_rejected() -> None:
+    from simengine.params import OpenUnits
+
+    for ou in (
+        OpenUnits(np.array([6]), np.array([0]), np.array([1.0]), np.array([np.nan])),
+        OpenUnits(np.array([0]), np.array([3]), np.array([1.0]), np.array([np.nan])),
+        OpenUnits(np.array([0]), np.array([0]), np.array([-1.0]), np.array([np.nan])),
+    ):
+        with pytest.raises(ValueError, match="open units"):
+            prepare(make_params(open_units=ou), make_plan())
