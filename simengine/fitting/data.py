@@ -6,10 +6,10 @@ PyMC models never loop over units:
 * **conversion + delay (cure model)**, per cell, step and drift period (the
   period in which the unit entered the step's *from* stage): the count of
   units that converted, the count that were lost before converting, and the
-  lognormal sufficient statistics of the converted delays per cell and step
-  (``n``, ``Σ log d``, ``Σ (log d)²``). Units still open at the as-of date are
-  grouped by (cell, step, period, age in days) with a count, so the censored
-  term ``1 - p F(age)`` is evaluated once per group.
+  lognormal sufficient statistics per cell and step (``n``, ``Σ log d``,
+  ``Σ (log d)²``) of the converted delays and of the times to loss. Units
+  still open at the as-of date are grouped by (cell, step, period, age in
+  days) with a count, so the censored term is evaluated once per group.
 * **arrivals**: new units per complete week (7-day windows ending the day
   before the as-of date) per cell and entry stage.
 * **deal size**: lognormal sufficient statistics of won amounts per cell.
@@ -84,6 +84,8 @@ class FunnelData:
         converted / were lost before converting (by the as-of date).
     delay_n, delay_sum_log, delay_sum_log2 : ndarray of float64, shape (cell, step)
         Count, sum of log delays and sum of squared log delays of conversions.
+    loss_n, loss_sum_log, loss_sum_log2 : ndarray of float64, shape (cell, step)
+        The same for the time from entering the from-stage to being lost.
     open_cell, open_step, open_period : ndarray of int64, shape (group,)
         Index triple of each open-unit group (step index into ``stages[1:]``).
     open_age : ndarray of float64, shape (group,)
@@ -115,6 +117,9 @@ class FunnelData:
     delay_n: FloatArray
     delay_sum_log: FloatArray
     delay_sum_log2: FloatArray
+    loss_n: FloatArray
+    loss_sum_log: FloatArray
+    loss_sum_log2: FloatArray
     open_cell: IntArray
     open_step: IntArray
     open_period: IntArray
@@ -241,6 +246,9 @@ def build_data(
     d_n = np.zeros((n_cells, n_steps))
     d_s1 = np.zeros((n_cells, n_steps))
     d_s2 = np.zeros((n_cells, n_steps))
+    l_n = np.zeros((n_cells, n_steps))
+    l_s1 = np.zeros((n_cells, n_steps))
+    l_s2 = np.zeros((n_cells, n_steps))
     groups: list[pd.DataFrame] = []
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
@@ -262,6 +270,10 @@ def build_data(
         np.add.at(d_n[:, j - 1], c[conv], 1.0)
         np.add.at(d_s1[:, j - 1], c[conv], logd)
         np.add.at(d_s2[:, j - 1], c[conv], logd**2)
+        logl = np.log(np.maximum(lost[frm][lst] - t_from[lst], MIN_DELAY_DAYS))
+        np.add.at(l_n[:, j - 1], c[lst], 1.0)
+        np.add.at(l_s1[:, j - 1], c[lst], logl)
+        np.add.at(l_s2[:, j - 1], c[lst], logl**2)
         if opn.any():
             age = np.maximum(-t_from[opn], MIN_DELAY_DAYS)
             g = pd.DataFrame({"cell": c[opn], "step": j - 1, "period": per[opn], "age": age})
@@ -327,6 +339,9 @@ def build_data(
         delay_n=d_n,
         delay_sum_log=d_s1,
         delay_sum_log2=d_s2,
+        loss_n=l_n,
+        loss_sum_log=l_s1,
+        loss_sum_log2=l_s2,
         open_cell=open_cell,
         open_step=open_step,
         open_period=open_period,

@@ -279,16 +279,17 @@ def fit(
 def _constant_data(
     records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date, data: FunnelData
 ) -> xr.Dataset:
-    snap = data.snapshot
+    from simengine.snapshot import open_units
+
+    ou = open_units(records, spec, as_of, data.cells)
     ds = xr.Dataset(
         {
-            "open_cell": ("unit", snap["cell"].astype(str).to_numpy(dtype=object)),
-            "open_stage": ("unit", snap["stage"].astype(str).to_numpy(dtype=object)),
-            "open_age_days": ("unit", snap["age_days"].to_numpy(np.float64)),
-            "open_amount": ("unit", snap["amount"].to_numpy(np.float64)),
-            "open_id": ("unit", snap["id"].astype(str).to_numpy(dtype=object)),
+            "open_cell": ("unit", np.array(data.cells, dtype=object)[ou.cell]),
+            "open_stage": ("unit", np.array(spec.stages, dtype=object)[ou.stage]),
+            "open_age_days": ("unit", ou.age_days),
+            "open_amount": ("unit", ou.amount),
         },
-        coords={"unit": np.arange(len(snap)), "cell": list(data.cells), "step": list(data.steps)},
+        coords={"unit": np.arange(len(ou)), "cell": list(data.cells), "step": list(data.steps)},
     )
     for name, days in RAW_WINDOWS.items():
         rr = raw_rates(records, spec, as_of, days, cells=data.cells)

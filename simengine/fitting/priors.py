@@ -35,42 +35,51 @@ class Priors:
         Normal prior of a step's global logit conversion rate (0 ± 1.5:
         rates from about 5% to 95% are plausible a priori).
     conversion_segment_sd, conversion_cell_sd : float
-        Half-normal scales of the segment-around-global and cell-around-segment
-        spreads of logit rates (0.5: segments differ by up to ~2x in odds).
+        Prior means (gamma, shape 2; :func:`scale_prior`) of the
+        segment-around-global and cell-around-segment spreads of logit rates
+        (0.5: segments differ by up to ~2x in odds).
     drift_sd : float
-        Half-normal scale of the per-period random-walk innovation of a logit
+        Prior mean (gamma, shape 2) of the per-period random-walk innovation of a logit
         rate (0.2 per drift period).
     delay_mu_loc, delay_mu_sd : float
         Normal prior of a step's global log-median delay in days
         (3.0 ± 1.5: medians from ~1 to ~400 days).
     delay_segment_sd, delay_cell_sd : float
-        Half-normal scales of segment and cell spreads of log-median delays.
+        Prior means (gamma, shape 2; :func:`scale_prior`) of segment and cell
+        spreads of log-median delays.
     delay_log_sigma_loc, delay_log_sigma_sd : float
         Normal prior of a step's log of the lognormal delay sd
         (-0.2 ± 0.5: sigma from ~0.3 to ~2.2).
     delay_sigma_cell_sd : float
-        Half-normal scale of the cell spread of log delay sigmas.
+        Prior mean (gamma, shape 2) of the cell spread of log delay sigmas.
+    loss_mu_loc, loss_mu_sd : float
+        Normal prior of a step's global log-median time to loss (days).
+    loss_cell_sd : float
+        Prior mean of the cell spread of log-median times to loss.
+    loss_log_sigma_loc, loss_log_sigma_sd : float
+        Normal prior of a step's log sd of the lognormal time to loss.
     arrival_log_rate_loc, arrival_log_rate_sd : float
         Normal prior of an entry stage's global log weekly arrival rate at the
         as-of date (2 ± 2: 0.1 to 400 units a week).
     arrival_cell_sd : float
-        Half-normal scale of the cell spread of log arrival rates.
+        Prior mean (gamma, shape 2) of the cell spread of log arrival rates.
     arrival_trend_sd : float
         Normal scale of an entry stage's weekly log trend (0.01 a week:
         ±68% a year at one sd).
     arrival_trend_cell_sd : float
-        Half-normal scale of the cell spread of the weekly log trends.
+        Prior mean (gamma, shape 2) of the cell spread of the weekly log trends.
     arrival_dispersion_sd : float
         Half-normal scale of ``sqrt(arrival_dispersion)`` (0.5: the NB
         ``var = m + d m^2`` with ``d`` mostly below 1).
     deal_size_mu_loc, deal_size_mu_sd : float
         Normal prior of the global log-median deal size (8 ± 3: ~150 to ~20M).
     deal_size_segment_sd, deal_size_cell_sd : float
-        Half-normal scales of segment and cell spreads of log-median deal size.
+        Prior means (gamma, shape 2; :func:`scale_prior`) of segment and cell
+        spreads of log-median deal size.
     deal_size_log_sigma_loc, deal_size_log_sigma_sd : float
         Normal prior of the global log of the lognormal deal-size sd.
     deal_size_sigma_cell_sd : float
-        Half-normal scale of the cell spread of log deal-size sigmas.
+        Prior mean (gamma, shape 2) of the cell spread of log deal-size sigmas.
     """
 
     conversion_logit_loc: float = 0.0
@@ -85,6 +94,11 @@ class Priors:
     delay_log_sigma_loc: float = -0.2
     delay_log_sigma_sd: float = 0.5
     delay_sigma_cell_sd: float = 0.3
+    loss_mu_loc: float = 3.0
+    loss_mu_sd: float = 1.5
+    loss_cell_sd: float = 0.5
+    loss_log_sigma_loc: float = -0.2
+    loss_log_sigma_sd: float = 0.5
     arrival_log_rate_loc: float = 2.0
     arrival_log_rate_sd: float = 2.0
     arrival_cell_sd: float = 1.0

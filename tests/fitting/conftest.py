@@ -132,3 +132,13 @@ def spec_factory() -> Callable[..., FunnelSpec]:
 @pytest.fixture(scope="session")
 def records_factory() -> Callable[..., tuple[pd.DataFrame, Truth]]:
     return make_records
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_blas_probe() -> None:
+    """Skip PyTensor's BLAS probe (its 'could not link to a BLAS' UserWarning is
+    about this machine's pip install, not our code; pytest turns warnings into
+    errors). An explicit empty ldflags means: use the non-BLAS C code paths."""
+    import pytensor
+
+    pytensor.config.blas__ldflags = ""

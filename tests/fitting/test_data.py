@@ -53,6 +53,14 @@ def test_conversion_sufficient_stats_match_brute_force(tiny):
     model = conversion.build_model(data)
     point = _random_point(model, 1)
     p_tp, mu, sigma = _eval(model, ["conversion_by_period", "delay_mu", "delay_sigma"], point)
+    lm_g, lsd, lz, lls = (
+        point["loss_mu_global"],
+        np.exp(point["loss_cell_sd_log__"]),
+        point["loss_cell_z"],
+        point["loss_log_sigma"],
+    )
+    loss_mu = lm_g[None, :] + lsd * lz
+    loss_sigma = np.exp(lls)
     got = _potentials_logp(model, point)
 
     # brute force, one unit and one step at a time, straight from the records
@@ -78,12 +86,15 @@ def test_conversion_sufficient_stats_match_brute_force(tiny):
                 )
                 n_terms["conv"] += 1
             elif not pd.isna(r["lost_at"]):
-                total += np.log1p(-p)
+                el = max((r["lost_at"] - t0).days, MIN_DELAY_DAYS)
+                g = stats.lognorm.logpdf(el, s=loss_sigma[j - 1], scale=np.exp(loss_mu[c, j - 1]))
+                total += np.log1p(-p) + g
                 n_terms["lost"] += 1
             else:
                 age = max((cut - t0).days, MIN_DELAY_DAYS)
-                cdf = stats.lognorm.cdf(age, s=sigma[c, j - 1], scale=np.exp(mu[c, j - 1]))
-                total += np.log1p(-p * cdf)
+                sf = stats.lognorm.sf(age, s=sigma[c, j - 1], scale=np.exp(mu[c, j - 1]))
+                sg = stats.lognorm.sf(age, s=loss_sigma[j - 1], scale=np.exp(loss_mu[c, j - 1]))
+                total += np.log(p * sf + (1 - p) * sg)
                 n_terms["open"] += 1
     assert min(n_terms.values()) > 20  # every kind of term is exercised
     assert got == pytest.approx(total, rel=1e-9, abs=1e-6)
