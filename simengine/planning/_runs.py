@@ -178,6 +178,8 @@ class Paired:
     ----------
     value, baseline, delta : float
         The statistic in each run and their difference.
+    value_se : float
+        Batch-means standard error of ``value``.
     se : float
         Standard error of ``delta`` on common random numbers (paired blocks).
     se_independent : float
@@ -189,6 +191,7 @@ class Paired:
     delta: float
     se: float
     se_independent: float
+    value_se: float = float("nan")
 
     @property
     def variance_reduction(self) -> float:
@@ -207,7 +210,8 @@ def paired(a: Run, b: Run, segment: str, metric: str, stat: str) -> Paired:
     with np.errstate(invalid="ignore"):
         delta = va - vb if math.isfinite(va) and math.isfinite(vb) else float("nan")
         se = batch_se(xa - xb, a.weights) if a.seed == b.seed else float("nan")
-    se_ind = math.sqrt(batch_se(xa, a.weights) ** 2 + batch_se(xb, b.weights) ** 2)
+    se_a = batch_se(xa, a.weights)
+    se_ind = math.sqrt(se_a**2 + batch_se(xb, b.weights) ** 2)
     if a.seed != b.seed:
         se = se_ind
-    return Paired(va, vb, delta, se, se_ind)
+    return Paired(va, vb, delta, se, se_ind, se_a)

@@ -12,8 +12,10 @@ their ratio of variances (the variance reduction, measured on the run).
 
 ``stress.csv`` (tidy), one row per scenario × segment × statistic:
 
-``scenario, title, segment, metric, stat, value, baseline, delta, delta_se,
-delta_se_independent, variance_reduction``
+``scenario, title, segment, metric, stat, value, value_se, baseline, delta,
+delta_se, delta_se_independent, variance_reduction``
+
+(``value_se``: batch-means Monte Carlo standard error of ``value``)
 
 with ``scenario == "baseline"`` rows first (``delta`` 0 and errors NaN) and
 statistics ``attainment/prob_hit`` (P(hit)), ``revenue/p10, p50, p90, mean``
@@ -54,6 +56,7 @@ COLUMNS = (
     "metric",
     "stat",
     "value",
+    "value_se",
     "baseline",
     "delta",
     "delta_se",
@@ -115,7 +118,8 @@ def run_stress(
     for g in segments:
         for m, s in STRESS_STATS:
             v = base.value(g, m, s)
-            rows.append(_row(BASELINE, "Baseline", g, m, s, v, v, 0.0, *(float("nan"),) * 3))
+            se = _runs.batch_se(base.batch(g, m, s), base.weights)
+            rows.append(_row(BASELINE, "Baseline", g, m, s, v, se, v, 0.0, *(float("nan"),) * 3))
     for sc, p, pl in shocked:
         if on_scenario:
             on_scenario(sc.name)
@@ -131,6 +135,7 @@ def run_stress(
                         m,
                         s,
                         d.value,
+                        d.value_se,
                         d.baseline,
                         d.delta,
                         d.se,

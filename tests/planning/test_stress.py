@@ -149,3 +149,13 @@ def test_batch_se_matches_the_textbook_formula():
     w = np.ones(4)
     assert _runs.batch_se(x, w) == pytest.approx(np.std(x, ddof=1) / 2)
     assert math.isnan(_runs.batch_se(np.array([1.0, np.inf]), np.ones(2)))
+
+
+def test_value_se_of_p_hit_agrees_with_the_binomial_error(stress_df):
+    # Batch means over 10 blocks estimate sqrt(p(1-p)/n) with ~9 degrees of freedom:
+    # the ratio se_batch / se_binomial ~ sqrt(chi2_9 / 9), within [0.4, 1.7] with > 99.5 %.
+    for seg in ("smb", "mid", "ent"):
+        r = _get(stress_df, "baseline", seg, "attainment", "prob_hit")
+        binom = math.sqrt(r.value * (1 - r.value) / PATHS)
+        if binom > 0:
+            assert 0.4 <= r.value_se / binom <= 1.7, (seg, r.value_se, binom)
