@@ -142,7 +142,7 @@ def plan_command(
         str, typer.Option("--quantiles", help="Goal seek: P(hit) levels to reach.")
     ] = "0.5,0.8",
     paths: Annotated[int, typer.Option("--paths", help="Goal seek: paths per evaluation.")] = (
-        100_000
+        20_000
     ),
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 20270104,
     goal_seek: Annotated[

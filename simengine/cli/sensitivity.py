@@ -27,7 +27,9 @@ def sensitivity(
         float | None,
         typer.Option("--pct", help="Move inputs by ±pct (e.g. 0.1) instead of one posterior sd."),
     ] = None,
-    paths: Annotated[int, typer.Option("--paths", help="Paths per run.")] = 50_000,
+    paths: Annotated[int, typer.Option("--paths", help="Paths per run (2 per input + 1).")] = (
+        20_000
+    ),
     seed: Annotated[int, typer.Option("--seed", help="The seed every run shares.")] = 20270104,
     batches: Annotated[
         int, typer.Option("--batches", help="Blocks per run for batch-means errors.")

@@ -243,7 +243,7 @@ def run_sensitivity(
     params: FunnelParameters,
     plan: Plan,
     *,
-    paths: int = 50_000,
+    paths: int = 20_000,
     seed: int,
     pct: float | None = None,
     batches: int = 10,
