@@ -59,7 +59,9 @@ def backtest(
     dates = parse_origins(origins, every, start, end)
     cfg = BacktestConfig(period_days=parse_duration(period), paths=paths, seed=seed)
     full = load_records(data, spec)
-    overrides = {k: v for k, v in (("draws", draws), ("tune", tune), ("chains", chains)) if v}
+    overrides: dict[str, object] = {
+        k: v for k, v in (("draws", draws), ("tune", tune), ("chains", chains)) if v
+    }
     forecaster = simengine_forecaster(cfg, fit_overrides=overrides, threads=threads)
 
     def report(origin: object, status: str) -> None:
