@@ -160,6 +160,7 @@ def plan_command(
     import pandas as pd
 
     from simengine.planning.reverse import (
+        DAYS_PER_MONTH,
         Source,
         capacity,
         capacity_table,
@@ -277,6 +278,12 @@ def plan_command(
                 float(needs.get((g, st), float("nan")))
                 for g, st in zip(gs["segment"], gs["stage"], strict=True)
             ]
+            # Reps to work the probabilistic need at the first stage (others: NaN).
+            per_rep_period = per_rep_month * plan.period_days / float(DAYS_PER_MONTH)
+            gs["reps_needed"] = [
+                n / per_rep_period if st == params.stages[0] else float("nan")
+                for n, st in zip(gs["needed"], gs["stage"], strict=True)
+            ]
             outputs["goalseek"] = gs
             _print_goalseek(gs)
     for w in warnings:
@@ -312,7 +319,7 @@ def _print_goalseek(gs: pd.DataFrame) -> None:
         caption="reverse funnel: the point answer above (no timing, no uncertainty)",
     )
     cols = ("segment", "stage", "q", "reverse funnel", "needed", "± MC se", "planned", "gap")
-    for col in (*cols, "P(hit) there"):
+    for col in (*cols, "P(hit) there", "reps"):
         t.add_column(col, justify="left" if col in ("segment", "stage") else "right")
     for r in gs.itertuples(index=False):
         t.add_row(
@@ -325,6 +332,7 @@ def _print_goalseek(gs: pd.DataFrame) -> None:
             _fmt(r.planned, 0),
             _fmt(r.gap, 0),
             f"{r.prob_hit:.3f}",
+            _fmt(r.reps_needed, 1),
         )
     _wide_console().print(t)
 

@@ -196,3 +196,33 @@ def test_plan_goal_seek_beside_the_reverse_funnel(tmp_path):
     assert gs[gs.segment == "smb"].iloc[0].reverse_funnel == pytest.approx(smb.units)
     assert (gs.status == "ok").all()
     assert (gs.prob_hit >= 0.5).all()
+
+
+def test_goal_seek_reps_at_the_first_stage(tmp_path):
+    a, p = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "plan",
+                "--plan",
+                str(p),
+                "--assumptions",
+                str(a),
+                "--draws",
+                "30",
+                "--quantiles",
+                "0.5",
+                "--paths",
+                "300",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    gs = pd.read_csv(out / "goalseek.csv")
+    mql = gs[gs.stage == "mql"]
+    # 91-day period: one rep works 120 x 91 / 30.4375 MQLs
+    assert mql.reps_needed.to_numpy() == pytest.approx(mql.needed.to_numpy() / (120 * 91 / 30.4375))
+    assert gs[gs.stage == "opportunity"].reps_needed.isna().all()
