@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,11 +34,17 @@ from simengine.spec import FunnelSpec
 
 __all__ = [
     "BacktestConfig",
+    "BlockRunner",
     "OriginForecaster",
     "run_backtest",
     "score_origin",
     "simengine_forecaster",
 ]
+
+#: Runs every block of a prepared engine run and merges them in block order:
+#: ``(prepared, paths, seed, block_size, threads) -> BlockSummary``
+#: (:func:`simengine.engine.simulate.run_blocks` or a Dask twin).
+BlockRunner = Callable[..., Any]
 
 #: A function that, given what was known at an origin, returns simengine's
 #: forecast of period revenue per segment (and ``total``).
@@ -200,6 +207,8 @@ def simengine_forecaster(
     fit_overrides: dict[str, object] | None = None,
     threads: int | None = None,
     block_size: int = 50_000,
+    runner: BlockRunner | None = None,
+    on_step: Callable[[dt.date, str], None] | None = None,
 ) -> OriginForecaster:
     """Build simengine's forecaster for :func:`run_backtest`: fit, then simulate.
 
@@ -210,6 +219,25 @@ def simengine_forecaster(
     forecast is read off the engine's merged sketch on the dense grid
     :data:`~simengine.backtest.scoring.DENSE_LEVELS` (relative error of the
     sketch <= 0.5%).
+
+    Parameters
+    ----------
+    cfg : BacktestConfig
+        Paths and seeds.
+    fit_overrides : dict, optional
+        Overrides of the spec's sampler settings (``draws``, ``tune``,
+        ``chains``...), passed to :func:`~simengine.fitting.fit.settings_from_spec`.
+    threads : int, optional
+        Engine threads (default: all cores).
+    block_size : int
+        Paths per engine block.
+    runner : callable, optional
+        Replacement for :func:`simengine.engine.simulate.run_blocks` with the
+        same signature, e.g. :func:`simengine.distributed.block_runner` of a
+        Dask client (``--cluster``); the merged summary is bitwise the same.
+    on_step : callable, optional
+        Progress callback ``(origin, step)`` with step ``"fit:<part>"``,
+        ``"simulate"``.
     """
     from simengine.backtest.scoring import DENSE_LEVELS
     from simengine.engine import prepare
@@ -223,7 +251,20 @@ def simengine_forecaster(
     ) -> dict[str, QuantileForecast]:
         seed = cfg.origin_seed(plan.as_of)
         settings = settings_from_spec(spec, **(fit_overrides or {}))
-        idata = fit(known, spec, plan.as_of, seed, settings=settings, allow_unconverged=True)
+
+        def on_part(part: str) -> None:
+            if on_step is not None:
+                on_step(plan.as_of, f"fit:{part}")
+
+        idata = fit(
+            known,
+            spec,
+            plan.as_of,
+            seed,
+            settings=settings,
+            allow_unconverged=True,
+            on_part=on_part,
+        )
         post = workdir / "posterior.nc"
         write_posterior(idata, post, force=True)
         params = read_parameters(post)
@@ -235,7 +276,10 @@ def simengine_forecaster(
             targets={s: plan.targets.get(s, 1.0) for s in segs},
         )
         prepared = prepare(params, sim_plan)
-        summary = run_blocks(prepared, cfg.paths, seed, block_size, threads or default_threads())
+        if on_step is not None:
+            on_step(plan.as_of, "simulate")
+        run = runner if runner is not None else run_blocks
+        summary = run(prepared, cfg.paths, seed, block_size, threads or default_threads())
         q = hist_quantiles(summary.scal_hist[:, 0, :], bin_values(), DENSE_LEVELS)
         out = {s: QuantileForecast(DENSE_LEVELS, q[i]) for i, s in enumerate(segs)}
         out["total"] = QuantileForecast(DENSE_LEVELS, q[len(segs)])

@@ -39,6 +39,14 @@ def backtest(
     tune: Annotated[int | None, typer.Option("--tune", min=1)] = None,
     chains: Annotated[int | None, typer.Option("--chains", min=1)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Simulate each origin's blocks on Dask: local:N or a scheduler address "
+            "(tcp://host:8786). Fits stay in this process; same seed, same scores.",
+        ),
+    ] = None,
 ) -> None:
     """Fit at each origin on what was known then, simulate the period after, score it.
 
@@ -47,6 +55,9 @@ def backtest(
     writes backtest.csv, pooled.csv and backtest.html. An interrupted run
     resumes from the origins already scored.
     """
+    import contextlib
+    import time
+
     from rich.table import Table
 
     from simengine.backtest.run import BacktestConfig, run_backtest, simengine_forecaster
@@ -55,6 +66,10 @@ def backtest(
     from simengine.records import as_of_view, load_records
     from simengine.spec import load_spec
 
+    if cluster is not None:  # check the option before any work
+        from simengine.distributed import parse_cluster
+
+        parse_cluster(cluster)
     spec = load_spec(model)
     dates = parse_origins(origins, every, start, end)
     cfg = BacktestConfig(period_days=parse_duration(period), paths=paths, seed=seed)
@@ -62,15 +77,35 @@ def backtest(
     overrides: dict[str, object] = {
         k: v for k, v in (("draws", draws), ("tune", tune), ("chains", chains)) if v
     }
-    forecaster = simengine_forecaster(cfg, fit_overrides=overrides, threads=threads)
+    t0 = time.perf_counter()
+    last = [t0]
+    done = [0]
+
+    def step(origin: object, what: str) -> None:
+        console.print(f"  {origin}: {what} ({time.perf_counter() - t0:,.0f} s)")
 
     def report(origin: object, status: str) -> None:
-        console.print(f"origin {origin}: {status}")
+        done[0] += 1
+        now = time.perf_counter()
+        console.print(
+            f"origin {origin} [{done[0]}/{len(dates)}]: {status} in {now - last[0]:,.0f} s"
+        )
+        last[0] = now
 
     console.print(f"backtest of {spec.name}: {len(dates)} origin(s), period {cfg.period_days} days")
-    _scores, pooled = run_backtest(
-        full, spec, dates, out, cfg, forecaster, as_of_view=as_of_view, on_origin=report
-    )
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if cluster is not None:
+            from simengine.distributed import block_runner, cluster_client
+
+            client = stack.enter_context(cluster_client(cluster))
+            runner = block_runner(client)
+        forecaster = simengine_forecaster(
+            cfg, fit_overrides=overrides, threads=threads, runner=runner, on_step=step
+        )
+        _scores, pooled = run_backtest(
+            full, spec, dates, out, cfg, forecaster, as_of_view=as_of_view, on_origin=report
+        )
     table = Table(title="Pooled scores, total revenue")
     cols = [
         "method",
