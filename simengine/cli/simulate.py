@@ -10,6 +10,7 @@ SPEC``). Output is written atomically; an existing ``--out`` is kept unless
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -131,6 +132,7 @@ def simulate_cmd(
         seed=seed,
     )
     hashes = {"plan": file_sha256(plan)}
+    where = {"plan": str(plan.resolve())}
     for key, f in (
         ("posterior", posterior),
         ("assumptions", assumptions),
@@ -139,6 +141,7 @@ def simulate_cmd(
     ):
         if f is not None:
             hashes[key] = file_sha256(f)
+            where[key] = str(f.resolve())
     t0 = time.perf_counter()
     if cluster is not None:
         from simengine.distributed import simulate_distributed
@@ -164,6 +167,7 @@ def simulate_cmd(
             progress=True,
             input_sha256=hashes,
         )
+    fc.dataset.attrs["input_paths"] = json.dumps(where, sort_keys=True)
     fc.write(out, force=force)
     secs = time.perf_counter() - t0
     s = fc.summary.set_index(["segment", "metric", "stat"])["value"]

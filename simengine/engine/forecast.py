@@ -160,7 +160,8 @@ class Forecast:
             The plan simulated (dates, targets).
         meta : dict
             Attributes: ``seed``, ``paths``, ``block_size``, ``versions``
-            (dict), ``input_sha256`` (dict); others are copied as given.
+            (dict), ``input_sha256`` (dict), optional ``input_paths`` (dict of
+            input name to path, stored as JSON); others are copied as given.
         """
         segments = [*params.segments, "total"]
         stages = list(params.stages)
@@ -190,8 +191,10 @@ class Forecast:
             "input_sha256": json.dumps(meta.get("input_sha256", {}), sort_keys=True),
             "sketch_rel_error": float(REL_ERROR),
         }
+        if "input_paths" in meta:
+            attrs["input_paths"] = json.dumps(meta["input_paths"], sort_keys=True)
         for key, v in meta.items():
-            if key not in attrs and key not in ("versions", "input_sha256"):
+            if key not in attrs and key not in ("versions", "input_sha256", "input_paths"):
                 attrs[key] = v if isinstance(v, int | float) else str(v)
         ds = xr.Dataset(
             {

@@ -87,6 +87,7 @@ def simulate(
     threads: int | None = None,
     progress: bool = False,
     input_sha256: dict[str, str] | None = None,
+    input_paths: dict[str, str] | None = None,
 ) -> Forecast:
     """Simulate ``paths`` funnel paths and summarise them.
 
@@ -112,6 +113,8 @@ def simulate(
         Show a progress bar (per finished block) once a run takes over 2 s.
     input_sha256 : dict, optional
         File hashes recorded in the output's attributes.
+    input_paths : dict, optional
+        Input file paths recorded in the output's attributes (``input_paths``).
 
     Returns
     -------
@@ -133,6 +136,8 @@ def simulate(
         "input_sha256": dict(input_sha256 or {}),
     }
     meta["input_sha256"].setdefault("plan", plan.sha256)
+    if input_paths:
+        meta["input_paths"] = dict(input_paths)
     from simengine.engine.forecast import Forecast
 
     return Forecast.from_summary(summary, params, plan, meta)

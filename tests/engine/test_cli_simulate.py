@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,7 @@ def test_simulate_assumptions(models_dir: Path, plan: Path, tmp_path: Path) -> N
     assert fc.dataset.attrs["source"] == "assumptions"
     assert fc.dataset.attrs["paths"] == 400
     assert "assumptions" in fc.dataset.attrs["input_sha256"]
+    assert json.loads(fc.dataset.attrs["input_paths"])["assumptions"].endswith("assumptions.toml")
     s = pd.read_csv(out / "summary.csv")
     assert set(s.segment) == {"smb", "mid", "ent", "total"}
     assert file_sha256(plan) == h_plan  # inputs untouched
