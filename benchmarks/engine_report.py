@@ -96,7 +96,7 @@ def draw_costs_ns(n: int = 2_000_000) -> dict[str, float]:
             elif kind == 1:
                 acc += _rng.lognormal(st, 2.5, 0.6)
             elif kind == 2:
-                acc += _rng.poisson(st, 10.0)
+                acc += _rng.poisson(st, 100.0)
             elif kind == 3:
                 acc += _rng.poisson(st, 0.5)
             elif kind == 4:
@@ -109,7 +109,7 @@ def draw_costs_ns(n: int = 2_000_000) -> dict[str, float]:
     _rng.seed_stream(_rng.root_seed(1), 0, 0, st)
     out = {}
     for k, name in enumerate(
-        ["uniform", "lognormal", "poisson_10", "poisson_0.5", "gamma_20", "trunc_lognormal"]
+        ["uniform", "lognormal", "poisson_100", "poisson_0.5", "gamma_20", "trunc_lognormal"]
     ):
         loop(k, 10, st)
         t = time.thread_time()
@@ -138,8 +138,14 @@ def draws_per_path(n_paths: int = 2000) -> dict[str, float]:
     open_sql = float(np.sum(ou.stage == 1))
     open_mql = float(np.sum(ou.stage == 0))
     open_pipe_no_amt = float(np.sum((ou.stage >= 2) & np.isnan(ou.amount)))
+    # direct (sales-sourced) opportunities per period, from the rates
+    direct_new = float(pr.arrival_rate[:, :, 2].sum(axis=1).mean() * plan.period_days / 7)
     return {
-        "poisson (per day per active cell x entry stage)": float(active * plan.sim_days),
+        "poisson (per week per active cell x entry stage)": float(
+            active * ((plan.sim_days + 6) // 7)
+        ),
+        # each new unit gets a uniform day within its week
+        "uniform (arrival day)": float(ent[0] + direct_new),
         "gamma (per week per active cell x entry stage)": float(
             active * ((plan.sim_days + 6) // 7)
         ),
@@ -156,7 +162,8 @@ def draws_per_path(n_paths: int = 2000) -> dict[str, float]:
 def draw_bound_us(draws: dict[str, float], costs: dict[str, float]) -> float:
     """Microseconds per path if the path did nothing but its random draws."""
     kind = {
-        "poisson (per day per active cell x entry stage)": costs["poisson_10"],
+        "poisson (per week per active cell x entry stage)": costs["poisson_100"],
+        "uniform (arrival day)": costs["uniform"],
         "gamma (per week per active cell x entry stage)": costs["gamma_20"],
         "uniform (Bernoulli thinning)": costs["uniform"],
         "lognormal (step delays)": costs["lognormal"],
@@ -165,6 +172,75 @@ def draw_bound_us(draws: dict[str, float], costs: dict[str, float]) -> float:
         "trunc_lognormal (open units)": costs["trunc_lognormal"],
     }
     return sum(draws[k] * kind[k] for k in draws) / 1000.0
+
+
+def in_situ_lognormal_share(n_paths: int = 2000) -> dict[str, float]:
+    """CPU us/path of the block kernel as shipped and with ``lognormal`` replaced.
+
+    The variant swaps the RNG layer's lognormal (inversion: ndtri + exp) for
+    ``exp(mu) * (0.5 + U)`` (one uniform, one exp) in a copy of the kernel
+    module compiled without caching; the difference is what the lognormal
+    draws cost inside the real kernel (latency-bound, unlike the tight-loop
+    ``ns_per_draw``).
+    """
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    import simengine.engine._kernels as kern
+    from simengine.engine import BlockSummary, prepare
+    from simengine.engine import _rng as rng
+    from simengine.engine.blocks import _args
+
+    src = Path(kern.__file__).read_text()
+    nocache = (
+        "import functools, numba\n"
+        "jit = functools.partial(numba.njit, nogil=True, error_model='numpy')\n"
+    )
+    src = src.replace("from simengine.engine._jit import jit\n", nocache)
+    cheap = src.replace(
+        "lognormal = _rng.lognormal\n",
+        "@jit\ndef lognormal(st, mu, sg):\n    return math.exp(mu) * (0.5 + uniform(st))\n",
+    )
+    params, plan = standard_workload()
+    pr = prepare(params, plan)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in (("shipped", src), ("cheap_lognormal", cheap)):
+            f = Path(tmp) / f"k_{name}.py"
+            f.write_text(text)
+            spec = importlib.util.spec_from_file_location(f"k_{name}", f)
+            assert spec is not None
+            assert spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            s = BlockSummary.zeros(pr)
+
+            def run(n: int, mod=mod, s=s) -> None:
+                mod.block_kernel(
+                    rng.root_seed(1),
+                    np.int64(0),
+                    np.int64(n),
+                    *_args(pr),
+                    s.scal_hist,
+                    s.welford,
+                    s.hit,
+                    s.within,
+                    s.ttt_hist,
+                    s.cum_hist,
+                    s.cum_sum,
+                    s.cum_comp,
+                    s.wcov_hist,
+                )
+
+            run(3)
+            t = time.thread_time()
+            run(n_paths)
+            out[f"{name}_cpu_us_per_path"] = (time.thread_time() - t) / n_paths * 1e6
+    out["lognormal_share_of_path_time"] = 1 - (
+        out["cheap_lognormal_cpu_us_per_path"] / out["shipped_cpu_us_per_path"]
+    )
+    return out
 
 
 # ----------------------------------------------------------------------------- timings
@@ -242,6 +318,7 @@ def main() -> None:
         rate, cpu = engine_rate(a.paths, threads)
         res[f"engine_paths_per_s_{threads}_threads"] = rate
         res[f"engine_cpu_us_per_path_{threads}_threads"] = cpu * 1e6
+    res["in_situ"] = in_situ_lognormal_share()
     res["share_of_draw_bound_(cpu)"] = bound / res["engine_cpu_us_per_path_1_threads"]  # type: ignore[operator]
     res["reference_paths_per_s"] = reference_rate(a.reference_paths)
     res["engine_2_threads_over_reference"] = (
