@@ -118,7 +118,21 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
             column="as_of",
             value=plan.as_of.isoformat(),
         )
+    for name in (
+        "conversion",
+        "delay_mu",
+        "delay_sigma",
+        "arrival_rate",
+        "arrival_dispersion",
+        "arrival_trend",
+        "deal_size_mu",
+        "deal_size_sigma",
+    ):
+        if not np.all(np.isfinite(getattr(params, name))):
+            raise ValueError(f"FunnelParameters.{name} has non-finite values")
     ou = params.open_units
+    if len(ou) and (not np.all(np.isfinite(ou.age_days)) or np.any(np.isinf(ou.amount))):
+        raise ValueError("open units need finite ages and finite (or NaN = unknown) amounts")
     n_cells, n_steps = len(params.cells), len(params.stages) - 1
     if len(ou) and (
         ou.cell.min() < 0

@@ -169,3 +169,15 @@ def test_open_units_out_of_range_rejected() -> None:
     ):
         with pytest.raises(ValueError, match="open units"):
             prepare(make_params(open_units=ou), make_plan())
+
+
+def test_non_finite_parameters_rejected() -> None:
+    params = make_params()
+    bad = params.delay_mu.copy()
+    bad[3, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="delay_mu"):
+        prepare(params.with_arrays(delay_mu=bad), make_plan())
+    rate = params.arrival_rate.copy()
+    rate[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="arrival_rate"):
+        prepare(params.with_arrays(arrival_rate=rate), make_plan())
