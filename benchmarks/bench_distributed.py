@@ -1,10 +1,15 @@
 """Throughput in-process vs on a Dask ``local:N`` cluster, efficiency, worker memory.
 
-Efficiency = (paths/s on ``local:N`` workers) / (paths/s in-process with as
-many threads as the machine's cores), both on the same cores and the same
-blocks; cluster start-up and kernel warm-up are timed separately (they are
-paid once per cluster, not per run). Peak memory per worker is the worker
-process's peak resident set (``ru_maxrss``) at the end of the run.
+Efficiency (wall) = (paths/s on ``local:N`` workers) / (paths/s in-process
+with as many threads as the machine's cores), both on the same cores and the
+same blocks; cluster start-up and kernel warm-up are timed separately (they
+are paid once per cluster, not per run). On a shared, loaded machine wall
+times are noisy, so the CPU efficiency is printed too: in-process CPU
+seconds / distributed CPU seconds (workers + the client process, which hosts
+the scheduler and nannies of a ``LocalCluster``), i.e. the share of the
+distributed run's CPU that did simulation work the in-process run also does.
+Peak memory per worker is the worker process's peak resident set
+(``ru_maxrss``) at the end of the run.
 
 Workloads (built in code, seeded):
 
@@ -98,6 +103,10 @@ def workload(name: str) -> tuple[FunnelParameters, Plan]:
     return standard_workload()  # type: ignore[no-any-return]
 
 
+def _worker_cpu(client: Any) -> float:
+    return float(sum(w["cpu_seconds"] for w in worker_info(client).values()))
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -116,14 +125,18 @@ def measure(
     rows = []
     try:
         for paths in paths_list:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             a = simulate(params, plan, paths=paths, seed=seed, block_size=block_size, threads=cores)
             t_in = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            cpu_in = time.process_time() - c0
+            w0 = _worker_cpu(client)
+            c0, t0 = time.process_time(), time.perf_counter()
             b = simulate_distributed(
                 params, plan, paths=paths, seed=seed, block_size=block_size, cluster=client
             )
             t_d = time.perf_counter() - t0
+            # client (scheduler and nannies run here for a LocalCluster) + workers
+            cpu_d = time.process_time() - c0 + (_worker_cpu(client) - w0)
             info = worker_info(client)
             rows.append(
                 {
@@ -137,6 +150,9 @@ def measure(
                     "dist_s": t_d,
                     "dist_paths_per_s": paths / t_d,
                     "efficiency": t_in / t_d,
+                    "inproc_cpu_s": cpu_in,
+                    "dist_cpu_s": cpu_d,
+                    "cpu_efficiency": cpu_in / cpu_d,
                     "identical_summary": a.summary.to_csv(index=False)
                     == b.summary.to_csv(index=False),
                     "worker_peak_rss_mib": [
@@ -158,7 +174,9 @@ def _print_row(r: dict[str, Any]) -> None:
         f"in-process({r['cores']} threads) {r['inproc_s']:8.1f}s "
         f"{r['inproc_paths_per_s']:9,.0f}/s | "
         f"local:{r['workers']} {r['dist_s']:8.1f}s {r['dist_paths_per_s']:9,.0f}/s | "
-        f"efficiency {100 * r['efficiency']:5.1f}% | identical={r['identical_summary']} | "
+        f"efficiency wall {100 * r['efficiency']:5.1f}% "
+        f"CPU {100 * r['cpu_efficiency']:5.1f}% (CPU s {r['inproc_cpu_s']:.1f} vs "
+        f"{r['dist_cpu_s']:.1f}) | identical={r['identical_summary']} | "
         f"worker peak RSS MiB {r['worker_peak_rss_mib']} | client peak RSS MiB "
         f"{r['client_peak_rss_mib']} | cluster start {r['cluster_startup_s']:.1f}s",
         flush=True,

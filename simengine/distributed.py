@@ -234,13 +234,15 @@ def _apply_numba_threads() -> int:
 
 
 def _worker_info() -> dict[str, Any]:
-    """Return what a worker reports about itself (pid, threads, peak RSS in bytes)."""
+    """Return what a worker reports about itself (pid, threads, CPU s, peak RSS bytes)."""
     import resource
 
     import numba
 
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_kib = usage.ru_maxrss
     return {
+        "cpu_seconds": float(usage.ru_utime + usage.ru_stime),
         "pid": os.getpid(),
         "numba_threads": _WORKER_STATE.get("numba_threads"),
         "numba_max_threads": int(numba.config.NUMBA_NUM_THREADS),
@@ -472,7 +474,7 @@ def cluster_client(
 
 
 def worker_info(client: Client) -> dict[str, dict[str, Any]]:
-    """Return each worker's pid, Numba threads, threading layer and peak RSS."""
+    """Return each worker's pid, Numba threads, threading layer, CPU seconds and peak RSS."""
     return dict(client.run(_worker_info))
 
 
@@ -722,6 +724,7 @@ def simulate_distributed(
     cluster: str | ClusterSpec | Client,
     progress: bool = False,
     input_sha256: dict[str, str] | None = None,
+    input_paths: dict[str, str] | None = None,
     timeout: float | None = None,
     on_block: Callable[[int, int], None] | None = None,
 ) -> Forecast:
@@ -746,6 +749,8 @@ def simulate_distributed(
         Show a progress bar as blocks are merged.
     input_sha256 : dict, optional
         File hashes recorded in the output's attributes.
+    input_paths : dict, optional
+        Input file paths recorded in the output's attributes (``input_paths``).
     timeout : float, optional
         Seconds to wait for the scheduler or a local cluster (see :func:`connect`).
     on_block : callable, optional
@@ -783,6 +788,8 @@ def simulate_distributed(
         "input_sha256": dict(input_sha256 or {}),
     }
     meta["input_sha256"].setdefault("plan", plan.sha256)
+    if input_paths:
+        meta["input_paths"] = dict(input_paths)
     return Forecast.from_summary(summary, params, plan, meta)
 
 

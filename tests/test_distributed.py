@@ -157,6 +157,16 @@ def test_bad_plan_is_reported_before_any_cluster_is_contacted() -> None:
     assert time.perf_counter() - t0 < 5.0
 
 
+def test_simulate_distributed_accepts_every_option_of_simulate() -> None:
+    # simulate_distributed mirrors simulate's metadata; a new engine option
+    # (e.g. another provenance attribute) must be mirrored too.
+    import inspect
+
+    engine = set(inspect.signature(simulate).parameters) - {"threads"}
+    ours = set(inspect.signature(simulate_distributed).parameters)
+    assert engine <= ours, engine - ours
+
+
 # ------------------------------------------------------------------ wire format
 
 
@@ -268,6 +278,21 @@ def test_a_different_seed_gives_different_numbers(
     assert not np.array_equal(got.loc[rev, "value"].to_numpy(), ref.loc[ref_rev, "value"].to_numpy())
 
 
+@pytest.mark.distributed
+def test_map_blocks_yields_each_block_in_order(
+    client: object, problem: tuple[FunnelParameters, Plan]
+) -> None:
+    from simengine.distributed import map_blocks
+
+    params, plan = problem
+    prepared = prepare(params, plan)
+    blocks = plan_blocks(2_500, 1_000)  # 1000, 1000, 500
+    got = list(map_blocks(client, prepared, blocks, SEED, in_flight=2))  # type: ignore[arg-type]
+    assert [g.blocks for g in got] == [(0,), (1,), (2,)]
+    for g, b in zip(got, blocks, strict=True):
+        _assert_same_summary(g, run_block(prepared, b, SEED))
+
+
 def _kill_one_worker(client: object) -> int:
     pids = client.run(os.getpid)  # type: ignore[attr-defined]
     victim = sorted(pids.values())[0]
@@ -370,3 +395,32 @@ def test_cli_local_cluster_same_bytes_as_in_process(
     assert main(_cli_args(models_dir, cli_plan, tmp_path / "a")) == 0
     assert main(_cli_args(models_dir, cli_plan, tmp_path / "b", "--cluster", "local:2")) == 0
     assert (tmp_path / "a" / "summary.csv").read_bytes() == (tmp_path / "b" / "summary.csv").read_bytes()
+
+
+@pytest.mark.distributed
+def test_a_running_scheduler_by_address(
+    problem: tuple[FunnelParameters, Plan], in_process: Path, tmp_path: Path
+) -> None:
+    """The ``tcp://host:port`` path: a cluster started elsewhere, workers warmed on connect."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    params, plan = problem
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}),
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
+    ):
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        fc = simulate_distributed(
+            params, plan, paths=PATHS, seed=SEED, block_size=BLOCK, cluster=address
+        )
+        with Client(address, set_as_default=False) as c:
+            (info,) = worker_info(c).values()
+    fc.write(tmp_path / "fc")
+    assert (tmp_path / "fc" / "summary.csv").read_bytes() == (in_process / "summary.csv").read_bytes()
+    assert info["warmed"]
+    # 2 Dask threads on this worker: each task's Numba pool is cores // 2
+    assert info["numba_threads"] == max(1, available_cores() // 2)
