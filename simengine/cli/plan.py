@@ -272,7 +272,16 @@ def plan_command(
             from simengine.planning.goalseek import goal_seek_table
 
             qs = _floats(quantiles, "--quantiles")
-            gs = goal_seek_table(params, plan, quantiles=qs, paths=paths, seed=seed)
+            gs = goal_seek_table(
+                params,
+                plan,
+                quantiles=qs,
+                paths=paths,
+                seed=seed,
+                on_seek=lambda st, q: console.print(
+                    f"goal seek: {st} volume for P(hit) >= {q:g}", highlight=False
+                ),
+            )
             needs = entry_needs(plan.targets, sources)
             gs["reverse_funnel"] = [
                 float(needs.get((g, st), float("nan")))

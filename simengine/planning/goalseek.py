@@ -24,7 +24,7 @@ same random numbers at ``m* (1 ± 10 %)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,8 +268,11 @@ def goal_seek_table(
     seed: int,
     stages: Sequence[str] | None = None,
     threads: int | None = None,
+    on_seek: Callable[[str, float], None] | None = None,
 ) -> pd.DataFrame:
     """Goal seek for every entry stage with units and every level ``q``.
+
+    ``on_seek(stage, q)``, if given, is called before each search (progress).
 
     Returns
     -------
@@ -281,6 +284,8 @@ def goal_seek_table(
     rows = []
     for st in names:
         for q in quantiles:
+            if on_seek:
+                on_seek(st, q)
             rows += [
                 r.__dict__
                 for r in goal_seek(
