@@ -18,6 +18,12 @@ __all__ = ["atomic_dir", "atomic_file", "console"]
 console = Console()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_dir(out: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces ``out`` on success.
@@ -30,6 +36,7 @@ def atomic_dir(out: Path, *, force: bool = False) -> Iterator[Path]:
         raise InputError.single(out, "output exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
     try:
         yield tmp
     except BaseException:
@@ -55,6 +62,7 @@ def atomic_file(out: Path, *, force: bool = False) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp
     except BaseException:

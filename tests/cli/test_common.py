@@ -39,3 +39,18 @@ def test_atomic_file(tmp_path):
     assert out.read_text() == "ok"
     with pytest.raises(InputError), atomic_file(out):
         pass
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("x")
+        with atomic_file(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
