@@ -36,7 +36,7 @@ def test_open_units_are_censored_not_lost(records_factory, spec_factory):
 
     model = conversion.build_model(data)
     idata = sample_model(
-        model, draws=500, tune=500, chains=2, target_accept=0.95, seed=5, sampler="pymc"
+        model, draws=500, tune=500, chains=2, target_accept=0.95, seed=5, sampler="nutpie"
     )
     draws = idata["posterior"]["conversion"].values.reshape(-1, 3)
     # one check at the stated 90% level: the end-to-end (lead -> won) conversion,

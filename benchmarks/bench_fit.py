@@ -1,0 +1,100 @@
+"""Wall time and peak memory of fitting the demo data (and the shared CRM export).
+
+"Cold" is a fresh interpreter's first fit (PyTensor/Numba compilation of the
+three models included); "warm" is a second fit of the same data in the same
+process. Peak memory is the process's peak resident set (``ru_maxrss``)
+after the fit, and the Python-heap peak of the fit itself (``tracemalloc``).
+
+As a script (numbers quoted in the report)::
+
+    .venv/bin/python benchmarks/bench_fit.py                # demo data, 4 x 1000
+    .venv/bin/python benchmarks/bench_fit.py --crm          # + the shared CRM export
+
+Under pytest-benchmark (``make bench``): one pedantic round of a demo fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+from simengine.fitting.fit import fit, settings_from_spec
+from simengine.records import load_records
+from simengine.spec import load_spec
+from simengine.synth import generate
+
+REPO = Path(__file__).resolve().parents[1]
+CRM = REPO.parent / "shared" / "data" / "crm-opportunities" / "sales_pipeline.csv"
+
+
+def _demo() -> tuple[object, object, dt.date]:
+    spec = load_spec(REPO / "models" / "demo.toml")
+    res = generate(20270104)
+    as_of = dt.date.fromisoformat(str(res.truth["as_of"]))
+    return res.records, spec, as_of
+
+
+def timed_fit(records, spec, as_of, *, draws=None, tune=None, chains=None, trace_heap=False):
+    st = settings_from_spec(spec, draws=draws, tune=tune, chains=chains)
+    if trace_heap:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    idata = fit(records, spec, as_of, 1, settings=st, allow_unconverged=True)
+    wall = time.perf_counter() - t0
+    heap = tracemalloc.get_traced_memory()[1] / 2**20 if trace_heap else float("nan")
+    if trace_heap:
+        tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return idata, wall, heap, rss
+
+
+def test_bench_fit_demo(benchmark):
+    records, spec, as_of = _demo()
+    out = benchmark.pedantic(
+        lambda: timed_fit(records, spec, as_of), rounds=1, iterations=1, warmup_rounds=0
+    )
+    assert out[0]["posterior"]["conversion"].shape[:2] == (4, 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--crm", action="store_true", help="also fit the shared CRM export")
+    ap.add_argument("--draws", type=int)
+    ap.add_argument("--tune", type=int)
+    ap.add_argument("--chains", type=int)
+    a = ap.parse_args(argv)
+    jobs = [("demo", *_demo())]
+    if a.crm:
+        if not CRM.exists():
+            print(f"shared CRM export not found at {CRM}", file=sys.stderr)
+            return 2
+        spec = load_spec(REPO / "models" / "crm-opportunities.toml")
+        jobs.append(("crm", load_records(CRM, spec), spec, dt.date(2017, 7, 1)))
+    for name, records, spec, as_of in jobs:
+        for run in ("cold", "warm"):
+            idata, wall, heap, rss = timed_fit(
+                records,
+                spec,
+                as_of,
+                draws=a.draws,
+                tune=a.tune,
+                chains=a.chains,
+                trace_heap=run == "warm",
+            )
+            post = idata["posterior"]
+            print(
+                f"{name:5s} {run}: {len(records):,} units, {post.sizes['chain']}x"
+                f"{post.sizes['draw']} draws, wall {wall:.1f} s, peak RSS {rss:.0f} MiB, "
+                f"python heap peak {heap:.0f} MiB, converged={post.attrs['simengine_converged']}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

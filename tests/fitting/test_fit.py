@@ -1,0 +1,123 @@
+"""Fit orchestration: short (unconverged) runs through the real samplers.
+
+A deliberately short run (30 tuning steps, 30 draws) cannot pass the gate:
+``fit`` must raise ConvergenceError naming parameters, or, with
+``allow_unconverged``, return a flagged posterior in the file layout that
+round-trips through ``write_posterior``/``read_parameters``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from simengine.errors import ConvergenceError
+from simengine.fitting import deal_size
+from simengine.fitting.data import build_data
+from simengine.fitting.fit import fit, part_seeds, sample_model, settings_from_spec
+from simengine.posterior import read_parameters, write_posterior
+
+AS_OF = dt.date(2026, 1, 5)
+
+
+@pytest.fixture(scope="module")
+def short(records_factory, spec_factory):
+    df, _ = records_factory(21, history_days=200, weekly_rate=4.0)
+    spec = spec_factory(drift=True, trend=True, draws=30, tune=30, chains=2)
+    st = settings_from_spec(spec, sampler="nutpie")
+    idata = fit(df, spec, AS_OF, 123, settings=st, allow_unconverged=True)
+    return df, spec, st, idata
+
+
+def test_short_run_is_flagged_and_in_file_layout(short):
+    df, spec, _, idata = short
+    post = idata["posterior"]
+    assert post.attrs["simengine_converged"] == "false"
+    diag = json.loads(post.attrs["simengine_diagnostics"])
+    assert any(diag[p]["failures"] for p in diag)
+    assert json.loads(post.attrs["simengine_stages"]) == list(spec.stages)
+    assert post.attrs["simengine_as_of"] == "2026-01-05"
+    assert post.attrs["simengine_seed"] == "123"
+    for name, dims in {
+        "conversion": ("cell", "step"),
+        "delay_mu": ("cell", "step"),
+        "delay_sigma": ("cell", "step"),
+        "arrival_rate": ("cell", "entry_stage"),
+        "arrival_dispersion": ("cell", "entry_stage"),
+        "arrival_trend": ("cell", "entry_stage"),
+        "deal_size_mu": ("cell",),
+        "deal_size_sigma": ("cell",),
+    }.items():
+        assert post[name].dims == ("chain", "draw", *dims)
+        assert post[name].shape[:2] == (2, 30)
+    assert list(post["step"].values) == list(spec.steps)
+    assert list(post["entry_stage"].values) == ["lead"]
+    const = idata["constant_data"]
+    data = build_data(df, spec, AS_OF)
+    assert const.sizes["unit"] == len(data.snapshot) == data.open_count.sum()
+    assert np.all((const["raw_rate_4q"].values >= 0) & (const["raw_rate_4q"].values <= 1))
+
+
+def test_gate_raises_and_names_parameters(short):
+    df, spec, st, _ = short
+    with pytest.raises(ConvergenceError) as exc:
+        fit(df, spec, AS_OF, 123, settings=dataclasses.replace(st, drift=False))
+    assert exc.value.failures
+    assert any(":" in f for f in exc.value.failures)  # "part: parameter check"
+    assert "--allow-unconverged" in str(exc.value)
+
+
+def test_round_trip_through_the_file(short, tmp_path):
+    _, spec, _, idata = short
+    path = write_posterior(idata, tmp_path / "posterior.nc")
+    with pytest.warns(UserWarning, match="convergence gate"):
+        p = read_parameters(path)
+    post = idata["posterior"]
+    assert p.n_draws == 60
+    assert p.cells == tuple(post["cell"].values)
+    assert p.stages == spec.stages
+    assert p.pipeline_stage == spec.pipeline_index
+    np.testing.assert_array_equal(
+        p.conversion, post["conversion"].values.reshape(60, *p.conversion.shape[1:])
+    )
+    np.testing.assert_array_equal(
+        p.arrival_rate[:, :, 0], post["arrival_rate"].values[..., 0].reshape(60, -1)
+    )
+    assert np.all(p.arrival_rate[:, :, 1:] == 0)  # nobody enters at qual/opp
+    np.testing.assert_array_equal(p.deal_size_sigma, post["deal_size_sigma"].values.reshape(60, -1))
+    assert len(p.open_units) == idata["constant_data"].sizes["unit"]
+
+
+def test_same_seed_same_draws_bitwise(records_factory, spec_factory):
+    df, _ = records_factory(4, history_days=120, weekly_rate=3.0)
+    data = build_data(df, spec_factory(), AS_OF)
+    seeds = part_seeds(99)
+    assert seeds == part_seeds(99)
+    assert len(set(seeds.values())) == 3
+    runs = [
+        sample_model(
+            deal_size.build_model(data),
+            draws=50,
+            tune=50,
+            chains=2,
+            target_accept=0.9,
+            seed=seeds["deal_size"],
+            sampler="nutpie",
+        )["posterior"]["deal_size_mu"].values
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    other = sample_model(
+        deal_size.build_model(data),
+        draws=50,
+        tune=50,
+        chains=2,
+        target_accept=0.9,
+        seed=seeds["deal_size"] + 1,
+        sampler="nutpie",
+    )["posterior"]["deal_size_mu"].values
+    assert not np.array_equal(runs[0], other)
