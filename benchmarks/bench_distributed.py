@@ -122,6 +122,11 @@ def measure(
     t0 = time.perf_counter()
     client = connect(f"local:{workers}", timeout=120.0)
     startup = time.perf_counter() - t0
+    # Dask's idle background (heartbeats, monitors) on workers, scheduler and nannies
+    w0, c0, t0 = _worker_cpu(client), time.process_time(), time.perf_counter()
+    time.sleep(10.0)
+    idle = (_worker_cpu(client) - w0 + time.process_time() - c0) / (time.perf_counter() - t0)
+    print(f"idle cluster background: {idle:.3f} CPU s per wall s", flush=True)
     rows = []
     try:
         for paths in paths_list:
@@ -160,12 +165,50 @@ def measure(
                     ],
                     "client_peak_rss_mib": round(_peak_rss_mib()),
                     "cluster_startup_s": startup,
+                    "idle_cpu_per_s": idle,
                 }
             )
             _print_row(rows[-1])
     finally:
         client.close()
     return rows
+
+
+def wire_cost(name: str, block_size: int, repeats: int = 5) -> dict[str, float]:
+    """CPU ms per block spent on the wire format (no cluster): pack, pickle, unpickle, unpack.
+
+    This is the per-block work a distributed run adds to the in-process one
+    (besides Dask's own per-task bookkeeping and its idle background).
+    """
+    import pickle
+
+    from simengine.distributed import _pack, _unpack
+    from simengine.engine import plan_blocks, prepare, run_block
+
+    params, plan = workload(name)
+    prepared = prepare(params, plan)
+    c0 = time.process_time()
+    summary = run_block(prepared, plan_blocks(block_size, block_size)[0], 1)
+    compute = time.process_time() - c0
+    c0 = time.process_time()
+    for _ in range(repeats):
+        blob = pickle.dumps(_pack(summary), protocol=5)
+        _unpack(pickle.loads(blob))
+    wire = (time.process_time() - c0) / repeats
+    row = {
+        "block_compute_ms": 1e3 * compute,
+        "wire_ms": 1e3 * wire,
+        "summary_mib": summary.nbytes / 2**20,
+        "wire_mib": len(blob) / 2**20,
+        "overhead_pct": 100.0 * wire / compute,
+    }
+    print(
+        f"{name:>8} block={block_size:,}: compute {row['block_compute_ms']:,.0f} CPU ms, "
+        f"wire {row['wire_ms']:.1f} CPU ms ({row['overhead_pct']:.2f}%), summary "
+        f"{row['summary_mib']:.1f} MiB dense -> {row['wire_mib']:.2f} MiB sent",
+        flush=True,
+    )
+    return row
 
 
 def _print_row(r: dict[str, Any]) -> None:
@@ -239,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-size", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workload", choices=["light", "standard"], default="light")
+    ap.add_argument("--wire-only", action="store_true", help="only the per-block wire cost")
     args = ap.parse_args(argv)
+    wire_cost(args.workload, args.block_size)
+    if args.wire_only:
+        return 0
     measure(args.workload, [int(p) for p in args.paths], args.block_size, args.workers)
     return 0
 
