@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chains", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--period-days", type=int, default=91)
+    ap.add_argument(
+        "--no-arrival-trend",
+        action="store_true",
+        help="fit without the arrival trend (the spec's [model] arrival_trend = false)",
+    )
     args = ap.parse_args(argv)
     warnings.filterwarnings(
         "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
@@ -68,7 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = load_spec(SPEC)
     full = load_records(args.data, spec)
     cfg = BacktestConfig(period_days=args.period_days, paths=args.paths, seed=args.seed)
-    overrides = {"draws": args.draws, "tune": args.tune, "chains": args.chains}
+    overrides: dict[str, object] = {
+        "draws": args.draws,
+        "tune": args.tune,
+        "chains": args.chains,
+        "arrival_trend": False if args.no_arrival_trend else None,
+    }
     t0 = time.perf_counter()
     last = [t0]
 
