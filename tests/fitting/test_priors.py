@@ -1,0 +1,38 @@
+"""Prior scales: one place, overridable by name, bad overrides are input errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from simengine.errors import InputError
+from simengine.fitting.fit import settings_from_spec
+from simengine.fitting.priors import DEFAULT_PRIORS, resolve_priors
+from simengine.spec import parse_spec
+
+
+def test_overrides_by_name():
+    p = resolve_priors({"drift_sd": 0.1, "delay_mu_loc": 2})
+    assert p.drift_sd == 0.1
+    assert p.delay_mu_loc == 2.0
+    assert p.conversion_cell_sd == DEFAULT_PRIORS.conversion_cell_sd
+    assert resolve_priors(None) is DEFAULT_PRIORS
+
+
+def test_spec_priors_reach_the_fit_settings():
+    spec = parse_spec(
+        'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\ndraws = 10\n[model.priors]\nconversion_cell_sd = 0.25\n',
+        source="s.toml",
+    )
+    st = settings_from_spec(spec, chains=3)
+    assert st.priors.conversion_cell_sd == 0.25
+    assert st.draws == 10
+    assert st.chains == 3
+
+
+def test_unknown_prior_is_named():
+    with pytest.raises(InputError) as exc:
+        resolve_priors({"conversion_sd_typo": 0.3}, source="s.toml")
+    issue = exc.value.issues[0]
+    assert issue.file == "s.toml"
+    assert issue.column == "model.priors.conversion_sd_typo"
+    assert "unknown prior" in issue.rule
