@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from simengine.errors import ConvergenceError, InputError
 
@@ -182,25 +181,34 @@ def run_demo(
                       exports=exports, timings=timings)
 
 
+def _short_date(start: Any, offset: float) -> str:
+    from simengine.report import format as fmt
+
+    text = fmt.date(start, offset)
+    return text.rsplit(",", 1)[0] if "," in text else text  # "Apr 26"
+
+
 def _print_summary(con: Console, res: DemoResult) -> None:
     from simengine.report import format as fmt
     from simengine.report.data import read_forecast
     from simengine.report.html import coverage_band, headlines
 
-    table = Table(title="Headline per segment (the total is simulated jointly)")
-    for col in ("segment", "target", "P(hit target)", "P(within 5%)", "revenue P10 / P50 / P90",
-                "target reached (median, 80%)", "coverage at start"):
-        table.add_column(col)
+    con.print("[bold]Headline per segment[/] (the total is simulated jointly, not summed)")
     for h in headlines(read_forecast(res.forecast)):
-        reached = h.reached_text().removeprefix("target reached ")
-        table.add_row(
-            h.segment, fmt.money(h.target), fmt.percent_pm(h.prob_hit, h.prob_hit_se),
-            fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se),
-            f"{fmt.money(h.revenue_p10)} / {fmt.money(h.revenue_p50)} / "
-            f"{fmt.money(h.revenue_p90)}", reached,
-            f"{fmt.ratio(h.coverage_p50)} ({coverage_band(h.coverage_p50)})",
+        con.print(
+            f"[bold]{h.segment:<6}[/] target {fmt.money(h.target)}: "
+            f"P(hit) [bold]{fmt.percent_pm(h.prob_hit, h.prob_hit_se)}[/], "
+            f"P(within 5%) {fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se)}",
+            highlight=False,
         )
-    con.print(table)
+        con.print(
+            f"       revenue P10/P50/P90 {fmt.money(h.revenue_p10)} / "
+            f"{fmt.money(h.revenue_p50)} / {fmt.money(h.revenue_p90)}; target reached "
+            f"{_short_date(h.start, h.ttt_p50)} (80%: {_short_date(h.start, h.ttt_p10)} – "
+            f"{_short_date(h.start, h.ttt_p90)}); coverage {fmt.ratio(h.coverage_p50)} "
+            f"({coverage_band(h.coverage_p50)})",
+            highlight=False,
+        )
     con.print(f"synthetic CRM   {res.data}", highlight=False)
     con.print(f"posterior       {res.posterior}", highlight=False)
     con.print(f"forecast        {res.forecast}", highlight=False)
