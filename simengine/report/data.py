@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "read_forecast",
     "read_parameter_summary",
     "read_planning_tables",
+    "umask_mode",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -117,6 +119,13 @@ def read_forecast(path: str | Path) -> xr.Dataset:
     if issues:
         raise InputError(issues, summary=f"{nc} does not follow the forecast.nc contract")
     return loaded
+
+
+def umask_mode(mode: int) -> int:
+    """``mode`` with the process umask applied (``tempfile`` creates 0600/0700 files/dirs)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
 
 
 def attr_date(ds: xr.Dataset, key: str) -> dt.date:

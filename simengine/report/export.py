@@ -37,7 +37,7 @@ import xarray as xr
 
 from simengine.cli._common import atomic_dir
 from simengine.errors import InputError
-from simengine.report.data import read_forecast
+from simengine.report.data import read_forecast, umask_mode
 
 __all__ = ["FORMATS", "SCHEMAS", "export_tables", "write_exports"]
 
@@ -143,4 +143,5 @@ def write_exports(
                 pq.write_table(table, tmp / f"{name}.parquet")
             else:
                 df.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
+        tmp.chmod(umask_mode(0o777))  # mkdtemp makes 0700; BI tools run as other users
     return target

@@ -39,6 +39,7 @@ from simengine.report.data import (
     read_forecast,
     read_parameter_summary,
     read_planning_tables,
+    umask_mode,
 )
 
 __all__ = [
@@ -623,4 +624,5 @@ def write_report(
     target = Path(out) if out is not None else Path(forecast_dir) / "report.html"
     with atomic_file(target, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")
+        tmp.chmod(umask_mode(0o666))  # readable like any file the user writes
     return target

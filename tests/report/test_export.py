@@ -88,3 +88,15 @@ def test_cli_export(forecast_dir, capsys):
     assert main(["export", str(forecast_dir), "--format", "csv"]) == 0
     assert "fan.csv" in capsys.readouterr().out
     assert main(["export", str(forecast_dir), "--format", "json"]) == 2
+
+
+def test_outputs_are_readable_by_others(forecast_dir):
+    """tempfile makes 0600 files and 0700 dirs; the outputs follow the umask instead."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        out = write_exports(forecast_dir, "csv")
+        assert out.stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(mask)
