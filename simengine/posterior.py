@@ -16,6 +16,12 @@ Required (see ARCHITECTURE.md, "Posterior file"):
 * optional group ``constant_data`` (dim ``unit``): ``open_cell``,
   ``open_stage``, ``open_age_days``, ``open_amount`` (the as-of open units).
 
+``simengine fit`` also writes ``constant_data.raw_rate_4q`` /
+``raw_rate_13w`` (cell, step) and the attrs ``simengine_diagnostics`` (JSON:
+per model part, max r_hat, min bulk/tail ESS, min BFMI, divergences,
+failures) and ``simengine_fit_settings`` (JSON: sampler settings, drift
+periods, arrival weeks, every prior scale).
+
 :func:`read_parameters` turns a file into
 :class:`~simengine.params.FunnelParameters` (draws = chain x draw flattened,
 chain-major; ``entry_stage`` widened to every stage but the last, with zeros
