@@ -7,8 +7,9 @@ per reporting segment and ``total``:
 ``run_rate``
     Closed-won revenue of the last period-length window before the origin,
     repeated; its interval comes from the relative spread of earlier
-    period-length windows (ending weekly over the trailing year): each
-    earlier window's revenue divided by their mean, times the last window.
+    period-length windows (ending weekly over the trailing year, starting no
+    earlier than the file's first recorded close): each earlier window's
+    revenue divided by their mean, times the last window.
 ``spreadsheet``
     The planner's point math: every open unit times its stage's naive
     stage-to-won rate times the segment's average won deal, plus the period's
@@ -113,7 +114,11 @@ def run_rate(
     """
     won_at = known[f"{spec.last_stage}_at"]
     won = known.loc[won_at.notna()]
-    first_day = known[list(spec.stage_columns)].min().min()
+    # Windows start no earlier than the file's first recorded close: before it
+    # the CRM held entries but no outcomes (a young export), and counting
+    # those windows as zero-revenue quarters would widen the interval to 0.
+    closes = pd.concat([won_at, known["lost_at"]]).dropna()
+    first_day = closes.min() if len(closes) else known[list(spec.stage_columns)].min().min()
     origin_ts = pd.Timestamp(origin)
     ends = [origin_ts - pd.Timedelta(days=7 * k) for k in range(0, 53)]
     ends = [

@@ -101,6 +101,31 @@ def test_run_rate_repeats_the_last_window_with_spread():
     assert fc2["a"].quantile(0.95) > fc2["a"].quantile(0.05)
 
 
+def test_run_rate_ignores_windows_before_the_first_close():
+    # Entries are recorded from 2025-01-01 but closes only from 2025-07-01 (a
+    # young export): windows before the first close are not zero-revenue
+    # quarters. From then on one win of 10 a week -> every window 130.
+    start = pd.Timestamp("2025-01-01")
+    rows = [(f"e{i}", "a", start + pd.Timedelta(days=i), None, None, None) for i in range(180)]
+    first_close = pd.Timestamp("2025-07-01")
+    rows += [
+        (
+            f"w{i}",
+            "a",
+            first_close - pd.Timedelta(days=30),
+            first_close + pd.Timedelta(days=7 * i),
+            None,
+            10.0,
+        )
+        for i in range(60)
+    ]
+    known = _frame(rows)
+    origin = (first_close + pd.Timedelta(days=7 * 60)).date()
+    fc = run_rate(known, SPEC, origin, 91, ["a"])
+    assert fc["a"].quantile(0.05) == pytest.approx(130.0)
+    assert fc["a"].quantile(0.95) == pytest.approx(130.0)
+
+
 def test_realised_truth():
     full = _frame(
         [
