@@ -33,7 +33,7 @@ def _args(data, models_dir, out, *extra):
         "--tune",
         "60",
         "--chains",
-        "1",
+        "2",
         *extra,
     ]
 

@@ -134,7 +134,7 @@ def test_fit_and_forecast_are_bitwise_unchanged(files, tmp_path, no_blas_probe):
 
     spec, plain, canary = files
     cfg = BacktestConfig(period_days=28, paths=20_000, seed=5)
-    fc = simengine_forecaster(cfg, fit_overrides={"draws": 60, "tune": 60, "chains": 1})
+    fc = simengine_forecaster(cfg, fit_overrides={"draws": 60, "tune": 60, "chains": 2})
     plan = _plan_for(ORIGIN, cfg.period_days, dict.fromkeys(("ent", "mid", "smb"), 1.0))
     out = {}
     for name, df in (("plain", plain), ("canary", canary)):
