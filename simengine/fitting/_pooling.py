@@ -65,3 +65,35 @@ def pooled(
     sigma = pt.where(centred, sd, 1.0)
     raw = pm.Normal(f"{name}_raw", mu=mu, sigma=sigma, dims=dims)
     return pt.where(centred, raw, parent + sd * raw)
+
+
+def zero_sum_offsets(
+    name: str, sd: TensorVariable, group_dim: str, other_dim: str | None = None
+) -> TensorVariable:
+    """Return ``sd * z`` with ``z`` standard normal summing to zero over the groups.
+
+    Used for the segment level: with few segments whose levels the data pin
+    down, free offsets ``global + sd z`` leave a ridge (the global level and
+    the mean of ``z`` trade off) that a diagonal mass matrix samples poorly;
+    making ``z`` sum to zero identifies the global level as the mean of the
+    segment levels. Returns shape ``(group, other)`` (or ``(group,)``).
+
+    Parameters
+    ----------
+    name : str
+        Name of the random variable (``f"{name}_z"``).
+    sd : TensorVariable
+        Scale of the offsets.
+    group_dim : str
+        The dim summed to zero (e.g. ``"segment"``); at least two labels.
+    other_dim : str, optional
+        A second dim (e.g. ``"step"``).
+
+    Returns
+    -------
+    TensorVariable
+    """
+    if other_dim is None:
+        return sd * pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=group_dim)
+    z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=(other_dim, group_dim), n_zerosum_axes=1)
+    return sd * z.T

@@ -41,7 +41,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lccdf
 
-from simengine.fitting._pooling import pooled
+from simengine.fitting._pooling import pooled, zero_sum_offsets
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
@@ -95,13 +95,12 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
             dims="step",
         )
         sd_seg = scale_prior("conversion_segment_sd", priors.conversion_segment_sd)
-        seg_level = pooled(
-            "conversion_segment",
-            g[None, :],
-            sd_seg,
-            _by_segment(n_from, seg, n_segments),
-            ("segment", "step"),
-        )
+        if n_segments > 1:
+            seg_level = g[None, :] + zero_sum_offsets(
+                "conversion_segment", sd_seg, "segment", "step"
+            )
+        else:
+            seg_level = g[None, :] + pt.zeros((1, n_steps))
         logit_last = seg_level[seg, :]
         if with_cells:
             sd_cell = scale_prior("conversion_cell_sd", priors.conversion_cell_sd)
@@ -126,13 +125,12 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         m = pm.Normal("delay_mu_global", priors.delay_mu_loc, priors.delay_mu_sd, dims="step")
         dsd_seg = scale_prior("delay_segment_sd", priors.delay_segment_sd)
         n_d = data.delay_n
-        mu = pooled(
-            "delay_segment",
-            m[None, :],
-            dsd_seg,
-            _by_segment(n_d, seg, n_segments),
-            ("segment", "step"),
-        )[seg, :]
+        if n_segments > 1:
+            mu = (m[None, :] + zero_sum_offsets("delay_segment", dsd_seg, "segment", "step"))[
+                seg, :
+            ]
+        else:
+            mu = m[None, :] + pt.zeros((n_cells, n_steps))
         if with_cells:
             dsd_cell = scale_prior("delay_cell_sd", priors.delay_cell_sd)
             mu = pooled("delay_cell", mu, dsd_cell, n_d, ("cell", "step"))

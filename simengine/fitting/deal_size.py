@@ -13,7 +13,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from simengine.fitting._pooling import pooled
+from simengine.fitting._pooling import pooled, zero_sum_offsets
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
@@ -48,8 +48,10 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         m = pm.Normal("deal_size_mu_global", priors.deal_size_mu_loc, priors.deal_size_mu_sd)
         sd_seg = scale_prior("deal_size_segment_sd", priors.deal_size_segment_sd)
         n = data.deal_n
-        n_seg = np.bincount(seg, weights=n, minlength=len(data.segments))
-        mu = pooled("deal_size_segment", m, sd_seg, n_seg, "segment")[seg]
+        if len(data.segments) > 1:
+            mu = (m + zero_sum_offsets("deal_size_segment", sd_seg, "segment"))[seg]
+        else:
+            mu = m + pt.zeros(n_cells)
         if n_cells > len(data.segments):
             sd_cell = scale_prior("deal_size_cell_sd", priors.deal_size_cell_sd)
             mu = pooled("deal_size_cell", mu, sd_cell, n, "cell")
