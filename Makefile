@@ -22,8 +22,11 @@ $(STAMP): requirements/lock.txt pyproject.toml
 install: $(STAMP)
 
 ## The main job on the bundled default: synthetic CRM -> fit -> simulate -> report -> export.
+## The demo fit at the spec's default sampler settings does not yet pass the convergence
+## gate (see README, "Known limits"); the demo writes the posterior flagged
+## simengine_converged=false, simulate warns and the report shows a banner.
 demo: $(STAMP)
-	$(BIN)/python -m simengine.demo --out $(DEMO) --paths $(PATHS) --seed $(SEED)
+	$(BIN)/python -m simengine.demo --out $(DEMO) --paths $(PATHS) --seed $(SEED) --allow-unconverged
 
 ## Only the synthetic CRM (records.csv, plan.toml, truth.json) into $(DEMO)/data.
 synth: $(STAMP)
