@@ -22,7 +22,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from simengine.fitting._pooling import pooled
+from simengine.fitting._pooling import pooled, zero_sum_offsets
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
@@ -80,7 +80,13 @@ def build_model(
         )
         sd = scale_prior("arrival_cell_sd", priors.arrival_cell_sd)
         n_obs = counts.sum(axis=1)
-        log_rate = pooled("arrival_log_rate_cell", a[pe], sd, n_obs, "pair")
+        if data.arrival_active.all() and n_cells > 1:
+            # full grid: cell offsets sum to zero per entry stage (identifies the
+            # global level as the mean of the cells' levels; see zero_sum_offsets)
+            off = zero_sum_offsets("arrival_log_rate_cell", sd, "cell", "entry_stage")
+            log_rate = a[pe] + off[pc, pe]
+        else:
+            log_rate = pooled("arrival_log_rate_cell", a[pe], sd, n_obs, "pair")
         if trend:
             b = pm.Normal("arrival_trend_global", 0.0, priors.arrival_trend_sd, dims="entry_stage")
             bsd = scale_prior("arrival_trend_cell_sd", priors.arrival_trend_cell_sd)
