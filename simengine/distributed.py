@@ -777,7 +777,7 @@ def simulate_distributed(
         ``--cluster`` value, or an unreachable scheduler.
     """
     from simengine.engine import Forecast, prepare
-    from simengine.provenance import package_versions
+    from simengine.engine.simulate import forecast_meta
 
     if seed < 0:
         raise ValueError("seed must be >= 0")
@@ -790,16 +790,7 @@ def simulate_distributed(
             )
     finally:
         finish()
-    # The same metadata as the in-process engine writes, so the outputs match.
-    meta: dict[str, Any] = {
-        "seed": seed,
-        "block_size": block_size,
-        "versions": package_versions(),
-        "input_sha256": dict(input_sha256 or {}),
-    }
-    meta["input_sha256"].setdefault("plan", plan.sha256)
-    if input_paths:
-        meta["input_paths"] = dict(input_paths)
+    meta = forecast_meta(seed, block_size, plan, input_sha256, input_paths)
     return Forecast.from_summary(summary, params, plan, meta)
 
 

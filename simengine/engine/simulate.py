@@ -27,7 +27,7 @@ from simengine.provenance import package_versions
 if TYPE_CHECKING:
     from simengine.engine.forecast import Forecast
 
-__all__ = ["default_threads", "run_blocks", "simulate"]
+__all__ = ["default_threads", "forecast_meta", "run_blocks", "simulate"]
 
 
 def default_threads() -> int:
@@ -129,6 +129,23 @@ def simulate(
         summary = run_blocks(prepared, paths, seed, block_size, n_threads, callback)
     finally:
         finish()
+    from simengine.engine.forecast import Forecast
+
+    meta = forecast_meta(seed, block_size, plan, input_sha256, input_paths)
+    return Forecast.from_summary(summary, params, plan, meta)
+
+
+def forecast_meta(
+    seed: int,
+    block_size: int,
+    plan: Plan,
+    input_sha256: dict[str, str] | None = None,
+    input_paths: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the provenance attributes of a forecast, wherever its blocks ran.
+
+    Shared by in-process and distributed runs so that their outputs match.
+    """
     meta: dict[str, Any] = {
         "seed": seed,
         "block_size": block_size,
@@ -138,9 +155,7 @@ def simulate(
     meta["input_sha256"].setdefault("plan", plan.sha256)
     if input_paths:
         meta["input_paths"] = dict(input_paths)
-    from simengine.engine.forecast import Forecast
-
-    return Forecast.from_summary(summary, params, plan, meta)
+    return meta
 
 
 def _progress_callback() -> tuple[Callable[[int, int], None], Callable[[], None]]:
