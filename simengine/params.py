@@ -19,6 +19,10 @@ array                    shape                       meaning
                                                      as-of date (0 = flat)
 ``deal_size_mu``         (draw, cell)                log-scale mean of a won deal's amount
 ``deal_size_sigma``      (draw, cell)                log-scale sd of a won deal's amount
+``loss_mu``              (draw, cell, step)          optional: log-scale mean of the time
+                                                     to loss of a unit that does not take
+                                                     the step (days); None = never lost
+``loss_sigma``           (draw, cell, step)          optional: its log-scale sd
 =======================  ==========================  =====================================
 
 ``entry_stage`` always spans every stage but the last (``stages[:-1]``), with
@@ -90,6 +94,12 @@ class FunnelParameters:
     conversion, delay_mu, delay_sigma : ndarray, shape (draw, cell, step)
     arrival_rate, arrival_dispersion, arrival_trend : ndarray, shape (draw, cell, entry_stage)
     deal_size_mu, deal_size_sigma : ndarray, shape (draw, cell)
+    loss_mu, loss_sigma : ndarray, shape (draw, cell, step), or None
+        Time to loss of a unit that does not take a step (log-scale, days):
+        the competing risk of the fitted cure model. Both or neither; None
+        means a non-converter is never lost (it stays open), so an open unit
+        aged ``a`` converts with ``p (1 - F(a)) / (1 - p F(a))``; with them,
+        ``p (1 - F(a)) / (p (1 - F(a)) + (1 - p) (1 - G(a)))``.
     open_units : OpenUnits
     source : str
         ``"posterior"`` or ``"assumptions"``.
@@ -111,6 +121,8 @@ class FunnelParameters:
     arrival_trend: FloatArray
     deal_size_mu: FloatArray
     deal_size_sigma: FloatArray
+    loss_mu: FloatArray | None = None
+    loss_sigma: FloatArray | None = None
     open_units: OpenUnits = field(default_factory=OpenUnits.empty)
     source: str = "assumptions"
     attrs: dict[str, str] = field(default_factory=dict)
@@ -132,6 +144,16 @@ class FunnelParameters:
             got = getattr(self, name).shape
             if got != shape:
                 raise ValueError(f"FunnelParameters.{name} has shape {got}, expected {shape}")
+        if (self.loss_mu is None) != (self.loss_sigma is None):
+            raise ValueError("loss_mu and loss_sigma go together: give both or neither")
+        if self.loss_mu is not None and self.loss_sigma is not None:
+            for name, arr in (("loss_mu", self.loss_mu), ("loss_sigma", self.loss_sigma)):
+                if arr.shape != (d, c, s):
+                    raise ValueError(
+                        f"FunnelParameters.{name} has shape {arr.shape}, expected {(d, c, s)}"
+                    )
+            if np.any(self.loss_sigma < 0):
+                raise ValueError("log-scale sds must be >= 0")
         if self.cell_segment.shape != (c,):
             raise ValueError("cell_segment must have one entry per cell")
         if np.any((self.conversion < 0) | (self.conversion > 1)):

@@ -66,8 +66,15 @@ REQUIRED_VARS: dict[str, tuple[str, ...]] = {
 }
 """Posterior variables every file must hold, with their dims after (chain, draw)."""
 
-OPTIONAL_VARS: dict[str, tuple[str, ...]] = {"arrival_trend": ("cell", "entry_stage")}
-"""Optional posterior variables (absent = 0)."""
+OPTIONAL_VARS: dict[str, tuple[str, ...]] = {
+    "arrival_trend": ("cell", "entry_stage"),
+    "loss_mu": ("cell", "step"),
+    "loss_sigma": ("cell", "step"),
+}
+"""Optional posterior variables: ``arrival_trend`` (absent = 0, flat) and the
+log-scale time to loss of a unit that does not convert, ``loss_mu`` and
+``loss_sigma`` (both or neither; absent = non-converters are never lost, the
+plain cure law ``p (1 - F(a)) / (1 - p F(a))`` for open units)."""
 
 REQUIRED_ATTRS = ("simengine_stages", "simengine_as_of")
 """``posterior.attrs`` every file must carry."""
@@ -355,6 +362,13 @@ def read_parameters(path: str | Path) -> FunnelParameters:
             UserWarning,
             stacklevel=2,
         )
+    has_loss = "loss_mu" in post and "loss_sigma" in post
+    if ("loss_mu" in post) != ("loss_sigma" in post):
+        raise InputError.single(
+            f,
+            "loss_mu and loss_sigma go together: give both or neither",
+            column="posterior.loss_mu" if "loss_mu" not in post else "posterior.loss_sigma",
+        )
     try:
         return FunnelParameters(
             stages=stages,
@@ -371,6 +385,8 @@ def read_parameters(path: str | Path) -> FunnelParameters:
             arrival_trend=widen("arrival_trend"),
             deal_size_mu=_flat(post["deal_size_mu"]),
             deal_size_sigma=_flat(post["deal_size_sigma"]),
+            loss_mu=_flat(post["loss_mu"]) if has_loss else None,
+            loss_sigma=_flat(post["loss_sigma"]) if has_loss else None,
             open_units=open_units,
             source="posterior",
             attrs=attrs,

@@ -9,8 +9,11 @@ conversion probability ``p = conversion[c, s, t]`` and lognormal delay
 * still open at the as-of date, aged ``a`` days:
   ``p (1 - F(a)) + (1 - p) (1 - G(a))``.
 
-``G``/``g`` is a lognormal time to loss per cell and step (nuisance
-parameters, pooled cell-around-step, not written to the posterior file).
+``G``/``g`` is a lognormal time to loss per cell and step (pooled
+cell-around-step), written to the posterior file as ``loss_mu`` and
+``loss_sigma`` so that the engine moves open units on by the same law:
+a unit open at age ``a`` converts with probability
+``p (1 - F(a)) / (p (1 - F(a)) + (1 - p) (1 - G(a)))``.
 Open units are never counted as lost; young cohorts are not failures. (The
 simpler cure likelihood ``1 - p`` / ``1 - p F(a)`` treats every non-converter
 as open forever, which biases ``p`` low whenever losses are recorded over
@@ -47,7 +50,7 @@ from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
 __all__ = ["OUTPUT_VARS", "build_model"]
 
-OUTPUT_VARS = ("conversion", "delay_mu", "delay_sigma")
+OUTPUT_VARS = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
 """Posterior variables of this model that go into the posterior file."""
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -149,10 +152,11 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")
         lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
         lmz = pm.Normal("loss_cell_z", 0.0, 1.0, dims=("cell", "step"))
-        loss_mu = lm[None, :] + lmsd * lmz
+        loss_mu = pm.Deterministic("loss_mu", lm[None, :] + lmsd * lmz, dims=("cell", "step"))
         loss_log_sigma = pm.Normal(
             "loss_log_sigma", priors.loss_log_sigma_loc, priors.loss_log_sigma_sd, dims="step"
         )[None, :] + pt.zeros((n_cells, n_steps))
+        pm.Deterministic("loss_sigma", pt.exp(loss_log_sigma), dims=("cell", "step"))
 
         # --- likelihood from sufficient statistics
         pm.Potential(
