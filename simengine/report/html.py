@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from simengine.cli._common import atomic_file
+from simengine.planning.reverse import reverse_chain
 from simengine.report import charts
 from simengine.report import format as fmt
 from simengine.report.data import (
@@ -175,7 +176,9 @@ def reverse_funnel(
 ) -> FloatArray | None:
     """Units each stage needs for ``target``: target / mean deal / step rates.
 
-    Deterministic, from the parameter means. Cells of the segment are pooled
+    Deterministic, from the parameter means, walked backwards by
+    :func:`simengine.planning.reverse.reverse_chain` (the planning tables'
+    reverse funnel, exact arithmetic). Cells of the segment are pooled
     with weights equal to their mean arrival volume (all entry stages); for
     ``total`` the segment needs add up (each with its own target share is not
     known here, so ``total`` pools every cell). Returns ``None`` if the
@@ -202,10 +205,14 @@ def reverse_funnel(
     w = w / w.sum()
     rate = w @ params.conversion.mean(axis=0)[mask]  # (step,)
     deal = float(w @ params.deal_mean.mean(axis=0)[mask])
-    need = np.empty(len(params.stages))
-    need[-1] = target / deal
-    for k in range(len(params.stages) - 2, -1, -1):
-        need[k] = need[k + 1] / rate[k] if rate[k] > 0 else np.inf
+    if target <= 0:
+        return np.zeros(len(params.stages))
+    need = np.full(len(params.stages), np.inf)
+    # the same reverse funnel the planning tables use (planning.reverse); a
+    # step with rate 0 makes every stage before it infinite
+    live = int(np.flatnonzero(rate <= 0).max()) + 1 if np.any(rate <= 0) else 0
+    chain = reverse_chain(target, deal, [float(r) for r in rate[live:]], params.stages[live:])
+    need[live:] = [float(u) for u in chain.units]
     return need
 
 

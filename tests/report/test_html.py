@@ -115,6 +115,31 @@ def test_reverse_funnel_closed_form_and_by_simulation():
     assert reverse_funnel(params, "ent", 1.0) is None
 
 
+def test_reverse_funnel_published_example_and_zero_rate():
+    # $15M target / $60K deals / 30% MQL->SQL / 65% SQL->Opp / 22% Opp->Won: the published
+    # planning example (about 5,840 MQLs); the report uses the planning tables' reverse funnel
+    params = ParameterSummary(
+        path=Path("x"), source="assumptions", stages=tuple(STAGES), cells=("mid/a",),
+        conversion=np.tile([0.30, 0.65, 0.22], (3, 1, 1)),
+        deal_mean=np.full((3, 1), 60_000.0),
+        arrival_rate=np.tile([50.0, 0, 0], (3, 1, 1)),
+    )
+    need = reverse_funnel(params, "mid", 15_000_000.0)
+    assert need is not None
+    assert need[-1] == 250
+    assert round(need[0]) == 5828  # 250 / 0.22 / 0.65 / 0.30 = 5,827.5 ("about 5,840")
+    zero = ParameterSummary(
+        path=Path("x"), source="assumptions", stages=tuple(STAGES), cells=("mid/a",),
+        conversion=np.tile([0.30, 0.0, 0.22], (3, 1, 1)),
+        deal_mean=np.full((3, 1), 60_000.0),
+        arrival_rate=np.tile([50.0, 0, 0], (3, 1, 1)),
+    )
+    need = reverse_funnel(zero, "mid", 15_000_000.0)
+    assert need is not None
+    assert np.isinf(need[:2]).all()
+    np.testing.assert_allclose(need[2:], [250 / 0.22, 250])
+
+
 def test_report_without_parameters(forecast_dir):
     page = build_report(forecast_dir)
     assert page.startswith("<!DOCTYPE html>")
