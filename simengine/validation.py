@@ -114,6 +114,18 @@ class _Ctx:
         prev = self.bad.get(col)
         self.bad[col] = mask.copy() if prev is None else (prev | mask)
 
+    def wrong_type(self, col: str, s: pd.Series, kind: str) -> None:
+        """Report a whole column of the wrong dtype (no row: every row is affected)."""
+        self.issues.append(
+            Issue(
+                self.file,
+                None,
+                self.display.get(col, col),
+                str(s.dtype),
+                f"wrong type: {self.name(col)} must be a {kind} column",
+            )
+        )
+
     def ok(self, col: str) -> BoolArray:
         b = self.bad.get(col)
         return np.ones(len(self.rows), bool) if b is None else ~b
@@ -164,15 +176,7 @@ def _parse_text(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
         return out.str.strip()
     if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return s.astype(str).fillna("").reset_index(drop=True)
-    ctx.issues.append(
-        Issue(
-            ctx.file,
-            None,
-            ctx.display.get(col, col),
-            str(s.dtype),
-            f"wrong type: {ctx.name(col)} must be a text column",
-        )
-    )
+    ctx.wrong_type(col, s, "text")
     return None
 
 
@@ -244,15 +248,7 @@ def _parse_dates(s: pd.Series, col: str, ctx: _Ctx, date_format: str | None) -> 
         ctx.add(unparsed, col, f"{ctx.name(col)} is not a date in the format {expect}")
         ctx.mark(col, unparsed)
     else:
-        ctx.issues.append(
-            Issue(
-                ctx.file,
-                None,
-                ctx.display.get(col, col),
-                str(s.dtype),
-                f"wrong type: {ctx.name(col)} must be a date column",
-            )
-        )
+        ctx.wrong_type(col, s, "date")
         return None
     out = out.dt.floor("D") if out.notna().any() else out
     present = out.notna().to_numpy()
@@ -305,15 +301,7 @@ def _parse_amount(s: pd.Series, col: str, ctx: _Ctx) -> pd.Series | None:
         ctx.add(bad, col, f"{ctx.name(col)} is not a number")
         ctx.mark(col, bad)
         return pd.Series(np.where(bad, np.nan, arr), dtype=np.float64)
-    ctx.issues.append(
-        Issue(
-            ctx.file,
-            None,
-            ctx.display.get(col, col),
-            str(s.dtype),
-            f"wrong type: {ctx.name(col)} must be a number column",
-        )
-    )
+    ctx.wrong_type(col, s, "number")
     return None
 
 
