@@ -52,12 +52,14 @@ Design notes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from simengine.engine import Forecast
     from simengine.engine._prepare import Prepared
     from simengine.engine.blocks import Block, BlockSummary
+    from simengine.engine.simulate import BlockMap
     from simengine.params import FunnelParameters
     from simengine.plan import Plan
 
@@ -85,8 +88,10 @@ __all__ = [
     "WarmupPlugin",
     "available_cores",
     "block_runner",
+    "cluster_block_map",
     "cluster_client",
     "connect",
+    "dask_block_map",
     "default_timeout",
     "map_blocks",
     "parse_cluster",
@@ -643,6 +648,85 @@ def map_blocks(
         state["prepared"].release()
 
 
+def dask_block_map(
+    client: Client, *, max_attempts: int = 4, in_flight: int | None = None
+) -> BlockMap:
+    """Return a block map that runs the engine's blocks as Dask tasks on ``client``.
+
+    Pass it to :func:`simengine.engine.simulate`,
+    :func:`simengine.engine.simulate.run_blocks` or the planning functions
+    (``block_map=``): they plan the blocks and merge in block order exactly as
+    in-process, so the result is bitwise the in-process one.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client (see :func:`connect`).
+    max_attempts, in_flight : int
+        See :func:`map_blocks`.
+
+    Returns
+    -------
+    BlockMap
+        ``block_map(prepared, blocks, seed)`` yielding each block's summary in
+        block order; each call scatters ``prepared`` to the workers once.
+    """
+
+    def block_map(
+        prepared: Prepared, blocks: Sequence[Block], seed: int
+    ) -> Iterator[BlockSummary]:
+        return map_blocks(
+            client, prepared, blocks, seed, max_attempts=max_attempts, in_flight=in_flight
+        )
+
+    return block_map
+
+
+@contextmanager
+def cluster_block_map(
+    cluster: str | ClusterSpec | Client | None,
+    *,
+    timeout: float | None = None,
+    numba_threads: int | None = None,
+) -> Iterator[BlockMap | None]:
+    """Yield a block map on ``cluster`` that connects on first use; ``None`` runs in-process.
+
+    The connection (or the local cluster's start) is deferred until the first
+    blocks are run, i.e. until the engine has checked the parameters and the
+    plan, so bad inputs are reported before a scheduler is contacted; an
+    unreachable scheduler then raises :class:`~simengine.errors.InputError`
+    within ``timeout`` (see :func:`connect`). One connection serves every run
+    made with the map; it is closed on exit (an open client given in is left
+    open).
+
+    Parameters
+    ----------
+    cluster : str, ClusterSpec, distributed.Client or None
+        ``local:N``, a scheduler address, an open client, or ``None`` (yield
+        ``None``: the engine's in-process threads).
+    timeout, numba_threads
+        See :func:`connect`.
+    """
+    if cluster is None:
+        yield None
+        return
+    spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
+    with contextlib.ExitStack() as stack:
+        state: dict[str, BlockMap] = {}
+
+        def block_map(
+            prepared: Prepared, blocks: Sequence[Block], seed: int
+        ) -> Iterable[BlockSummary]:
+            if "map" not in state:
+                client = stack.enter_context(
+                    cluster_client(spec, timeout=timeout, numba_threads=numba_threads)
+                )
+                state["map"] = dask_block_map(client)
+            return state["map"](prepared, blocks, seed)
+
+        yield block_map
+
+
 def run_blocks_distributed(
     client: Client,
     prepared: Prepared,
@@ -656,11 +740,9 @@ def run_blocks_distributed(
 ) -> BlockSummary:
     """Run every block of a run on the cluster and merge in block order.
 
-    The distributed twin of :func:`simengine.engine.simulate.run_blocks`: the
-    same blocks (:func:`~simengine.engine.plan_blocks`), each run by
-    :func:`~simengine.engine.run_block` with the run's seed, merged with
-    ``BlockSummary.merge_into`` in block order (the first block's summary is
-    the accumulator), so the result is bitwise the in-process one.
+    :func:`simengine.engine.simulate.run_blocks` with :func:`dask_block_map`:
+    the same blocks, the same seed, the same merge in block order, so the
+    result is bitwise the in-process one.
 
     Parameters
     ----------
@@ -679,24 +761,10 @@ def run_blocks_distributed(
     -------
     BlockSummary
     """
-    from simengine.engine import plan_blocks
+    from simengine.engine.simulate import run_blocks
 
-    blocks = plan_blocks(paths, block_size)
-    merged: BlockSummary | None = None
-    done = 0
-    for part in map_blocks(
-        client, prepared, blocks, seed, max_attempts=max_attempts, in_flight=in_flight
-    ):
-        if merged is None:
-            merged = part
-        else:
-            merged.merge_into(part)
-        done += part.n
-        if on_block is not None:
-            on_block(done, paths)
-    assert merged is not None
-    assert merged.n == paths
-    return merged
+    block_map = dask_block_map(client, max_attempts=max_attempts, in_flight=in_flight)
+    return run_blocks(prepared, paths, seed, block_size, 1, on_block, block_map=block_map)
 
 
 def block_runner(client: Client) -> Callable[..., BlockSummary]:
@@ -706,18 +774,9 @@ def block_runner(client: Client) -> Callable[..., BlockSummary]:
     on_block=None)`` like ``run_blocks``; ``threads`` is ignored (the
     cluster's workers set their own).
     """
+    from simengine.engine.simulate import run_blocks
 
-    def run(
-        prepared: Prepared,
-        paths: int,
-        seed: int,
-        block_size: int,
-        threads: int | None = None,
-        on_block: Callable[[int, int], None] | None = None,
-    ) -> BlockSummary:
-        return run_blocks_distributed(client, prepared, paths, seed, block_size, on_block)
-
-    return run
+    return functools.partial(run_blocks, block_map=dask_block_map(client))
 
 
 def _scatter(client: Client, prepared: Prepared) -> Future:
@@ -739,6 +798,10 @@ def simulate_distributed(
     on_block: Callable[[int, int], None] | None = None,
 ) -> Forecast:
     """Simulate on a Dask cluster; bitwise the forecast of :func:`simengine.engine.simulate`.
+
+    :func:`simengine.engine.simulate` with the block map of
+    :func:`cluster_block_map`: one orchestration, only where the blocks run
+    differs.
 
     Parameters
     ----------
@@ -776,38 +839,20 @@ def simulate_distributed(
         A bad plan for these parameters (checked before connecting), a bad
         ``--cluster`` value, or an unreachable scheduler.
     """
-    from simengine.engine import Forecast, prepare
-    from simengine.engine.simulate import forecast_meta
+    from simengine.engine import simulate
 
-    if seed < 0:
-        raise ValueError("seed must be >= 0")
-    prepared = prepare(params, plan)
-    callback, finish = _progress(progress, on_block)
-    try:
-        with cluster_client(cluster, timeout=timeout) as client:
-            summary = run_blocks_distributed(
-                client, prepared, paths, seed, block_size, callback
-            )
-    finally:
-        finish()
-    meta = forecast_meta(seed, block_size, plan, input_sha256, input_paths)
-    return Forecast.from_summary(summary, params, plan, meta)
-
-
-def _progress(
-    progress: bool, on_block: Callable[[int, int], None] | None
-) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    if not progress:
-        return on_block, lambda: None
-    from simengine.engine.simulate import _progress_callback
-
-    bar, finish = _progress_callback()
-    if on_block is None:
-        return bar, finish
-    user = on_block
-
-    def both(done: int, total: int) -> None:
-        bar(done, total)
-        user(done, total)
-
-    return both, finish
+    if isinstance(cluster, str):
+        cluster = parse_cluster(cluster)  # a bad option fails before any work
+    with cluster_block_map(cluster, timeout=timeout) as block_map:
+        return simulate(
+            params,
+            plan,
+            paths=paths,
+            seed=seed,
+            block_size=block_size,
+            progress=progress,
+            input_sha256=input_sha256,
+            input_paths=input_paths,
+            block_map=block_map,
+            on_block=on_block,
+        )

@@ -162,7 +162,7 @@ def test_simulate_distributed_accepts_every_option_of_simulate() -> None:
     # (e.g. another provenance attribute) must be mirrored too.
     import inspect
 
-    engine = set(inspect.signature(simulate).parameters) - {"threads"}
+    engine = set(inspect.signature(simulate).parameters) - {"threads", "block_map"}
     ours = set(inspect.signature(simulate_distributed).parameters)
     assert engine <= ours, engine - ours
 

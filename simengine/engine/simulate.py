@@ -1,6 +1,15 @@
-"""``simulate``: parameters + plan -> :class:`Forecast`, blocks run on threads.
+"""``simulate``: parameters + plan -> :class:`Forecast`, blocks run on threads or elsewhere.
 
-Parallel layout: threads over blocks. Each block runs single-threaded in a
+One orchestration for every layout: :func:`run_blocks` plans the fixed-size
+blocks, hands them to a *block map* and merges the summaries it yields in
+block order; :func:`simulate` builds the :class:`Forecast`. The block map is
+where the blocks run: :func:`thread_block_map` (the default) runs them on a
+thread pool here; :func:`simengine.distributed.dask_block_map` runs them as
+Dask tasks. Both yield exactly ``run_block(prepared, block, seed)`` for each
+block, in block order, so the result is bitwise the same wherever the blocks
+ran.
+
+In-process layout: threads over blocks. Each block runs single-threaded in a
 compiled kernel that releases the GIL, reducing its paths straight into its
 own fixed-size :class:`BlockSummary` (no per-path storage, no shared
 accumulators, no races); finished blocks are merged in block order. So a
@@ -14,12 +23,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from simengine.engine._prepare import Prepared, prepare
-from simengine.engine.blocks import BlockSummary, plan_blocks, run_block
+from simengine.engine.blocks import Block, BlockSummary, plan_blocks, run_block
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.provenance import package_versions
@@ -27,7 +36,20 @@ from simengine.provenance import package_versions
 if TYPE_CHECKING:
     from simengine.engine.forecast import Forecast
 
-__all__ = ["default_threads", "forecast_meta", "run_blocks", "simulate"]
+__all__ = [
+    "BlockMap",
+    "default_threads",
+    "forecast_meta",
+    "run_blocks",
+    "simulate",
+    "thread_block_map",
+]
+
+BlockMap = Callable[[Prepared, Sequence[Block], int], Iterable[BlockSummary]]
+"""Where blocks run: ``block_map(prepared, blocks, seed)`` yields
+``run_block(prepared, block, seed)`` for every block, in the order of
+``blocks`` (e.g. :func:`thread_block_map` or
+:func:`simengine.distributed.dask_block_map`)."""
 
 
 def default_threads() -> int:
@@ -38,6 +60,29 @@ def default_threads() -> int:
     return os.cpu_count() or 1
 
 
+def thread_block_map(threads: int) -> BlockMap:
+    """Return the in-process block map: blocks on ``threads`` threads, yielded in order.
+
+    At most ``2 x threads`` blocks are in flight, so memory stays bounded
+    whatever the number of blocks.
+    """
+    n = max(1, threads)
+
+    def block_map(
+        prepared: Prepared, blocks: Sequence[Block], seed: int
+    ) -> Iterator[BlockSummary]:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            pending: list[Future[BlockSummary]] = []
+            nxt = 0
+            while nxt < len(blocks) or pending:
+                while nxt < len(blocks) and len(pending) < 2 * n:
+                    pending.append(pool.submit(run_block, prepared, blocks[nxt], seed))
+                    nxt += 1
+                yield pending.pop(0).result()
+
+    return block_map
+
+
 def run_blocks(
     prepared: Prepared,
     paths: int,
@@ -45,35 +90,50 @@ def run_blocks(
     block_size: int,
     threads: int,
     on_block: Callable[[int, int], None] | None = None,
+    *,
+    block_map: BlockMap | None = None,
+    on_part: Callable[[BlockSummary], None] | None = None,
 ) -> BlockSummary:
     """Run every block of a run and merge the summaries in block order.
+
+    The one place that plans blocks and merges them, wherever they run.
 
     Parameters
     ----------
     prepared : Prepared
     paths, seed, block_size, threads : int
+        ``threads`` is used by the default block map only.
     on_block : callable, optional
         Called as ``on_block(done_paths, total_paths)`` after each merge.
+    block_map : BlockMap, optional
+        Where the blocks run (default: :func:`thread_block_map` of ``threads``).
+    on_part : callable, optional
+        Called with each block's own summary, in block order, before it is
+        merged (per-block statistics, e.g. batch means).
+
+    Returns
+    -------
+    BlockSummary
+        The merge of every block; ``n == paths``.
     """
     blocks = plan_blocks(paths, block_size)
+    run = block_map if block_map is not None else thread_block_map(threads)
     merged: BlockSummary | None = None
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        pending: list[Future[BlockSummary]] = []
-        nxt = 0
-        while nxt < len(blocks) or pending:
-            while nxt < len(blocks) and len(pending) < 2 * max(1, threads):
-                pending.append(pool.submit(run_block, prepared, blocks[nxt], seed))
-                nxt += 1
-            result = pending.pop(0).result()
-            if merged is None:
-                merged = result
-            else:
-                merged.merge_into(result)
-            done += result.n
-            if on_block is not None:
-                on_block(done, paths)
-    assert merged is not None
+    for i, part in enumerate(run(prepared, blocks, seed)):
+        if part.blocks != (blocks[i].index,):
+            raise RuntimeError(f"block map yielded block(s) {part.blocks}, expected {i}")
+        if on_part is not None:
+            on_part(part)
+        if merged is None:
+            merged = part
+        else:
+            merged.merge_into(part)
+        done += part.n
+        if on_block is not None:
+            on_block(done, paths)
+    if merged is None or merged.n != paths:
+        raise RuntimeError(f"block map returned {done} of {paths} paths")
     return merged
 
 
@@ -88,6 +148,8 @@ def simulate(
     progress: bool = False,
     input_sha256: dict[str, str] | None = None,
     input_paths: dict[str, str] | None = None,
+    block_map: BlockMap | None = None,
+    on_block: Callable[[int, int], None] | None = None,
 ) -> Forecast:
     """Simulate ``paths`` funnel paths and summarise them.
 
@@ -115,6 +177,13 @@ def simulate(
         File hashes recorded in the output's attributes.
     input_paths : dict, optional
         Input file paths recorded in the output's attributes (``input_paths``).
+    block_map : BlockMap, optional
+        Where the blocks run (default: this process's threads); e.g.
+        :func:`simengine.distributed.dask_block_map`. It is first called
+        after the parameters and plan have been checked, so it may connect
+        to a cluster lazily. The result does not depend on it.
+    on_block : callable, optional
+        Called as ``on_block(done_paths, total_paths)`` after each merged block.
 
     Returns
     -------
@@ -125,8 +194,11 @@ def simulate(
     prepared = prepare(params, plan)
     n_threads = threads if threads is not None else default_threads()
     callback, finish = _progress_callback() if progress else (None, lambda: None)
+    notify = _both(callback, on_block)
     try:
-        summary = run_blocks(prepared, paths, seed, block_size, n_threads, callback)
+        summary = run_blocks(
+            prepared, paths, seed, block_size, n_threads, notify, block_map=block_map
+        )
     finally:
         finish()
     from simengine.engine.forecast import Forecast
@@ -156,6 +228,20 @@ def forecast_meta(
     if input_paths:
         meta["input_paths"] = dict(input_paths)
     return meta
+
+
+def _both(
+    a: Callable[[int, int], None] | None, b: Callable[[int, int], None] | None
+) -> Callable[[int, int], None] | None:
+    """Return one progress callback calling ``a`` then ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+
+    def both(done: int, total: int) -> None:
+        a(done, total)
+        b(done, total)
+
+    return both
 
 
 def _progress_callback() -> tuple[Callable[[int, int], None], Callable[[], None]]:
