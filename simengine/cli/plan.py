@@ -21,6 +21,17 @@ from rich.console import Console
 from rich.table import Table
 
 from simengine.cli._common import atomic_dir, console
+from simengine.cli._planning_options import (
+    AssumptionsOpt,
+    ClusterOpt,
+    DrawsOpt,
+    ForceOpt,
+    MaybePlanOpt,
+    PosteriorOpt,
+    SeedOpt,
+    block_map_for,
+    planning_inputs,
+)
 from simengine.errors import InputError
 
 if TYPE_CHECKING:
@@ -97,15 +108,9 @@ def _print_table(wide: pd.DataFrame, title: str) -> None:
 
 
 def plan_command(
-    plan_file: Annotated[
-        Path | None, typer.Option("--plan", help="Plan TOML (targets, period, new_units).")
-    ] = None,
-    posterior: Annotated[
-        Path | None, typer.Option("--posterior", help="Posterior netCDF from `fit`.")
-    ] = None,
-    assumptions: Annotated[
-        Path | None, typer.Option("--assumptions", help="Planner's assumptions TOML.")
-    ] = None,
+    plan_file: MaybePlanOpt = None,
+    posterior: PosteriorOpt = None,
+    assumptions: AssumptionsOpt = None,
     target: Annotated[
         float | None, typer.Option("--target", help="Quick form: revenue target.")
     ] = None,
@@ -141,20 +146,21 @@ def plan_command(
     quantiles: Annotated[
         str, typer.Option("--quantiles", help="Goal seek: P(hit) levels to reach.")
     ] = "0.5,0.8",
-    paths: Annotated[int, typer.Option("--paths", help="Goal seek: paths per evaluation.")] = (
-        20_000
-    ),
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 20270104,
+    paths: Annotated[
+        int, typer.Option("--paths", min=1, help="Goal seek: paths per evaluation.")
+    ] = 20_000,
+    seed: SeedOpt = 20270104,
     goal_seek: Annotated[
         bool,
         typer.Option("--goal-seek/--no-goal-seek", help="Run the probabilistic goal seek."),
     ] = True,
-    draws: Annotated[int, typer.Option("--draws", help="Draws from an assumptions file.")] = 4000,
+    draws: DrawsOpt = 4000,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write reverse.csv, capacity.csv, goalseek.csv here."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    force: ForceOpt = False,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Reverse funnel from target to units per stage, with the probabilistic answer beside it."""
     import pandas as pd
@@ -232,10 +238,15 @@ def plan_command(
                 "give --plan with --posterior/--assumptions, or the quick form (--target ...)",
                 column="--plan",
             )
-        from simengine.planning.inputs import load_inputs
-
-        params, plan, _ = load_inputs(
-            plan_file, posterior=posterior, assumptions=assumptions, n_draws=draws, seed=seed
+        params, plan = planning_inputs(
+            plan_file,
+            out=out,
+            force=force,
+            posterior=posterior,
+            assumptions=assumptions,
+            draws=draws,
+            seed=seed,
+            cluster=cluster,
         )
         sources = sources_from_params(params, plan)
         pipe = params.stages[params.pipeline_stage]
@@ -272,16 +283,18 @@ def plan_command(
             from simengine.planning.goalseek import goal_seek_table
 
             qs = _floats(quantiles, "--quantiles")
-            gs = goal_seek_table(
-                params,
-                plan,
-                quantiles=qs,
-                paths=paths,
-                seed=seed,
-                on_seek=lambda st, q: console.print(
-                    f"goal seek: {st} volume for P(hit) >= {q:g}", highlight=False
-                ),
-            )
+            with block_map_for(cluster) as block_map:
+                gs = goal_seek_table(
+                    params,
+                    plan,
+                    quantiles=qs,
+                    paths=paths,
+                    seed=seed,
+                    on_seek=lambda st, q: console.print(
+                        f"goal seek: {st} volume for P(hit) >= {q:g}", highlight=False
+                    ),
+                    block_map=block_map,
+                )
             needs = entry_needs(plan.targets, sources)
             gs["reverse_funnel"] = [
                 float(needs.get((g, st), float("nan")))

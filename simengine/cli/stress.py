@@ -8,55 +8,68 @@ from typing import Annotated
 import typer
 
 from simengine.cli._common import console
+from simengine.cli._planning_options import (
+    AssumptionsOpt,
+    BatchesOpt,
+    ClusterOpt,
+    DrawsOpt,
+    ForceOpt,
+    PlanOpt,
+    PosteriorOpt,
+    SeedOpt,
+    ThreadsOpt,
+    block_map_for,
+    planning_inputs,
+)
 
 __all__ = ["register"]
 
 
 def stress(
-    plan_file: Annotated[Path, typer.Option("--plan", help="Plan TOML.")],
+    plan_file: PlanOpt,
     scenarios_file: Annotated[
         Path, typer.Option("--scenarios", help="Scenario TOML (see models/scenarios/).")
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory (stress.csv, stress.png).")],
-    posterior: Annotated[
-        Path | None, typer.Option("--posterior", help="Posterior netCDF from `fit`.")
-    ] = None,
-    assumptions: Annotated[
-        Path | None, typer.Option("--assumptions", help="Planner's assumptions TOML.")
-    ] = None,
-    paths: Annotated[int, typer.Option("--paths", help="Paths per scenario.")] = 200_000,
-    seed: Annotated[int, typer.Option("--seed", help="The seed every scenario shares.")] = (
-        20270104
-    ),
-    batches: Annotated[
-        int, typer.Option("--batches", help="Blocks per run for batch-means errors.")
-    ] = 20,
-    draws: Annotated[int, typer.Option("--draws", help="Draws from an assumptions file.")] = 4000,
-    threads: Annotated[int | None, typer.Option("--threads", help="Worker threads.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    posterior: PosteriorOpt = None,
+    assumptions: AssumptionsOpt = None,
+    paths: Annotated[int, typer.Option("--paths", min=2, help="Paths per scenario.")] = 200_000,
+    seed: SeedOpt = 20270104,
+    batches: BatchesOpt = 20,
+    draws: DrawsOpt = 4000,
+    threads: ThreadsOpt = None,
+    force: ForceOpt = False,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Run every scenario and the baseline on the same random numbers; write stress.csv."""
-    from simengine.errors import InputError
-    from simengine.planning.inputs import load_inputs
     from simengine.planning.scenarios import load_scenarios
     from simengine.planning.stress import run_stress, write_stress
 
-    if out.exists() and not force:
-        raise InputError.single(out, "output exists; pass --force to replace it")
-    params, plan, _ = load_inputs(
-        plan_file, posterior=posterior, assumptions=assumptions, n_draws=draws, seed=seed
+    params, plan = planning_inputs(
+        plan_file,
+        out=out,
+        force=force,
+        posterior=posterior,
+        assumptions=assumptions,
+        draws=draws,
+        seed=seed,
+        cluster=cluster,
+        paths=paths,
+        batches=batches,
     )
     scenarios = load_scenarios(scenarios_file)
-    df = run_stress(
-        params,
-        plan,
-        scenarios,
-        paths=paths,
-        seed=seed,
-        batches=batches,
-        threads=threads,
-        on_scenario=lambda name: console.print(f"running [bold]{name}[/]", highlight=False),
-    )
+    with block_map_for(cluster) as block_map:
+        df = run_stress(
+            params,
+            plan,
+            scenarios,
+            paths=paths,
+            seed=seed,
+            batches=batches,
+            threads=threads,
+            on_scenario=lambda name: console.print(f"running [bold]{name}[/]", highlight=False),
+            block_map=block_map,
+        )
     write_stress(df, out, force=force)
     hit = df[(df["metric"] == "attainment") & (df["stat"] == "prob_hit")]
     for r in hit[hit["segment"] == "total"].itertuples(index=False):

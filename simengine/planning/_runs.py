@@ -1,11 +1,14 @@
 """Engine runs kept in batches, and paired differences with Monte Carlo errors.
 
-A planning run is an ordinary :func:`simengine.engine.simulate` run whose
-paths are cut into ``batches`` equal blocks (the engine's results do not
-depend on the block layout: path ``i``'s randomness derives only from
-``(seed, i, stream)``). Each block's summary is reduced at once to a few
-statistics (:data:`KEYS`) and merged, so memory stays at a couple of block
-summaries whatever the number of runs.
+A planning run is an ordinary engine run
+(:func:`simengine.engine.simulate.run_blocks`) whose paths are cut into
+``batches`` equal blocks (the engine's results do not depend on the block
+layout: path ``i``'s randomness derives only from ``(seed, i, stream)``).
+Each block's summary is reduced at once to a few statistics (:data:`KEYS`)
+and merged, so memory stays at a couple of block summaries whatever the
+number of runs. The blocks run wherever the ``block_map`` says (this
+process's threads, or Dask tasks): same blocks, same merge order, same
+bytes.
 
 Monte Carlo standard errors come from batch means: the blocks are independent
 sets of paths, so the spread of a statistic across blocks estimates its
@@ -20,18 +23,20 @@ difference of independent estimates is the sum of their variances).
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from simengine.engine import BlockSummary, Forecast, plan_blocks, prepare, run_block
+from simengine.engine import BlockSummary, Forecast, prepare
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.provenance import package_versions
+
+if TYPE_CHECKING:
+    from simengine.engine.simulate import BlockMap
 
 __all__ = ["KEYS", "Paired", "Run", "batch_se", "paired", "run"]
 
@@ -98,6 +103,7 @@ def run(
     seed: int,
     batches: int = 20,
     threads: int | None = None,
+    block_map: BlockMap | None = None,
 ) -> Run:
     """Simulate and keep per-block statistics for Monte Carlo errors.
 
@@ -112,38 +118,33 @@ def run(
     batches : int
         Blocks to cut the paths into (>= 2).
     threads : int, optional
-        Worker threads (default: the engine's default).
+        Worker threads (default: the engine's default; in-process only).
+    block_map : BlockMap, optional
+        Where the blocks run (default: this process's threads), e.g. the
+        Dask map of :func:`simengine.distributed.cluster_block_map`. The
+        blocks, their order and so the run are the same wherever they run.
 
     Returns
     -------
     Run
     """
-    from simengine.engine.simulate import default_threads
+    from simengine.engine.simulate import default_threads, run_blocks
 
     if batches < 2 or paths < batches:
         raise ValueError("need batches >= 2 and paths >= batches")
     prepared = prepare(params, plan)
     block_size = math.ceil(paths / batches)
-    blocks = plan_blocks(paths, block_size)
     n_threads = max(1, threads if threads is not None else default_threads())
     stats: list[np.ndarray] = []
     weights: list[float] = []
-    merged: BlockSummary | None = None
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        pending: list[Future[BlockSummary]] = []
-        nxt = 0
-        while nxt < len(blocks) or pending:
-            while nxt < len(blocks) and len(pending) < n_threads:
-                pending.append(pool.submit(run_block, prepared, blocks[nxt], seed))
-                nxt += 1
-            res = pending.pop(0).result()
-            stats.append(_block_stats(res, params, plan))
-            weights.append(float(res.n))
-            if merged is None:
-                merged = res
-            else:
-                merged.merge_into(res)
-    assert merged is not None
+
+    def keep(part: BlockSummary) -> None:  # before the merge changes the first block
+        stats.append(_block_stats(part, params, plan))
+        weights.append(float(part.n))
+
+    merged = run_blocks(
+        prepared, paths, seed, block_size, n_threads, block_map=block_map, on_part=keep
+    )
     meta: dict[str, Any] = {"seed": seed, "block_size": block_size, "versions": package_versions()}
     summary = Forecast.from_summary(merged, params, plan, meta).summary
     return Run(

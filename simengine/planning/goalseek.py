@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ from simengine.engine import simulate
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.planning.scenarios import Shock, apply_shock
+
+if TYPE_CHECKING:
+    from simengine.engine.simulate import BlockMap
 
 __all__ = ["SeekResult", "expected_units", "goal_seek", "goal_seek_table", "hit_probabilities"]
 
@@ -79,11 +83,22 @@ def hit_probabilities(
     paths: int,
     seed: int,
     threads: int | None = None,
+    block_map: BlockMap | None = None,
 ) -> dict[str, float]:
-    """P(hit) per segment with each segment's ``stage`` arrivals scaled by ``mult``."""
+    """P(hit) per segment with each segment's ``stage`` arrivals scaled by ``mult``.
+
+    ``block_map``: where the engine's blocks run (see
+    :func:`simengine.engine.simulate`); the result does not depend on it.
+    """
     p, pl = _shocked(params, plan, stage, mult)
     s = simulate(
-        p, pl, paths=paths, seed=seed, block_size=max(1, math.ceil(paths / 4)), threads=threads
+        p,
+        pl,
+        paths=paths,
+        seed=seed,
+        block_size=max(1, math.ceil(paths / 4)),
+        threads=threads,
+        block_map=block_map,
     ).summary
     hit = s[(s["metric"] == "attainment") & (s["stat"] == "prob_hit")]
     return {str(g): float(v) for g, v in zip(hit["segment"], hit["value"], strict=True)}
@@ -144,6 +159,7 @@ def goal_seek(
     rel_tol: float = 0.005,
     max_multiplier: float = 32.0,
     threads: int | None = None,
+    block_map: BlockMap | None = None,
 ) -> list[SeekResult]:
     """Find, per segment, the ``stage`` arrivals needed for P(hit) >= ``q``.
 
@@ -166,6 +182,8 @@ def goal_seek(
     max_multiplier : float
         Give up (``"unreachable"``) beyond this multiple of the baseline.
     threads : int, optional
+    block_map : BlockMap, optional
+        Where the engine's blocks run (default: this process's threads).
 
     Returns
     -------
@@ -185,7 +203,9 @@ def goal_seek(
     def probe(mult: dict[str, float]) -> dict[str, float]:
         nonlocal evals
         evals += 1
-        return hit_probabilities(params, plan, stage, mult, paths=paths, seed=seed, threads=threads)
+        return hit_probabilities(
+            params, plan, stage, mult, paths=paths, seed=seed, threads=threads, block_map=block_map
+        )
 
     lo = dict.fromkeys(segs, 0.0)
     p_zero = probe(dict(lo))
@@ -269,10 +289,12 @@ def goal_seek_table(
     stages: Sequence[str] | None = None,
     threads: int | None = None,
     on_seek: Callable[[str, float], None] | None = None,
+    block_map: BlockMap | None = None,
 ) -> pd.DataFrame:
     """Goal seek for every entry stage with units and every level ``q``.
 
-    ``on_seek(stage, q)``, if given, is called before each search (progress).
+    ``on_seek(stage, q)``, if given, is called before each search (progress);
+    ``block_map`` says where the engine's blocks run (see :func:`goal_seek`).
 
     Returns
     -------
@@ -289,7 +311,14 @@ def goal_seek_table(
             rows += [
                 r.__dict__
                 for r in goal_seek(
-                    params, plan, stage=st, q=q, paths=paths, seed=seed, threads=threads
+                    params,
+                    plan,
+                    stage=st,
+                    q=q,
+                    paths=paths,
+                    seed=seed,
+                    threads=threads,
+                    block_map=block_map,
                 )
             ]
     cols = list(SeekResult.__dataclass_fields__)

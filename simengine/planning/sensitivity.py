@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from simengine.planning import _runs
 from simengine.planning.goalseek import expected_units
 from simengine.planning.scenarios import Shock, apply_shock
 from simengine.planning.stress import plot_stress
+
+if TYPE_CHECKING:
+    from simengine.engine.simulate import BlockMap
 
 __all__ = [
     "COLUMNS",
@@ -249,6 +252,7 @@ def run_sensitivity(
     batches: int = 10,
     threads: int | None = None,
     on_input: Callable[[str], None] | None = None,
+    block_map: BlockMap | None = None,
 ) -> pd.DataFrame:
     """Move every input down and up on common random numbers; rank by P(hit) swing.
 
@@ -267,6 +271,10 @@ def run_sensitivity(
     threads : int, optional
     on_input : callable, optional
         Called with each input's label (progress).
+    block_map : BlockMap, optional
+        Where every run's blocks run (default: this process's threads; the
+        Dask map of :func:`simengine.distributed.cluster_block_map` for a
+        cluster). The table is bitwise the same wherever they run.
 
     Returns
     -------
@@ -276,7 +284,13 @@ def run_sensitivity(
         segment by ``swing_prob_hit`` (1 = largest).
     """
     inputs = sensitivity_inputs(params, plan, pct=pct)
-    kw: dict[str, Any] = {"paths": paths, "seed": seed, "batches": batches, "threads": threads}
+    kw: dict[str, Any] = {
+        "paths": paths,
+        "seed": seed,
+        "batches": batches,
+        "threads": threads,
+        "block_map": block_map,
+    }
     base = _runs.run(params, plan, **kw)
     rows: list[dict[str, Any]] = []
     for inp in inputs:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.planning import _runs
 from simengine.planning.scenarios import BASELINE, Scenario, apply_scenario
+
+if TYPE_CHECKING:
+    from simengine.engine.simulate import BlockMap
 
 __all__ = ["COLUMNS", "STRESS_STATS", "plot_stress", "run_stress", "write_stress"]
 
@@ -75,6 +78,7 @@ def run_stress(
     batches: int = 20,
     threads: int | None = None,
     on_scenario: Callable[[str], None] | None = None,
+    block_map: BlockMap | None = None,
 ) -> pd.DataFrame:
     """Run the baseline and every scenario on common random numbers.
 
@@ -97,6 +101,10 @@ def run_stress(
         Worker threads.
     on_scenario : callable, optional
         Called with each scenario's name before it runs (progress).
+    block_map : BlockMap, optional
+        Where every run's blocks run (default: this process's threads; the
+        Dask map of :func:`simengine.distributed.cluster_block_map` for a
+        cluster). The table is bitwise the same wherever they run.
 
     Returns
     -------
@@ -112,7 +120,14 @@ def run_stress(
     shocked = [(sc, *apply_scenario(params, plan, sc)) for sc in scenarios]
     if on_scenario:
         on_scenario(BASELINE)
-    base = _runs.run(params, plan, paths=paths, seed=seed, batches=batches, threads=threads)
+    kw: dict[str, Any] = {
+        "paths": paths,
+        "seed": seed,
+        "batches": batches,
+        "threads": threads,
+        "block_map": block_map,
+    }
+    base = _runs.run(params, plan, **kw)
     segments = [*params.segments, "total"]
     rows: list[dict[str, Any]] = []
     for g in segments:
@@ -123,7 +138,7 @@ def run_stress(
     for sc, p, pl in shocked:
         if on_scenario:
             on_scenario(sc.name)
-        r = _runs.run(p, pl, paths=paths, seed=seed, batches=batches, threads=threads)
+        r = _runs.run(p, pl, **kw)
         for g in segments:
             for m, s in STRESS_STATS:
                 d = _runs.paired(r, base, g, m, s)
