@@ -16,13 +16,23 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
   ``max{m : j < n_m}``: exact in distribution. Each conversion adds its own
   lognormal delay (continuous days); an event's day is the floor of its
   time. Units that stop at a stage at or after the pipeline stage leave the
-  pipeline after a delay from that stage's next-step delay distribution (an
-  assumption of the model, needed for coverage). Nothing is drawn for
-  events after the horizon.
-* **Open units** at day 0 with age ``a`` in stage ``s``: convert with
-  probability ``p (1 - F(a)) / (1 - p F(a))`` (``F`` = the step's delay CDF);
-  their next event (conversion or leaving) comes after
-  ``X - a``, ``X ~ delay | X > a``; later steps as for new units.
+  pipeline (are lost) after a draw from the next step's *leaving* law
+  ``G``: the fitted time to loss (``loss_mu``/``loss_sigma``) when the
+  parameters have it (``has_loss``), else the next step's delay law (the
+  assumption used without loss information; needed for coverage). Nothing
+  is drawn for events after the horizon.
+* **Open units** at day 0 with age ``a`` in stage ``s`` (``F`` = the step's
+  delay CDF, ``S_F = 1 - F``, ``p`` its conversion):
+
+  - with a time to loss ``G`` (the fitted cure model with a competing risk):
+    convert with ``p S_F(a) / (p S_F(a) + (1 - p) S_G(a))`` (``p`` if both
+    survivals are 0), then take the step after ``X - a``, ``X ~ F | X > a``;
+    otherwise are lost after ``X - a``, ``X ~ G | X > a``;
+  - without (non-converters are never lost): convert with
+    ``p S_F(a) / (1 - p F(a))`` and their next event (conversion or leaving)
+    comes after ``X - a``, ``X ~ F | X > a``;
+
+  later steps as for new units.
 * **Amounts**: a unit gets its amount when it enters the pipeline stage (its
   own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
   towards pipeline value until it wins or leaves, and towards revenue on the
@@ -61,12 +71,23 @@ lognormal_truncated_below = _rng.lognormal_truncated_below
 
 
 @jit
-def _lognormal_cdf(x, mu, sigma):  # pragma: no cover
+def _lognormal_sf(x, mu, sigma):  # pragma: no cover
+    """``P(X > x)`` for a lognormal ``X`` (1 at x <= 0; a step at ``exp(mu)`` if sigma is 0)."""
     if x <= 0.0:
-        return 0.0
+        return 1.0
     if sigma == 0.0:
-        return 1.0 if x >= math.exp(mu) else 0.0
-    return ndtr((math.log(x) - mu) / sigma)
+        return 0.0 if x >= math.exp(mu) else 1.0
+    return ndtr((mu - math.log(x)) / sigma)  # upper tail without 1 - CDF cancellation
+
+
+@jit
+def _truncated_below(state, mu, sigma, a):  # pragma: no cover
+    """LogNormal(mu, sigma) given ``X > a``; a point mass at ``max(e^mu, a)`` if sigma is 0."""
+    if sigma == 0.0:
+        return max(math.exp(mu), a)
+    if a <= 0.0:
+        return lognormal(state, mu, sigma)
+    return lognormal_truncated_below(state, mu, sigma, a)
 
 
 _SMALL_N = 64
@@ -104,6 +125,9 @@ def _cohort(  # pragma: no cover
     dsig,
     amu,
     asig,
+    lmu,
+    lsig,
+    has_loss,
     pipe,
     sim_days,
     start_off,
@@ -135,7 +159,7 @@ def _cohort(  # pragma: no cover
         for _ in range(counts[e + 1], n):
             amt = lognormal(s_amt, mu_a, sg_a)
             _pipe(pdv, pdc, g, day, amt, 1.0)
-            t_out = day + lognormal(s_leave, dmu[d, c, e], dsig[d, c, e])
+            t_out = day + lognormal(s_leave, lmu[d, c, e], lsig[d, c, e])
             if t_out < sim_days:
                 _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
     reached = S
@@ -165,7 +189,7 @@ def _cohort(  # pragma: no cover
                 _pipe(pdv, pdc, g, dd, amt, -1.0)
         if alive and reached < S and reached >= pipe:
             t_out = t + lognormal(
-                states[base + 1 + 2 * S + reached], dmu[d, c, reached], dsig[d, c, reached]
+                states[base + 1 + 2 * S + reached], lmu[d, c, reached], lsig[d, c, reached]
             )
             if t_out < sim_days:
                 _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
@@ -185,6 +209,9 @@ def _open_unit(  # pragma: no cover
     dsig,
     amu,
     asig,
+    lmu,
+    lsig,
+    has_loss,
     pipe,
     sim_days,
     start_off,
@@ -203,16 +230,21 @@ def _open_unit(  # pragma: no cover
     p = conv[d, c, s0]
     mu = dmu[d, c, s0]
     sg = dsig[d, c, s0]
-    f = _lognormal_cdf(a, mu, sg)
-    den = 1.0 - p * f
-    pc = p * (1.0 - f) / den if den > 0.0 else 1.0
-    converts = uniform(so) < pc
-    if sg == 0.0:
-        x = max(math.exp(mu), a)
-    elif a <= 0.0:
-        x = lognormal(so, mu, sg)
+    sf = _lognormal_sf(a, mu, sg)
+    if has_loss:
+        # competing risks: converts after F (prob p) or is lost after G (1 - p)
+        sl = _lognormal_sf(a, lmu[d, c, s0], lsig[d, c, s0])
+        den = p * sf + (1.0 - p) * sl
+        pc = p * sf / den if den > 0.0 else p
     else:
-        x = lognormal_truncated_below(so, mu, sg, a)
+        # never lost: a non-converter stays open for ever
+        den = 1.0 - p * (1.0 - sf)
+        pc = p * sf / den if den > 0.0 else 1.0
+    converts = uniform(so) < pc
+    if converts or not has_loss:
+        x = _truncated_below(so, mu, sg, a)
+    else:
+        x = _truncated_below(so, lmu[d, c, s0], lsig[d, c, s0], a)
     t = max(x - a, 0.0)
     if not converts:
         if s0 >= pipe and t < sim_days:
@@ -237,7 +269,7 @@ def _open_unit(  # pragma: no cover
             t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
         else:
             if s >= pipe:
-                t_out = t + lognormal(so, dmu[d, c, s], dsig[d, c, s])
+                t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
                 if t_out < sim_days:
                     _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
             return
@@ -256,6 +288,9 @@ def _path(  # pragma: no cover
     trend,
     amu,
     asig,
+    lmu,
+    lsig,
+    has_loss,
     cseg,
     active,
     ocell,
@@ -328,6 +363,9 @@ def _path(  # pragma: no cover
                             dsig,
                             amu,
                             asig,
+                            lmu,
+                            lsig,
+                            has_loss,
                             pipe,
                             sim_days,
                             start_off,
@@ -358,6 +396,9 @@ def _path(  # pragma: no cover
                 dsig,
                 amu,
                 asig,
+                lmu,
+                lsig,
+                has_loss,
                 pipe,
                 sim_days,
                 start_off,
@@ -450,6 +491,9 @@ def paths_kernel(  # pragma: no cover
     trend,
     amu,
     asig,
+    lmu,
+    lsig,
+    has_loss,
     cseg,
     active,
     ocell,
@@ -493,6 +537,9 @@ def paths_kernel(  # pragma: no cover
             trend,
             amu,
             asig,
+            lmu,
+            lsig,
+            has_loss,
             cseg,
             active,
             ocell,
@@ -539,6 +586,9 @@ def block_kernel(  # pragma: no cover
     trend,
     amu,
     asig,
+    lmu,
+    lsig,
+    has_loss,
     cseg,
     active,
     ocell,
@@ -597,6 +647,9 @@ def block_kernel(  # pragma: no cover
             trend,
             amu,
             asig,
+            lmu,
+            lsig,
+            has_loss,
             cseg,
             active,
             ocell,

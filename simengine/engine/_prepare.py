@@ -9,6 +9,13 @@ weekly rate is ``units / (period_days / 7)``, split across the segment's cells
 in proportion to each draw's own rates (equally if they are all zero), and
 the arrival trend of those cells and stage is set to 0 (the plan gives the
 level).
+
+Time to loss: when the parameters carry ``loss_mu``/``loss_sigma`` (the
+fitted competing risk), ``has_loss`` is 1 and ``leave_mu``/``leave_sigma`` are
+those arrays: a unit that does not take a step is lost after a draw from
+them. Without them ``has_loss`` is 0 and ``leave_mu``/``leave_sigma`` are the
+step delay arrays (the documented assumption of an assumptions file: a
+non-converter leaves the pipeline after a draw from the step's delay law).
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class Prepared:
     :class:`~simengine.params.FunnelParameters`), the open units, and the day
     layout: ``sim_days``, ``start_off``, ``end_off``, ``week_days`` (day index of
     each week end in the period), ``targets`` (one per segment, then total).
+    ``has_loss`` (0/1) says whether ``leave_mu``/``leave_sigma`` (shape (draw,
+    cell, step)) are the fitted time to loss or the step delays.
     """
 
     params: FunnelParameters
@@ -48,6 +57,9 @@ class Prepared:
     arrival_trend: FloatArray
     deal_size_mu: FloatArray
     deal_size_sigma: FloatArray
+    has_loss: int
+    leave_mu: FloatArray
+    leave_sigma: FloatArray
     cell_segment: IntArray
     entry_active: IntArray
     open_cell: IntArray
@@ -130,6 +142,14 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
     ):
         if not np.all(np.isfinite(getattr(params, name))):
             raise ValueError(f"FunnelParameters.{name} has non-finite values")
+    loss_mu, loss_sigma = params.loss_mu, params.loss_sigma
+    has_loss = loss_mu is not None and loss_sigma is not None
+    if (
+        loss_mu is not None
+        and loss_sigma is not None
+        and not (np.all(np.isfinite(loss_mu)) and np.all(np.isfinite(loss_sigma)))
+    ):
+        raise ValueError("FunnelParameters.loss_mu/loss_sigma have non-finite values")
     ou = params.open_units
     if len(ou) and (not np.all(np.isfinite(ou.age_days)) or np.any(np.isinf(ou.amount))):
         raise ValueError("open units need finite ages and finite (or NaN = unknown) amounts")
@@ -176,6 +196,9 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         arrival_trend=_c(trend),
         deal_size_mu=_c(params.deal_size_mu),
         deal_size_sigma=_c(params.deal_size_sigma),
+        has_loss=int(has_loss),
+        leave_mu=_c(loss_mu if loss_mu is not None else params.delay_mu),
+        leave_sigma=_c(loss_sigma if loss_sigma is not None else params.delay_sigma),
         cell_segment=_c(params.cell_segment, np.int64),
         entry_active=_c(entry_active, np.int64),
         open_cell=_c(ou.cell, np.int64),

@@ -40,6 +40,25 @@ class _Acc:
         np.add.at(self.ent, (path[inp], g[inp], np.full(int(inp.sum()), stage)), 1)
 
 
+def _lognormal_sf(a: F64, mu: F64, sg: F64) -> F64:
+    """``P(X > a)``, lognormal ``X``; a step at ``exp(mu)`` where ``sg`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (mu - np.log(a)) / sg
+        sf = np.where(a > 0, special.ndtr(z), 1.0)
+    step = np.where(a >= np.exp(mu), 0.0, 1.0)
+    return np.asarray(np.where(sg == 0, step, sf), dtype=np.float64)
+
+
+def _truncated_below(rng: np.random.Generator, mu: F64, sg: F64, a: F64) -> F64:
+    """LogNormal(mu, sg) given ``X > a``: inversion of the upper tail, ``Z = -ndtri(U Q(z))``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.log(a) - mu) / sg
+        q = np.where(a > 0, special.ndtr(-z), 1.0)
+        zz = np.maximum(-special.ndtri(rng.random(a.size) * q), np.where(a > 0, z, -np.inf))
+        x = np.maximum(np.exp(mu + sg * zz), a)
+    return np.asarray(np.where(sg == 0, np.maximum(np.exp(mu), a), x), dtype=np.float64)
+
+
 def _units(
     rng: np.random.Generator,
     acc: _Acc,
@@ -80,8 +99,13 @@ def _units(
         conv = rng.random(path.size) < pr.conversion[d, c, stage]
         delay = np.exp(rng.normal(pr.delay_mu[d, c, stage], pr.delay_sigma[d, c, stage]))
         if stage >= pr.pipeline_stage:
+            # non-converters leave the pipeline after a draw from the leaving law
+            # (time to loss, or the step's delay law without loss information)
             lost = ~conv
-            t_out = t[lost] + delay[lost]
+            dl, cl = d[lost], c[lost]
+            t_out = t[lost] + np.exp(
+                rng.normal(pr.leave_mu[dl, cl, stage], pr.leave_sigma[dl, cl, stage])
+            )
             ok = t_out < pr.sim_days
             acc.pipe(path[lost][ok], g[lost][ok], t_out[ok].astype(np.int64), amt[lost][ok], -1.0)
         path, d, c, t, amt = path[conv], d[conv], c[conv], t[conv] + delay[conv], amt[conv]
@@ -155,17 +179,20 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
         acc.pipe(path[in_pipe], g[in_pipe], np.full(int(in_pipe.sum()), -1), amt[in_pipe], 1.0)
         p = pr.conversion[d, oc, s0]
         mu, sg = pr.delay_mu[d, oc, s0], pr.delay_sigma[d, oc, s0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (np.log(a) - mu) / sg
-            f = np.where(a > 0, special.ndtr(z), 0.0)
-            den = 1.0 - p * f
-            pc = np.where(den > 0, p * (1.0 - f) / den, 1.0)
+        sf = _lognormal_sf(a, mu, sg)
+        if pr.has_loss:
+            lmu, lsg = pr.leave_mu[d, oc, s0], pr.leave_sigma[d, oc, s0]
+            den = p * sf + (1.0 - p) * _lognormal_sf(a, lmu, lsg)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pc = np.where(den > 0, p * sf / den, p)
+        else:
+            den = 1.0 - p * (1.0 - sf)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pc = np.where(den > 0, p * sf / den, 1.0)
         conv = rng.random(path.size) < pc
-        # X | X > a by inversion of the upper tail: Z = -ndtri(U * Q(z)).
-        q = np.where(a > 0, special.ndtr(-z), 1.0)
-        zz = np.maximum(-special.ndtri(rng.random(path.size) * q), np.where(a > 0, z, -np.inf))
-        x = np.maximum(np.exp(mu + sg * zz), a)
-        x = np.where(sg == 0, np.maximum(np.exp(mu), a), x)
+        x = _truncated_below(rng, mu, sg, a)
+        if pr.has_loss:
+            x = np.where(conv, x, _truncated_below(rng, lmu, lsg, a))
         t = np.maximum(x - a, 0.0)
         lost = ~conv & in_pipe & (t < days)
         acc.pipe(path[lost], g[lost], t[lost].astype(np.int64), amt[lost], -1.0)

@@ -29,9 +29,15 @@ def make_params(
     deal_sigma: float = 0.4,
     pipeline_stage: int | None = None,
     open_units: OpenUnits | None = None,
+    loss_median: float | tuple[float, ...] | None = None,
+    loss_sigma: float = 0.7,
     seed: int = 0,
 ) -> FunnelParameters:
-    """Parameters with the same values in every cell (optionally uncertain conversion)."""
+    """Parameters with the same values in every cell (optionally uncertain conversion).
+
+    ``loss_median`` (days, per step) gives the fitted time to loss of
+    non-converters (lognormal with log-sd ``loss_sigma``); None = no loss law.
+    """
     rng = np.random.default_rng(seed)
     cells = tuple(f"{s}/{c}" for s in segments for c in channels) if channels else segments
     n_c, n_s = len(cells), len(stages) - 1
@@ -54,6 +60,8 @@ def make_params(
         arrival_trend=full(trend),
         deal_size_mu=np.full((draws, n_c), np.log(deal_median)),
         deal_size_sigma=np.full((draws, n_c), deal_sigma),
+        loss_mu=None if loss_median is None else np.log(full(loss_median)),
+        loss_sigma=None if loss_median is None else full(loss_sigma),
         open_units=open_units if open_units is not None else OpenUnits.empty(),
     )
 

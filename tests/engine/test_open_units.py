@@ -78,3 +78,137 @@ def test_overdue_degenerate_delay_converts_at_once() -> None:
         )
         pm = run_paths(prepare(params, make_plan(("a",), target=1.0)), 0, 50, seed=1)
         np.testing.assert_array_equal(pm.cum_revenue[:, 0, 0], won)
+
+
+# --------------------------------------------------------------------------- competing risk
+# With a fitted time to loss G (lognormal, median LOSS_MEDIAN, log-sd LOSS_SIGMA) an
+# open unit aged a converts with pc = p S_F(a) / (p S_F(a) + (1 - p) S_G(a)), then
+# takes the step after X - a, X ~ F | X > a, or is lost after X - a, X ~ G | X > a.
+LOSS_MEDIAN, LOSS_SIGMA = 30.0, 0.7
+
+
+def _one_step(p: float, ou: OpenUnits | None = None, rate: float = 0.0, loss: bool = True):
+    return make_params(
+        stages=("opp", "won"),
+        segments=("a",),
+        channels=(),
+        conversion=p,
+        delay_median=MEDIAN,
+        delay_sigma=SIGMA,
+        rate=rate,
+        deal_median=1.0,
+        deal_sigma=0.0,
+        pipeline_stage=0,
+        open_units=ou,
+        loss_median=LOSS_MEDIAN if loss else None,
+        loss_sigma=LOSS_SIGMA,
+    )
+
+
+@pytest.mark.parametrize("age", [0.0, 15.0, 40.0])
+def test_competing_risk_conversion_and_loss_timing(age: float) -> None:
+    """Won by day k and still open at week end w, per path, are Binomial(U, q) counts.
+
+    q_k = pc (F(a + k + 1) - F(a)) / S_F(a) (won by the end of day k: its
+    continuous time a + k + 1 not yet passed), r_w = pc S_F(a + w + 1) / S_F(a)
+    + (1 - pc) S_G(a + w + 1) / S_G(a) (open at the end of day w). Tolerance 4 SE
+    of the mean count over N paths (U units each, independent given the fixed
+    parameters).
+    """
+    ou = OpenUnits(np.zeros(U, np.int64), np.zeros(U, np.int64), np.full(U, age), np.ones(U))
+    params = _one_step(P, ou)
+    pm = run_paths(prepare(params, make_plan(("a",), target=1e9, weeks=52)), 0, N, seed=22)
+    f = stats.lognorm(s=SIGMA, scale=MEDIAN)
+    g = stats.lognorm(s=LOSS_SIGMA, scale=LOSS_MEDIAN)
+    sf, sg = f.sf(age), g.sf(age)
+    pc = P * sf / (P * sf + (1 - P) * sg)
+    old_pc = P * sf / (1 - P * (1 - sf))  # the never-lost law
+    for k in (0, 5, 10, 30, 363):
+        q = pc * (f.sf(age) - f.sf(age + k + 1)) / sf
+        won = pm.cum_revenue[:, 0, k]
+        se = np.sqrt(U * q * (1 - q) / N)
+        assert abs(won.mean() - U * q) <= 4 * se, (age, k, won.mean(), U * q)
+    if age > 0:
+        # power: the never-lost law is > 10 SE away at the horizon
+        se = np.sqrt(U * pc * (1 - pc) / N)
+        assert abs(U * old_pc - U * pc) > 10 * se
+    for w_idx, w in ((0, 6), (1, 13), (3, 27), (8, 62)):
+        r = pc * f.sf(age + w + 1) / sf + (1 - pc) * g.sf(age + w + 1) / sg
+        open_n = pm.week_coverage[:, 0, w_idx] * 1e9
+        se = np.sqrt(U * r * (1 - r) / N)
+        assert abs(open_n.mean() - U * r) <= 4 * se, (age, w, open_n.mean(), U * r)
+
+
+def test_competing_risk_loss_time_distribution() -> None:
+    """p = 0: every open unit is lost, at X - a with X ~ G | X > a (one-sample KS).
+
+    The unit's exit day is the first week end at which it is no longer open;
+    with one unit per path and daily resolution we compare the open indicator
+    at every week end with S_G(a + w + 1) / S_G(a) (4 SE), and the whole
+    distribution of the exit week with a chi-square test (alpha 0.001).
+    """
+    age = 12.0
+    ou = OpenUnits(np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, age), np.ones(1))
+    params = _one_step(0.0, ou)
+    plan = make_plan(("a",), target=1.0, weeks=26)
+    pm = run_paths(prepare(params, plan), 0, N, seed=23)
+    assert np.all(pm.cum_revenue == 0)
+    g = stats.lognorm(s=LOSS_SIGMA, scale=LOSS_MEDIAN)
+    week_days = np.arange(6, 7 * 26, 7)
+    open_at = pm.week_coverage[:, 0, :]  # 1 while open, then 0
+    assert np.all(np.diff(open_at, axis=1) <= 0)
+    r = g.sf(age + week_days + 1) / g.sf(age)
+    se = np.sqrt(r * (1 - r) / N)
+    assert np.all(np.abs(open_at.mean(axis=0) - r) <= 4 * se + 1e-12)
+    # exit week: index of the first week end at which the unit is closed (26 = never)
+    exit_week = np.where(open_at.min(axis=1) == 0, open_at.argmin(axis=1), 26)
+    cdf = np.concatenate([[0.0], 1 - r, [1.0]])
+    expect = np.diff(cdf) * N
+    obs = np.bincount(exit_week, minlength=27)
+    keep = expect >= 5
+    o = np.append(obs[keep], N - obs[keep].sum())
+    e = np.append(expect[keep], N - expect[keep].sum())
+    assert stats.chisquare(o, e).pvalue > 1e-3
+
+
+def test_new_units_leave_after_the_loss_law() -> None:
+    """Arrivals at the pipeline stage: open at the end of day w is Poisson.
+
+    A unit arriving on day j (time j) is open at the end of day w iff its exit
+    time X (delay if it converts, time to loss if not) is >= w + 1 - j; daily
+    counts are Poisson(rate / 7), so the open count is Poisson with mean
+    sum_j rate / 7 (p S_F(w + 1 - j) + (1 - p) S_G(w + 1 - j)). With the
+    never-lost law the leavers would follow F instead: the check has power.
+    """
+    rate, p = 14.0, 0.3
+    plan = make_plan(("a",), target=1.0, weeks=13)
+    f = stats.lognorm(s=SIGMA, scale=MEDIAN)
+    g = stats.lognorm(s=LOSS_SIGMA, scale=LOSS_MEDIAN)
+    pm = run_paths(prepare(_one_step(p, rate=rate), plan), 0, N, seed=24)
+    for w_idx, w in ((0, 6), (2, 20), (8, 62), (12, 90)):
+        x = w + 1 - np.arange(w + 1)
+        mean = rate / 7 * np.sum(p * f.sf(x) + (1 - p) * g.sf(x))
+        got = pm.week_coverage[:, 0, w_idx]
+        assert abs(got.mean() - mean) <= 4 * np.sqrt(mean / N), (w, got.mean(), mean)
+        assert abs(got.var() - mean) <= 4 * np.sqrt((mean + 2 * mean**2) / N), (w, got.var())
+        old = rate / 7 * np.sum(f.sf(x))
+        assert abs(old - mean) > 10 * np.sqrt(mean / N)
+    # without the loss law the leavers follow F: a different, also exact, mean
+    pm0 = run_paths(prepare(_one_step(p, rate=rate, loss=False), plan), 0, N, seed=24)
+    x = 63 - np.arange(63)
+    mean0 = rate / 7 * np.sum(f.sf(x))
+    got0 = pm0.week_coverage[:, 0, 8]
+    assert abs(got0.mean() - mean0) <= 4 * np.sqrt(mean0 / N)
+
+
+def test_prepare_leaving_law() -> None:
+    """Without loss params the leaving law is the step delay law (has_loss 0)."""
+    plan = make_plan(("a",))
+    with_loss = prepare(_one_step(P), plan)
+    assert with_loss.has_loss == 1
+    np.testing.assert_allclose(with_loss.leave_mu, np.log(LOSS_MEDIAN))
+    np.testing.assert_allclose(with_loss.leave_sigma, LOSS_SIGMA)
+    without = prepare(_one_step(P, loss=False), plan)
+    assert without.has_loss == 0
+    np.testing.assert_array_equal(without.leave_mu, without.delay_mu)
+    np.testing.assert_array_equal(without.leave_sigma, without.delay_sigma)

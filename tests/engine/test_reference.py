@@ -1,7 +1,8 @@
 """The Numba engine and the plain NumPy reference agree in distribution.
 
-Both simulate the same path model with different random numbers. Per
-configuration, n = m = 3000 paths each:
+Both simulate the same path model with different random numbers (one
+configuration has the fitted time to loss, the competing-risk law of open
+units and of leavers). Per configuration, n = m = 3000 paths each:
 
 * two-sample KS on total revenue and on the coverage at the period start,
   alpha = 0.001: the critical distance is 1.95 * sqrt(2 / 3000) = 0.050, so a
@@ -50,6 +51,21 @@ def _configs():
                 delay_median=(5.0, 10.0, 30.0),
             ),
             make_plan(target=600_000.0, start_delay_days=14, horizon_days=140),
+        ),
+    )
+    yield (
+        "fitted time to loss, open units in every stage, sales-sourced pipeline",
+        (
+            make_params(
+                rate=(20.0, 0.0, 1.5),
+                dispersion=0.1,
+                conversion_sd=0.03,
+                pipeline_stage=1,
+                open_units=random_open_units(300, 6, 3, seed=2),
+                loss_median=(12.0, 20.0, 35.0),
+                loss_sigma=0.8,
+            ),
+            make_plan(target=400_000.0, start_delay_days=7),
         ),
     )
     yield (
@@ -144,3 +160,21 @@ def test_engine_matches_reference_large() -> None:
             assert stats.ks_2samp(a.scalars[:, g, k], b.scalars[:, g, k]).pvalue > 1e-3, (g, k)
     for day in (30, 60, 90):
         assert stats.ks_2samp(a.cum_revenue[:, -1, day], b.cum_revenue[:, -1, day]).pvalue > 1e-3
+
+
+def test_comparison_detects_the_loss_law() -> None:
+    """The engine with a time to loss against the reference without one differs."""
+    with_loss = make_params(
+        rate=(20.0, 0.0, 1.5),
+        draws=7,
+        pipeline_stage=1,
+        open_units=random_open_units(300, 6, 3, seed=2),
+        loss_median=(12.0, 20.0, 35.0),
+        loss_sigma=0.8,
+    )
+    without = with_loss.with_arrays(loss_mu=None, loss_sigma=None)  # type: ignore[arg-type]
+    plan = make_plan(target=400_000.0, start_delay_days=7)
+    a = run_paths(prepare(with_loss, plan), 0, N, seed=31)
+    b = reference_paths(prepare(without, plan), N, seed=32)
+    assert stats.ks_2samp(a.scalars[:, 3, 2], b.scalars[:, 3, 2]).pvalue < 1e-3  # coverage
+    assert stats.ks_2samp(a.scalars[:, 3, 0], b.scalars[:, 3, 0]).pvalue < 1e-3  # revenue
