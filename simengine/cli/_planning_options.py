@@ -74,13 +74,13 @@ ClusterOpt = Annotated[
 
 def planning_inputs(
     plan_file: Path,
-    *,
-    out: Path | None,
-    force: bool,
     posterior: Path | None,
     assumptions: Path | None,
     draws: int,
     seed: int,
+    *,
+    out: Path | None,
+    force: bool,
     cluster: str | None,
     paths: int | None = None,
     batches: int | None = None,

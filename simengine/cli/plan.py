@@ -20,18 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from simengine.cli import _planning_options as opt
 from simengine.cli._common import atomic_dir, console
-from simengine.cli._planning_options import (
-    AssumptionsOpt,
-    ClusterOpt,
-    DrawsOpt,
-    ForceOpt,
-    MaybePlanOpt,
-    PosteriorOpt,
-    SeedOpt,
-    block_map_for,
-    planning_inputs,
-)
 from simengine.errors import InputError
 
 if TYPE_CHECKING:
@@ -108,9 +98,9 @@ def _print_table(wide: pd.DataFrame, title: str) -> None:
 
 
 def plan_command(
-    plan_file: MaybePlanOpt = None,
-    posterior: PosteriorOpt = None,
-    assumptions: AssumptionsOpt = None,
+    plan_file: opt.MaybePlanOpt = None,
+    posterior: opt.PosteriorOpt = None,
+    assumptions: opt.AssumptionsOpt = None,
     target: Annotated[
         float | None, typer.Option("--target", help="Quick form: revenue target.")
     ] = None,
@@ -149,18 +139,18 @@ def plan_command(
     paths: Annotated[
         int, typer.Option("--paths", min=1, help="Goal seek: paths per evaluation.")
     ] = 20_000,
-    seed: SeedOpt = 20270104,
+    seed: opt.SeedOpt = 20270104,
     goal_seek: Annotated[
         bool,
         typer.Option("--goal-seek/--no-goal-seek", help="Run the probabilistic goal seek."),
     ] = True,
-    draws: DrawsOpt = 4000,
+    draws: opt.DrawsOpt = 4000,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write reverse.csv, capacity.csv, goalseek.csv here."),
     ] = None,
-    force: ForceOpt = False,
-    cluster: ClusterOpt = None,
+    force: opt.ForceOpt = False,
+    cluster: opt.ClusterOpt = None,
 ) -> None:
     """Reverse funnel from target to units per stage, with the probabilistic answer beside it."""
     import pandas as pd
@@ -238,15 +228,8 @@ def plan_command(
                 "give --plan with --posterior/--assumptions, or the quick form (--target ...)",
                 column="--plan",
             )
-        params, plan = planning_inputs(
-            plan_file,
-            out=out,
-            force=force,
-            posterior=posterior,
-            assumptions=assumptions,
-            draws=draws,
-            seed=seed,
-            cluster=cluster,
+        params, plan = opt.planning_inputs(
+            plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster
         )
         sources = sources_from_params(params, plan)
         pipe = params.stages[params.pipeline_stage]
@@ -283,7 +266,7 @@ def plan_command(
             from simengine.planning.goalseek import goal_seek_table
 
             qs = _floats(quantiles, "--quantiles")
-            with block_map_for(cluster) as block_map:
+            with opt.block_map_for(cluster) as block_map:
                 gs = goal_seek_table(
                     params,
                     plan,

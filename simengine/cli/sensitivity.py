@@ -7,31 +7,19 @@ from typing import Annotated
 
 import typer
 
+from simengine.cli import _planning_options as opt
 from simengine.cli._common import console
-from simengine.cli._planning_options import (
-    AssumptionsOpt,
-    BatchesOpt,
-    ClusterOpt,
-    DrawsOpt,
-    ForceOpt,
-    PlanOpt,
-    PosteriorOpt,
-    SeedOpt,
-    ThreadsOpt,
-    block_map_for,
-    planning_inputs,
-)
 
 __all__ = ["register"]
 
 
 def sensitivity(
-    plan_file: PlanOpt,
+    plan_file: opt.PlanOpt,
     out: Annotated[
         Path, typer.Option("--out", help="Output directory (sensitivity.csv, tornado.png).")
     ],
-    posterior: PosteriorOpt = None,
-    assumptions: AssumptionsOpt = None,
+    posterior: opt.PosteriorOpt = None,
+    assumptions: opt.AssumptionsOpt = None,
     pct: Annotated[
         float | None,
         typer.Option("--pct", help="Move inputs by ±pct (e.g. 0.1) instead of one posterior sd."),
@@ -39,12 +27,12 @@ def sensitivity(
     paths: Annotated[
         int, typer.Option("--paths", min=2, help="Paths per run (2 per input + 1).")
     ] = 20_000,
-    seed: SeedOpt = 20270104,
-    batches: BatchesOpt = 10,
-    draws: DrawsOpt = 4000,
-    threads: ThreadsOpt = None,
-    force: ForceOpt = False,
-    cluster: ClusterOpt = None,
+    seed: opt.SeedOpt = 20270104,
+    batches: opt.BatchesOpt = 10,
+    draws: opt.DrawsOpt = 4000,
+    threads: opt.ThreadsOpt = None,
+    force: opt.ForceOpt = False,
+    cluster: opt.ClusterOpt = None,
 ) -> None:
     """Change in P(hit) and P50 revenue when each input moves down and up, ranked."""
     from simengine.errors import InputError
@@ -52,19 +40,11 @@ def sensitivity(
 
     if pct is not None and not 0 < pct < 1:
         raise InputError.single("<command line>", "must lie in (0, 1)", column="--pct", value=pct)
-    params, plan = planning_inputs(
-        plan_file,
-        out=out,
-        force=force,
-        posterior=posterior,
-        assumptions=assumptions,
-        draws=draws,
-        seed=seed,
-        cluster=cluster,
-        paths=paths,
-        batches=batches,
+    params, plan = opt.planning_inputs(
+        plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
+        paths=paths, batches=batches
     )
-    with block_map_for(cluster) as block_map:
+    with opt.block_map_for(cluster) as block_map:
         df = run_sensitivity(
             params,
             plan,

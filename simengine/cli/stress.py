@@ -7,58 +7,38 @@ from typing import Annotated
 
 import typer
 
+from simengine.cli import _planning_options as opt
 from simengine.cli._common import console
-from simengine.cli._planning_options import (
-    AssumptionsOpt,
-    BatchesOpt,
-    ClusterOpt,
-    DrawsOpt,
-    ForceOpt,
-    PlanOpt,
-    PosteriorOpt,
-    SeedOpt,
-    ThreadsOpt,
-    block_map_for,
-    planning_inputs,
-)
 
 __all__ = ["register"]
 
 
 def stress(
-    plan_file: PlanOpt,
+    plan_file: opt.PlanOpt,
     scenarios_file: Annotated[
         Path, typer.Option("--scenarios", help="Scenario TOML (see models/scenarios/).")
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory (stress.csv, stress.png).")],
-    posterior: PosteriorOpt = None,
-    assumptions: AssumptionsOpt = None,
+    posterior: opt.PosteriorOpt = None,
+    assumptions: opt.AssumptionsOpt = None,
     paths: Annotated[int, typer.Option("--paths", min=2, help="Paths per scenario.")] = 200_000,
-    seed: SeedOpt = 20270104,
-    batches: BatchesOpt = 20,
-    draws: DrawsOpt = 4000,
-    threads: ThreadsOpt = None,
-    force: ForceOpt = False,
-    cluster: ClusterOpt = None,
+    seed: opt.SeedOpt = 20270104,
+    batches: opt.BatchesOpt = 20,
+    draws: opt.DrawsOpt = 4000,
+    threads: opt.ThreadsOpt = None,
+    force: opt.ForceOpt = False,
+    cluster: opt.ClusterOpt = None,
 ) -> None:
     """Run every scenario and the baseline on the same random numbers; write stress.csv."""
     from simengine.planning.scenarios import load_scenarios
     from simengine.planning.stress import run_stress, write_stress
 
-    params, plan = planning_inputs(
-        plan_file,
-        out=out,
-        force=force,
-        posterior=posterior,
-        assumptions=assumptions,
-        draws=draws,
-        seed=seed,
-        cluster=cluster,
-        paths=paths,
-        batches=batches,
+    params, plan = opt.planning_inputs(
+        plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
+        paths=paths, batches=batches
     )
     scenarios = load_scenarios(scenarios_file)
-    with block_map_for(cluster) as block_map:
+    with opt.block_map_for(cluster) as block_map:
         df = run_stress(
             params,
             plan,

@@ -22,7 +22,9 @@ difference of independent estimates is the sum of their variances).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ from simengine.provenance import package_versions
 if TYPE_CHECKING:
     from simengine.engine.simulate import BlockMap
 
-__all__ = ["KEYS", "Paired", "Run", "batch_se", "paired", "run"]
+__all__ = ["KEYS", "Paired", "Run", "batch_se", "paired", "run", "runner"]
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("attainment", "prob_hit"),
@@ -154,6 +156,20 @@ def run(
         weights=np.asarray(weights),
         paths=paths,
         seed=seed,
+    )
+
+
+def runner(
+    *,
+    paths: int,
+    seed: int,
+    batches: int,
+    threads: int | None = None,
+    block_map: BlockMap | None = None,
+) -> Callable[[FunnelParameters, Plan], Run]:
+    """Return ``run`` with these options bound: every run of a study on the same blocks."""
+    return functools.partial(
+        run, paths=paths, seed=seed, batches=batches, threads=threads, block_map=block_map
     )
 
 

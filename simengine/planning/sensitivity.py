@@ -284,14 +284,10 @@ def run_sensitivity(
         segment by ``swing_prob_hit`` (1 = largest).
     """
     inputs = sensitivity_inputs(params, plan, pct=pct)
-    kw: dict[str, Any] = {
-        "paths": paths,
-        "seed": seed,
-        "batches": batches,
-        "threads": threads,
-        "block_map": block_map,
-    }
-    base = _runs.run(params, plan, **kw)
+    run = _runs.runner(
+        paths=paths, seed=seed, batches=batches, threads=threads, block_map=block_map
+    )
+    base = run(params, plan)
     rows: list[dict[str, Any]] = []
     for inp in inputs:
         if on_input:
@@ -301,7 +297,7 @@ def run_sensitivity(
             ("up", inp.up, inp.up_value),
         ):
             p, pl = apply_shock(params, plan, shock)
-            r = _runs.run(p, pl, **kw)
+            r = run(p, pl)
             for g in (inp.segment, "total"):
                 hit = _runs.paired(r, base, g, "attainment", "prob_hit")
                 p50 = _runs.paired(r, base, g, "revenue", "p50")

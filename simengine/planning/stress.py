@@ -120,14 +120,10 @@ def run_stress(
     shocked = [(sc, *apply_scenario(params, plan, sc)) for sc in scenarios]
     if on_scenario:
         on_scenario(BASELINE)
-    kw: dict[str, Any] = {
-        "paths": paths,
-        "seed": seed,
-        "batches": batches,
-        "threads": threads,
-        "block_map": block_map,
-    }
-    base = _runs.run(params, plan, **kw)
+    run = _runs.runner(
+        paths=paths, seed=seed, batches=batches, threads=threads, block_map=block_map
+    )
+    base = run(params, plan)
     segments = [*params.segments, "total"]
     rows: list[dict[str, Any]] = []
     for g in segments:
@@ -138,7 +134,7 @@ def run_stress(
     for sc, p, pl in shocked:
         if on_scenario:
             on_scenario(sc.name)
-        r = _runs.run(p, pl, **kw)
+        r = run(p, pl)
         for g in segments:
             for m, s in STRESS_STATS:
                 d = _runs.paired(r, base, g, m, s)
