@@ -424,3 +424,59 @@ def test_a_running_scheduler_by_address(
     assert info["warmed"]
     # 2 Dask threads on this worker: each task's Numba pool is cores // 2
     assert info["numba_threads"] == max(1, available_cores() // 2)
+
+
+# ------------------------------------------------------------------ one orchestration
+
+
+def test_simulate_with_a_block_map_uses_it_and_gives_the_same_bytes() -> None:
+    """A custom block map (here: blocks run backwards, re-ordered) is used and changes nothing."""
+    from simengine.engine.simulate import thread_block_map
+
+    params, plan = small_problem()
+    calls: list[int] = []
+
+    def reversed_map(prepared, blocks, seed):  # type: ignore[no-untyped-def]
+        calls.append(len(blocks))
+        done = {b.index: run_block(prepared, b, seed) for b in reversed(blocks)}
+        return [done[b.index] for b in blocks]
+
+    kw = {"paths": 5_000, "seed": SEED, "block_size": 1_000}
+    ref = simulate(params, plan, threads=2, **kw)  # type: ignore[arg-type]
+    got = simulate(params, plan, block_map=reversed_map, **kw)  # type: ignore[arg-type]
+    assert calls == [5]
+    assert got.summary.to_csv(index=False) == ref.summary.to_csv(index=False)
+    one = simulate(params, plan, block_map=thread_block_map(1), **kw)  # type: ignore[arg-type]
+    assert one.summary.to_csv(index=False) == ref.summary.to_csv(index=False)
+
+
+def test_run_blocks_rejects_a_block_map_out_of_order_or_short() -> None:
+    from simengine.engine.simulate import run_blocks
+
+    params, plan = small_problem()
+    prepared = prepare(params, plan)
+
+    def swapped(prepared, blocks, seed):  # type: ignore[no-untyped-def]
+        return [run_block(prepared, b, seed) for b in (blocks[1], blocks[0])]
+
+    def short(prepared, blocks, seed):  # type: ignore[no-untyped-def]
+        return [run_block(prepared, blocks[0], seed)]
+
+    with pytest.raises(RuntimeError, match="expected 0"):
+        run_blocks(prepared, 200, SEED, 100, 1, block_map=swapped)
+    with pytest.raises(RuntimeError, match="100 of 200 paths"):
+        run_blocks(prepared, 200, SEED, 100, 1, block_map=short)
+
+
+def test_cluster_block_map_connects_only_when_blocks_run() -> None:
+    """Entering and leaving it contacts nothing; None means in-process."""
+    from simengine.distributed import cluster_block_map
+
+    t0 = time.perf_counter()
+    with cluster_block_map("tcp://127.0.0.1:1", timeout=30.0) as block_map:
+        assert callable(block_map)
+    assert time.perf_counter() - t0 < 1.0  # no 30 s connection attempt
+    with cluster_block_map(None) as none:
+        assert none is None
+    with pytest.raises(InputError), cluster_block_map("local:0"):
+        pass  # malformed: rejected on entry
