@@ -41,6 +41,7 @@ import pandas as pd
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.planning import _runs
+from simengine.planning._output import write_table_and_chart
 from simengine.planning.goalseek import expected_units
 from simengine.planning.scenarios import Shock, apply_shock
 from simengine.planning.stress import plot_stress
@@ -438,17 +439,11 @@ def plot_tornado(df: pd.DataFrame, ax: Any = None, *, segment: str = "total", to
 
 def write_sensitivity(df: pd.DataFrame, out_dir: str | Path, *, force: bool = False) -> Path:
     """Write ``sensitivity.csv`` and ``tornado.png`` atomically into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from simengine.cli._common import atomic_dir
-
-    out = Path(out_dir)
-    with atomic_dir(out, force=force) as tmp:
-        df.to_csv(tmp / "sensitivity.csv", index=False, na_rep="nan")
-        fig = plot_tornado(df)
-        fig.savefig(tmp / "tornado.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return out
+    return write_table_and_chart(
+        df,
+        out_dir,
+        csv_name="sensitivity.csv",
+        png_name="tornado.png",
+        plot=plot_tornado,
+        force=force,
+    )

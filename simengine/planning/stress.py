@@ -35,6 +35,7 @@ import pandas as pd
 from simengine.params import FunnelParameters
 from simengine.plan import Plan
 from simengine.planning import _runs
+from simengine.planning._output import write_table_and_chart
 from simengine.planning.scenarios import BASELINE, Scenario, apply_scenario
 
 if TYPE_CHECKING:
@@ -163,20 +164,9 @@ def _row(*values: Any) -> dict[str, Any]:
 
 def write_stress(df: pd.DataFrame, out_dir: str | Path, *, force: bool = False) -> Path:
     """Write ``stress.csv`` and its chart ``stress.png`` atomically into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from simengine.cli._common import atomic_dir
-
-    out = Path(out_dir)
-    with atomic_dir(out, force=force) as tmp:
-        df.to_csv(tmp / "stress.csv", index=False, na_rep="nan")
-        fig = plot_stress(df)
-        fig.savefig(tmp / "stress.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return out
+    return write_table_and_chart(
+        df, out_dir, csv_name="stress.csv", png_name="stress.png", plot=plot_stress, force=force
+    )
 
 
 def plot_stress(df: pd.DataFrame, ax: Any = None, *, segment: str | None = None) -> Any:
