@@ -21,11 +21,13 @@ Workloads (built in code, seeded):
 
 As a script (the numbers quoted in the README)::
 
-    .venv/bin/python benchmarks/bench_distributed.py --paths 1000000 10000000 \
+    .venv/bin/python benchmarks/bench_distributed.py --paths 1000000 \
         --block-size 100000 --workers 2
 
-``--paths 100000000`` runs the 100M case (about two hours of both cores for
-the light workload; run on demand).
+``--paths`` takes one or more sizes (``--paths 10000000`` runs only 10M;
+``--paths 1e6 1e7 1e8`` all three; 100M is hours of both cores for the light
+workload, run on demand). Each size prints one line as it finishes, and a
+README-ready Markdown table ends the output.
 
 Under pytest-benchmark (``make bench``): one round each of 400k light paths
 in-process and on ``local:2``.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import sys
 import time
@@ -226,6 +229,30 @@ def _print_row(r: dict[str, Any]) -> None:
     )
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a README-ready Markdown table (one line per path count)."""
+    if not rows:
+        return ""
+    r0 = rows[0]
+    head = (
+        f"| workload | paths | block | in-process ({r0['cores']} threads) | "
+        f"local:{r0['workers']} | efficiency (wall) | efficiency (CPU) | "
+        "same bytes | worker peak RSS | client peak RSS |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        rss = ", ".join(f"{m:,}" for m in r["worker_peak_rss_mib"])
+        lines.append(
+            f"| {r['workload']} | {r['paths']:,} | {r['block_size']:,} | "
+            f"{r['inproc_paths_per_s']:,.0f} paths/s ({r['inproc_s']:,.1f} s) | "
+            f"{r['dist_paths_per_s']:,.0f} paths/s ({r['dist_s']:,.1f} s) | "
+            f"{100 * r['efficiency']:.1f}% | {100 * r['cpu_efficiency']:.1f}% | "
+            f"{'yes' if r['identical_summary'] else 'NO'} | {rss} MiB | "
+            f"{r['client_peak_rss_mib']:,} MiB |"
+        )
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ pytest-benchmark
 
 BENCH_PATHS = 400_000
@@ -284,10 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", choices=["light", "standard"], default="light")
     ap.add_argument("--wire-only", action="store_true", help="only the per-block wire cost")
     args = ap.parse_args(argv)
+    args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     wire_cost(args.workload, args.block_size)
     if args.wire_only:
         return 0
-    measure(args.workload, [int(p) for p in args.paths], args.block_size, args.workers)
+    rows = measure(args.workload, [int(p) for p in args.paths], args.block_size, args.workers)
+    print()
+    print(markdown_table(rows))
+    r0 = rows[0]
+    print(
+        f"\ncluster start-up (local:{r0['workers']}, spawn + kernel warm-up): "
+        f"{r0['cluster_startup_s']:.1f} s; idle cluster background "
+        f"{r0['idle_cpu_per_s']:.3f} CPU s per wall s; load average before: {args.load}"
+    )
     return 0
 
 
