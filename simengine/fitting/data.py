@@ -26,6 +26,18 @@ Conventions (documented contract of the fit):
 * Drift periods are counted back from the as-of date: period ``P-1`` holds
   entries within ``drift_period_days`` before it, and so on; entries older
   than ``max_periods`` periods are pooled into period 0.
+* Left-truncated exports (``observed_from``): an export that holds only the
+  units still open on some date ``T0`` (or entered later) shows no exit
+  before ``T0``; its units that entered a stage before ``T0`` are the
+  survivors of their cohorts (their delays and times to loss are longer than
+  a cohort's, and their losses before ``T0`` are missing), and its weekly
+  entries before ``T0`` are a partial count. With ``observed_from = T0`` the
+  conversion/delay/loss statistics (and the open groups of the censored
+  term) use only units that entered the step's from-stage on or after
+  ``T0``, and the arrival window starts on or after ``T0``. The open-unit
+  snapshot (the engine's pipeline) and the deal sizes keep every unit.
+  :func:`first_exit` gives the first exit date recorded by the as-of date,
+  the natural ``T0`` of such an export.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ __all__ = [
     "FunnelData",
     "build_data",
     "cell_labels",
+    "first_exit",
     "known_at",
     "relative_days",
 ]
@@ -170,6 +183,40 @@ def known_at(records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date) -> pd.Data
     return df.reset_index(drop=True)
 
 
+def first_exit(records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date) -> dt.date | None:
+    """Return the first date on which any unit left a stage, as known on ``as_of``.
+
+    An exit is a step taken (a unit entering a stage after the one it entered
+    first) or a loss. ``None`` if no exit is recorded by ``as_of``.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (not modified).
+    spec : FunnelSpec
+        The funnel.
+    as_of : datetime.date
+        Data cut-off.
+
+    Returns
+    -------
+    datetime.date or None
+    """
+    df = known_at(records, spec, as_of)
+    cols = list(spec.stage_columns)
+    dates = df[cols].to_numpy("datetime64[ns]")
+    reached = ~np.isnat(dates)
+    if not len(df):
+        return None
+    entry = np.argmax(reached, axis=1)
+    later = reached & (np.arange(len(cols))[None, :] > entry[:, None])
+    cands = [dates[later], df["lost_at"].dropna().to_numpy("datetime64[ns]")]
+    allx = np.concatenate(cands)
+    if allx.size == 0:
+        return None
+    return pd.Timestamp(allx.min()).date()
+
+
 def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
     """Return each record's cell label (``segment_by`` values joined by ``/``)."""
     parts = [df[c].astype(str) for c in spec.segment_by]
@@ -188,6 +235,7 @@ def build_data(
     period_days: int | None = None,
     history_weeks: int | None = None,
     cells: tuple[str, ...] | None = None,
+    observed_from: dt.date | None = None,
 ) -> FunnelData:
     """Reduce canonical records at ``as_of`` to the models' sufficient statistics.
 
@@ -204,6 +252,11 @@ def build_data(
         ``arrival_history_weeks``.
     cells : tuple of str, optional
         Cell labels to use (default: every cell present, sorted).
+    observed_from : datetime.date, optional
+        Start of a left-truncated export (see the module docstring): units
+        that entered a step's from-stage before it are left out of that
+        step's statistics, and the arrival window starts on or after it.
+        Default: no truncation (every unit counts).
 
     Returns
     -------
@@ -233,10 +286,17 @@ def build_data(
     entry = np.argmax(reached, axis=1) if n_units else np.zeros(0, np.int64)
     last = k_stages - 1 - np.argmax(reached[:, ::-1], axis=1) if n_units else entry
     entry_rel = rel[np.arange(n_units), entry] if n_units else np.zeros(0)
+    # left truncation: from-stage entries before t0 (days rel. to as-of) do not count
+    t0 = (
+        -np.inf
+        if observed_from is None
+        else float(relative_days(pd.Series([pd.Timestamp(observed_from)]), as_of)[0])
+    )
+    observed = keep & (entry_rel >= t0)
 
     # Drift periods, counted back from as-of by the from-stage entry date.
     if drift and n_units:
-        span = float(-np.nanmin(entry_rel[keep])) if keep.any() else 0.0
+        span = float(-np.nanmin(entry_rel[observed])) if observed.any() else 0.0
         n_periods = int(min(MAX_DRIFT_PERIODS, max(1, np.floor(span / period_days) + 1)))
     else:
         n_periods = 1
@@ -252,6 +312,8 @@ def build_data(
     groups: list[pd.DataFrame] = []
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
+        if observed_from is not None:
+            frm &= rel[:, j - 1] >= t0
         if not frm.any():
             continue
         t_from = rel[frm, j - 1]
@@ -292,8 +354,8 @@ def build_data(
 
     # Arrivals: complete 7-day weeks ending the day before as-of, within the data.
     weeks = 0
-    if keep.any():
-        weeks = int(min(history_weeks, np.floor(-np.min(entry_rel[keep]) / 7.0)))
+    if observed.any():
+        weeks = int(min(history_weeks, np.floor(-np.min(entry_rel[observed]) / 7.0)))
     counts_full = np.zeros((n_cells, k_stages - 1, max(weeks, 0)), np.int64)
     if weeks > 0:
         wk = np.floor((entry_rel + 7.0 * weeks) / 7.0)

@@ -26,14 +26,22 @@ import pymc as pm
 import xarray as xr
 
 from simengine.fitting import arrivals, conversion, deal_size
-from simengine.fitting.data import FunnelData, build_data
+from simengine.fitting.data import FunnelData, build_data, first_exit
 from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, resolve_priors
 from simengine.fitting.raw_rates import raw_rates
 from simengine.provenance import package_versions
 from simengine.spec import FunnelSpec
 
-__all__ = ["PARTS", "FitSettings", "fit", "part_seeds", "sample_model", "settings_from_spec"]
+__all__ = [
+    "PARTS",
+    "FitSettings",
+    "fit",
+    "fit_data",
+    "part_seeds",
+    "sample_model",
+    "settings_from_spec",
+]
 
 PARTS = ("conversion", "arrivals", "deal_size")
 """Model parts, in seeding order."""
@@ -60,6 +68,11 @@ class FitSettings:
         Drift period length; weeks of arrival history.
     priors : Priors
         Prior scales.
+    left_truncated : bool
+        The export holds only units still open at its first recorded exit
+        (see :mod:`simengine.fitting.data`): the fit's conversion, delay and
+        loss statistics and its arrival window start at
+        :func:`~simengine.fitting.data.first_exit` as known at the as-of date.
     """
 
     draws: int = 1000
@@ -72,6 +85,7 @@ class FitSettings:
     drift_period_days: int = 91
     arrival_history_weeks: int = 52
     priors: Priors = DEFAULT_PRIORS
+    left_truncated: bool = False
 
 
 def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
@@ -88,6 +102,8 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
         drift_period_days=o.drift_period_days,
         arrival_history_weeks=o.arrival_history_weeks,
         priors=resolve_priors(o.priors, spec.path or "<spec>"),
+        # a spec option once the spec format has it; until then an override
+        left_truncated=bool(getattr(o, "left_truncated", False)),
     )
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -176,6 +192,39 @@ def _stats(idata: az.InferenceData, prefix: str) -> xr.Dataset:
     return out.rename({k: f"{prefix}{k}" for k in keep}) if prefix else out
 
 
+def fit_data(
+    records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date, settings: FitSettings
+) -> FunnelData:
+    """Return the sufficient statistics a fit with ``settings`` uses at ``as_of``.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (not modified).
+    spec : FunnelSpec
+        The funnel.
+    as_of : datetime.date
+        Data cut-off.
+    settings : FitSettings
+        Drift, arrival window and left truncation
+        (``observed_from`` = :func:`~simengine.fitting.data.first_exit` at ``as_of``).
+
+    Returns
+    -------
+    FunnelData
+    """
+    st = settings
+    return build_data(
+        records,
+        spec,
+        as_of,
+        drift=st.drift,
+        period_days=st.drift_period_days,
+        history_weeks=st.arrival_history_weeks,
+        observed_from=first_exit(records, spec, as_of) if st.left_truncated else None,
+    )
+
+
 def fit(
     records: pd.DataFrame,
     spec: FunnelSpec,
@@ -223,14 +272,7 @@ def fit(
         If the gate fails and not ``allow_unconverged``.
     """
     st = settings or settings_from_spec(spec)
-    data = build_data(
-        records,
-        spec,
-        as_of,
-        drift=st.drift,
-        period_days=st.drift_period_days,
-        history_weeks=st.arrival_history_weeks,
-    )
+    data = fit_data(records, spec, as_of, st)
     seeds = part_seeds(seed)
     models = {
         "conversion": (conversion.build_model(data, st.priors), conversion.OUTPUT_VARS),
@@ -329,6 +371,7 @@ def _attrs(
         "arrival_trend": st.arrival_trend,
         "drift_period_days": st.drift_period_days,
         "arrival_history_weeks": st.arrival_history_weeks,
+        "left_truncated": st.left_truncated,
         "n_drift_periods": data.n_periods,
         "arrival_weeks": data.n_weeks,
         "priors": st.priors.as_dict(),
