@@ -90,18 +90,30 @@ def _truncated_below(state, mu, sigma, a):  # pragma: no cover
     return lognormal_truncated_below(state, mu, sigma, a)
 
 
-_SMALL_N = 64
-
-
 @jit
-def _binomial(state, n, p):  # pragma: no cover
-    """Binomial(n, p), exact: a sum of Bernoulli draws for small ``n`` (cheaper)."""
-    if n <= _SMALL_N:
-        k = 0
-        for _ in range(n):
-            k += uniform(state) < p  # branch-free count
-        return k
-    return binomial(state, n, p)
+def _spread_week(state, mw, week_counts):  # pragma: no cover
+    """Fill ``week_counts[0..6]`` with a week's Poisson(``mw``) arrivals split over its days.
+
+    The total is one Poisson draw; given it, the days are Multinomial(n, 1/7
+    each): a uniform day per unit when ``n <= 6``, else sequential binomials
+    ``X_k ~ Binomial(n - X_0 - .. - X_{k-1}, 1 / (7 - k))``, k = 0..5 (at most 6
+    draws). Both are exact, and the result is the law of 7 independent daily
+    Poisson(mw / 7) counts. Returns the total.
+    """
+    for k in range(7):
+        week_counts[k] = 0
+    nw = poisson(state, mw) if mw > 0.0 else 0
+    if nw <= 6:
+        for _ in range(nw):
+            week_counts[min(int(7.0 * uniform(state)), 6)] += 1
+        return nw
+    rest = nw
+    for k in range(6):
+        x = binomial(state, rest, 1.0 / (7 - k)) if rest > 0 else 0
+        week_counts[k] = x
+        rest -= x
+    week_counts[6] = rest
+    return nw
 
 
 @jit
@@ -150,7 +162,7 @@ def _cohort(  # pragma: no cover
         elif p >= 1.0:
             counts[s + 1] = k
         else:
-            counts[s + 1] = _binomial(states[base + 1 + s], k, p)
+            counts[s + 1] = binomial(states[base + 1 + s], k, p)
     mu_a = amu[d, c]
     sg_a = asig[d, c]
     s_amt = states[base + 1 + 3 * S]
@@ -276,39 +288,35 @@ def _open_unit(  # pragma: no cover
 
 
 @jit
-def _path(  # pragma: no cover
-    root,
-    path,
-    d,
-    conv,
-    dmu,
-    dsig,
-    rate,
-    disp,
-    trend,
-    amu,
-    asig,
-    lmu,
-    lsig,
-    has_loss,
-    cseg,
-    active,
-    ocell,
-    ostage,
-    oage,
-    oamt,
-    pipe,
-    sim_days,
-    start_off,
-    end_off,
-    states,
-    rev,
-    pdv,
-    pdc,
-    ent,
-    counts,
-):
+def _path(root, path, model, scratch):  # pragma: no cover
     """Simulate one path into per-segment scratch arrays (row G = total)."""
+    (
+        conv,
+        dmu,
+        dsig,
+        rate,
+        disp,
+        trend,
+        amu,
+        asig,
+        lmu,
+        lsig,
+        has_loss,
+        cseg,
+        active,
+        ocell,
+        ostage,
+        oage,
+        oamt,
+        pipe,
+        sim_days,
+        start_off,
+        end_off,
+        _week_days,
+        _targets,
+    ) = model
+    states, rev, pdv, pdc, ent, counts, week_counts = scratch
+    d = path % conv.shape[0]
     C = conv.shape[1]
     S = conv.shape[2]
     G = rev.shape[0] - 1
@@ -318,7 +326,6 @@ def _path(  # pragma: no cover
     pdc[:] = 0.0
     ent[:] = 0
     n_weeks = (sim_days + 6) // 7
-    week_counts = np.zeros(7, np.int64)
     for c in range(C):
         g = cseg[c]
         for e in range(S):
@@ -337,14 +344,8 @@ def _path(  # pragma: no cover
                 mw = m * math.exp(tr * w) if tr != 0.0 else m
                 if alpha > 0.0:
                     mw *= gamma(sa, 1.0 / alpha) * alpha
-                # The week's Poisson total, each unit on a uniform day of the week: the
-                # same law as independent daily Poisson(mw / 7) counts, for fewer draws.
-                nw = poisson(sa, mw) if mw > 0.0 else 0
-                if nw == 0:
+                if _spread_week(sa, mw, week_counts) == 0:
                     continue
-                week_counts[:] = 0
-                for _ in range(nw):
-                    week_counts[min(int(7.0 * uniform(sa)), 6)] += 1
                 for k in range(7):
                     day = 7 * w + k
                     n = week_counts[k]
@@ -480,97 +481,58 @@ def _metrics(  # pragma: no cover
 
 
 @jit
-def paths_kernel(  # pragma: no cover
-    root,
-    first,
-    conv,
-    dmu,
-    dsig,
-    rate,
-    disp,
-    trend,
-    amu,
-    asig,
-    lmu,
-    lsig,
-    has_loss,
-    cseg,
-    active,
-    ocell,
-    ostage,
-    oage,
-    oamt,
-    pipe,
-    sim_days,
-    start_off,
-    end_off,
-    week_days,
-    targets,
-    n_streams,
-    out_scal,
-    out_ttt,
-    out_cum,
-    out_wcov,
-):
-    """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs."""
-    n = out_scal.shape[0]
+def _scratch(model, n_streams):  # pragma: no cover
+    """Per-thread scratch arrays of :func:`_path` (reused from path to path)."""
+    conv, sim_days, targets = model[0], model[18], model[22]
     G1 = targets.shape[0]
     S1 = conv.shape[2] + 1
-    D = conv.shape[0]
-    states = np.zeros((n_streams, 4), np.uint64)
-    rev = np.zeros((G1, sim_days))
-    pdv = np.zeros((G1, sim_days + 1))
-    pdc = np.zeros((G1, sim_days + 1))
-    ent = np.zeros((G1, S1), np.int64)
-    counts = np.zeros(S1, np.int64)
-    for q in range(n):
-        path = first + q
-        _path(
-            root,
-            path,
-            path % D,
-            conv,
-            dmu,
-            dsig,
-            rate,
-            disp,
-            trend,
-            amu,
-            asig,
-            lmu,
-            lsig,
-            has_loss,
-            cseg,
-            active,
-            ocell,
-            ostage,
-            oage,
-            oamt,
-            pipe,
-            sim_days,
-            start_off,
-            end_off,
-            states,
-            rev,
-            pdv,
-            pdc,
-            ent,
-            counts,
-        )
-        _metrics(
-            rev,
-            pdv,
-            pdc,
-            ent,
-            targets,
-            start_off,
-            end_off,
-            week_days,
-            out_scal[q],
-            out_ttt[q],
-            out_cum[q],
-            out_wcov[q],
-        )
+    return (
+        np.zeros((n_streams, 4), np.uint64),  # stream states
+        np.zeros((G1, sim_days)),  # revenue by day
+        np.zeros((G1, sim_days + 1)),  # pipeline value diffs (index day + 1)
+        np.zeros((G1, sim_days + 1)),  # pipeline count diffs
+        np.zeros((G1, S1), np.int64),  # entered in the period, per stage
+        np.zeros(S1, np.int64),  # cohort counts per stage
+        np.zeros(7, np.int64),  # a week's arrivals per day
+    )
+
+
+@jit
+def _one_path(root, path, model, scratch, scal, ttt, cum, wcov):  # pragma: no cover
+    """Simulate path ``path`` and write its metrics (see :func:`_metrics`)."""
+    _path(root, path, model, scratch)
+    _metrics(
+        scratch[1],
+        scratch[2],
+        scratch[3],
+        scratch[4],
+        model[22],
+        model[19],
+        model[20],
+        model[21],
+        scal,
+        ttt,
+        cum,
+        wcov,
+    )
+
+
+@jit
+def paths_kernel(  # pragma: no cover
+    root, first, model, n_streams, out_scal, out_ttt, out_cum, out_wcov
+):
+    """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs.
+
+    ``model`` is the tuple built by :func:`simengine.engine.blocks._args`:
+    ``(conversion, delay_mu, delay_sigma, arrival_rate, arrival_dispersion,
+    arrival_trend, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,
+    has_loss, cell_segment, entry_active, open_cell, open_stage, open_age,
+    open_amount, pipeline_stage, sim_days, start_off, end_off, week_days,
+    targets)``.
+    """
+    scratch = _scratch(model, n_streams)
+    for q in range(out_scal.shape[0]):
+        _one_path(root, first + q, model, scratch, out_scal[q], out_ttt[q], out_cum[q], out_wcov[q])
 
 
 @jit
@@ -578,29 +540,7 @@ def block_kernel(  # pragma: no cover
     root,
     first,
     n,
-    conv,
-    dmu,
-    dsig,
-    rate,
-    disp,
-    trend,
-    amu,
-    asig,
-    lmu,
-    lsig,
-    has_loss,
-    cseg,
-    active,
-    ocell,
-    ostage,
-    oage,
-    oamt,
-    pipe,
-    sim_days,
-    start_off,
-    end_off,
-    week_days,
-    targets,
+    model,
     n_streams,
     scal_hist,
     welford,
@@ -614,60 +554,28 @@ def block_kernel(  # pragma: no cover
 ):
     """Simulate paths ``first .. first + n - 1`` and reduce them into the sketches.
 
-    All reduction arrays are filled from zero in path order, so a block's
-    result depends only on (seed, first, n) and the inputs.
+    ``model`` as in :func:`paths_kernel`. All reduction arrays are filled from
+    zero in path order, so a block's result depends only on (seed, first, n)
+    and the inputs.
     """
+    conv, sim_days, start_off, week_days, targets = (
+        model[0],
+        model[18],
+        model[19],
+        model[21],
+        model[22],
+    )
     G1 = targets.shape[0]
-    S1 = conv.shape[2] + 1
-    K = 4 + S1
-    D = conv.shape[0]
+    K = 4 + conv.shape[2] + 1
     nd = sim_days - start_off
     W = week_days.shape[0]
-    states = np.zeros((n_streams, 4), np.uint64)
-    rev = np.zeros((G1, sim_days))
-    pdv = np.zeros((G1, sim_days + 1))
-    pdc = np.zeros((G1, sim_days + 1))
-    ent = np.zeros((G1, S1), np.int64)
-    counts = np.zeros(S1, np.int64)
+    scratch = _scratch(model, n_streams)
     scal = np.zeros((G1, K))
     ttt = np.zeros(G1, np.int64)
     cum = np.zeros((G1, nd))
     wcov = np.zeros((G1, W))
     for q in range(n):
-        path = first + q
-        _path(
-            root,
-            path,
-            path % D,
-            conv,
-            dmu,
-            dsig,
-            rate,
-            disp,
-            trend,
-            amu,
-            asig,
-            lmu,
-            lsig,
-            has_loss,
-            cseg,
-            active,
-            ocell,
-            ostage,
-            oage,
-            oamt,
-            pipe,
-            sim_days,
-            start_off,
-            end_off,
-            states,
-            rev,
-            pdv,
-            pdc,
-            ent,
-            counts,
-        )
-        _metrics(rev, pdv, pdc, ent, targets, start_off, end_off, week_days, scal, ttt, cum, wcov)
+        _one_path(root, first + q, model, scratch, scal, ttt, cum, wcov)
         cnt = q + 1.0
         for g in range(G1):
             for k in range(K):

@@ -186,8 +186,13 @@ class BlockSummary:
 
 
 def _args(prepared: Prepared) -> tuple[object, ...]:
+    """Kernel arguments after ``(root, first[, n])``: the model tuple and the stream count.
+
+    The tuple's order is the one :func:`~simengine.engine._kernels.paths_kernel`
+    documents.
+    """
     p = prepared
-    return (
+    model = (
         p.conversion,
         p.delay_mu,
         p.delay_sigma,
@@ -211,8 +216,8 @@ def _args(prepared: Prepared) -> tuple[object, ...]:
         p.end_off,
         p.week_days,
         p.targets,
-        p.n_streams,
     )
+    return (model, p.n_streams)
 
 
 def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
