@@ -37,16 +37,31 @@ Variates
 * :func:`uniform`: 53 random bits, ``k * 2**-53`` with ``k`` uniform on
   ``1 .. 2**53 - 1`` (``k == 0`` is redrawn, probability 2**-53), so the value
   lies in the open interval (0, 1) and the grid is symmetric about 1/2.
-* :func:`std_normal`: inversion ``ndtri(uniform)`` (one uniform per normal,
-  monotone, so scenario shifts move draws monotonically: good common random
-  numbers). Exactly symmetric; support +-8.21 (N(0,1) mass beyond: 2.2e-16).
+* :func:`std_normal`: 256-layer ziggurat (Marsaglia & Tsang 2000, in the
+  one-word form of NumPy's ``random_standard_normal``): one 64-bit output gives
+  the layer (8 bits), the sign (1 bit) and a 52-bit abscissa; 98.5 % of draws
+  end there (a multiply, a table load and a compare). The rest take the wedge
+  test (one uniform, one ``exp``) or, for the base layer, Marsaglia's (1964)
+  exact exponential-rejection sampler for the tail beyond ``r = 3.654``. The
+  law is exact up to the 2**-52 grid of the abscissa: the layers are built at
+  import (:func:`ziggurat_tables`) from ``r`` and the common layer area ``v``,
+  and close at the top to 3e-15 (tested). The number of words a draw uses is
+  random but independent of any parameter, so ``normal(mu, sigma)`` and
+  ``lognormal(mu, sigma)`` still give common random numbers across scenarios:
+  draw ``j`` of a stream is ``mu + sigma * z_j`` with the same ``z_j``.
+* :func:`std_normal_inversion`: ``ndtri(uniform)`` (one uniform per normal,
+  monotone in the uniform). Exactly symmetric; support +-8.21 (N(0,1) mass
+  beyond: 2.2e-16). Used where monotonicity in the uniform is needed: the
+  truncated draws below are inversions of the conditional law.
 * :func:`std_exponential`: ``-log(uniform)``.
 * :func:`gamma`: Marsaglia & Tsang (2000) squeeze method for shape >= 1; for
   shape < 1 the boost ``gamma(shape + 1) * U**(1/shape)``.
 * :func:`poisson`: inversion (sequential search from 0) for lam < 10, PTRS
-  transformed rejection (Hörmann 1993) for lam >= 10.
-* :func:`binomial`: by symmetry p <= 1/2; inversion for n p < 10, BTRS
-  (Hörmann 1993) otherwise.
+  transformed rejection (Hörmann 1993) for lam >= 10; ``log k!`` from a table
+  for k < 1024 (:data:`_LOG_FACT`), ``lgamma`` above.
+* :func:`binomial`: by symmetry p <= 1/2; inversion (one uniform, sequential
+  search from 0) for n p < 10, BTRS (Hörmann 1993) otherwise, with the same
+  ``log k!`` table for its setup and acceptance test.
 * :func:`neg_binomial_mean`: gamma-Poisson mixture.
 * :func:`ndtri`: Wichura's AS241 (PPND16), ~1e-16 relative accuracy for
   min(p, 1-p) > 1e-300; :func:`ndtr` via ``math.erfc``.
@@ -83,7 +98,9 @@ __all__ = [
     "seed_stream",
     "std_exponential",
     "std_normal",
+    "std_normal_inversion",
     "uniform",
+    "ziggurat_tables",
 ]
 
 # --------------------------------------------------------------------------- constants
@@ -111,6 +128,14 @@ _ZERO = np.uint64(0)
 _TWO_M53 = 2.0**-53
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _LOG_TAIL_MIN = 1e-290  # below this upper-tail mass, truncated sampling uses Robert (1995)
+_U8 = np.uint64(8)
+_U9_ = np.uint64(9)
+_MASK8 = np.uint64(0xFF)
+_MASK52 = np.uint64((1 << 52) - 1)
+_ZIG_LAYERS = 256
+_ZIG_R = 3.6541528853610088
+"""Start of the ziggurat's tail (256 layers): the root of the closure equation, as in
+Marsaglia & Tsang (2000) and NumPy; :func:`ziggurat_tables` checks the closure."""
 
 # AS241 (Wichura 1988) coefficients, lowest degree first.
 _A = (
@@ -173,6 +198,66 @@ _F = (
     1.42151175831644588870e-7,
     2.04426310338993978564e-15,
 )
+
+
+# --------------------------------------------------------------------------- ziggurat tables
+def ziggurat_tables(
+    r: float = _ZIG_R, layers: int = _ZIG_LAYERS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Layers of the normal ziggurat for ``f(x) = exp(-x**2 / 2)`` (Marsaglia & Tsang 2000).
+
+    With ``v = r f(r) + int_r^inf f`` (the common area of every layer) and
+    ``x_0 = r``, ``f(x_k) = f(x_{k-1}) + v / x_{k-1}`` for ``k = 1 .. layers - 2``
+    and ``x_{layers-1} = 0``: layer ``k >= 1`` is the rectangle ``[0, x_{k-1}] x
+    [f(x_{k-1}), f(x_k)]``; layer 0 is ``[0, v / f(r)] x [0, f(r)]``, whose part
+    beyond ``r`` stands for the tail. A draw picks a layer and ``x = u w_k``
+    with ``u`` on the 2**-52 grid of [0, 1).
+
+    Parameters
+    ----------
+    r : float
+        Tail start; must make the layers close at the top (``f(x_{layers-2}) +
+        v / x_{layers-2} == 1``).
+    layers : int
+        Number of layers (a power of two; the sampler uses 256).
+
+    Returns
+    -------
+    k : numpy.ndarray
+        uint64, ``floor(2**52 * x_k / w_k)``: abscissas (as 52-bit integers)
+        below which a point of layer ``k`` is under the curve with no test.
+    w : numpy.ndarray
+        float64, ``w_k / 2**52`` (``w_0 = v / f(r)``, ``w_k = x_{k-1}``).
+    f : numpy.ndarray
+        float64, ``f(x_k)`` (``f[layers - 1] = 1``).
+    closure : float
+        ``f(x_{layers-2}) + v / x_{layers-2} - 1``: 0 up to rounding for the right ``r``.
+    """
+    x = np.empty(layers)
+    fx = np.empty(layers)
+    v = r * math.exp(-0.5 * r * r) + math.sqrt(math.pi / 2.0) * math.erfc(r / math.sqrt(2.0))
+    x[0] = r
+    fx[0] = math.exp(-0.5 * r * r)
+    for k in range(1, layers - 1):
+        fx[k] = fx[k - 1] + v / x[k - 1]
+        x[k] = math.sqrt(-2.0 * math.log(fx[k]))
+    closure = fx[layers - 2] + v / x[layers - 2] - 1.0
+    x[layers - 1] = 0.0
+    fx[layers - 1] = 1.0
+    w = np.empty(layers)
+    w[0] = v / fx[0]
+    w[1:] = x[:-1]
+    kk = np.floor(x / w * 2.0**52).astype(np.uint64)
+    return kk, w * 2.0**-52, fx, float(closure)
+
+
+_ZIG_K, _ZIG_W, _ZIG_F, _ZIG_CLOSURE = ziggurat_tables()
+_ZIG_INV_R = 1.0 / _ZIG_R
+
+_LOG_FACT_N = 1024
+_LOG_FACT = np.array([math.lgamma(k + 1.0) for k in range(_LOG_FACT_N)])
+"""``log k!`` for ``k < 1024`` (CPython's ``lgamma``, ~1e-15 relative): the rejection
+tests of PTRS and BTRS look these up instead of calling ``lgamma`` (~10x the cost)."""
 
 
 # --------------------------------------------------------------------------- seeding
@@ -332,21 +417,47 @@ def ndtri(p: float) -> float:  # pragma: no cover - compiled
 
 # --------------------------------------------------------------------------- continuous variates
 @jit
-def std_normal(state: np.ndarray) -> float:  # pragma: no cover - compiled
-    """Draw a standard normal by inversion of one uniform."""
+def std_normal_inversion(state: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Draw a standard normal by inversion of one uniform, ``ndtri(U)`` (monotone in ``U``)."""
     return ndtri(uniform(state))
+
+
+@jit
+def std_normal(state: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Draw a standard normal with the 256-layer ziggurat (see the module docstring)."""
+    while True:
+        r = next_u64(state)
+        idx = np.intp(r & _MASK8)
+        sign = (r >> _U8) & _U1
+        rabs = (r >> _U9_) & _MASK52
+        x = float(rabs) * _ZIG_W[idx]
+        if sign != _ZERO:
+            x = -x
+        if rabs < _ZIG_K[idx]:
+            return x
+        if idx == 0:
+            # Tail beyond r (Marsaglia 1964): r + E1 / r, accepted when 2 E2 > (E1 / r)^2.
+            while True:
+                xx = -math.log(uniform(state)) * _ZIG_INV_R
+                yy = -math.log(uniform(state))
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if sign != _ZERO else _ZIG_R + xx
+        # Wedge of layer idx: a uniform height in [f(x_{idx-1}), f(x_idx)] under the curve?
+        f0 = _ZIG_F[idx - 1]
+        if f0 + uniform(state) * (_ZIG_F[idx] - f0) < math.exp(-0.5 * x * x):
+            return x
 
 
 @jit
 def normal(state: np.ndarray, mu: float, sigma: float) -> float:  # pragma: no cover - compiled
     """Normal(mu, sigma) = ``mu + sigma * std_normal``."""
-    return mu + sigma * ndtri(uniform(state))
+    return mu + sigma * std_normal(state)
 
 
 @jit
 def lognormal(state: np.ndarray, mu: float, sigma: float) -> float:  # pragma: no cover - compiled
-    """LogNormal with log-scale mean ``mu`` and log-scale sd ``sigma``."""
-    return math.exp(mu + sigma * ndtri(uniform(state)))
+    """LogNormal with log-scale mean ``mu`` and log-scale sd ``sigma``: ``exp(mu + sigma Z)``."""
+    return math.exp(mu + sigma * std_normal(state))
 
 
 @jit
@@ -443,6 +554,14 @@ def lognormal_truncated_below(
 
 # --------------------------------------------------------------------------- discrete variates
 @jit
+def _log_factorial(kf: float) -> float:  # pragma: no cover - compiled
+    """``log(k!)`` for an integral float ``k >= 0``: table below 1024, ``lgamma`` above."""
+    if kf < _LOG_FACT_N:
+        return _LOG_FACT[np.intp(kf)]
+    return math.lgamma(kf + 1.0)
+
+
+@jit
 def _poisson_inversion(state: np.ndarray, lam: float) -> int:  # pragma: no cover - compiled
     """Poisson by sequential-search inversion (lam < 10).
 
@@ -487,7 +606,7 @@ def _poisson_ptrs(state: np.ndarray, lam: float) -> int:  # pragma: no cover - c
         if kf < 0.0 or (us < 0.013 and v > us):
             continue
         if math.log(v) + log_inv_alpha - math.log(a / (us * us) + b) <= (
-            -lam + kf * loglam - math.lgamma(kf + 1.0)
+            -lam + kf * loglam - _log_factorial(kf)
         ):
             return int(kf)
 
@@ -507,20 +626,30 @@ def poisson(state: np.ndarray, lam: float) -> int:  # pragma: no cover - compile
     return _poisson_ptrs(state, lam)
 
 
+_BINV_SMALL_N = 64  # up to here P(X = 0) = q**n by multiplications, and the search bound is n
+
+
 @jit
 def _binomial_inversion(state: np.ndarray, n: int, p: float) -> int:  # pragma: no cover - compiled
     """Binomial by sequential-search inversion (p <= 1/2, n p < 10).
 
-    A search that runs past ``min(n, n p + 10 sqrt(n p q + 1) + 10)`` restarts with a
-    fresh uniform. That happens only when ``u`` is within rounding of 1
+    ``P(X = 0) = q**n`` by repeated squaring for ``n <= 64`` (relative error
+    below ~100 ulps, since ``q = 1 - p`` itself is rounded) and ``exp(n
+    log1p(-p))`` above (error ~ n p ulps). A search that runs past ``min(n,
+    n p + 10 sqrt(n p q + 1) + 10)`` (or ``n`` for ``n <= 64``) restarts with
+    a fresh uniform. That happens only when ``u`` is within rounding of 1
     (probability ~1e-16) since the true mass beyond the bound is below 1e-20
     for n p < 10: the law is exact to double precision.
     """
     q = 1.0 - p
     s = p / q
     a = (n + 1) * s
-    r0 = math.exp(n * math.log1p(-p))
-    bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0) + 10.0)
+    if n <= _BINV_SMALL_N:
+        r0 = q**n
+        bound = float(n)
+    else:
+        r0 = math.exp(n * math.log1p(-p))
+        bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0) + 10.0)
     while True:
         u = uniform(state)
         r = r0
@@ -549,7 +678,7 @@ def _binomial_btrs(state: np.ndarray, n: int, p: float) -> int:  # pragma: no co
     alpha = (2.83 + 5.1 / b) * spq
     lpq = math.log(p / q)
     m = math.floor((n + 1) * p)
-    h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
+    h = _log_factorial(m) + _log_factorial(n - m)
     nf = float(n)
     while True:
         u = uniform(state) - 0.5
@@ -561,7 +690,7 @@ def _binomial_btrs(state: np.ndarray, n: int, p: float) -> int:  # pragma: no co
         if us >= 0.07 and v <= v_r:
             return int(kf)
         lv = math.log(v * alpha / (a / (us * us) + b))
-        if lv <= h - math.lgamma(kf + 1.0) - math.lgamma(nf - kf + 1.0) + (kf - m) * lpq:
+        if lv <= h - _log_factorial(kf) - _log_factorial(nf - kf) + (kf - m) * lpq:
             return int(kf)
 
 

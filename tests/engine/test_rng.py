@@ -49,7 +49,7 @@ KEY = R.root_seed(20270104)
 
 # ----------------------------------------------------------------------------- jitted samplers
 # kind codes for float variates
-U, SN, SE, NORM, LOGN, GAM, TLN = range(7)
+U, SN, SE, NORM, LOGN, GAM, TLN, SNI = range(8)
 # kind codes for integer variates
 POI, BIN, NB = range(3)
 
@@ -74,8 +74,10 @@ def _sample_f(kind, key, n_paths, per_path, stream, a, b, c):  # pragma: no cove
                 x = R.lognormal(s, a, b)
             elif kind == 5:
                 x = R.gamma(s, a)
-            else:
+            elif kind == 6:
                 x = R.lognormal_truncated_below(s, a, b, c)
+            else:
+                x = R.std_normal_inversion(s)
             out[i * per_path + j] = x
     return out
 
@@ -296,17 +298,26 @@ def test_golden_values_pin_the_streams():
     # Regression pins: a forecast's bitwise reproducibility across versions depends on
     # these exact numbers. Changing seeding, generator or a variate algorithm must be
     # a deliberate, documented break (update these and say so in the changelog).
+    # Last break: std_normal became the ziggurat (the inversion draw of the second
+    # uniform, 0.14878005724416596, is now std_normal_inversion's).
     key = R.root_seed(20270104)
     assert int(key) == 0x4A538F2E639F77D4
     s = _state(key, 3, 2)
     assert [int(v) for v in _next_from(s, 2)] == [0x64DB1CB2FA9D1311, 0x8F239042DC5DA9CE]
     s = _state(key, 3, 2)
     assert R.uniform(s) == 0.39396838540652745
-    assert R.std_normal(s) == 0.14878005724416596
+    assert R.std_normal_inversion(s) == 0.14878005724416596
+    s = _state(key, 3, 2)
+    assert R.uniform(s) == 0.39396838540652745
+    assert R.std_normal(s) == -0.4669366863094215
     assert R.poisson(s, 4.0) == 4
     assert R.binomial(s, 100, 0.4) == 46
-    assert R.gamma(s, 2.0) == 1.300768622694274
+    assert R.gamma(s, 2.0) == 1.51579070272024
     assert R.lognormal_truncated_below(s, 0.0, 1.0, 2.0) == 2.397987097618703
+    assert R.std_normal_inversion(s) == -0.5405572649979871
+    assert R.poisson(s, 20.0) == 28
+    assert R.binomial(s, 12, 0.3) == 1
+    assert R.lognormal(s, 1.0, 0.5) == 3.881840813513931
 
 
 def test_layout_independence_blocks_and_order():
@@ -393,8 +404,10 @@ def test_extreme_uniforms():
     assert R.uniform(state_with_first_output(top)) == 1.0 - 2.0**-53
     assert R.uniform(state_with_first_output(bottom)) == 2.0**-53
     assert R.uniform(state_with_first_output(0)) > 0.0  # k = 0 is redrawn
-    assert R.std_normal(state_with_first_output(top)) == pytest.approx(8.2095, abs=1e-4)
-    assert R.std_normal(state_with_first_output(bottom)) == pytest.approx(-8.2095, abs=1e-4)
+    assert R.std_normal_inversion(state_with_first_output(top)) == pytest.approx(8.2095, abs=1e-4)
+    assert R.std_normal_inversion(state_with_first_output(bottom)) == pytest.approx(
+        -8.2095, abs=1e-4
+    )
     assert R.std_exponential(state_with_first_output(bottom)) == pytest.approx(53 * math.log(2))
     # sequential searches at u = 1 - 2^-53 (where the summed pmf may never reach u
     # because of rounding) stop within their bound or restart, instead of running on
@@ -420,11 +433,123 @@ def test_uniform_open_interval_53_bits():
 
 
 # ----------------------------------------------------------------------------- continuous laws
-def test_std_normal_and_exact_symmetry():
-    check_continuous(sample_f(SN), st.norm())
+def test_std_normal_inversion_and_exact_symmetry():
+    check_continuous(sample_f(SNI), st.norm())
     # inversion on the symmetric 53-bit grid: ndtri(1 - u) == -ndtri(u) exactly
     u = (np.arange(1, 2001, dtype=np.float64) * 2.0**-53) * 2.0**40
     assert np.array_equal(_ndtri_vec(1.0 - u), -_ndtri_vec(u))
+    # std_normal_inversion is ndtri of the stream's next uniform, bitwise
+    x = _sample_f(SNI, KEY, 100, 3, 6, 0.0, 0.0, 0.0)
+    un = _sample_f(U, KEY, 100, 3, 6, 0.0, 0.0, 0.0)
+    assert np.array_equal(x, _ndtri_vec(un))
+
+
+# ----------------------------------------------------------------------------- ziggurat normal
+def _layer_edges() -> np.ndarray:
+    """Ziggurat layer boundaries x_0 = r > x_1 > ... > x_255 = 0 recovered from the tables."""
+    _, _, f, _ = R.ziggurat_tables()
+    return np.sqrt(-2.0 * np.log(f))
+
+
+def test_ziggurat_tables_close_and_r_is_the_root():
+    k, w, f, closure = R.ziggurat_tables()
+    # The recursion from r closes at the top to rounding (|closure| ~ 1e-15); an r
+    # wrong by one part in 1e12 leaves ~9e-11 (measured), so 1e-13 pins r to ~1e-15.
+    assert abs(closure) < 1e-13
+    assert closure == R._ZIG_CLOSURE
+    _, _, _, up = R.ziggurat_tables(R._ZIG_R * (1 + 1e-12))
+    _, _, _, down = R.ziggurat_tables(R._ZIG_R * (1 - 1e-12))
+    assert up < 0.0 < down  # the root of the closure equation lies between
+    x = _layer_edges()
+    assert x[0] == pytest.approx(R._ZIG_R, rel=1e-15)
+    assert np.all(np.diff(x) < 0)
+    assert x[-1] == 0.0
+    assert np.all(np.diff(f) > 0)
+    assert f[-1] == 1.0
+    # every layer has the same area v: rectangle k >= 1 is [0, x_{k-1}] x [f_{k-1}, f_k]
+    v = R._ZIG_R * math.exp(-0.5 * R._ZIG_R**2) + st.norm.sf(R._ZIG_R) * math.sqrt(2 * math.pi)
+    areas = x[:-1] * np.diff(f)
+    assert np.allclose(areas, v, rtol=1e-12, atol=0.0)
+    assert w[0] * 2.0**52 * f[0] == pytest.approx(v, rel=1e-15)
+    assert np.array_equal(w[1:] * 2.0**52, x[:-1])
+    # fast-path thresholds: x_k / w_k on the 52-bit grid; the top layer has none
+    assert np.array_equal(k, np.floor(x / (w * 2.0**52) * 2.0**52).astype(np.uint64))
+    assert k[-1] == 0
+    # share of draws that end on the fast path (one word, no exp): 98.5 %
+    assert (k / 2.0**52).mean() == pytest.approx(0.985, abs=5e-4)
+
+
+def _word(idx: int, sign: int, rabs: int) -> int:
+    return idx | (sign << 8) | (rabs << 9)
+
+
+def test_ziggurat_branches_on_crafted_words():
+    k, w, _f, _ = R.ziggurat_tables()
+    # fast path: x = rabs * w[idx], the sign bit negates exactly
+    for idx in (0, 1, 7, 128, 254):
+        rabs = int(k[idx]) - 1
+        z = R.std_normal(state_with_first_output(_word(idx, 0, rabs)))
+        assert z == rabs * w[idx]
+        assert R.std_normal(state_with_first_output(_word(idx, 1, rabs))) == -z
+    assert R.std_normal(state_with_first_output(_word(5, 0, 0))) == 0.0
+    # base layer beyond r: a tail draw, > r, with the sign of the word
+    top = (1 << 52) - 1
+    z = R.std_normal(state_with_first_output(_word(0, 0, top)))
+    assert z > R._ZIG_R
+    assert R.std_normal(state_with_first_output(_word(0, 1, top))) < -R._ZIG_R
+    # a wedge point of layer 200 just under the layer's right edge: accepted or
+    # redrawn, never returned outside the support of the layers' union
+    z = R.std_normal(state_with_first_output(_word(200, 0, top)))
+    assert math.isfinite(z)
+
+
+def test_std_normal_ziggurat_law():
+    # 1e6 draws (10,000 paths x 100): a ziggurat error (wrong table, wrong wedge or tail)
+    # moves the CDF by >> 1.36 / sqrt(1e6) = 0.14 %, which KS at p > 1e-4 detects.
+    n = 1_000_000
+    x = _sample_f(SN, KEY, 10_000, 100, 11, 0.0, 0.0, 0.0)
+    assert np.isfinite(x).all()
+    assert st.kstest(x, "norm").pvalue > P_MIN
+    check_moments(x, 0.0, 1.0, 0.0)
+    # odd moments vanish by symmetry: E[Z^3] = 0 with sd sqrt(15 / n)
+    assert abs(np.mean(x**3)) < 5 * math.sqrt(15.0 / n)
+    # tail frequencies against binomial bands (5 sd): P(Z > 3), P(Z > 4), and the two
+    # sides separately (the tail sampler and the sign bit)
+    for t in (3.0, 4.0, R._ZIG_R):
+        p = st.norm.sf(t)
+        for cnt in (np.count_nonzero(x > t), np.count_nonzero(x < -t)):
+            assert abs(cnt - n * p) < 5 * math.sqrt(n * p * (1 - p)) + 1, (t, cnt, n * p)
+    # every layer's slab between consecutive x_k gets its normal mass: chi-square on |Z|
+    # with the 256 layer boundaries as cells (each cell's expected count >= 250)
+    edges = _layer_edges()[::-1]  # 0 = x_255 < ... < x_0 = r
+    cells = np.concatenate([edges, [np.inf]])
+    obs, _ = np.histogram(np.abs(x), bins=cells)
+    exp = 2 * np.diff(st.norm.cdf(cells)) * n
+    assert exp.min() > 250
+    assert st.chisquare(obs, exp).pvalue > P_MIN
+
+
+def test_ziggurat_tail_law():
+    # draws beyond r (the base layer's tail sampler) follow the normal tail: KS of
+    # |Z| given |Z| > r against the truncated normal; 4e6 draws give ~1,000 tail draws
+    # (KS then detects CDF errors of ~6 %, e.g. a tail sampler with a wrong rate).
+    x = _sample_f(SN, KEY, 20_000, 200, 12, 0.0, 0.0, 0.0)
+    t = np.abs(x[np.abs(x) > R._ZIG_R])
+    assert t.size > 500  # expected 4e6 * 2.58e-4 = 1,033
+    ref = st.truncnorm(R._ZIG_R, np.inf)
+    assert st.kstest(t, ref.cdf).pvalue > P_MIN
+
+
+def test_normal_and_lognormal_share_the_ziggurat_draws():
+    # common random numbers: draw j of a stream is mu + sigma * z_j whatever (mu, sigma)
+    z = _sample_f(SN, KEY, 500, 20, 13, 0.0, 0.0, 0.0)
+    for mu, sigma in ((0.0, 1.0), (2.0, 0.5), (-7.0, 3.0)):
+        assert np.array_equal(_sample_f(NORM, KEY, 500, 20, 13, mu, sigma, 0.0), mu + sigma * z)
+        lx = _sample_f(LOGN, KEY, 500, 20, 13, mu, sigma, 0.0)
+        # (math.exp is the C library's exp, as in the compiled code; NumPy's may differ by 1 ulp)
+        assert np.array_equal(lx, np.array([math.exp(t) for t in mu + sigma * z]))
+    # same stream, same draws (bitwise) on a second run
+    assert np.array_equal(_sample_f(SN, KEY, 500, 20, 13, 0.0, 0.0, 0.0), z)
 
 
 def test_std_exponential():
@@ -442,8 +567,12 @@ def test_normal(mu, sigma):
 def test_lognormal(mu, sigma):
     x = sample_f(LOGN, mu, sigma)
     # KS on the original scale, moments on the log scale (lognormal moments are heavy-tailed)
-    assert st.kstest(x, st.lognorm(s=sigma, scale=math.exp(mu)).cdf).pvalue > P_MIN
+    d = st.lognorm(s=sigma, scale=math.exp(mu))
+    assert st.kstest(x, d.cdf).pvalue > P_MIN
     check_moments(np.log(x), mu, sigma**2, 0.0)
+    # the mean on the original scale, exp(mu + sigma^2 / 2), within 5 standard errors
+    m, v = float(d.mean()), float(d.var())
+    assert abs(x.mean() - m) < 5 * math.sqrt(v / x.size)
 
 
 @pytest.mark.parametrize("shape", [0.05, 0.3, 0.999, 1.0, 2.5, 40.0])
@@ -563,6 +692,14 @@ def test_poisson(lam):
     check_discrete(sample_i(POI, a=lam), st.poisson(lam))
 
 
+def test_log_factorial_table():
+    k = np.arange(R._LOG_FACT_N, dtype=float)
+    assert np.allclose(R._LOG_FACT, sc.gammaln(k + 1.0), rtol=4e-15, atol=1e-300)
+    assert R._log_factorial(0.0) == 0.0
+    assert R._log_factorial(1023.0) == R._LOG_FACT[1023]
+    assert R._log_factorial(1024.0) == pytest.approx(sc.gammaln(1025.0), rel=1e-14)
+
+
 def test_poisson_edge_cases():
     s = _state(KEY, 0, 0)
     assert R.poisson(s, 0.0) == 0
@@ -589,7 +726,13 @@ def test_poisson_edge_cases():
         (10**6, 2e-4),  # large n, BTRS
         (10**9, 0.3),  # very large n, BTRS
         (1, 0.3),  # Bernoulli
+        (2, 0.5),
         (7, 0.5),
+        (64, 0.15),  # inversion, small-n branch (q**n, bound n), n p = 9.6
+        (65, 0.15),  # inversion, large-n branch (exp(n log1p(-p))), n p = 9.75
+        (64, 0.9),  # symmetry + small-n inversion
+        (30, 0.45),  # BTRS with log-factorial table, n p = 13.5
+        (1500, 0.5),  # BTRS, n - m beyond the 1024-entry table (lgamma branch)
     ],
 )
 def test_binomial(n, p):
