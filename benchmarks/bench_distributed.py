@@ -198,7 +198,9 @@ def wire_cost(name: str, block_size: int, repeats: int = 5) -> dict[str, float]:
         blob = pickle.dumps(_pack(summary), protocol=5)
         _unpack(pickle.loads(blob))
     wire = (time.process_time() - c0) / repeats
+    prepared_mib = len(pickle.dumps(prepared, protocol=5)) / 2**20
     row = {
+        "prepared_mib": prepared_mib,
         "block_compute_ms": 1e3 * compute,
         "wire_ms": 1e3 * wire,
         "summary_mib": summary.nbytes / 2**20,
@@ -208,7 +210,8 @@ def wire_cost(name: str, block_size: int, repeats: int = 5) -> dict[str, float]:
     print(
         f"{name:>8} block={block_size:,}: compute {row['block_compute_ms']:,.0f} CPU ms, "
         f"wire {row['wire_ms']:.1f} CPU ms ({row['overhead_pct']:.2f}%), summary "
-        f"{row['summary_mib']:.1f} MiB dense -> {row['wire_mib']:.2f} MiB sent",
+        f"{row['summary_mib']:.1f} MiB dense -> {row['wire_mib']:.2f} MiB sent; "
+        f"prepared inputs {prepared_mib:.2f} MiB (sent once per run)",
         flush=True,
     )
     return row

@@ -19,8 +19,15 @@ Public entry points
 :class:`WarmupPlugin`
     A worker plugin that fixes the worker's Numba thread count and compiles
     the kernels once when the worker starts.
+:func:`dask_block_map`, :func:`cluster_block_map`
+    Where the engine's blocks run: pass the map as ``block_map=`` to
+    :func:`simengine.engine.simulate`, ``run_blocks`` or the planning
+    functions (stress, sensitivity, goal seek). The engine plans the blocks
+    and merges them in block order (one orchestration for every layout);
+    ``cluster_block_map`` connects only when the first blocks run, i.e. after
+    the inputs have been checked.
 :func:`simulate_distributed`
-    The distributed twin of :func:`simengine.engine.simulate`.
+    :func:`simengine.engine.simulate` with that block map.
 
 Design notes
 ------------
@@ -36,9 +43,12 @@ Design notes
   with ``numba.set_num_threads`` (thread-local; never via the
   ``NUMBA_NUM_THREADS`` environment variable, which Numba refuses to change
   once its pool has started).
-* The prepared parameters are sent to the workers once (``scatter`` with
-  ``broadcast``); tasks return only the block summaries, sent sparse (the
-  non-zero histogram bins; exact): ~1.8 MiB instead of ~9 MiB per block of
+* The prepared parameters of a run are sent to the workers once per run
+  (``scatter`` with ``broadcast``; a planning study's scenarios are runs
+  with different parameters, each sent once; the size is printed by
+  ``benchmarks/bench_distributed.py --wire-only``), never per block; tasks
+  return only the block summaries, sent sparse (the non-zero histogram
+  bins; exact): ~1.8 MiB instead of ~9 MiB per block of
   the light benchmark workload, never per-path arrays. At most twice the
   cluster's threads blocks are in flight, so memory stays bounded whatever
   the number of paths.
@@ -801,33 +811,15 @@ def simulate_distributed(
 
     :func:`simengine.engine.simulate` with the block map of
     :func:`cluster_block_map`: one orchestration, only where the blocks run
-    differs.
+    differs. The parameters are ``simulate``'s (``threads`` aside: the
+    workers set their own), plus:
 
     Parameters
     ----------
-    params : FunnelParameters
-        Parameter draws and open units.
-    plan : Plan
-        Period, targets, planned new units.
-    paths : int
-        Number of paths (default 1,000,000).
-    seed : int
-        Root seed (>= 0).
-    block_size : int
-        Paths per block: the unit of a Dask task (>= 100,000 keeps the
-        scheduling overhead small; see the benchmark).
     cluster : str, ClusterSpec or distributed.Client
         ``local:N``, a scheduler address, or an open client (left open).
-    progress : bool
-        Show a progress bar as blocks are merged.
-    input_sha256 : dict, optional
-        File hashes recorded in the output's attributes.
-    input_paths : dict, optional
-        Input file paths recorded in the output's attributes (``input_paths``).
     timeout : float, optional
         Seconds to wait for the scheduler or a local cluster (see :func:`connect`).
-    on_block : callable, optional
-        Called as ``on_block(done_paths, total_paths)`` after each merge.
 
     Returns
     -------
@@ -838,6 +830,11 @@ def simulate_distributed(
     InputError
         A bad plan for these parameters (checked before connecting), a bad
         ``--cluster`` value, or an unreachable scheduler.
+
+    Notes
+    -----
+    ``block_size`` is the unit of a Dask task: >= 100,000 paths keeps the
+    scheduling overhead small (see ``benchmarks/bench_distributed.py``).
     """
     from simengine.engine import simulate
 
