@@ -259,6 +259,9 @@ _LOG_FACT = np.array([math.lgamma(k + 1.0) for k in range(_LOG_FACT_N)])
 """``log k!`` for ``k < 1024`` (CPython's ``lgamma``, ~1e-15 relative): the rejection
 tests of PTRS and BTRS look these up instead of calling ``lgamma`` (~10x the cost)."""
 
+_RECIP = np.array([0.0] + [1.0 / k for k in range(1, 65)])
+"""``1 / k`` for k = 1..64: the sequential searches multiply instead of dividing."""
+
 
 # --------------------------------------------------------------------------- seeding
 def root_seed(seed: int) -> np.uint64:
@@ -561,28 +564,30 @@ def _log_factorial(kf: float) -> float:  # pragma: no cover - compiled
     return math.lgamma(kf + 1.0)
 
 
+_PINV_BOUND = 52  # search bound of Poisson inversion; P(Poisson(10) > 52) < 1e-20
+
+
 @jit
 def _poisson_inversion(state: np.ndarray, lam: float) -> int:  # pragma: no cover - compiled
     """Poisson by sequential-search inversion (lam < 10).
 
-    A search that runs past ``lam + 10 sqrt(lam) + 10`` restarts with a fresh
-    uniform. That happens only when ``u`` is within rounding of 1 (the summed
-    pmf can stop a few ulps short of 1; probability ~1e-16) since the true mass
-    beyond the bound is below 1e-20 for lam < 10: the law is exact to double
-    precision.
+    ``P(k) = P(k - 1) lam / k`` with ``1 / k`` from a table. A search that runs
+    past k = 52 restarts with a fresh uniform. That happens only when ``u`` is
+    within rounding of 1 (the summed pmf can stop a few ulps short of 1;
+    probability ~1e-16) since the true mass beyond 52 is below 1e-20 for lam <
+    10: the law is exact to double precision.
     """
     p0 = math.exp(-lam)
-    bound = lam + 10.0 * math.sqrt(lam) + 10.0
     while True:
         u = uniform(state)
         pk = p0
         cdf = pk
         k = 0
-        while u > cdf and k <= bound:
+        while u > cdf and k < _PINV_BOUND:
             k += 1
-            pk *= lam / k
+            pk *= lam * _RECIP[k]
             cdf += pk
-        if k <= bound:
+        if u <= cdf:
             return k
 
 
@@ -633,23 +638,35 @@ _BINV_SMALL_N = 64  # up to here P(X = 0) = q**n by multiplications, and the sea
 def _binomial_inversion(state: np.ndarray, n: int, p: float) -> int:  # pragma: no cover - compiled
     """Binomial by sequential-search inversion (p <= 1/2, n p < 10).
 
-    ``P(X = 0) = q**n`` by repeated squaring for ``n <= 64`` (relative error
-    below ~100 ulps, since ``q = 1 - p`` itself is rounded) and ``exp(n
-    log1p(-p))`` above (error ~ n p ulps). A search that runs past ``min(n,
-    n p + 10 sqrt(n p q + 1) + 10)`` (or ``n`` for ``n <= 64``) restarts with
-    a fresh uniform. That happens only when ``u`` is within rounding of 1
-    (probability ~1e-16) since the true mass beyond the bound is below 1e-20
-    for n p < 10: the law is exact to double precision.
+    Successive probabilities by the recursion ``P(x) = P(x - 1) ((n + 1) s / x
+    - s)`` with ``s = p / q``. For ``n <= 64``, ``P(X = 0) = q**n`` by repeated
+    squaring (relative error below ~100 ulps, since ``q = 1 - p`` itself is
+    rounded) and ``1 / x`` from a table; above, ``exp(n log1p(-p))`` (error
+    ~ n p ulps). A search that runs past ``min(n, n p + 10 sqrt(n p q + 1) +
+    10)`` (or ``n`` for ``n <= 64``) restarts with a fresh uniform. That
+    happens only when ``u`` is within rounding of 1 (probability ~1e-16) since
+    the true mass beyond the bound is below 1e-20 for n p < 10: the law is
+    exact to double precision.
     """
     q = 1.0 - p
     s = p / q
     a = (n + 1) * s
     if n <= _BINV_SMALL_N:
         r0 = q**n
-        bound = float(n)
-    else:
-        r0 = math.exp(n * math.log1p(-p))
-        bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0) + 10.0)
+        while True:
+            u = uniform(state)
+            r = r0
+            x = 0
+            while u > r:
+                u -= r
+                x += 1
+                if x > n:
+                    break
+                r *= a * _RECIP[x] - s
+            if x <= n:
+                return x
+    r0 = math.exp(n * math.log1p(-p))
+    bound = min(float(n), n * p + 10.0 * math.sqrt(n * p * q + 1.0) + 10.0)
     while True:
         u = uniform(state)
         r = r0
@@ -698,8 +715,10 @@ def _binomial_btrs(state: np.ndarray, n: int, p: float) -> int:  # pragma: no co
 def binomial(state: np.ndarray, n: int, p: float) -> int:  # pragma: no cover - compiled
     """Binomial(n, p), exact for every n >= 0 and p in [0, 1].
 
-    p > 1/2 uses ``n - Binomial(n, 1 - p)``; inversion when ``n min(p, 1-p) <
-    10``, BTRS otherwise. Invalid ``n < 0`` or p outside [0, 1] / NaN give -1.
+    ``n == 1``: ``U < p`` (one uniform). Otherwise p > 1/2 uses ``n -
+    Binomial(n, 1 - p)``; inversion (one uniform, except for a restart with
+    probability ~1e-16) when ``n min(p, 1-p) < 10``, BTRS otherwise. Invalid
+    ``n < 0`` or p outside [0, 1] / NaN give -1.
     """
     if n < 0 or not (p >= 0.0 and p <= 1.0):
         return -1
@@ -707,6 +726,8 @@ def binomial(state: np.ndarray, n: int, p: float) -> int:  # pragma: no cover - 
         return 0
     if p == 1.0:
         return n
+    if n == 1:
+        return 1 if uniform(state) < p else 0
     flip = p > 0.5
     pp = 1.0 - p if flip else p
     k = _binomial_inversion(state, n, pp) if n * pp < 10.0 else _binomial_btrs(state, n, pp)

@@ -414,7 +414,7 @@ def test_extreme_uniforms():
     # floating-point residue to an absurd value
     for lam in (0.5, 5.0, 9.999):
         k = R.poisson(state_with_first_output(top), lam)
-        assert 0 <= k <= lam + 10 * math.sqrt(lam) + 10
+        assert 0 <= k <= R._PINV_BOUND
     for n, p in ((1000, 0.005), (30, 0.3), (10**6, 5e-6)):
         k = R.binomial(state_with_first_output(top), n, p)
         assert 0 <= k <= min(n, n * p + 10 * math.sqrt(n * p * (1 - p) + 1) + 10)
@@ -686,7 +686,7 @@ def test_ndtr_matches_scipy():
 # ----------------------------------------------------------------------------- poisson
 @pytest.mark.parametrize(
     "lam",
-    [0.001, 0.5, 3.0, 9.999, 10.0, 10.001, 47.3, 1e4, 1e7],  # 10 is the inversion/PTRS switch
+    [0.001, 0.5, 1.0, 3.0, 5.0, 9.999, 10.0, 10.001, 15.0, 25.0, 47.3, 1e4, 1e7],  # 10: switch
 )
 def test_poisson(lam):
     check_discrete(sample_i(POI, a=lam), st.poisson(lam))
@@ -782,7 +782,9 @@ def test_poisson_tight(lam):
 @pytest.mark.parametrize(
     ("n", "p"),
     [(n, 10.0 / n * f) for n in (21, 100, 10_000) for f in (0.98, 1.0, 1.02)]
-    + [(30, 0.45), (200, 0.5), (201, 0.5), (10**5, 0.37), (10**5, 0.63), (2**40, 0.1)],
+    + [(30, 0.45), (200, 0.5), (201, 0.5), (10**5, 0.37), (10**5, 0.63), (2**40, 0.1)]
+    # n = 1 (one uniform), the small-n inversion branch (n <= 64) and its neighbour
+    + [(1, 0.3), (2, 0.3), (12, 0.3), (64, 0.15), (65, 0.15), (64, 0.85), (65, 0.85)],
 )
 def test_binomial_tight(n, p):
     check_discrete(sample_i(BIN, n, p, n=4_000_000, stream=9), st.binom(n, p))
