@@ -62,3 +62,81 @@ def test_backtest_orchestration_writes_scores_and_resumes(crm, tmp_path):
     assert calls == []
     pd.testing.assert_frame_equal(again, scores, check_dtype=False)
     assert len(pooled) == 4 * (len(segments) + 1)
+
+
+def _run_rate_forecast(known, spec, plan, workdir):
+    """Module-level (picklable) run-rate forecaster for the worker-process test."""
+    (workdir / "seen.txt").write_text(str(known[[*spec.stage_columns, "lost_at"]].max().max()))
+    return run_rate(known, spec, plan.start, plan.period_days, sorted(plan.targets))
+
+
+def test_parallel_origins_score_like_serial_and_resume(crm, tmp_path):
+    """workers=2 (spawned processes) gives the serial scores; resume rescoring only the gap."""
+    spec, full = crm
+    origins = [dt.date(2017, 6, 30), dt.date(2017, 8, 31)]
+    cfg = BacktestConfig(period_days=91, paths=1000, seed=1)
+    serial, pooled_s = run_backtest(
+        full, spec, origins, tmp_path / "s", cfg, _run_rate_forecast, as_of_view=as_of_view
+    )
+    events: list[tuple[dt.date, str]] = []
+    par, pooled_p = run_backtest(
+        full,
+        spec,
+        origins,
+        tmp_path / "p",
+        cfg,
+        _run_rate_forecast,
+        as_of_view=as_of_view,
+        on_origin=lambda o, s: events.append((o, s)),
+        workers=2,
+    )
+    pd.testing.assert_frame_equal(par, serial)
+    pd.testing.assert_frame_equal(pooled_p, pooled_s)
+    assert [e for e in events if e[1] == "scored"] == [(o, "scored") for o in origins]
+    assert [e for e in events if e[1] == "started"] == [(o, "started") for o in origins]
+    for o in origins:  # the worker saw nothing after its origin
+        seen = (tmp_path / "p" / "origins" / o.isoformat() / "seen.txt").read_text()
+        assert pd.Timestamp(seen) <= pd.Timestamp(o)
+    # interrupted after the first origin: only the second is scored again
+    (tmp_path / "p" / "origins" / "2017-08-31" / "scores.csv").unlink()
+    events.clear()
+    again, _ = run_backtest(
+        full,
+        spec,
+        origins,
+        tmp_path / "p",
+        cfg,
+        _run_rate_forecast,
+        as_of_view=as_of_view,
+        on_origin=lambda o, s: events.append((o, s)),
+        workers=2,
+    )
+    assert events == [(origins[0], "resumed"), (origins[1], "scored")]
+    pd.testing.assert_frame_equal(again, serial, check_dtype=False)
+
+
+def test_forecaster_is_picklable_and_rejects_a_runner_in_workers(crm, tmp_path):
+    import pickle
+
+    from simengine.backtest.run import simengine_forecaster
+
+    spec, full = crm
+    cfg = BacktestConfig(period_days=91, paths=1000, seed=1)
+    fc = simengine_forecaster(cfg, fit_overrides={"draws": 10, "left_truncated": True})
+    assert pickle.loads(pickle.dumps(fc)) == fc
+    with_runner = simengine_forecaster(cfg, runner=print)
+    with pytest.raises(ValueError, match="worker processes"):
+        run_backtest(
+            full,
+            spec,
+            [dt.date(2017, 6, 30)],
+            tmp_path,
+            cfg,
+            with_runner,
+            as_of_view=as_of_view,
+            workers=2,
+        )
+    with pytest.raises(ValueError, match="workers must be"):
+        run_backtest(
+            full, spec, [], tmp_path, cfg, _run_rate_forecast, as_of_view=as_of_view, workers=0
+        )
