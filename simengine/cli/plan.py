@@ -175,6 +175,13 @@ def plan_command(
                 "the quick form needs --target, --deal-size and --rates",
                 column="--target",
             )
+        if cluster is not None:
+            raise InputError.single(
+                "<command line>",
+                "the quick form runs no simulation; --cluster goes with --plan (the goal seek)",
+                column="--cluster",
+                value=cluster,
+            )
         rs = _floats(rates, "--rates")
         names = (
             [s.strip() for s in stages.split(",")]

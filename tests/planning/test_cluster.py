@@ -184,3 +184,10 @@ def test_cli_stress_local_cluster_same_bytes_as_in_process(tmp_path: Path) -> No
     assert main(_argv("stress", tmp_path, a)) == 0
     assert main(_argv("stress", tmp_path, b, "--cluster", "local:2")) == 0
     assert (a / "stress.csv").read_bytes() == (b / "stress.csv").read_bytes()
+
+
+def test_cli_plan_quick_form_refuses_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--target", "1000000", "--deal-size", "50000", "--rates", "0.3,0.2"]
+    assert main([*argv, "--cluster", "local:2"]) == 2
+    assert "quick form runs no simulation" in capsys.readouterr().err
+    assert main(argv) == 0
