@@ -70,6 +70,9 @@ CASES = [
     ("binomial(64,0.3)", 8, 0.3, 0.0, 64),
     ("bernoulli_sum(64,0.3)", 14, 0.3, 0.0, 64),
     ("binomial(1000,0.3)", 8, 0.3, 0.0, 1000),
+    ("binomial(mixed n 1-30, p 0.05-0.6)", 8, 0.05, 0.6, -30),
+    ("bernoulli_sum(mixed n 1-30, p 0.05-0.6)", 14, 0.05, 0.6, -30),
+    ("poisson(mixed lam 1-40)", 7, 1.0, 40.0, -1),
     ("neg_binomial_mean(5,0.5)", 9, 5.0, 0.5, 0),
     ("lognormal_truncated_below(0,1,a=e^1.5)", 10, 0.0, 1.0, 0),
     ("seed_stream+uniform", 11, 0.0, 0.0, 0),
@@ -90,6 +93,13 @@ def ours(kind, key, n_draws, a0, b0, n0):  # pragma: no cover - compiled
     bv = np.full(1024, b0)
     nv = np.full(1024, n0)
     eav = np.full(1024, math.exp(1.5))
+    if n0 < 0:
+        # "mixed" cases: n in 1..-n0 and a in [a0, b0), scrambled over the 1024 slots
+        # (as in the kernels, where n and p change from call to call)
+        j = np.arange(1024)
+        nv = 1 + (j * 7919) % (-n0)
+        av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
+        bv = np.full(1024, 0.0)
     for i in range(n_draws):
         a = av[i & 1023]
         b = bv[i & 1023]
@@ -133,12 +143,23 @@ def ours(kind, key, n_draws, a0, b0, n0):  # pragma: no cover - compiled
 
 
 @jit
-def numpy_gen(kind, gen, n_draws, a, b, n):  # pragma: no cover - compiled
+def numpy_gen(kind, gen, n_draws, a0, b0, n0):  # pragma: no cover - compiled
     acc = 0.0
     r = 0.0
     if kind == 9:
-        r = 1.0 / b
-    for _ in range(n_draws):
+        r = 1.0 / b0
+    av = np.full(1024, a0)
+    bv = np.full(1024, b0)
+    nv = np.full(1024, n0)
+    if n0 < 0:
+        j = np.arange(1024)
+        nv = 1 + (j * 7919) % (-n0)
+        av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
+        bv = np.full(1024, 0.0)
+    for i in range(n_draws):
+        a = av[i & 1023]
+        b = bv[i & 1023]
+        n = nv[i & 1023]
         if kind == 0:
             acc += float(gen.integers(0, 9007199254740992))
         elif kind == 1:

@@ -69,6 +69,8 @@ Variates
   ``Z = -ndtri(U * Q(alpha))`` with ``Q`` computed by ``erfc`` (no ``1 -
   CDF`` cancellation); beyond ``Q(alpha) < 1e-290`` (alpha > ~36) Robert's
   (1995) exact exponential-rejection sampler for the normal tail.
+  :func:`lognormal_truncated_tail` is the same draw for a caller that already
+  has ``alpha`` and the tail mass (saves a ``log`` and an ``erfc``).
 
 Invalid parameters (NaN, negative rates/shapes) give ``NaN`` for float
 variates and ``-1`` for integer ones; callers validate inputs before entering
@@ -88,6 +90,7 @@ __all__ = [
     "gamma",
     "lognormal",
     "lognormal_truncated_below",
+    "lognormal_truncated_tail",
     "ndtr",
     "ndtri",
     "neg_binomial_mean",
@@ -534,7 +537,23 @@ def lognormal_truncated_below(
     if math.isinf(alpha):
         # sigma so small that alpha overflows: the conditional law is a point mass at a.
         return a
-    tail = _norm_sf(alpha)
+    return lognormal_truncated_tail(state, mu, sigma, a, alpha, _norm_sf(alpha))
+
+
+@jit
+def lognormal_truncated_tail(
+    state: np.ndarray, mu: float, sigma: float, a: float, alpha: float, tail: float
+) -> float:  # pragma: no cover - compiled
+    """:func:`lognormal_truncated_below` with its ``alpha`` and tail mass supplied.
+
+    For callers that already computed ``alpha = (log a - mu) / sigma`` and
+    ``tail = P(Z > alpha)`` (e.g. for a conversion probability; ``ndtr(-alpha)``
+    is bitwise ``0.5 erfc(alpha / sqrt 2)``): saves the ``log`` and ``erfc``
+    and gives bitwise the same draw as ``lognormal_truncated_below(state, mu,
+    sigma, a)``. Requires ``a > 0`` finite, ``sigma > 0`` and ``mu`` finite
+    and ``alpha`` finite (the cases :func:`lognormal_truncated_below` handles
+    before computing them).
+    """
     if tail >= _LOG_TAIL_MIN:
         z = -ndtri(uniform(state) * tail)
         z = max(z, alpha)

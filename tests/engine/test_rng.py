@@ -622,6 +622,27 @@ def test_lognormal_truncated_below(mu, sigma, a):
         assert st.kstest(x, cond).pvalue > P_MIN
 
 
+@jit
+def _trunc_pair(key, n, mu, sigma, a):  # pragma: no cover - compiled
+    """Draws of lognormal_truncated_below and of lognormal_truncated_tail (same streams)."""
+    out = np.empty((n, 2))
+    s = np.empty(4, np.uint64)
+    for i in range(n):
+        R.seed_stream(key, i, 14, s)
+        out[i, 0] = R.lognormal_truncated_below(s, mu, sigma, a)
+        R.seed_stream(key, i, 14, s)
+        alpha = (math.log(a) - mu) / sigma
+        out[i, 1] = R.lognormal_truncated_tail(s, mu, sigma, a, alpha, R.ndtr(-alpha))
+    return out
+
+
+@pytest.mark.parametrize(("mu", "sigma", "a"), [(1.0, 0.5, 2.0), (0.0, 1.0, math.exp(40.0))])
+def test_lognormal_truncated_tail_is_bitwise_the_same_draw(mu, sigma, a):
+    # with the tail from ndtr(-alpha) (what a kernel has from its survival function)
+    x = _trunc_pair(KEY, 5000, mu, sigma, a)
+    assert np.array_equal(x[:, 0], x[:, 1])
+
+
 def test_lognormal_truncated_edge_cases():
     s = _state(KEY, 0, 0)
     assert R.lognormal_truncated_below(s, 1.0, 0.0, 1.0) == math.exp(1.0)
