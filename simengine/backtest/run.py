@@ -23,7 +23,10 @@ conversion 69 s compile vs 17 s sampling, arrivals 35 vs 1, deal size 15 vs
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import multiprocessing
 import os
 import warnings
@@ -50,6 +53,7 @@ __all__ = [
     "BlockRunner",
     "OriginForecaster",
     "SimengineForecaster",
+    "records_sha256",
     "run_backtest",
     "score_origin",
     "simengine_forecaster",
@@ -203,7 +207,7 @@ def run_backtest(
     on_origin : callable, optional
         Progress callback ``(origin, status)``, called in this process;
         status is ``"resumed"`` or ``"scored"`` (with ``workers > 1`` also
-        ``"started"`` when an origin is handed to a worker).
+        ``"queued"`` when an origin is handed to a worker).
     workers : int
         Origins scored at a time, each in its own spawned process
         (1 = in this process). The scores do not depend on it.
@@ -262,7 +266,7 @@ def run_backtest(
                     as_of_view,
                 )
                 if on_origin:
-                    on_origin(origin, "started")
+                    on_origin(origin, "queued")
             # in submission order: an origin's scores.csv is on disk as soon as its
             # worker finishes, so an interruption loses only the origins in flight
             for origin, fut in futures.items():
@@ -289,7 +293,10 @@ class SimengineForecaster:
     convergence gate is recorded, not enforced: an origin whose fit misses
     it is scored and flagged in ``posterior.nc``), the posterior is written
     to the origin's folder, and ``cfg.paths`` paths of the period are
-    simulated. The revenue forecast is read off the engine's merged sketch
+    simulated. A ``posterior.nc`` already in the origin's folder is reused
+    when its spec hash, as-of date, seed, records hash and fit settings are
+    this origin's (a resumed run that got past the fit only simulates).
+    The revenue forecast is read off the engine's merged sketch
     on the dense grid :data:`~simengine.backtest.scoring.DENSE_LEVELS`
     (relative error of the sketch <= 0.5%).
 
@@ -340,17 +347,25 @@ class SimengineForecaster:
             if on_step is not None:
                 on_step(plan.as_of, f"fit:{part}")
 
-        idata = fit(
-            known,
-            spec,
-            plan.as_of,
-            seed,
-            settings=settings,
-            allow_unconverged=True,
-            on_part=on_part,
-        )
         post = workdir / "posterior.nc"
-        write_posterior(idata, post, force=True)
+        data_sha = records_sha256(known)
+        if _reusable(post, spec, plan.as_of, seed, data_sha, settings):
+            # an interrupted run that got past this origin's fit: same spec,
+            # data, seed and settings give bitwise the same draws, so reuse them
+            if on_step is not None:
+                on_step(plan.as_of, "fit:reused")
+        else:
+            idata = fit(
+                known,
+                spec,
+                plan.as_of,
+                seed,
+                settings=settings,
+                allow_unconverged=True,
+                on_part=on_part,
+                data_sha256=data_sha,
+            )
+            write_posterior(idata, post, force=True)
         with warnings.catch_warnings():
             # The gate's outcome is recorded in posterior.nc (simengine_converged)
             # and reported per origin; the reader's warning would repeat it.
@@ -377,6 +392,44 @@ class SimengineForecaster:
         if on_step is not None:
             on_step(plan.as_of, "done")
         return out
+
+
+def records_sha256(records: pd.DataFrame) -> str:
+    """SHA-256 of a records frame's values, index and column names (order-sensitive)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([str(c) for c in records.columns]).encode())
+    h.update(pd.util.hash_pandas_object(records, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fit_settings_json(settings: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(settings)
+    d["priors"] = settings.priors.as_dict()
+    return d
+
+
+def _reusable(
+    post: Path, spec: FunnelSpec, as_of: dt.date, seed: int, data_sha: str, settings: Any
+) -> bool:
+    """Whether ``post`` is this origin's fit: same spec, as-of, seed, data and settings."""
+    if not post.exists():
+        return False
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(post, group="posterior", engine="h5netcdf") as ds:
+            attrs = dict(ds.attrs)
+    except (OSError, ValueError):
+        return False
+    stored = json.loads(attrs.get("simengine_fit_settings", "{}"))
+    want = json.loads(json.dumps(_fit_settings_json(settings)))
+    return (
+        attrs.get("simengine_spec_sha256") == spec.sha256
+        and attrs.get("simengine_as_of") == as_of.isoformat()
+        and attrs.get("simengine_seed") == str(seed)
+        and attrs.get("simengine_data_sha256") == data_sha
+        and all(stored.get(k) == v for k, v in want.items())
+    )
 
 
 def simengine_forecaster(

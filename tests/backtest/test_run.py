@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -93,7 +94,7 @@ def test_parallel_origins_score_like_serial_and_resume(crm, tmp_path):
     pd.testing.assert_frame_equal(par, serial)
     pd.testing.assert_frame_equal(pooled_p, pooled_s)
     assert [e for e in events if e[1] == "scored"] == [(o, "scored") for o in origins]
-    assert [e for e in events if e[1] == "started"] == [(o, "started") for o in origins]
+    assert [e for e in events if e[1] == "queued"] == [(o, "queued") for o in origins]
     for o in origins:  # the worker saw nothing after its origin
         seen = (tmp_path / "p" / "origins" / o.isoformat() / "seen.txt").read_text()
         assert pd.Timestamp(seen) <= pd.Timestamp(o)
@@ -140,3 +141,51 @@ def test_forecaster_is_picklable_and_rejects_a_runner_in_workers(crm, tmp_path):
         run_backtest(
             full, spec, [], tmp_path, cfg, _run_rate_forecast, as_of_view=as_of_view, workers=0
         )
+
+
+@pytest.mark.slow
+def test_forecaster_reuses_its_own_posterior_only(models_dir, tmp_path, no_blas_probe):
+    """A resumed origin whose posterior.nc matches (spec, as-of, seed, data, settings)
+    skips the fit and gives bitwise the same forecast; other settings or data refit."""
+    from simengine.backtest.run import (
+        _plan_for,
+        _reusable,
+        records_sha256,
+        simengine_forecaster,
+    )
+    from simengine.fitting.fit import settings_from_spec
+    from simengine.synth import SynthConfig, generate
+
+    spec = load_spec(models_dir / "demo.toml")
+    csv = tmp_path / "records.csv"
+    generate(11, weeks=30).records.to_csv(csv, index=False)
+    full = load_records(csv, spec)
+    origin = SynthConfig().as_of - dt.timedelta(days=35)
+    known = as_of_view(full, spec, origin)
+    cfg = BacktestConfig(period_days=28, paths=5_000, seed=5)
+    plan = _plan_for(origin, cfg.period_days, dict.fromkeys(("ent", "mid", "smb"), 1.0))
+    steps: list[str] = []
+    over = {"draws": 40, "tune": 40, "chains": 2}
+    fc = simengine_forecaster(cfg, fit_overrides=over, on_step=lambda o, s: steps.append(s))
+    first = fc(known, spec, plan, tmp_path)
+    assert "fit:conversion" in steps
+    assert "fit:reused" not in steps
+    post = tmp_path / "posterior.nc"
+    mtime = post.stat().st_mtime_ns
+    steps.clear()
+    again = fc(known, spec, plan, tmp_path)
+    assert steps[0] == "fit:reused"
+    assert post.stat().st_mtime_ns == mtime
+    for seg, q in first.items():
+        np.testing.assert_array_equal(q.values, again[seg].values)
+    # different data (one unit fewer), seed or settings: not reused
+    seed = cfg.origin_seed(origin)
+    st = settings_from_spec(spec, **over)
+    assert _reusable(post, spec, origin, seed, records_sha256(known), st)
+    fewer = known.iloc[1:].reset_index(drop=True)
+    assert not _reusable(post, spec, origin, seed, records_sha256(fewer), st)
+    assert not _reusable(post, spec, origin, seed + 1, records_sha256(known), st)
+    st41 = settings_from_spec(spec, **{**over, "draws": 41})
+    assert not _reusable(post, spec, origin, seed, records_sha256(known), st41)
+    lt = settings_from_spec(spec, **over, left_truncated=True)
+    assert not _reusable(post, spec, origin, seed, records_sha256(known), lt)
