@@ -13,6 +13,7 @@ Format (every segment is one cell, labelled by the segment name)::
     conversion = { sql = [0.30, 0.02], opportunity = [0.65, 0.03], won = [0.22, 0.02] }
     delay_days = { sql = [7.0, 0.5], opportunity = [14.0, 0.5], won = [45.0, 0.6] }
     deal_size = [30000.0, 0.4]
+    loss_days = { sql = [21.0, 0.7], opportunity = [30.0, 0.7], won = [60.0, 0.8] }  # optional
 
 ``conversion`` gives the mean and sd of each step's rate; draws are
 Beta(mean, sd) (sd 0 = fixed; an sd with ``sd^2 >= mean (1 - mean)`` is not a
@@ -20,6 +21,15 @@ Beta and is an error). ``delay_days`` gives the median (days) and the
 log-scale sd of each step's lognormal delay; ``deal_size`` the median and
 log-sd of a won deal's amount. Every step needs a conversion and a delay;
 entry stages without ``new_per_week`` get no new units.
+
+``loss_days`` (optional) gives, per step like ``delay_days``, the median
+(days) and log-sd of the lognormal time to loss of a unit that does *not*
+take the step (the competing risk of the fitted model): an open unit aged
+``a`` then converts with ``p S_F(a) / (p S_F(a) + (1 - p) S_G(a))`` and a
+non-converter leaves the pipeline after that time. Give it for every step of
+every segment, or for none: without it non-converters are never lost (open
+units convert with ``p S_F(a) / (1 - p F(a))``) and leave the pipeline after
+a draw from the step's delay law.
 
 Open units (``--pipeline records.csv --model SPEC``) come from
 :func:`pipeline_from_records`: each record's cell maps to the assumption
@@ -46,7 +56,15 @@ from simengine.params import FunnelParameters, OpenUnits
 __all__ = ["parse_assumptions", "pipeline_from_records", "read_assumptions"]
 
 _TOP = {"stages", "pipeline_stage", "as_of", "segments", "name", "description"}
-_SEG = {"new_per_week", "dispersion", "trend", "conversion", "delay_days", "deal_size"}
+_SEG = {
+    "new_per_week",
+    "dispersion",
+    "trend",
+    "conversion",
+    "delay_days",
+    "deal_size",
+    "loss_days",
+}
 
 
 def _num(v: Any) -> float | None:
@@ -163,6 +181,9 @@ def parse_assumptions(
     trend = np.zeros((c_n, s_n))
     amu = np.zeros(c_n)
     asig = np.zeros(c_n)
+    lmu = np.zeros((c_n, s_n))
+    lsig = np.zeros((c_n, s_n))
+    with_loss: list[str] = []
 
     for c, name in enumerate(names):
         seg = segs[name]
@@ -222,7 +243,11 @@ def parse_assumptions(
                     arr[c, :] = f
         conv = seg.get("conversion")
         delay = seg.get("delay_days")
-        for field, table in (("conversion", conv), ("delay_days", delay)):
+        tables: list[tuple[str, Any]] = [("conversion", conv), ("delay_days", delay)]
+        if "loss_days" in seg:
+            with_loss.append(name)
+            tables.append(("loss_days", seg["loss_days"]))
+        for field, table in tables:
             if not isinstance(table, dict):
                 bad(
                     f"{key}.{field}",
@@ -258,12 +283,15 @@ def parse_assumptions(
                     else:
                         conv_mean[c, s], conv_sd[c, s] = a, b
                 else:
+                    what = "delay" if field == "delay_days" else "time to loss"
                     if a <= 0:
-                        bad(k2, table[st], "median delay (days) must be > 0")
+                        bad(k2, table[st], f"median {what} (days) must be > 0")
                     elif b < 0:
                         bad(k2, table[st], "log-sd must be >= 0")
-                    else:
+                    elif field == "delay_days":
                         dmu[c, s], dsig[c, s] = math.log(a), b
+                    else:
+                        lmu[c, s], lsig[c, s] = math.log(a), b
         ds_pair = _pair(seg.get("deal_size"))
         if ds_pair is None:
             bad(f"{key}.deal_size", seg.get("deal_size"), "needs [median, log-sd]")
@@ -272,6 +300,15 @@ def parse_assumptions(
         else:
             amu[c], asig[c] = math.log(ds_pair[0]), ds_pair[1]
 
+    if with_loss and len(with_loss) != c_n:
+        without = [n for n in names if n not in with_loss]
+        for n in without:
+            bad(
+                f"segments.{n}.loss_days",
+                "",
+                "missing: give loss_days for every segment or for none "
+                f"(segments with it: {with_loss})",
+            )
     if (
         pipeline is not None
         and len(pipeline)
@@ -311,6 +348,8 @@ def parse_assumptions(
         arrival_trend=rep(trend),
         deal_size_mu=rep(amu),
         deal_size_sigma=rep(asig),
+        loss_mu=rep(lmu) if with_loss else None,
+        loss_sigma=rep(lsig) if with_loss else None,
         open_units=pipeline if pipeline is not None else OpenUnits.empty(),
         source="assumptions",
         attrs={

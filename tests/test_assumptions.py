@@ -150,3 +150,86 @@ def test_pipeline_from_records(tmp_path: Path, models_dir: Path) -> None:
         pipeline_from_records(
             f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb",), ("a", "b")
         )
+
+
+LOSS = {
+    "mid": "loss_days = { sql = [21.0, 0.7], opportunity = [30.0, 0.7], won = [60.0, 0.8] }\n",
+    "smb": "loss_days = { sql = [10.0, 0.5], opportunity = [15.0, 0.6], won = [40.0, 0.9] }\n",
+}
+
+
+def _with_loss(mid: str = LOSS["mid"], smb: str = LOSS["smb"]) -> str:
+    text = GOOD.replace("deal_size = [30000.0, 0.4]\n", "deal_size = [30000.0, 0.4]\n" + mid)
+    return text.replace("deal_size = [8000.0, 0.3]\n", "deal_size = [8000.0, 0.3]\n" + smb)
+
+
+def test_loss_days_read_into_loss_params() -> None:
+    p = parse_assumptions(_with_loss(), n_draws=7, seed=1)
+    assert p.loss_mu is not None
+    assert p.loss_sigma is not None
+    assert p.loss_mu.shape == p.loss_sigma.shape == (7, 2, 3)
+    np.testing.assert_allclose(p.loss_mu[:, 0], np.log([[21.0, 30.0, 60.0]] * 7))
+    np.testing.assert_allclose(p.loss_sigma[3, 1], [0.5, 0.6, 0.9])
+    # absent everywhere: never lost (no loss arrays), the documented law
+    q = parse_assumptions(GOOD, n_draws=7, seed=1)
+    assert q.loss_mu is None
+    assert q.loss_sigma is None
+    np.testing.assert_array_equal(q.conversion, p.conversion)  # same Beta draws
+
+
+@pytest.mark.parametrize(
+    ("mid", "key", "rule"),
+    [
+        (
+            LOSS["mid"].replace("[21.0, 0.7]", "[0.0, 0.7]"),
+            "segments.mid.loss_days.sql",
+            "median time to loss (days) must be > 0",
+        ),
+        (
+            LOSS["mid"].replace("[21.0, 0.7]", "[21.0, -1.0]"),
+            "segments.mid.loss_days.sql",
+            "log-sd must be >= 0",
+        ),
+        (LOSS["mid"].replace(", won = [60.0, 0.8]", ""), "segments.mid.loss_days.won", "missing"),
+        (
+            LOSS["mid"].replace("won = [60.0, 0.8]", "won = [60.0, 0.8], lost = [1.0, 1.0]"),
+            "segments.mid.loss_days.lost",
+            "not a step",
+        ),
+        (
+            LOSS["mid"].replace("[21.0, 0.7]", '"21 days"'),
+            "segments.mid.loss_days.sql",
+            "pair of numbers",
+        ),
+        ("loss_days = 30.0\n", "segments.mid.loss_days", "one [a, b] pair per step"),
+        ("", "segments.mid.loss_days", "every segment or for none"),
+    ],
+)
+def test_bad_loss_days_name_file_key_value_rule(mid: str, key: str, rule: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_assumptions(_with_loss(mid=mid), source="a.toml", n_draws=5)
+    issues = [i for i in err.value.issues if i.column == key]
+    assert issues, err.value.report()
+    assert issues[0].file == "a.toml"
+    assert rule in issues[0].rule
+
+
+def test_loss_days_drive_the_engine() -> None:
+    """An assumptions file with loss_days gives the engine its competing-risk law."""
+    from simengine.engine import prepare
+    from simengine.plan import Plan
+
+    p = parse_assumptions(_with_loss(), n_draws=5)
+    plan_like = parse_assumptions(GOOD, n_draws=5)
+    assert plan_like.loss_mu is None
+    plan = Plan(
+        start=p.as_of,
+        end=p.as_of + dt.timedelta(days=90),
+        as_of=p.as_of,
+        targets={"mid": 1e6, "smb": 1e6},
+        text="t",
+    )
+    pr = prepare(p, plan)
+    assert pr.has_loss == 1
+    np.testing.assert_allclose(pr.leave_mu, p.loss_mu)
+    assert prepare(plan_like, plan).has_loss == 0
