@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
+import numba
 import numpy as np
 import pytest
 
 from simengine.engine import _rng as R
-from simengine.engine._jit import jit
+from simengine.engine._jit import JIT_OPTIONS
 
 N_DRAWS = 1_000_000
 KEY = R.root_seed(20270104)
+_OPTS = {**JIT_OPTIONS, "cache": False}  # closures over kind: compiled per run
 
 # (name, kind code, float parameter a, float parameter b, int parameter n)
 CASES = [
@@ -75,112 +78,155 @@ CASES = [
     ("poisson(mixed lam 1-40)", 7, 1.0, 40.0, -1),
     ("neg_binomial_mean(5,0.5)", 9, 5.0, 0.5, 0),
     ("lognormal_truncated_below(0,1,a=e^1.5)", 10, 0.0, 1.0, 0),
+    ("lognormal_truncated_tail(0,1,a=e^1.5)", 15, 0.0, 1.0, 0),
     ("seed_stream+uniform", 11, 0.0, 0.0, 0),
 ]
 NUMPY_KINDS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13}  # kinds with a Generator equivalent
 NUMPY_EQUIV = {12: 2, 14: 8}  # alternatives timed against the same NumPy variate
 
 
-@jit
-def ours(kind, key, n_draws, a0, b0, n0):  # pragma: no cover - compiled
-    s = np.empty(4, np.uint64)
-    R.seed_stream(key, 0, 0, s)
-    acc = 0.0
-    # Parameters are read from arrays (all equal) so that the compiler cannot hoist
-    # per-call set-up work (exp(-lam), q**n, ...) out of the loop: in the engine the
-    # parameters change from call to call.
-    av = np.full(1024, a0)
-    bv = np.full(1024, b0)
-    nv = np.full(1024, n0)
-    eav = np.full(1024, math.exp(1.5))
-    if n0 < 0:
-        # "mixed" cases: n in 1..-n0 and a in [a0, b0), scrambled over the 1024 slots
-        # (as in the kernels, where n and p change from call to call)
-        j = np.arange(1024)
-        nv = 1 + (j * 7919) % (-n0)
-        av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
-        bv = np.full(1024, 0.0)
-    for i in range(n_draws):
-        a = av[i & 1023]
-        b = bv[i & 1023]
-        n = nv[i & 1023]
-        ea = eav[i & 1023]
-        if kind == 0:
-            acc += float(R.next_u64(s) >> np.uint64(11))
-        elif kind == 1:
-            acc += R.uniform(s)
-        elif kind == 2:
-            acc += R.std_normal(s)
-        elif kind == 3:
-            acc += R.std_exponential(s)
-        elif kind == 4:
-            acc += R.normal(s, a, b)
-        elif kind == 5:
-            acc += R.lognormal(s, a, b)
-        elif kind == 6:
-            acc += R.gamma(s, a)
-        elif kind == 7:
-            acc += R.poisson(s, a)
-        elif kind == 8:
-            acc += R.binomial(s, n, a)
-        elif kind == 9:
-            acc += R.neg_binomial_mean(s, a, b)
-        elif kind == 10:
-            acc += R.lognormal_truncated_below(s, a, b, ea)
-        elif kind == 11:
-            R.seed_stream(key, i, 3, s)
-            acc += R.uniform(s)
-        elif kind == 12:
-            acc += R.std_normal_inversion(s)
-        elif kind == 13:
-            acc += math.exp(a + b * R.std_normal_inversion(s))
-        else:
-            k = 0
-            for _ in range(n):
-                k += R.uniform(s) < a
-            acc += k
-    return acc
+def _make_ours(kind: int) -> Any:
+    """Compile the timing loop of one variate.
+
+    ``kind`` is a compile-time constant, so the loop holds only that variate's
+    code (one loop over all kinds let the compiler optimise each case
+    differently whenever a case was added).
+    """
+
+    @numba.njit(**_OPTS)
+    def run(key, n_draws, a0, b0, n0):  # pragma: no cover - compiled
+        s = np.empty(4, np.uint64)
+        R.seed_stream(key, 0, 0, s)
+        acc = 0.0
+        # Parameters are read from arrays (all equal) so that the compiler cannot hoist
+        # per-call set-up work (exp(-lam), q**n, ...) out of the loop: in the engine the
+        # parameters change from call to call.
+        av = np.full(1024, a0)
+        bv = np.full(1024, b0)
+        nv = np.full(1024, n0)
+        eav = np.full(1024, math.exp(1.5))
+        if n0 < 0:
+            # "mixed" cases: n in 1..-n0 and a in [a0, b0), scrambled over the 1024 slots
+            # (as in the kernels, where n and p change from call to call)
+            j = np.arange(1024)
+            nv = 1 + (j * 7919) % (-n0)
+            av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
+            bv = np.full(1024, 0.0)
+        alpha0 = (1.5 - a0) / b0 if b0 > 0.0 else 0.0
+        tail0 = R.ndtr(-alpha0)
+        for i in range(n_draws):
+            a = av[i & 1023]
+            b = bv[i & 1023]
+            n = nv[i & 1023]
+            ea = eav[i & 1023]
+            if kind == 0:
+                acc += float(R.next_u64(s) >> np.uint64(11))
+            elif kind == 1:
+                acc += R.uniform(s)
+            elif kind == 2:
+                acc += R.std_normal(s)
+            elif kind == 3:
+                acc += R.std_exponential(s)
+            elif kind == 4:
+                acc += R.normal(s, a, b)
+            elif kind == 5:
+                acc += R.lognormal(s, a, b)
+            elif kind == 6:
+                acc += R.gamma(s, a)
+            elif kind == 7:
+                acc += R.poisson(s, a)
+            elif kind == 8:
+                acc += R.binomial(s, n, a)
+            elif kind == 9:
+                acc += R.neg_binomial_mean(s, a, b)
+            elif kind == 10:
+                acc += R.lognormal_truncated_below(s, a, b, ea)
+            elif kind == 11:
+                R.seed_stream(key, i, 3, s)
+                acc += R.uniform(s)
+            elif kind == 12:
+                acc += R.std_normal_inversion(s)
+            elif kind == 13:
+                acc += math.exp(a + b * R.std_normal_inversion(s))
+            elif kind == 15:
+                # alpha and tail given (a kernel has them from its survival function)
+                acc += R.lognormal_truncated_tail(s, a, b, ea, alpha0, tail0)
+            else:
+                k = 0
+                for _ in range(n):
+                    k += R.uniform(s) < a
+                acc += k
+        return acc
+
+    return run
 
 
-@jit
-def numpy_gen(kind, gen, n_draws, a0, b0, n0):  # pragma: no cover - compiled
-    acc = 0.0
-    r = 0.0
-    if kind == 9:
-        r = 1.0 / b0
-    av = np.full(1024, a0)
-    bv = np.full(1024, b0)
-    nv = np.full(1024, n0)
-    if n0 < 0:
-        j = np.arange(1024)
-        nv = 1 + (j * 7919) % (-n0)
-        av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
-        bv = np.full(1024, 0.0)
-    for i in range(n_draws):
-        a = av[i & 1023]
-        b = bv[i & 1023]
-        n = nv[i & 1023]
-        if kind == 0:
-            acc += float(gen.integers(0, 9007199254740992))
-        elif kind == 1:
-            acc += gen.random()
-        elif kind == 2:
-            acc += gen.standard_normal()
-        elif kind == 3:
-            acc += gen.standard_exponential()
-        elif kind == 4:
-            acc += gen.normal(a, b)
-        elif kind == 5 or kind == 13:
-            acc += gen.lognormal(a, b)
-        elif kind == 6:
-            acc += gen.standard_gamma(a)
-        elif kind == 7:
-            acc += gen.poisson(a)
-        elif kind == 8:
-            acc += gen.binomial(n, a)
-        else:
-            acc += gen.negative_binomial(r, r / (r + a))
-    return acc
+def _make_numpy(kind: int) -> Any:
+    """Compile the timing loop of one variate.
+
+    ``kind`` is a compile-time constant, so the loop holds only that variate's
+    code (one loop over all kinds let the compiler optimise each case
+    differently whenever a case was added).
+    """
+
+    @numba.njit(**_OPTS)
+    def run(gen, n_draws, a0, b0, n0):  # pragma: no cover - compiled
+        acc = 0.0
+        r = 0.0
+        if kind == 9:
+            r = 1.0 / b0
+        av = np.full(1024, a0)
+        bv = np.full(1024, b0)
+        nv = np.full(1024, n0)
+        if n0 < 0:
+            j = np.arange(1024)
+            nv = 1 + (j * 7919) % (-n0)
+            av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
+            bv = np.full(1024, 0.0)
+        for i in range(n_draws):
+            a = av[i & 1023]
+            b = bv[i & 1023]
+            n = nv[i & 1023]
+            if kind == 0:
+                acc += float(gen.integers(0, 9007199254740992))
+            elif kind == 1:
+                acc += gen.random()
+            elif kind == 2:
+                acc += gen.standard_normal()
+            elif kind == 3:
+                acc += gen.standard_exponential()
+            elif kind == 4:
+                acc += gen.normal(a, b)
+            elif kind == 5 or kind == 13:
+                acc += gen.lognormal(a, b)
+            elif kind == 6:
+                acc += gen.standard_gamma(a)
+            elif kind == 7:
+                acc += gen.poisson(a)
+            elif kind == 8:
+                acc += gen.binomial(n, a)
+            else:
+                acc += gen.negative_binomial(r, r / (r + a))
+        return acc
+
+    return run
+
+
+_COMPILED: dict[tuple[str, int], Any] = {}
+
+
+def ours(kind: int, key: np.uint64, n_draws: int, a: float, b: float, n: int) -> float:
+    """Sum of ``n_draws`` simengine draws of variate ``kind``."""
+    if ("ours", kind) not in _COMPILED:
+        _COMPILED["ours", kind] = _make_ours(kind)
+    return float(_COMPILED["ours", kind](key, n_draws, a, b, n))
+
+
+def numpy_gen(kind: int, gen: Any, n_draws: int, a: float, b: float, n: int) -> float:
+    """Sum of ``n_draws`` NumPy Generator draws of variate ``kind``."""
+    if ("numpy", kind) not in _COMPILED:
+        _COMPILED["numpy", kind] = _make_numpy(kind)
+    return float(_COMPILED["numpy", kind](gen, n_draws, a, b, n))
 
 
 def _ids(cases: list[tuple[str, int, float, float, int]]) -> list[str]:
