@@ -822,6 +822,25 @@ def test_gamma_tight(shape):
 
 
 @pytest.mark.slow
+def test_ziggurat_layers_tight():
+    # 1.6e7 draws: layer chi-square (256 slabs of |Z| plus the tail, each expecting
+    # >= 4,000) and the far tails P(Z > 5), P(Z < -5) (expected 4.6 each: Poisson
+    # band mean +- 5 sd + 1) and the 4.5 sd band (expected 54 each)
+    n = 16_000_000
+    x = _sample_f(SN, KEY, 160_000, 100, 15, 0.0, 0.0, 0.0)
+    cells = np.concatenate([_layer_edges()[::-1], [np.inf]])
+    obs, _ = np.histogram(np.abs(x), bins=cells)
+    exp = 2 * np.diff(st.norm.cdf(cells)) * n
+    assert st.chisquare(obs, exp).pvalue > P_MIN
+    for t in (4.5, 5.0):
+        m = n * st.norm.sf(t)
+        for cnt in (np.count_nonzero(x > t), np.count_nonzero(x < -t)):
+            assert abs(cnt - m) < 5 * math.sqrt(m) + 1, (t, cnt, m)
+    # sign bit: P(Z > 0) = 1/2 within 5 binomial sd
+    assert abs(np.count_nonzero(x > 0) - n / 2) < 5 * math.sqrt(n / 4)
+
+
+@pytest.mark.slow
 def test_std_normal_tight():
     x = sample_f(SN, n=8_000_000, stream=9)
     check_continuous(x, st.norm())
