@@ -5,13 +5,16 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
 * **Arrivals** per cell and entry stage: each week ``w`` (days ``7w .. 7w+6``)
   has mean ``rate * exp(trend * w)``; with dispersion ``alpha > 0`` it is
   multiplied by a Gamma(1/alpha, alpha) draw (mean 1, variance alpha), then
-  the week gets Poisson(weekly mean) units, each on a uniform day of the week
-  (the same law as independent daily Poisson(mean / 7) counts; days past the
-  horizon are dropped): the weekly total is exactly negative binomial with
-  variance ``m + alpha m^2``. New units enter at the
-  start of their day (continuous time = the day index).
+  the week gets Poisson(weekly mean) units split over its 7 days
+  Multinomially (uniform days when there are at most 6, else 6 sequential
+  binomials; :func:`_spread_week`): the same law as independent daily
+  Poisson(mean / 7) counts, in at most 8 draws a week; days past the horizon
+  are dropped. The weekly total is exactly negative binomial with variance
+  ``m + alpha m^2``. New units enter at the start of their day (continuous
+  time = the day index).
 * **A day's cohort** of ``n`` units at entry stage ``e`` is thinned step by
-  step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)``. Conversion is
+  step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)`` (one
+  :func:`~simengine.engine._rng.binomial` call per step, whatever ``n``). Conversion is
   independent of timing, so unit ``j`` (in draw order) reaches stage
   ``max{m : j < n_m}``: exact in distribution. Each conversion adds its own
   lognormal delay (continuous days); an event's day is the floor of its
@@ -45,7 +48,10 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``base = (c * S + e) * (3S + 2)``: arrivals ``base``, conversions
 ``base + 1 + s``, delays ``base + 1 + S + s``, leaving delays
 ``base + 1 + 2S + s``, amounts ``base + 1 + 3S``; open units of cell ``c``:
-``C S (3S + 2) + c``.
+``C S (3S + 2) + c``. The ids are unchanged since the first version; what a
+stream draws changed once (arrival days by the multinomial split, thinning
+by one binomial per step instead of a Bernoulli uniform per unit), so paths
+differ from earlier versions' in their numbers, not in their law.
 """
 
 from __future__ import annotations
@@ -67,27 +73,39 @@ gamma = _rng.gamma
 poisson = _rng.poisson
 binomial = _rng.binomial
 ndtr = _rng.ndtr
-lognormal_truncated_below = _rng.lognormal_truncated_below
+lognormal_truncated_tail = _rng.lognormal_truncated_tail
 
 
 @jit
-def _lognormal_sf(x, mu, sigma):  # pragma: no cover
-    """``P(X > x)`` for a lognormal ``X`` (1 at x <= 0; a step at ``exp(mu)`` if sigma is 0)."""
-    if x <= 0.0:
-        return 1.0
+def _tail(a, mu, sigma):  # pragma: no cover
+    """``(alpha, P(X > a))`` of a lognormal ``X``, ``alpha = (log a - mu) / sigma``.
+
+    ``P(X > a)`` is 1 at ``a <= 0`` and a step at ``exp(mu)`` when sigma is 0
+    (``alpha`` is then unused); else ``ndtr(-alpha)`` (no ``1 - CDF``
+    cancellation), the tail mass :func:`_above` reuses.
+    """
+    if a <= 0.0:
+        return -math.inf, 1.0
     if sigma == 0.0:
-        return 0.0 if x >= math.exp(mu) else 1.0
-    return ndtr((mu - math.log(x)) / sigma)  # upper tail without 1 - CDF cancellation
+        return 0.0, (0.0 if a >= math.exp(mu) else 1.0)
+    alpha = (math.log(a) - mu) / sigma
+    return alpha, ndtr(-alpha)
 
 
 @jit
-def _truncated_below(state, mu, sigma, a):  # pragma: no cover
-    """LogNormal(mu, sigma) given ``X > a``; a point mass at ``max(e^mu, a)`` if sigma is 0."""
+def _above(state, mu, sigma, a, alpha, tail):  # pragma: no cover
+    """LogNormal(mu, sigma) given ``X > a``, from :func:`_tail`'s ``(alpha, tail)``.
+
+    Bitwise :func:`~simengine.engine._rng.lognormal_truncated_below` without
+    recomputing the log and erfc; a point mass at ``max(e^mu, a)`` if sigma is 0.
+    """
     if sigma == 0.0:
         return max(math.exp(mu), a)
     if a <= 0.0:
         return lognormal(state, mu, sigma)
-    return lognormal_truncated_below(state, mu, sigma, a)
+    if math.isinf(alpha):
+        return a
+    return lognormal_truncated_tail(state, mu, sigma, a, alpha, tail)
 
 
 @jit
@@ -242,10 +260,12 @@ def _open_unit(  # pragma: no cover
     p = conv[d, c, s0]
     mu = dmu[d, c, s0]
     sg = dsig[d, c, s0]
-    sf = _lognormal_sf(a, mu, sg)
+    alpha, sf = _tail(a, mu, sg)
     if has_loss:
         # competing risks: converts after F (prob p) or is lost after G (1 - p)
-        sl = _lognormal_sf(a, lmu[d, c, s0], lsig[d, c, s0])
+        lm = lmu[d, c, s0]
+        ls = lsig[d, c, s0]
+        alpha_l, sl = _tail(a, lm, ls)
         den = p * sf + (1.0 - p) * sl
         pc = p * sf / den if den > 0.0 else p
     else:
@@ -254,9 +274,9 @@ def _open_unit(  # pragma: no cover
         pc = p * sf / den if den > 0.0 else 1.0
     converts = uniform(so) < pc
     if converts or not has_loss:
-        x = _truncated_below(so, mu, sg, a)
+        x = _above(so, mu, sg, a, alpha, sf)
     else:
-        x = _truncated_below(so, lmu[d, c, s0], lsig[d, c, s0], a)
+        x = _above(so, lm, ls, a, alpha_l, sl)
     t = max(x - a, 0.0)
     if not converts:
         if s0 >= pipe and t < sim_days:
