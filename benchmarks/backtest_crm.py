@@ -47,6 +47,10 @@ ORIGINS = [dt.date(2017, 6, 30), dt.date(2017, 7, 31), dt.date(2017, 8, 31), dt.
 COLS = ["crps", "cover_50", "cover_80", "cover_90", "ape_p50", "pit"]
 BASELINES = ["run_rate", "spreadsheet", "weighted_pipeline"]
 
+# At import, so that spawned origin workers (which import this file as
+# __mp_main__ without running main) skip the pip-install BLAS notice too.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+
 
 @dataclass(frozen=True)
 class _Progress:
@@ -95,10 +99,12 @@ def main(argv: list[str] | None = None) -> None:
         help="treat the export as complete (the statistics then include the survivors)",
     )
     ap.add_argument("--workers", type=int, default=1, help="origins scored at a time")
-    args = ap.parse_args(argv)
-    warnings.filterwarnings(
-        "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
+    ap.add_argument(
+        "--explain",
+        action="store_true",
+        help="per origin and cell: expected vs realised new units, wins, deal size, revenue",
     )
+    args = ap.parse_args(argv)
 
     from simengine.backtest.run import (
         BacktestConfig,
@@ -182,6 +188,15 @@ def main(argv: list[str] | None = None) -> None:
                 conv.append(f"{o}: converged={ds.attrs.get('simengine_converged')}")
     if conv:
         print("\nConvergence gate per origin: " + "; ".join(conv))
+    if args.explain:
+        from simengine.backtest.explain import explain_origin
+
+        for o in ORIGINS:
+            post = args.out / "origins" / o.isoformat() / "posterior.nc"
+            if post.exists():
+                table = explain_origin(full, spec, post, cfg.period_days)
+                print(f"\nWhere the revenue comes from, origin {o} (posterior means vs realised):")
+                print(table.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
     print(f"\nwall time {time.perf_counter() - t0:,.0f}s; outputs in {args.out}")
 
 
