@@ -95,6 +95,7 @@ VARIATES = (
     "binomial",
     "neg_binomial_mean",
     "lognormal_truncated_below",
+    "lognormal_truncated_tail",
 )
 _EXTRA = 16  # count columns start here (after the 4 state words + one per variate)
 # extra statistics: binomial calls by class of n, sums of n and p; Poisson lam sums
@@ -271,6 +272,8 @@ def draw_costs_ns(draws: dict[str, Any] | None = None, n: int = 1_000_000) -> di
             av = np.full(1024, a0)
             bv = np.full(1024, b0)
             kv = np.full(1024, k0)
+            alpha0 = (math.log(20.0) - a0) / b0 if b0 > 0.0 else 0.0
+            tail0 = _rng.ndtr(-alpha0)
             acc = 0.0
             for i in range(n):
                 a = av[i & 1023]
@@ -288,6 +291,9 @@ def draw_costs_ns(draws: dict[str, Any] | None = None, n: int = 1_000_000) -> di
                     acc += _rng.binomial(st, k, a)
                 elif kind == 5:
                     acc += _rng.lognormal_truncated_below(st, a, b, 20.0)
+                elif kind == 9:
+                    # alpha and tail supplied, as the kernels have them
+                    acc += _rng.lognormal_truncated_tail(st, a, b, 20.0, alpha0, tail0)
                 elif kind == 6:
                     acc += _rng.std_normal(st)
                 elif kind == 7:
@@ -306,6 +312,7 @@ def draw_costs_ns(draws: dict[str, Any] | None = None, n: int = 1_000_000) -> di
         "poisson": (2, float(d.get("poisson_mean_lam", 10.0)), 0.0, 0),
         "gamma": (3, float(d.get("gamma_mean_shape", 20.0)), 0.0, 0),
         "lognormal_truncated_below": (5, 2.5, 0.6, 0),
+        "lognormal_truncated_tail": (9, 2.5, 0.6, 0),
         "std_normal": (6, 0.0, 0.0, 0),
         "normal": (7, 0.0, 1.0, 0),
         "std_exponential": (8, 0.0, 0.0, 0),

@@ -521,14 +521,15 @@ def lognormal_truncated_below(
     uniform, monotone). When ``Q(alpha) < 1e-290`` (alpha > ~36) it uses
     Robert's (1995) exponential rejection sampler for the normal tail. The
     result is clamped to ``>= a`` against last-bit rounding. ``a <= 0`` is the
-    untruncated law; ``a == inf`` gives ``inf`` (the event never happens);
-    ``sigma == 0`` is the degenerate limit ``max(exp(mu), a)``. NaN or
-    infinite ``mu``/``sigma`` or negative ``sigma`` give NaN.
+    untruncated law, drawn by :func:`lognormal` (the same draw); ``a == inf``
+    gives ``inf`` (the event never happens); ``sigma == 0`` is the degenerate
+    limit ``max(exp(mu), a)``. NaN or infinite ``mu``/``sigma`` or negative
+    ``sigma`` give NaN.
     """
     if not (sigma >= 0.0 and math.isfinite(sigma) and math.isfinite(mu)) or math.isnan(a):
         return math.nan
     if a <= 0.0:
-        return math.exp(mu + sigma * ndtri(uniform(state)))
+        return lognormal(state, mu, sigma)
     if math.isinf(a):
         return math.inf
     if sigma == 0.0:

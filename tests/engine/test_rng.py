@@ -644,6 +644,11 @@ def test_lognormal_truncated_tail_is_bitwise_the_same_draw(mu, sigma, a):
 
 
 def test_lognormal_truncated_edge_cases():
+    # a <= 0 is the untruncated law, bitwise lognormal's draw
+    for a in (0.0, -1.0):
+        assert R.lognormal_truncated_below(_state(KEY, 1, 1), 0.5, 0.7, a) == R.lognormal(
+            _state(KEY, 1, 1), 0.5, 0.7
+        )
     s = _state(KEY, 0, 0)
     assert R.lognormal_truncated_below(s, 1.0, 0.0, 1.0) == math.exp(1.0)
     assert R.lognormal_truncated_below(s, 1.0, 0.0, 5.0) == 5.0
