@@ -59,3 +59,32 @@ def test_gate_names_each_failure():
     assert "target_accept" in str(exc.value)
     assert "drift = false" in str(exc.value)
     assert exc.value.failures == list(res.failures)
+
+
+def test_single_chain_is_named_not_a_numpy_warning():
+    # one chain: split r_hat is all-NaN in arviz; the gate must say why it cannot
+    # pass instead of emitting numpy's all-NaN RuntimeWarning (an error here)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 1000, 2))
+    res = check_convergence(
+        _idata(x, np.zeros((1, 1000), bool), rng.normal(size=(1, 1000))),
+        ["good", "bad", "zero"],
+        part="conversion",
+    )
+    assert res.failures == ("conversion: r_hat needs >= 2 chains (got 1); not checked",)
+    assert np.isnan(res.worst_rhat)
+    assert res.min_ess_bulk > 400  # ESS is still checked on the one chain (iid: ~1000)
+    with pytest.raises(ConvergenceError, match="needs >= 2 chains"):
+        raise_if_failed([res])
+
+
+def test_nan_rhat_element_fails_by_name():
+    # a live element whose draws are constant within each chain but differ across
+    # chains has an undefined (NaN/inf) r_hat: it must fail, named, without warnings
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 1000, 2))
+    x[:, :, 1] = np.arange(4.0)[:, None]
+    res = check_convergence(
+        _idata(x, np.zeros((4, 1000), bool), rng.normal(size=(4, 1000))), ["bad"], part="p"
+    )
+    assert any(f.startswith("p: bad r_hat") for f in res.failures), res.failures
