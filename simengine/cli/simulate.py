@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from simengine.cli._common import console
+from simengine.cli._planning_options import ClusterOpt, block_map_for
 from simengine.errors import InputError, Issue
 from simengine.params import FunnelParameters
 from simengine.plan import Plan, load_plan
@@ -102,14 +103,7 @@ def simulate_cmd(
         int, typer.Option("--block-size", min=1, help="Paths per block.")
     ] = 50_000,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
-    cluster: Annotated[
-        str | None,
-        typer.Option(
-            "--cluster",
-            help="Run the blocks on Dask: local:N (N worker processes here) or a scheduler "
-            "address (tcp://host:8786). Same seed, same bytes as in-process.",
-        ),
-    ] = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Simulate funnel paths and write forecast.nc and summary.csv."""
     from simengine.engine import simulate
@@ -143,20 +137,7 @@ def simulate_cmd(
             hashes[key] = file_sha256(f)
             where[key] = str(f.resolve())
     t0 = time.perf_counter()
-    if cluster is not None:
-        from simengine.distributed import simulate_distributed
-
-        fc = simulate_distributed(
-            params,
-            the_plan,
-            paths=paths,
-            seed=seed,
-            block_size=block_size,
-            cluster=cluster,
-            progress=True,
-            input_sha256=hashes,
-        )
-    else:
+    with block_map_for(cluster) as block_map:  # None: in-process threads; else Dask tasks
         fc = simulate(
             params,
             the_plan,
@@ -166,6 +147,7 @@ def simulate_cmd(
             threads=threads,
             progress=True,
             input_sha256=hashes,
+            block_map=block_map,
         )
     fc.dataset.attrs["input_paths"] = json.dumps(where, sort_keys=True)
     fc.write(out, force=force)
