@@ -17,7 +17,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor import TensorVariable
 
-__all__ = ["CENTRED_MIN_OBS", "pooled"]
+__all__ = ["CENTRED_MIN_OBS", "pooled", "zero_sum_offsets"]
 
 CENTRED_MIN_OBS = float("inf")
 """A group with at least this many observations is sampled centred.
@@ -68,7 +68,12 @@ def pooled(
 
 
 def zero_sum_offsets(
-    name: str, sd: TensorVariable, group_dim: str, other_dim: str | None = None
+    name: str,
+    sd: TensorVariable | float,
+    group_dim: str,
+    other_dim: str | None = None,
+    *,
+    centred: bool = False,
 ) -> TensorVariable:
     """Return ``sd * z`` with ``z`` standard normal summing to zero over the groups.
 
@@ -78,22 +83,118 @@ def zero_sum_offsets(
     making ``z`` sum to zero identifies the global level as the mean of the
     segment levels. Returns shape ``(group, other)`` (or ``(group,)``).
 
+    With a fixed (float) ``sd`` there is no funnel and the two forms differ
+    only by a constant scale. With a learned ``sd`` and groups whose levels
+    the data pin down, ``centred=True`` (``offsets ~ ZeroSumNormal(sd)``,
+    named ``f"{name}_offset"``) avoids the non-centred banana between ``sd``
+    and ``z``.
+
     Parameters
     ----------
     name : str
-        Name of the random variable (``f"{name}_z"``).
-    sd : TensorVariable
+        Name of the random variable (``f"{name}_z"``, or ``f"{name}_offset"``
+        when centred).
+    sd : TensorVariable or float
         Scale of the offsets.
     group_dim : str
         The dim summed to zero (e.g. ``"segment"``); at least two labels.
     other_dim : str, optional
         A second dim (e.g. ``"step"``).
+    centred : bool
+        Sample the offsets themselves instead of standardised ``z``.
 
     Returns
     -------
     TensorVariable
     """
+    if centred:
+        if other_dim is None:
+            return pm.ZeroSumNormal(f"{name}_offset", sigma=sd, dims=group_dim)
+        off = pm.ZeroSumNormal(
+            f"{name}_offset", sigma=sd, dims=(other_dim, group_dim), n_zerosum_axes=1
+        )
+        return off.T
     if other_dim is None:
         return sd * pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=group_dim)
     z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=(other_dim, group_dim), n_zerosum_axes=1)
     return sd * z.T
+
+
+def group_cov(groups: npt.ArrayLike, global_sd: float, group_sd: float) -> np.ndarray:
+    """Prior covariance of cell levels from a global level and fixed-scale group offsets.
+
+    ``x[c] = g + o[group[c]] + (cell term)`` with ``g ~ Normal(loc, global_sd)``
+    and ``o ~ Normal(0, group_sd)`` integrated out: ``global_sd² J +
+    group_sd² [group[c] == group[d]]``. Add ``sd_cell² I`` for the cell term.
+
+    Parameters
+    ----------
+    groups : array_like of int, shape (cell,)
+        Group (segment) index of each cell.
+    global_sd, group_sd : float
+        Prior sds of the global level and of the group offsets.
+
+    Returns
+    -------
+    ndarray, shape (cell, cell)
+    """
+    g = np.asarray(groups)
+    same = (g[:, None] == g[None, :]).astype(np.float64)
+    return global_sd**2 * np.ones_like(same) + group_sd**2 * same
+
+
+def marginal_levels(
+    name: str,
+    loc: float | TensorVariable,
+    fixed_cov: np.ndarray,
+    sd_cell: TensorVariable | None,
+    n_obs: npt.ArrayLike,
+    dims: tuple[str, str],
+    threshold: float,
+) -> TensorVariable:
+    """Cell levels with the global and group levels integrated out.
+
+    ``x[k, :] ~ MvNormal(loc, fixed_cov + sd_cell² I)`` for each ``k`` of the
+    first dim (e.g. step) over the cells (second dim). The global level and
+    the fixed-scale segment offsets are Gaussian, so they are marginalised
+    exactly: no global/segment/cell ridge is left for the sampler and the only
+    hierarchical scale is ``sd_cell``. The levels are sampled centred
+    (``f"{name}"``) when every cell has at least ``threshold`` observations
+    (the data pin each level; no funnel), else non-centred
+    (``x = loc + chol(cov) z``, ``f"{name}_z"``).
+
+    Parameters
+    ----------
+    name : str
+        Random variable name.
+    loc : float or TensorVariable
+        Prior mean, broadcastable to the first dim (shape ``(k,)``) or scalar.
+    fixed_cov : ndarray, shape (cell, cell)
+        From :func:`group_cov`.
+    sd_cell : TensorVariable or None
+        Learned cell spread (``None``: no cell term, e.g. one cell per segment).
+    n_obs : array_like, shape (k, cell) or (cell,)
+        Observations informing each level.
+    dims : tuple of str
+        ``(outer, "cell")`` model dims.
+    threshold : float
+        Minimum observations for the centred form.
+
+    Returns
+    -------
+    TensorVariable, shape (cell, k)
+        Transposed to ``(cell, outer)``, the models' layout.
+    """
+    n_cells = fixed_cov.shape[0]
+    cov: TensorVariable = pt.as_tensor_variable(fixed_cov)
+    if sd_cell is not None:
+        cov = cov + sd_cell**2 * pt.eye(n_cells)
+    mean = pt.as_tensor_variable(loc)
+    mean = mean[:, None] + pt.zeros((1, n_cells)) if mean.ndim == 1 else mean + pt.zeros(n_cells)
+    if float(np.min(np.asarray(n_obs, dtype=float))) >= threshold:
+        x = pm.MvNormal(name, mu=mean, cov=cov, dims=dims)
+    else:
+        chol = pt.linalg.cholesky(cov)
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+        x = mean + z @ chol.T
+    return x.T

@@ -26,10 +26,21 @@ from simengine.fitting._pooling import pooled, zero_sum_offsets
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
-__all__ = ["OUTPUT_VARS", "build_model", "week_offsets"]
+__all__ = ["CENTRED_MIN_ARRIVALS", "OUTPUT_VARS", "build_model", "week_offsets"]
 
 OUTPUT_VARS = ("arrival_rate", "arrival_dispersion", "arrival_trend")
 """Posterior variables of this model that go into the posterior file."""
+
+
+CENTRED_MIN_ARRIVALS = 20
+"""Cell log rates are sampled centred when every pair has at least this many arrivals.
+
+With ``n`` arrivals in the window the log rate's standard error is about
+``1/sqrt(n)`` (0.22 at 20), well below the prior mean of the cell spread
+(``arrival_cell_sd`` = 1): the data pin the level, so the centred form has no
+funnel while the non-centred one ties ``sd`` and ``z`` into a banana (demo
+data: bulk ESS 359 non-centred).
+"""
 
 
 def week_offsets(n_weeks: int) -> np.ndarray:
@@ -82,8 +93,15 @@ def build_model(
         n_obs = counts.sum(axis=1)
         if data.arrival_active.all() and n_cells > 1:
             # full grid: cell offsets sum to zero per entry stage (identifies the
-            # global level as the mean of the cells' levels; see zero_sum_offsets)
-            off = zero_sum_offsets("arrival_log_rate_cell", sd, "cell", "entry_stage")
+            # global level as the mean of the cells' levels; see zero_sum_offsets),
+            # centred when every pair's arrivals pin its log rate (see CENTRED_MIN_ARRIVALS)
+            off = zero_sum_offsets(
+                "arrival_log_rate_cell",
+                sd,
+                "cell",
+                "entry_stage",
+                centred=bool(n_obs.min() >= CENTRED_MIN_ARRIVALS),
+            )
             log_rate = a[pe] + off[pc, pe]
         else:
             log_rate = pooled("arrival_log_rate_cell", a[pe], sd, n_obs, "pair")

@@ -44,16 +44,33 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lccdf
 
-from simengine.fitting._pooling import pooled, zero_sum_offsets
+from simengine.fitting._pooling import group_cov, marginal_levels, pooled
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
-__all__ = ["OUTPUT_VARS", "build_model"]
+__all__ = ["CENTRED_MIN_DELAYS", "CENTRED_MIN_UNITS", "OUTPUT_VARS", "build_model", "data_arrays"]
 
 OUTPUT_VARS = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
 """Posterior variables of this model that go into the posterior file."""
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+CENTRED_MIN_UNITS = 200
+"""Logit levels are sampled centred when every (cell, step) has this many units.
+
+200 units at a 30% rate give a logit standard error of about 0.15 over the
+history, below the prior mean (0.5) of the cell spread: the data pin the
+levels (see :func:`~simengine.fitting._pooling.marginal_levels`).
+"""
+
+CENTRED_MIN_DELAYS = 30
+"""Log-median delays are sampled centred when every (cell, step) has this many delays.
+
+The standard error of a log-median from ``n`` lognormal delays is
+``sigma/sqrt(n)`` (about 0.11 at 30 with ``sigma`` = 0.6), below the prior
+mean (0.5) of the cell spread.
+"""
 
 
 def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
@@ -91,23 +108,20 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
             + data.n_lost.sum(axis=2)
             + _open_totals(data, n_cells, n_steps)
         )
-        g = pm.Normal(
-            "conversion_logit_global",
-            priors.conversion_logit_loc,
-            priors.conversion_logit_sd,
-            dims="step",
+        seg_idx = seg if n_segments > 1 else np.zeros(n_cells, np.int64)
+        seg_sd = 1.0 if n_segments > 1 else 0.0
+        sd_cell = (
+            scale_prior("conversion_cell_sd", priors.conversion_cell_sd) if with_cells else None
         )
-        sd_seg = scale_prior("conversion_segment_sd", priors.conversion_segment_sd)
-        if n_segments > 1:
-            seg_level = g[None, :] + zero_sum_offsets(
-                "conversion_segment", sd_seg, "segment", "step"
-            )
-        else:
-            seg_level = g[None, :] + pt.zeros((1, n_steps))
-        logit_last = seg_level[seg, :]
-        if with_cells:
-            sd_cell = scale_prior("conversion_cell_sd", priors.conversion_cell_sd)
-            logit_last = pooled("conversion_cell", logit_last, sd_cell, n_from, ("cell", "step"))
+        logit_last = marginal_levels(
+            "conversion_logit_level",
+            pt.as_tensor_variable(np.full(n_steps, priors.conversion_logit_loc)),
+            group_cov(seg_idx, priors.conversion_logit_sd, seg_sd * priors.conversion_segment_sd),
+            sd_cell,
+            n_from.T,
+            ("step", "cell"),
+            CENTRED_MIN_UNITS,
+        )
         if n_periods > 1:
             tau = scale_prior("drift_sd", priors.drift_sd)
             eps = pm.Normal("drift_z", 0.0, 1.0, shape=(n_cells, n_steps, n_periods - 1))
@@ -125,18 +139,17 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         log_1mp = -pt.softplus(logit)
 
         # --- delays (lognormal), pooled
-        m = pm.Normal("delay_mu_global", priors.delay_mu_loc, priors.delay_mu_sd, dims="step")
-        dsd_seg = scale_prior("delay_segment_sd", priors.delay_segment_sd)
         n_d = data.delay_n
-        if n_segments > 1:
-            mu = (m[None, :] + zero_sum_offsets("delay_segment", dsd_seg, "segment", "step"))[
-                seg, :
-            ]
-        else:
-            mu = m[None, :] + pt.zeros((n_cells, n_steps))
-        if with_cells:
-            dsd_cell = scale_prior("delay_cell_sd", priors.delay_cell_sd)
-            mu = pooled("delay_cell", mu, dsd_cell, n_d, ("cell", "step"))
+        dsd_cell = scale_prior("delay_cell_sd", priors.delay_cell_sd) if with_cells else None
+        mu = marginal_levels(
+            "delay_mu_level",
+            pt.as_tensor_variable(np.full(n_steps, priors.delay_mu_loc)),
+            group_cov(seg_idx, priors.delay_mu_sd, seg_sd * priors.delay_segment_sd),
+            dsd_cell,
+            n_d.T,
+            ("step", "cell"),
+            CENTRED_MIN_DELAYS,
+        )
         ls = pm.Normal(
             "delay_log_sigma_global",
             priors.delay_log_sigma_loc,
@@ -158,34 +171,61 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         )[None, :] + pt.zeros((n_cells, n_steps))
         pm.Deterministic("loss_sigma", pt.exp(loss_log_sigma), dims=("cell", "step"))
 
-        # --- likelihood from sufficient statistics
+        # --- likelihood from sufficient statistics (pm.Data: a compiled model can be
+        # refitted to new statistics of the same funnel, e.g. nutpie's with_data)
+        d = {k: pm.Data(k, v) for k, v in data_arrays(data).items()}
         pm.Potential(
             "conversion_loglik",
-            pt.sum(data.n_converted * log_p) + pt.sum(data.n_lost * log_1mp),
+            pt.sum(d["n_converted"] * log_p) + pt.sum(d["n_lost"] * log_1mp),
         )
         pm.Potential(
             "delay_loglik",
-            _lognormal_suff(data.delay_n, data.delay_sum_log, data.delay_sum_log2, mu, log_sigma),
+            _lognormal_suff(d["delay_n"], d["delay_sum_log"], d["delay_sum_log2"], mu, log_sigma),
         )
         pm.Potential(
             "loss_loglik",
             _lognormal_suff(
-                data.loss_n, data.loss_sum_log, data.loss_sum_log2, loss_mu, loss_log_sigma
+                d["loss_n"], d["loss_sum_log"], d["loss_sum_log2"], loss_mu, loss_log_sigma
             ),
         )
         if data.open_count.size:
             oc, os_, op = data.open_cell, data.open_step, data.open_period
-            log_a = np.log(data.open_age)
+            log_a = d["open_log_age"]
             # open at age a: converts later (p S_F(a)) or is lost later ((1-p) S_G(a))
             surv_conv = log_p[oc, os_, op] + normal_lccdf(mu[oc, os_], sigma[oc, os_], log_a)
             surv_loss = log_1mp[oc, os_, op] + normal_lccdf(
                 loss_mu[oc, os_], pt.exp(loss_log_sigma[oc, os_]), log_a
             )
             censored = pt.logaddexp(surv_conv, surv_loss)
-            pm.Potential("censored_loglik", pt.sum(data.open_count * censored))
+            pm.Potential("censored_loglik", pt.sum(d["open_count"] * censored))
         else:
             pm.Potential("censored_loglik", pt.constant(0.0))
     return model
+
+
+def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
+    """Return the model's data containers (``pm.Data`` names and values) for ``data``.
+
+    Pass the result for new statistics of the same layout (cells, steps,
+    periods, and the same ``open_cell``/``open_step``/``open_period`` of each
+    open-unit group; a group's count may be 0) to a compiled model's
+    ``with_data`` (nutpie) or to ``pm.set_data`` to refit without rebuilding.
+    The open groups' indices are constants of the graph (as data containers
+    they made the gradient's indexed updates much slower), and the model's
+    structure (which levels are centred) is fixed when it is built.
+    """
+    return {
+        "n_converted": np.asarray(data.n_converted, np.float64),
+        "n_lost": np.asarray(data.n_lost, np.float64),
+        "delay_n": data.delay_n,
+        "delay_sum_log": data.delay_sum_log,
+        "delay_sum_log2": data.delay_sum_log2,
+        "loss_n": data.loss_n,
+        "loss_sum_log": data.loss_sum_log,
+        "loss_sum_log2": data.loss_sum_log2,
+        "open_log_age": np.log(data.open_age),
+        "open_count": np.asarray(data.open_count, np.float64),
+    }
 
 
 def _by_segment(n: np.ndarray, seg: np.ndarray, n_segments: int) -> np.ndarray:

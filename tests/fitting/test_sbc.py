@@ -1,0 +1,219 @@
+"""Simulation-based calibration of the conversion/delay cure model (Talts et al. 2018).
+
+Each replication draws true parameters from the model's own prior, simulates
+a small censored funnel from them (2 cells x 2 steps; units enter over a year,
+convert after a lognormal delay or are lost after a lognormal time, and those
+still in a stage at the as-of date are open), fits the model to the
+simulated sufficient statistics and records the rank of each true step
+conversion among 99 thinned posterior draws. If the sampler computes the
+posterior of the model that generated the data, each rank is uniform on
+0..99. The same check with a deliberately misspecified fitting prior must
+fail: that is what makes the check able to fail.
+
+Run with ``.venv/bin/pytest tests/fitting/test_sbc.py -m slow -q`` (about 3-5
+minutes on 2 cores: one nutpie compilation, then every replication reuses it
+through ``with_data``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+from scipy import stats
+
+from simengine.fitting import conversion
+from simengine.fitting.data import FunnelData
+from simengine.fitting.priors import DEFAULT_PRIORS, Priors
+
+CELLS = ("a/x", "a/y")
+STAGES = ("lead", "opp", "won")
+N_UNITS = 300  # units entering the first stage per cell
+HISTORY_DAYS = 365.0
+N_REPS = 100
+N_RANK_DRAWS = 99  # ranks 0..99: 100 values, 10 equal bins
+N_BINS = 10
+# Bonferroni over the 4 ranked quantities (2 cells x 2 steps) at a family-wise 1%:
+# chi-square (9 dof) upper 0.25% point, about 25.5. Calibrated ranks exceed it
+# with probability <= 1% in all; the misspecified prior's ranks pile up at one
+# end and give chi-square values in the hundreds.
+CHI2_CRIT = float(stats.chi2.ppf(1.0 - 0.01 / 4, N_BINS - 1))
+RANKED = ("conversion",)
+TRUE_VARS = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
+
+
+def _empty_data() -> FunnelData:
+    """A FunnelData skeleton for the 2 x 2 funnel (statistics filled per replication)."""
+    z2 = np.zeros((len(CELLS), len(STAGES) - 1))
+    return FunnelData(
+        stages=STAGES,
+        cells=CELLS,
+        segments=("a",),
+        cell_segment=np.zeros(len(CELLS), np.int64),
+        as_of=dt.date(2026, 1, 5),
+        period_days=91,
+        n_periods=1,
+        n_converted=np.zeros((*z2.shape, 1), np.int64),
+        n_lost=np.zeros((*z2.shape, 1), np.int64),
+        delay_n=z2,
+        delay_sum_log=z2,
+        delay_sum_log2=z2,
+        loss_n=z2,
+        loss_sum_log=z2,
+        loss_sum_log2=z2,
+        open_cell=np.zeros(1, np.int64),
+        open_step=np.zeros(1, np.int64),
+        open_period=np.zeros(1, np.int64),
+        open_age=np.ones(1),
+        open_count=np.ones(1),
+        entry_stages=("lead",),
+        arrival_counts=np.zeros((len(CELLS), 1, 0), np.int64),
+        arrival_active=np.zeros((len(CELLS), 1), bool),
+        deal_n=np.zeros(len(CELLS)),
+        deal_sum_log=np.zeros(len(CELLS)),
+        deal_sum_log2=np.zeros(len(CELLS)),
+        snapshot=pd.DataFrame(),
+    )
+
+
+def simulate(truth: dict[str, np.ndarray], rng: np.random.Generator) -> FunnelData:
+    """Sufficient statistics of one censored funnel drawn from ``truth``.
+
+    Follows the model's generative story exactly: at each step a unit converts
+    with probability ``conversion`` after a lognormal delay or is lost after a
+    lognormal time; an event after the as-of date (day 0) leaves it open, at
+    its age since entering the stage.
+    """
+    n_cells, n_steps = truth["conversion"].shape
+    conv = np.zeros((n_cells, n_steps, 1), np.int64)
+    lost = np.zeros((n_cells, n_steps, 1), np.int64)
+    suff = {k: np.zeros((n_cells, n_steps)) for k in ("dn", "ds", "ds2", "ln", "ls", "ls2")}
+    # open units in fixed slots (N_UNITS per cell and step; unused slots count 0):
+    # the same group layout in every replication, so one compiled model serves all
+    age = np.ones((n_cells, n_steps, N_UNITS))
+    count = np.zeros((n_cells, n_steps, N_UNITS))
+    for c in range(n_cells):
+        t = rng.uniform(-HISTORY_DAYS, 0.0, N_UNITS)  # entry into the first stage
+        for s in range(n_steps):
+            takes = rng.uniform(size=t.size) < truth["conversion"][c, s]
+            log_d = rng.normal(truth["delay_mu"][c, s], truth["delay_sigma"][c, s], t.size)
+            log_l = rng.normal(truth["loss_mu"][c, s], truth["loss_sigma"][c, s], t.size)
+            event = t + np.exp(np.where(takes, log_d, log_l))
+            done = event < 0.0
+            conv_now, lost_now = takes & done, ~takes & done
+            conv[c, s, 0], lost[c, s, 0] = conv_now.sum(), lost_now.sum()
+            for key, mask, x in (("d", conv_now, log_d), ("l", lost_now, log_l)):
+                suff[f"{key}n"][c, s] = mask.sum()
+                suff[f"{key}s"][c, s] = x[mask].sum()
+                suff[f"{key}s2"][c, s] = (x[mask] ** 2).sum()
+            still = ~done
+            k = int(still.sum())
+            age[c, s, :k] = np.maximum(-t[still], 1e-3)
+            count[c, s, :k] = 1.0
+            t = event[conv_now]
+    cells, steps, _ = np.meshgrid(
+        np.arange(n_cells), np.arange(n_steps), np.arange(N_UNITS), indexing="ij"
+    )
+    return replace(
+        _empty_data(),
+        n_converted=conv,
+        n_lost=lost,
+        delay_n=suff["dn"],
+        delay_sum_log=suff["ds"],
+        delay_sum_log2=suff["ds2"],
+        loss_n=suff["ln"],
+        loss_sum_log=suff["ls"],
+        loss_sum_log2=suff["ls2"],
+        open_cell=cells.ravel().astype(np.int64),
+        open_step=steps.ravel().astype(np.int64),
+        open_period=np.zeros(age.size, np.int64),
+        open_age=age.ravel(),
+        open_count=count.ravel(),
+    )
+
+
+def prior_draws(n: int, seed: int, priors: Priors = DEFAULT_PRIORS) -> list[dict[str, np.ndarray]]:
+    """``n`` joint draws of the model's parameters from its prior."""
+    model = conversion.build_model(simulate(_fixed_truth(), np.random.default_rng(0)), priors)
+    out = pm.draw([model[v] for v in TRUE_VARS], draws=n, random_seed=seed)
+    return [{v: out[j][i] for j, v in enumerate(TRUE_VARS)} for i in range(n)]
+
+
+def _fixed_truth() -> dict[str, np.ndarray]:
+    shape = (len(CELLS), len(STAGES) - 1)
+    return {
+        "conversion": np.full(shape, 0.4),
+        "delay_mu": np.full(shape, 3.0),
+        "delay_sigma": np.full(shape, 0.8),
+        "loss_mu": np.full(shape, 3.0),
+        "loss_sigma": np.full(shape, 0.8),
+    }
+
+
+def sbc_ranks(fit_priors: Priors, *, seed: int) -> np.ndarray:
+    """Ranks (rep, cell, step) of the true conversions, truths from the default prior."""
+    import nutpie
+
+    rng = np.random.default_rng(seed)
+    truths = prior_draws(N_REPS, seed)
+    datasets = [simulate(tr, rng) for tr in truths]
+    compiled = nutpie.compile_pymc_model(conversion.build_model(datasets[0], fit_priors))
+    ranks = np.zeros((N_REPS, len(CELLS), len(STAGES) - 1), np.int64)
+    for i, (tr, data) in enumerate(zip(truths, datasets, strict=True)):
+        cm = compiled.with_data(**conversion.data_arrays(data))
+        idata = nutpie.sample(
+            cm,
+            draws=500,
+            tune=500,
+            chains=2,
+            seed=seed * 1000 + i,
+            target_accept=0.9,
+            progress_bar=False,
+        )
+        draws = idata["posterior"]["conversion"].values.reshape(-1, *ranks.shape[1:])
+        keep = np.linspace(0, draws.shape[0] - 1, N_RANK_DRAWS).round().astype(int)
+        ranks[i] = (draws[keep] < tr["conversion"][None]).sum(axis=0)
+    return ranks
+
+
+def chi2_uniform(ranks: np.ndarray) -> np.ndarray:
+    """Chi-square statistic of uniformity per ranked quantity (ranks 0..99, 10 bins)."""
+    flat = ranks.reshape(ranks.shape[0], -1)
+    counts = np.stack(
+        [np.bincount(flat[:, k] // 10, minlength=N_BINS) for k in range(flat.shape[1])]
+    )
+    expected = flat.shape[0] / N_BINS
+    return ((counts - expected) ** 2 / expected).sum(axis=1)
+
+
+def test_simulator_matches_the_truth():
+    # fast check of the generator itself: with a long history nearly all units
+    # finish, so converted / (converted + lost) estimates the true rate
+    truth = _fixed_truth()
+    data = simulate(truth, np.random.default_rng(1))
+    n = data.n_converted[:, 0, 0] + data.n_lost[:, 0, 0]
+    rate = data.n_converted[:, 0, 0] / n
+    # finished units are a censored subsample, so allow a generous 5-sigma band
+    # around 0.4 (binomial sd at ~280 units is about 0.03)
+    assert np.all(np.abs(rate - 0.4) < 5 * np.sqrt(0.24 / n)), rate
+    assert data.open_count.sum() > 0  # censoring is present
+    assert np.all(data.delay_n == data.n_converted[:, :, 0])
+
+
+@pytest.mark.slow
+def test_sbc_ranks_are_uniform_and_a_wrong_prior_is_caught():
+    with warnings.catch_warnings():
+        # nutpie/pytensor performance notes are not results
+        warnings.simplefilter("ignore", UserWarning)
+        good = chi2_uniform(sbc_ranks(DEFAULT_PRIORS, seed=11))
+        # the fitting prior says every step converts at about 73% (logit 1 +- 0.25):
+        # far from the generating prior (logit 0 +- 1.5), so ranks pile up
+        wrong = replace(DEFAULT_PRIORS, conversion_logit_loc=1.0, conversion_logit_sd=0.25)
+        bad = chi2_uniform(sbc_ranks(wrong, seed=11))
+    assert np.all(good < CHI2_CRIT), (good, CHI2_CRIT)
+    assert np.any(bad > CHI2_CRIT), (bad, CHI2_CRIT)
