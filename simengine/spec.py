@@ -122,6 +122,11 @@ class ModelOptions:
         Fit a log-linear trend in weekly arrivals.
     arrival_history_weeks : int
         Weeks of history before the as-of date used for the arrival model.
+    left_truncated : bool
+        The export only holds units still open on its first recorded close
+        (a left-truncated file): fit conversions, delays and losses only on
+        units that entered on or after that date, and start the arrival
+        window there (``simengine.fitting.data.first_exit``).
     draws, tune, chains : int
         Sampler settings (per chain).
     target_accept : float
@@ -136,6 +141,7 @@ class ModelOptions:
     drift_period_days: int = 91
     arrival_trend: bool = True
     arrival_history_weeks: int = 52
+    left_truncated: bool = False
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
@@ -345,6 +351,7 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
         "drift_period_days": int,
         "arrival_trend": bool,
         "arrival_history_weeks": int,
+        "left_truncated": bool,
         "draws": int,
         "tune": int,
         "chains": int,

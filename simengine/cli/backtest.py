@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from simengine.errors import InputError
+
 __all__ = ["register"]
 
 
@@ -39,6 +41,14 @@ def backtest(
     tune: Annotated[int | None, typer.Option("--tune", min=1)] = None,
     chains: Annotated[int | None, typer.Option("--chains", min=1)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Origins fitted at a time, each in its own process (same scores as 1).",
+        ),
+    ] = 1,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -60,12 +70,25 @@ def backtest(
 
     from rich.table import Table
 
-    from simengine.backtest.run import BacktestConfig, run_backtest, simengine_forecaster
+    from simengine.backtest.run import (
+        BacktestConfig,
+        run_backtest,
+        simengine_forecaster,
+        threads_per_worker,
+    )
     from simengine.backtest.summary import parse_duration, parse_origins
     from simengine.cli._common import console
     from simengine.records import as_of_view, load_records
     from simengine.spec import load_spec
 
+    if workers > 1 and cluster is not None:
+        raise InputError.single(
+            "<command line>",
+            "--workers > 1 runs origins in local processes; it cannot be combined with "
+            "--cluster",
+            column="--workers",
+            value=workers,
+        )
     if cluster is not None:  # check the option before any work
         from simengine.distributed import parse_cluster
 
@@ -101,10 +124,23 @@ def backtest(
             client = stack.enter_context(cluster_client(cluster))
             runner = block_runner(client)
         forecaster = simengine_forecaster(
-            cfg, fit_overrides=overrides, threads=threads, runner=runner, on_step=step
+            cfg,
+            fit_overrides=overrides,
+            threads=threads_per_worker(workers, threads) if workers > 1 else threads,
+            runner=runner,
+            # worker processes cannot call back into this console: per-origin lines only
+            on_step=step if workers == 1 else None,
         )
         _scores, pooled = run_backtest(
-            full, spec, dates, out, cfg, forecaster, as_of_view=as_of_view, on_origin=report
+            full,
+            spec,
+            dates,
+            out,
+            cfg,
+            forecaster,
+            as_of_view=as_of_view,
+            on_origin=report,
+            workers=workers,
         )
     table = Table(title="Pooled scores, total revenue")
     cols = [

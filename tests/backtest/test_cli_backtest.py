@@ -43,6 +43,7 @@ def _args(data, models_dir, out, *extra):
     [
         (["--cluster", "local:0"], "--cluster"),
         (["--period", "3m"], "--period"),
+        (["--workers", "2", "--cluster", "local:1"], "--workers"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(
