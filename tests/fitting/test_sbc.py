@@ -205,7 +205,7 @@ def test_simulator_matches_the_truth():
     assert np.all(data.delay_n == data.n_converted[:, :, 0])
 
 
-@pytest.mark.slow
+@pytest.mark.sbc
 def test_sbc_ranks_are_uniform_and_a_wrong_prior_is_caught():
     with warnings.catch_warnings():
         # nutpie/pytensor performance notes are not results
