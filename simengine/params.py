@@ -140,20 +140,16 @@ class FunnelParameters:
             "deal_size_mu": (d, c),
             "deal_size_sigma": (d, c),
         }
+        if (self.loss_mu is None) != (self.loss_sigma is None):
+            raise ValueError("loss_mu and loss_sigma go together: give both or neither")
+        if self.loss_sigma is not None:
+            expect |= {"loss_mu": (d, c, s), "loss_sigma": (d, c, s)}
         for name, shape in expect.items():
             got = getattr(self, name).shape
             if got != shape:
                 raise ValueError(f"FunnelParameters.{name} has shape {got}, expected {shape}")
-        if (self.loss_mu is None) != (self.loss_sigma is None):
-            raise ValueError("loss_mu and loss_sigma go together: give both or neither")
-        if self.loss_mu is not None and self.loss_sigma is not None:
-            for name, arr in (("loss_mu", self.loss_mu), ("loss_sigma", self.loss_sigma)):
-                if arr.shape != (d, c, s):
-                    raise ValueError(
-                        f"FunnelParameters.{name} has shape {arr.shape}, expected {(d, c, s)}"
-                    )
-            if np.any(self.loss_sigma < 0):
-                raise ValueError("log-scale sds must be >= 0")
+        if self.loss_sigma is not None and np.any(self.loss_sigma < 0):
+            raise ValueError("log-scale sds must be >= 0")
         if self.cell_segment.shape != (c,):
             raise ValueError("cell_segment must have one entry per cell")
         if np.any((self.conversion < 0) | (self.conversion > 1)):

@@ -130,6 +130,8 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
             column="as_of",
             value=plan.as_of.isoformat(),
         )
+    loss_mu, loss_sigma = params.loss_mu, params.loss_sigma
+    has_loss = loss_mu is not None and loss_sigma is not None
     for name in (
         "conversion",
         "delay_mu",
@@ -139,17 +141,10 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         "arrival_trend",
         "deal_size_mu",
         "deal_size_sigma",
+        *(("loss_mu", "loss_sigma") if has_loss else ()),
     ):
         if not np.all(np.isfinite(getattr(params, name))):
             raise ValueError(f"FunnelParameters.{name} has non-finite values")
-    loss_mu, loss_sigma = params.loss_mu, params.loss_sigma
-    has_loss = loss_mu is not None and loss_sigma is not None
-    if (
-        loss_mu is not None
-        and loss_sigma is not None
-        and not (np.all(np.isfinite(loss_mu)) and np.all(np.isfinite(loss_sigma)))
-    ):
-        raise ValueError("FunnelParameters.loss_mu/loss_sigma have non-finite values")
     ou = params.open_units
     if len(ou) and (not np.all(np.isfinite(ou.age_days)) or np.any(np.isinf(ou.amount))):
         raise ValueError("open units need finite ages and finite (or NaN = unknown) amounts")
