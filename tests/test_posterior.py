@@ -182,3 +182,30 @@ def test_missing_and_garbage_files(tmp_path: Path):
     junk.write_text("not netcdf")
     with pytest.raises(InputError, match="not a readable"):
         read_posterior(junk)
+
+
+def test_loss_variables_are_read_and_go_together(tmp_path: Path):
+    idata = user_idata()
+    post = idata.posterior
+    cs = ("chain", "draw", "cell", "step")
+    shape = tuple(post.sizes[d] for d in cs)
+    assert read_parameters(write_posterior(idata, tmp_path / "none.nc")).loss_mu is None
+    rng = np.random.default_rng(3)
+    both = post.assign(
+        loss_mu=(cs, rng.normal(3.0, 0.2, shape)), loss_sigma=(cs, rng.uniform(0.3, 0.9, shape))
+    )
+    p = read_parameters(
+        write_posterior(az.InferenceData(posterior=both), tmp_path / "both.nc")
+    )
+    assert p.loss_mu is not None
+    assert p.loss_sigma is not None
+    np.testing.assert_array_equal(p.loss_mu[7], both["loss_mu"].values[1, 2])
+    np.testing.assert_array_equal(p.loss_sigma[3], both["loss_sigma"].values[0, 3])
+    one = post.assign(loss_mu=(cs, rng.normal(3.0, 0.2, shape)))
+    path = write_posterior(az.InferenceData(posterior=one), tmp_path / "one.nc")
+    with pytest.raises(InputError) as err:
+        read_parameters(path)
+    (issue,) = err.value.issues
+    assert issue.file == str(path)
+    assert issue.column == "posterior.loss_sigma"
+    assert "both or neither" in issue.rule
