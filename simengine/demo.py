@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from simengine.errors import ConvergenceError, InputError
 
@@ -244,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = run_demo(args.out, **kwargs)
     except InputError as exc:
-        err.print(f"[bold red]error:[/] {exc.report(limit=50)}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.report(limit=50))}", highlight=False)
         return 2
     except ConvergenceError as exc:
-        err.print(f"[bold red]not converged:[/] {exc}", highlight=False)
+        err.print(f"[bold red]not converged:[/] {escape(str(exc))}", highlight=False)
         return 3
     _print_summary(con, res)
     return 0

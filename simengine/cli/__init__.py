@@ -15,6 +15,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from simengine.errors import ConvergenceError, InputError
 
@@ -47,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.report(limit=200)}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.report(limit=200))}", highlight=False)
         return 2
     except ConvergenceError as exc:
-        err_console.print(f"[bold red]not converged:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]not converged:[/] {escape(str(exc))}", highlight=False)
         return 3
     return 0
 

@@ -30,3 +30,17 @@ def test_console_script_runs():
     )
     assert proc.returncode == 0
     assert "version" in proc.stdout
+
+
+def test_error_messages_keep_square_brackets(monkeypatch, capsys):
+    # rich would swallow "[model]" as markup: the messages are printed escaped
+    import simengine.cli as cli
+    from simengine.errors import ConvergenceError
+
+    def boom(**_: object) -> None:
+        raise ConvergenceError("try more draws ([model] draws/tune)", ["x"])
+
+    monkeypatch.setattr(cli, "app", boom)
+    assert main(["fit"]) == 3
+    err = capsys.readouterr().err
+    assert "([model] draws/tune)" in err
