@@ -14,6 +14,8 @@ Log rates and trends are pooled across cells around an entry-stage level
 ``NegativeBinomial(mu, alpha)`` has ``var = mu + mu²/alpha``, so the
 contract's ``arrival_dispersion`` ``d`` is passed as ``alpha = 1/d``.
 Pairs without arrivals in the window get rate, dispersion and trend 0.
+The counts are a ``pm.Data`` container (``arrival_counts``), so a compiled
+model refits new counts of the same pairs and weeks.
 """
 
 from __future__ import annotations
@@ -114,8 +116,11 @@ def build_model(
         root_d = pm.HalfNormal("arrival_dispersion_root", priors.arrival_dispersion_sd, dims="pair")
         disp = root_d**2
         mean = pt.exp(log_rate[:, None] + slope[:, None] * x[None, :])
+        # observed counts as a data container: a compiled model refits new counts
+        # of the same pairs and weeks
+        obs = pm.Data("arrival_counts", counts.astype(np.int64), dims=("pair", "week"))
         pm.NegativeBinomial(
-            "arrivals", mu=mean, alpha=1.0 / disp[:, None], observed=counts, dims=("pair", "week")
+            "arrivals", mu=mean, alpha=1.0 / disp[:, None], observed=obs, dims=("pair", "week")
         )
         zeros = pt.zeros((n_cells, n_entry))
         dims = ("cell", "entry_stage")

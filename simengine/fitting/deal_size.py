@@ -4,7 +4,11 @@
 of units won by the as-of date. ``deal_size_mu`` is pooled cell around
 segment around a global level, ``log deal_size_sigma`` cell around a global
 level (non-centred; priors in :mod:`~simengine.fitting.priors`). The
-likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per cell.
+likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per cell,
+as ``pm.Data`` (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``), so a compiled
+model refits new statistics of the same cells (see
+:mod:`simengine.fitting._compiled`); which levels are centred is fixed when
+the model is built.
 """
 
 from __future__ import annotations
@@ -83,7 +87,10 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         )
         mu = pm.Deterministic("deal_size_mu", mu, dims="cell")
         sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
-        s1, s2 = data.deal_sum_log, data.deal_sum_log2
+        # data containers: a compiled model refits new statistics of the same cells
+        n = pm.Data("deal_n", data.deal_n)
+        s1 = pm.Data("deal_sum_log", data.deal_sum_log)
+        s2 = pm.Data("deal_sum_log2", data.deal_sum_log2)
         pm.Potential(
             "deal_size_loglik",
             pt.sum(
