@@ -15,10 +15,18 @@ already scored, so an interrupted backtest resumes.
 Origins are independent (each one's seed derives from the root seed and its
 date only), so ``run_backtest(..., workers=N)`` scores N origins at a time in
 separate processes (spawned, so each has its own Numba/PyTensor state); the
-scores are the same, bitwise, as a serial run. A fit is mostly compilation
-(measured on the CRM export, origin 2017-06-30, 2 chains x 500+500:
-conversion 69 s compile vs 17 s sampling, arrivals 35 vs 1, deal size 15 vs
-3), which is single-threaded: two origins at a time use both cores.
+scores are the same, bitwise, as a serial run. A fit used to be mostly
+compilation (measured on the CRM export, origin 2017-06-30, 2 chains x
+500+500: conversion 69 s compile vs 17 s sampling, arrivals 35 vs 1, deal
+size 15 vs 3). Compiled models are now reused across origins: the fitting
+models take their data through ``pm.Data`` and
+:func:`~simengine.fitting.fit.sample_model` keeps a process-level cache of
+compiled models keyed by the model's graph (:mod:`simengine.fitting._compiled`),
+so an origin whose funnel structure (cells, drift periods, centred levels,
+arrival pairs) matches an earlier one in the same process only samples, with
+bitwise the draws of a fresh compilation. Serial origins share the calling
+process's cache; with ``workers=N`` each spawned worker of the process pool
+lives across the origins it is given and keeps its own cache.
 """
 
 from __future__ import annotations
