@@ -44,6 +44,7 @@ STAGES = ("lead", "opp", "won")
 N_UNITS = 300  # units entering the first stage per cell
 HISTORY_DAYS = 365.0
 N_REPS = 100
+N_WRONG = 30  # replications with the misspecified prior (see the test)
 N_RANK_DRAWS = 99  # ranks 0..99: 100 values, 10 equal bins
 N_BINS = 10
 # 2 chains x 100 draws, thinned to 99 evenly spaced ranks (nearly every 2nd draw). NUTS
@@ -171,7 +172,7 @@ def _fixed_truth() -> dict[str, np.ndarray]:
     }
 
 
-def sbc_ranks(fit_priors: Priors, *, seed: int) -> tuple[np.ndarray, CacheInfo]:
+def sbc_ranks(fit_priors: Priors, *, seed: int, n_reps: int = 100) -> tuple[np.ndarray, CacheInfo]:
     """Ranks (rep, cell, step) of the true conversions, truths from the default prior.
 
     Every replication is fitted through :func:`~simengine.fitting.fit.sample_model`,
@@ -180,9 +181,9 @@ def sbc_ranks(fit_priors: Priors, *, seed: int) -> tuple[np.ndarray, CacheInfo]:
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    truths = prior_draws(N_REPS, seed)
+    truths = prior_draws(n_reps, seed)
     datasets = [simulate(tr, rng) for tr in truths]
-    ranks = np.zeros((N_REPS, len(CELLS), len(STAGES) - 1), np.int64)
+    ranks = np.zeros((n_reps, len(CELLS), len(STAGES) - 1), np.int64)
     for i, (tr, data) in enumerate(zip(truths, datasets, strict=True)):
         idata = sample_model(
             conversion.build_model(data, fit_priors),
@@ -197,7 +198,7 @@ def sbc_ranks(fit_priors: Priors, *, seed: int) -> tuple[np.ndarray, CacheInfo]:
         keep = np.linspace(0, draws.shape[0] - 1, N_RANK_DRAWS).round().astype(int)
         ranks[i] = (draws[keep] < tr["conversion"][None]).sum(axis=0)
         if i % 10 == 9:
-            print(f"sbc: {i + 1}/{N_REPS} fits, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"sbc: {i + 1}/{n_reps} fits, {time.perf_counter() - t0:.0f} s", flush=True)
     return ranks, compiled_cache_info()
 
 
@@ -244,13 +245,17 @@ def test_sbc_ranks_are_uniform_and_a_wrong_prior_is_caught(non_centred):
     with warnings.catch_warnings():
         # nutpie/pytensor performance notes are not results
         warnings.simplefilter("ignore", UserWarning)
-        good_ranks, info = sbc_ranks(DEFAULT_PRIORS, seed=11)
+        good_ranks, info = sbc_ranks(DEFAULT_PRIORS, seed=11, n_reps=N_REPS)
         # one compilation, every other replication through with_data
         assert (info.misses, info.hits) == (1, N_REPS - 1), info
-        # the fitting prior says every step converts at about 73% (logit 1 +- 0.25):
-        # far from the generating prior (logit 0 +- 1.5), so ranks pile up
-        wrong = replace(DEFAULT_PRIORS, conversion_logit_loc=1.0, conversion_logit_sd=0.25)
-        bad_ranks, _ = sbc_ranks(wrong, seed=11)
+        # the fitting prior says every step converts at about 95% (logit 3 +- 0.1):
+        # far from the generating prior's typical rates. (A milder error, logit
+        # 1 +- 0.25, was not detected by 100 replications: chi-square 13.2, 9.4,
+        # 15.8, 5.6; 300 units per cell outweigh it.) Its ranks pile up at the
+        # low end, so N_WRONG replications suffice (30 ranks in 2 of 10 bins
+        # would give a chi-square of 120, against the critical 25.5).
+        wrong = replace(DEFAULT_PRIORS, conversion_logit_loc=3.0, conversion_logit_sd=0.1)
+        bad_ranks, _ = sbc_ranks(wrong, seed=11, n_reps=N_WRONG)
     good, bad = chi2_uniform(good_ranks), chi2_uniform(bad_ranks)
     print(
         f"SBC chi-square (crit {CHI2_CRIT:.1f}): default prior {good.round(1)}, wrong {bad.round(1)}"
