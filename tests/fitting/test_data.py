@@ -108,18 +108,30 @@ def test_deal_size_and_arrivals_match_brute_force(tiny):
 
     model = deal_size.build_model(data)
     point = _random_point(model, 2)
-    mu, sigma = _eval(model, ["deal_size_mu", "deal_size_sigma"], point)
-    won = known[known["won_at"].notna()]
-    ref = sum(
-        stats.lognorm.logpdf(
-            r["amount"],
-            s=sigma[cells.index(f"{r['segment']}/{r['channel']}")],
-            scale=np.exp(mu[cells.index(f"{r['segment']}/{r['channel']}")]),
-        )
-        for _, r in won.iterrows()
+    mu, sigma, sd_cell = _eval(
+        model, ["deal_size_mu", "deal_size_sigma", "deal_size_cell_sd"], point
     )
+    won = known[known["won_at"].notna()]
+    cell_of = np.array([cells.index(f"{r['segment']}/{r['channel']}") for _, r in won.iterrows()])
+    logx = np.log(won["amount"].to_numpy(float))
     assert len(won) > 10
-    assert _potentials_logp(model, point) == pytest.approx(ref, rel=1e-9)
+    # the levels are integrated out: the potential is log p(x) = log p(x | mu) +
+    # log p(mu) - log p(mu | x) at any mu (here the drawn one), written out with
+    # the prior covariance of the levels and the Gaussian posterior of mu given x
+    lik = stats.lognorm.logpdf(np.exp(logx), s=sigma[cell_of], scale=np.exp(mu[cell_of])).sum()
+    p = deal_size.DEFAULT_PRIORS
+    seg = np.asarray(data.cell_segment)
+    same = (seg[:, None] == seg[None, :]).astype(float)
+    cov = p.deal_size_mu_sd**2 + p.deal_size_segment_sd**2 * same + sd_cell**2 * np.eye(len(cells))
+    loc = np.full(len(cells), p.deal_size_mu_loc)
+    prior = stats.multivariate_normal(loc, cov).logpdf(mu)
+    n = np.bincount(cell_of, minlength=len(cells)).astype(float)
+    ybar = np.bincount(cell_of, weights=logx, minlength=len(cells)) / np.maximum(n, 1.0)
+    prec = np.linalg.inv(cov) + np.diag(n / sigma**2)
+    post_cov = np.linalg.inv(prec)
+    post_mean = post_cov @ (np.linalg.solve(cov, loc) + n / sigma**2 * ybar)
+    post = stats.multivariate_normal(post_mean, post_cov).logpdf(mu)
+    assert _potentials_logp(model, point) == pytest.approx(lik + prior - post, rel=1e-9)
 
     amodel = arrivals.build_model(data)
     apoint = _random_point(amodel, 3)
