@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo synth test lint typecheck unit test-slow test-sbc bench clean
+.PHONY: install demo synth test lint typecheck unit test-slow bench clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,15 +42,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not sbc" -q
+	$(BIN)/python -m pytest -m "not slow" -q
 
-## Statistical checks marked slow (recovery, SBC, calibration); CI runs them too.
+## Statistical checks marked slow (recovery, simulation-based calibration, backtest
+## calibration, demo and notebooks); CI runs them too.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m "slow and not sbc" -q
-
-## Simulation-based calibration of the conversion model (200 fits; not in CI yet).
-test-sbc: $(STAMP)
-	$(BIN)/python -m pytest -m sbc -q
+	$(BIN)/python -m pytest -m slow -q
 
 ## Speed and memory figures quoted in the README.
 bench: $(STAMP)
