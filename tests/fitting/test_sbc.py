@@ -8,9 +8,10 @@ simulated sufficient statistics and records the rank of each true step
 conversion among 99 thinned posterior draws. If the sampler computes the
 posterior of the model that generated the data, each rank is uniform on
 0..99. The same check with a deliberately misspecified fitting prior must
-fail: that is what makes the check able to fail.
+fail: counting the open units as lost (the naive won/entered ratio) is
+that error; it is what makes the check able to fail.
 
-Run with ``.venv/bin/pytest tests/fitting/test_sbc.py -m slow -q -s`` (200
+Run with ``.venv/bin/pytest tests/fitting/test_sbc.py -m slow -q -s`` (130
 fits: one nutpie compilation per fitting prior, every other replication
 reuses it through the compiled-model cache and ``with_data``; the run time
 on the shared 2-core machine is in the fitting report).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -44,7 +46,7 @@ STAGES = ("lead", "opp", "won")
 N_UNITS = 300  # units entering the first stage per cell
 HISTORY_DAYS = 365.0
 N_REPS = 100
-N_WRONG = 30  # replications with the misspecified prior (see the test)
+N_WRONG = 30  # replications with open units counted as lost (see the test)
 N_RANK_DRAWS = 99  # ranks 0..99: 100 values, 10 equal bins
 N_BINS = 10
 # 2 chains x 100 draws, thinned to 99 evenly spaced ranks (nearly every 2nd draw). NUTS
@@ -172,8 +174,36 @@ def _fixed_truth() -> dict[str, np.ndarray]:
     }
 
 
-def sbc_ranks(fit_priors: Priors, *, seed: int, n_reps: int = 100) -> tuple[np.ndarray, CacheInfo]:
+def open_as_lost(data: FunnelData) -> FunnelData:
+    """The naive error this model exists to avoid: open units counted as lost.
+
+    Every unit still open at the as-of date joins ``n_lost`` of its cell and
+    step (the won/entered ratio), and the censored term gets nothing (one group
+    of count 0, so the compiled model is the same).
+    """
+    lost = data.n_lost.copy()
+    np.add.at(lost[:, :, 0], (data.open_cell, data.open_step), data.open_count.astype(np.int64))
+    return replace(
+        data,
+        n_lost=lost,
+        open_cell=np.zeros(1, np.int64),
+        open_step=np.zeros(1, np.int64),
+        open_period=np.zeros(1, np.int64),
+        open_age=np.ones(1),
+        open_count=np.zeros(1),
+    )
+
+
+def sbc_ranks(
+    fit_priors: Priors,
+    *,
+    seed: int,
+    n_reps: int = 100,
+    transform: Callable[[FunnelData], FunnelData] | None = None,
+) -> tuple[np.ndarray, CacheInfo]:
     """Ranks (rep, cell, step) of the true conversions, truths from the default prior.
+
+    ``transform`` (optional) alters each simulated data set before the fit.
 
     Every replication is fitted through :func:`~simengine.fitting.fit.sample_model`,
     whose process cache compiles the model once and refits each replication's
@@ -183,6 +213,8 @@ def sbc_ranks(fit_priors: Priors, *, seed: int, n_reps: int = 100) -> tuple[np.n
     rng = np.random.default_rng(seed)
     truths = prior_draws(n_reps, seed)
     datasets = [simulate(tr, rng) for tr in truths]
+    if transform is not None:
+        datasets = [transform(d) for d in datasets]
     ranks = np.zeros((n_reps, len(CELLS), len(STAGES) - 1), np.int64)
     for i, (tr, data) in enumerate(zip(truths, datasets, strict=True)):
         idata = sample_model(
@@ -240,7 +272,7 @@ def non_centred(monkeypatch):
 
 
 @pytest.mark.slow
-def test_sbc_ranks_are_uniform_and_a_wrong_prior_is_caught(non_centred):
+def test_sbc_ranks_are_uniform_and_the_censoring_error_is_caught(non_centred):
     clear_compiled_cache()
     with warnings.catch_warnings():
         # nutpie/pytensor performance notes are not results
@@ -248,17 +280,18 @@ def test_sbc_ranks_are_uniform_and_a_wrong_prior_is_caught(non_centred):
         good_ranks, info = sbc_ranks(DEFAULT_PRIORS, seed=11, n_reps=N_REPS)
         # one compilation, every other replication through with_data
         assert (info.misses, info.hits) == (1, N_REPS - 1), info
-        # the fitting prior says every step converts at about 95% (logit 3 +- 0.1):
-        # far from the generating prior's typical rates. (A milder error, logit
-        # 1 +- 0.25, was not detected by 100 replications: chi-square 13.2, 9.4,
-        # 15.8, 5.6; 300 units per cell outweigh it.) Its ranks pile up at the
-        # low end, so N_WRONG replications suffice (30 ranks in 2 of 10 bins
-        # would give a chi-square of 120, against the critical 25.5).
-        wrong = replace(DEFAULT_PRIORS, conversion_logit_loc=3.0, conversion_logit_sd=0.1)
-        bad_ranks, _ = sbc_ranks(wrong, seed=11, n_reps=N_WRONG)
+        # the power check: the same fits with open units counted as lost (the
+        # naive won/entered ratio) must fail. A misspecified *prior* was not
+        # caught: with 300 units per cell the data outweigh it (logit 1 +- 0.25
+        # over 100 replications: chi-square 13.2, 9.4, 15.8, 5.6; logit 3 +- 0.1
+        # over 30: 6.0, 17.3, 20.0, 12.0, since the cell levels escape a global
+        # prior). The naive ratio biases every rate down, so the true rate ranks
+        # at the top: 30 ranks in the top bins give chi-square values far above
+        # the critical 25.5 (seed 12: 124.7, 67.3, 111.3, 43.3).
+        bad_ranks, _ = sbc_ranks(DEFAULT_PRIORS, seed=12, n_reps=N_WRONG, transform=open_as_lost)
     good, bad = chi2_uniform(good_ranks), chi2_uniform(bad_ranks)
     print(
-        f"SBC chi-square (crit {CHI2_CRIT:.1f}): default prior {good.round(1)}, wrong {bad.round(1)}"
+        f"SBC chi-square (crit {CHI2_CRIT:.1f}): default prior {good.round(1)}, open units counted as lost {bad.round(1)}"
     )
     assert np.all(good < CHI2_CRIT), (good, CHI2_CRIT)
     assert np.any(bad > CHI2_CRIT), (bad, CHI2_CRIT)
