@@ -65,7 +65,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import os
 import re
 import uuid
@@ -97,7 +96,6 @@ __all__ = [
     "ClusterSpec",
     "WarmupPlugin",
     "available_cores",
-    "block_runner",
     "cluster_block_map",
     "cluster_client",
     "connect",
@@ -775,18 +773,6 @@ def run_blocks_distributed(
 
     block_map = dask_block_map(client, max_attempts=max_attempts, in_flight=in_flight)
     return run_blocks(prepared, paths, seed, block_size, 1, on_block, block_map=block_map)
-
-
-def block_runner(client: Client) -> Callable[..., BlockSummary]:
-    """Return a drop-in for :func:`simengine.engine.simulate.run_blocks` on ``client``.
-
-    The returned function takes ``(prepared, paths, seed, block_size, threads,
-    on_block=None)`` like ``run_blocks``; ``threads`` is ignored (the
-    cluster's workers set their own).
-    """
-    from simengine.engine.simulate import run_blocks
-
-    return functools.partial(run_blocks, block_map=dask_block_map(client))
 
 
 def _scatter(client: Client, prepared: Prepared) -> Future:

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,9 +56,11 @@ from simengine.cli._common import atomic_file
 from simengine.plan import Plan
 from simengine.spec import FunnelSpec
 
+if TYPE_CHECKING:  # pragma: no cover
+    from simengine.engine.simulate import BlockMap
+
 __all__ = [
     "BacktestConfig",
-    "BlockRunner",
     "OriginForecaster",
     "SimengineForecaster",
     "records_sha256",
@@ -67,11 +69,6 @@ __all__ = [
     "simengine_forecaster",
     "threads_per_worker",
 ]
-
-#: Runs every block of a prepared engine run and merges them in block order:
-#: ``(prepared, paths, seed, block_size, threads) -> BlockSummary``
-#: (:func:`simengine.engine.simulate.run_blocks` or a Dask twin).
-BlockRunner = Callable[..., Any]
 
 #: A function that, given what was known at an origin, returns simengine's
 #: forecast of period revenue per segment (and ``total``).
@@ -209,7 +206,7 @@ def run_backtest(
     forecaster : OriginForecaster
         simengine's forecast at one origin (fit + simulate). With
         ``workers > 1`` it must be picklable (a module-level function or a
-        :class:`SimengineForecaster` without a Dask runner).
+        :class:`SimengineForecaster` without a Dask block map).
     as_of_view : callable
         The records' as-of rule (``simengine.records.as_of_view``).
     on_origin : callable, optional
@@ -228,12 +225,13 @@ def run_backtest(
     ------
     ValueError
         If ``workers < 1``, or ``workers > 1`` with a forecaster that has a
-        Dask block runner (the cluster already parallelises the paths).
+        block map (a Dask map: the cluster already parallelises the paths,
+        and its connection cannot be handed to worker processes).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if workers > 1 and getattr(forecaster, "runner", None) is not None:
-        raise ValueError("a forecaster with a block runner (Dask) cannot run in worker processes")
+    if workers > 1 and getattr(forecaster, "block_map", None) is not None:
+        raise ValueError("a forecaster with a block map (Dask) cannot run in worker processes")
     segments = sorted(full[spec.segment_column].dropna().unique().tolist())
     out_dir.mkdir(parents=True, exist_ok=True)
     by_origin: dict[dt.date, pd.DataFrame] = {}
@@ -320,10 +318,15 @@ class SimengineForecaster:
         Engine threads (default: all cores).
     block_size : int
         Paths per engine block.
-    runner : callable, optional
-        Replacement for :func:`simengine.engine.simulate.run_blocks` with the
-        same signature, e.g. :func:`simengine.distributed.block_runner` of a
-        Dask client (``--cluster``); the merged summary is bitwise the same.
+    block_map : BlockMap, optional
+        Where the engine's blocks run, as for
+        :func:`simengine.engine.simulate.run_blocks`: ``None`` (default) runs
+        them on ``threads`` in-process threads; the lazy Dask map of
+        :func:`simengine.distributed.cluster_block_map` (``--cluster``) runs
+        them on a cluster, connecting when the first origin simulates. The
+        blocks and their merge are the same, so the forecast is bitwise the
+        same. A forecaster with a block map runs in this process only
+        (``workers=1`` in :func:`run_backtest`).
     on_step : callable, optional
         Progress callback ``(origin, step)`` with step ``"fit:<part>"``,
         ``"simulate"``, ``"done"`` (must be picklable for worker processes).
@@ -333,7 +336,7 @@ class SimengineForecaster:
     fit_overrides: dict[str, object] = field(default_factory=dict)
     threads: int | None = None
     block_size: int = 50_000
-    runner: BlockRunner | None = None
+    block_map: BlockMap | None = None
     on_step: Callable[[dt.date, str], None] | None = None
 
     def __call__(
@@ -389,9 +392,10 @@ class SimengineForecaster:
         prepared = prepare(params, sim_plan)
         if on_step is not None:
             on_step(plan.as_of, "simulate")
-        run = self.runner if self.runner is not None else run_blocks
-        threads = self.threads or default_threads()
-        summary = run(prepared, cfg.paths, seed, self.block_size, threads)
+        threads = self.threads or default_threads()  # used in-process only
+        summary = run_blocks(
+            prepared, cfg.paths, seed, self.block_size, threads, block_map=self.block_map
+        )
         q = hist_quantiles(summary.scal_hist[:, 0, :], bin_values(), DENSE_LEVELS)
         out = {s: QuantileForecast(DENSE_LEVELS, q[i]) for i, s in enumerate(segs)}
         out["total"] = QuantileForecast(DENSE_LEVELS, q[len(segs)])
@@ -446,7 +450,7 @@ def simengine_forecaster(
     fit_overrides: dict[str, object] | None = None,
     threads: int | None = None,
     block_size: int = 50_000,
-    runner: BlockRunner | None = None,
+    block_map: BlockMap | None = None,
     on_step: Callable[[dt.date, str], None] | None = None,
 ) -> SimengineForecaster:
     """Build simengine's forecaster for :func:`run_backtest` (see :class:`SimengineForecaster`)."""
@@ -455,7 +459,7 @@ def simengine_forecaster(
         fit_overrides=dict(fit_overrides or {}),
         threads=threads,
         block_size=block_size,
-        runner=runner,
+        block_map=block_map,
         on_step=on_step,
     )
 

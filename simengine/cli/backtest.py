@@ -65,7 +65,6 @@ def backtest(
     writes backtest.csv, pooled.csv and backtest.html. An interrupted run
     resumes from the origins already scored.
     """
-    import contextlib
     import time
 
     from rich.table import Table
@@ -78,6 +77,7 @@ def backtest(
     )
     from simengine.backtest.summary import parse_duration, parse_origins
     from simengine.cli._common import console
+    from simengine.cli._planning_options import block_map_for
     from simengine.records import as_of_view, load_records
     from simengine.spec import load_spec
 
@@ -116,18 +116,14 @@ def backtest(
         last[0] = now
 
     console.print(f"backtest of {spec.name}: {len(dates)} origin(s), period {cfg.period_days} days")
-    with contextlib.ExitStack() as stack:
-        runner = None
-        if cluster is not None:
-            from simengine.distributed import block_runner, cluster_client
-
-            client = stack.enter_context(cluster_client(cluster))
-            runner = block_runner(client)
+    # None: in-process threads; else a Dask map that connects when the first
+    # origin simulates (after its fit), closed when the backtest ends
+    with block_map_for(cluster) as block_map:
         forecaster = simengine_forecaster(
             cfg,
             fit_overrides=overrides,
             threads=threads_per_worker(workers, threads) if workers > 1 else threads,
-            runner=runner,
+            block_map=block_map,
             # worker processes cannot call back into this console: per-origin lines only
             on_step=step if workers == 1 else None,
         )

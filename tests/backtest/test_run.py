@@ -116,16 +116,19 @@ def test_parallel_origins_score_like_serial_and_resume(crm, tmp_path):
     pd.testing.assert_frame_equal(again, serial, check_dtype=False)
 
 
-def test_forecaster_is_picklable_and_rejects_a_runner_in_workers(crm, tmp_path):
+def test_forecaster_is_picklable_and_rejects_a_block_map_in_workers(crm, tmp_path):
     import pickle
 
     from simengine.backtest.run import simengine_forecaster
+    from simengine.engine.simulate import thread_block_map
 
     spec, full = crm
     cfg = BacktestConfig(period_days=91, paths=1000, seed=1)
     fc = simengine_forecaster(cfg, fit_overrides={"draws": 10, "left_truncated": True})
     assert pickle.loads(pickle.dumps(fc)) == fc
-    with_runner = simengine_forecaster(cfg, runner=print)
+    # a block map (--cluster's Dask map in the CLI) holds a connection of this
+    # process: the origins must then run here, not in worker processes
+    with_map = simengine_forecaster(cfg, block_map=thread_block_map(1))
     with pytest.raises(ValueError, match="worker processes"):
         run_backtest(
             full,
@@ -133,7 +136,7 @@ def test_forecaster_is_picklable_and_rejects_a_runner_in_workers(crm, tmp_path):
             [dt.date(2017, 6, 30)],
             tmp_path,
             cfg,
-            with_runner,
+            with_map,
             as_of_view=as_of_view,
             workers=2,
         )
