@@ -21,11 +21,16 @@ Run with pytest-benchmark::
 
 or as a script (prints a side-by-side table, min of 7 calls)::
 
-    .venv/bin/python benchmarks/bench_rng.py
+    .venv/bin/python benchmarks/bench_rng.py [--quick]
+
+:func:`ns_per_draw` is the one per-variate timing loop of the benchmarks:
+``benchmarks/engine_report.py`` (``ns_per_draw`` of its report, the
+random-draw bound) times its variates with it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from typing import Any
@@ -39,6 +44,7 @@ from simengine.engine._jit import JIT_OPTIONS
 
 N_DRAWS = 1_000_000
 KEY = R.root_seed(20270104)
+LOG_TRUNC = 1.5  # default truncation point of the truncated lognormals: e**1.5
 _OPTS = {**JIT_OPTIONS, "cache": False}  # closures over kind: compiled per run
 
 # (name, kind code, float parameter a, float parameter b, int parameter n)
@@ -94,7 +100,7 @@ def _make_ours(kind: int) -> Any:
     """
 
     @numba.njit(**_OPTS)
-    def run(key, n_draws, a0, b0, n0):  # pragma: no cover - compiled
+    def run(key, n_draws, a0, b0, n0, lt):  # pragma: no cover - compiled
         s = np.empty(4, np.uint64)
         R.seed_stream(key, 0, 0, s)
         acc = 0.0
@@ -104,7 +110,7 @@ def _make_ours(kind: int) -> Any:
         av = np.full(1024, a0)
         bv = np.full(1024, b0)
         nv = np.full(1024, n0)
-        eav = np.full(1024, math.exp(1.5))
+        eav = np.full(1024, math.exp(lt))  # truncation point of kinds 10 and 15
         if n0 < 0:
             # "mixed" cases: n in 1..-n0 and a in [a0, b0), scrambled over the 1024 slots
             # (as in the kernels, where n and p change from call to call)
@@ -112,7 +118,7 @@ def _make_ours(kind: int) -> Any:
             nv = 1 + (j * 7919) % (-n0)
             av = a0 + (b0 - a0) * ((j * 104729) % 1024) / 1024.0
             bv = np.full(1024, 0.0)
-        alpha0 = (1.5 - a0) / b0 if b0 > 0.0 else 0.0
+        alpha0 = (lt - a0) / b0 if b0 > 0.0 else 0.0
         tail0 = R.ndtr(-alpha0)
         for i in range(n_draws):
             a = av[i & 1023]
@@ -215,11 +221,23 @@ def _make_numpy(kind: int) -> Any:
 _COMPILED: dict[tuple[str, int], Any] = {}
 
 
-def ours(kind: int, key: np.uint64, n_draws: int, a: float, b: float, n: int) -> float:
-    """Sum of ``n_draws`` simengine draws of variate ``kind``."""
+def ours(
+    kind: int,
+    key: np.uint64,
+    n_draws: int,
+    a: float,
+    b: float,
+    n: int,
+    log_trunc: float = LOG_TRUNC,
+) -> float:
+    """Sum of ``n_draws`` simengine draws of variate ``kind``.
+
+    ``log_trunc`` is the log of the truncation point of the truncated
+    lognormals (kinds 10 and 15); other kinds ignore it.
+    """
     if ("ours", kind) not in _COMPILED:
         _COMPILED["ours", kind] = _make_ours(kind)
-    return float(_COMPILED["ours", kind](key, n_draws, a, b, n))
+    return float(_COMPILED["ours", kind](key, n_draws, a, b, n, log_trunc))
 
 
 def numpy_gen(kind: int, gen: Any, n_draws: int, a: float, b: float, n: int) -> float:
@@ -261,29 +279,86 @@ def test_rng_numpy_generator(benchmark, case):
     assert math.isfinite(result)
 
 
-def _time(fn, *args) -> float:  # type: ignore[no-untyped-def]
-    """Min over 7 calls of the calling thread's CPU ns per draw."""
-    fn(*args[:2], 10, *args[3:])
+def ns_per_draw(
+    kind: int,
+    a: float = 0.0,
+    b: float = 0.0,
+    n: int = 0,
+    *,
+    generator: np.random.Generator | None = None,
+    n_draws: int = N_DRAWS,
+    repeats: int = 7,
+    log_trunc: float = LOG_TRUNC,
+) -> float:
+    """CPU nanoseconds per draw of variate ``kind`` (a kind code of :data:`CASES`).
+
+    The loop is compiled (or loaded) by a 10-draw call first; then the
+    minimum over ``repeats`` calls of ``n_draws`` draws of the calling
+    thread's CPU time (``time.thread_time``: other processes on a shared
+    machine inflate it much less than wall time), divided by ``n_draws``.
+
+    Parameters
+    ----------
+    kind : int
+        Variate code, as in :data:`CASES` (e.g. 1 uniform, 5 lognormal, 8
+        binomial).
+    a, b, n : float, float, int
+        The variate's parameters, as in :data:`CASES`.
+    generator : numpy.random.Generator, optional
+        Time NumPy's equivalent of ``kind`` on this generator instead of
+        simengine's (``kind`` in :data:`NUMPY_KINDS`).
+    n_draws : int
+        Draws per timed call.
+    repeats : int
+        Timed calls; the fastest counts.
+    log_trunc : float
+        Log of the truncation point of the truncated lognormals (kinds 10
+        and 15).
+
+    Returns
+    -------
+    float
+    """
+
+    def call(m: int) -> float:
+        if generator is None:
+            return ours(kind, KEY, m, a, b, n, log_trunc)
+        return numpy_gen(kind, generator, m, a, b, n)
+
+    call(10)
     best = math.inf
-    for _ in range(7):
+    for _ in range(repeats):
         t0 = time.thread_time()
-        fn(*args)
+        call(n_draws)
         best = min(best, time.thread_time() - t0)
-    return best / N_DRAWS * 1e9
+    return best / n_draws * 1e9
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print CPU ns/draw for simengine and NumPy's Generator side by side."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="10**5 draws per call, 2 calls, a handful of variates (checks the script runs)",
+    )
+    args = ap.parse_args(argv)
+    cases, n_draws, repeats = CASES, N_DRAWS, 7
+    if args.quick:
+        quick = {"uniform", "std_normal (ziggurat)", "binomial(10,0.3)", "poisson(15)"}
+        cases, n_draws, repeats = [c for c in CASES if c[0] in quick], 100_000, 2
     gen = np.random.default_rng(20270104)
     print(f"{'variate':40s} {'simengine ns':>13s} {'numpy ns':>10s} {'ratio':>7s}")
     np_cache: dict[tuple[int, float, float, int], float] = {}
-    for name, kind, a, b, n in CASES:
-        t_ours = _time(ours, kind, KEY, N_DRAWS, a, b, n)
+    for name, kind, a, b, n in cases:
+        t_ours = ns_per_draw(kind, a, b, n, n_draws=n_draws, repeats=repeats)
         np_kind = NUMPY_EQUIV.get(kind, 5 if kind == 13 else kind)
         if np_kind in NUMPY_KINDS:
             key = (np_kind, a, b, n)
             if key not in np_cache:
-                np_cache[key] = _time(numpy_gen, np_kind, gen, N_DRAWS, a, b, n)
+                np_cache[key] = ns_per_draw(
+                    np_kind, a, b, n, generator=gen, n_draws=n_draws, repeats=repeats
+                )
             t_np = np_cache[key]
             print(f"{name:40s} {t_ours:13.1f} {t_np:10.1f} {t_ours / t_np:7.2f}")
         else:

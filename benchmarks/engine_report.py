@@ -253,89 +253,41 @@ def draws_per_path(n_paths: int = 2000) -> dict[str, Any]:
 def draw_costs_ns(draws: dict[str, Any] | None = None, n: int = 1_000_000) -> dict[str, float]:
     """CPU nanoseconds per call of each variate (one thread, tight loop).
 
-    Parameters are read from arrays inside the loop so set-up work cannot be
-    hoisted (as in ``bench_rng.py``). With ``draws`` (from
+    Timed by ``bench_rng.ns_per_draw`` (the benchmarks' one per-variate
+    timing loop: parameters read from arrays inside the loop so set-up work
+    cannot be hoisted), min of 3 calls of ``n`` draws. With ``draws`` (from
     :func:`draws_per_path`) the binomial classes use ``n`` at the class's
     middle and the workload's mean ``p``, Poisson and gamma the workload's
-    mean ``lam`` and shape; without, fixed typical values.
+    mean ``lam`` and shape; without, fixed typical values. The truncated
+    lognormals are cut at 20 (``lognormal_truncated_tail`` with its
+    survival supplied, as the kernels have it).
     """
-    import numba
-
-    from simengine.engine import _rng
-
-    def make_loop(kind: int) -> Any:
-        # kind is a compile-time constant: one loop per variate, holding only its code
-        @numba.njit(cache=False, error_model="numpy")
-        def loop(
-            n: int, st: np.ndarray, a0: float, b0: float, k0: int
-        ) -> float:  # pragma: no cover - compiled
-            av = np.full(1024, a0)
-            bv = np.full(1024, b0)
-            kv = np.full(1024, k0)
-            alpha0 = (math.log(20.0) - a0) / b0 if b0 > 0.0 else 0.0
-            tail0 = _rng.ndtr(-alpha0)
-            acc = 0.0
-            for i in range(n):
-                a = av[i & 1023]
-                b = bv[i & 1023]
-                k = kv[i & 1023]
-                if kind == 0:
-                    acc += _rng.uniform(st)
-                elif kind == 1:
-                    acc += _rng.lognormal(st, a, b)
-                elif kind == 2:
-                    acc += _rng.poisson(st, a)
-                elif kind == 3:
-                    acc += _rng.gamma(st, a)
-                elif kind == 4:
-                    acc += _rng.binomial(st, k, a)
-                elif kind == 5:
-                    acc += _rng.lognormal_truncated_below(st, a, b, 20.0)
-                elif kind == 9:
-                    # alpha and tail supplied, as the kernels have them
-                    acc += _rng.lognormal_truncated_tail(st, a, b, 20.0, alpha0, tail0)
-                elif kind == 6:
-                    acc += _rng.std_normal(st)
-                elif kind == 7:
-                    acc += _rng.normal(st, a, b)
-                else:
-                    acc += _rng.std_exponential(st)
-            return acc
-
-        return loop
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from bench_rng import ns_per_draw  # type: ignore[import-not-found]
 
     d = draws or {}
     p = float(d.get("binomial_mean_p", 0.4))
+    # name: (bench_rng kind code, a, b, n); the codes are bench_rng.CASES'
     cases: dict[str, tuple[int, float, float, int]] = {
-        "uniform": (0, 0.0, 0.0, 0),
-        "lognormal": (1, 2.5, 0.6, 0),
-        "poisson": (2, float(d.get("poisson_mean_lam", 10.0)), 0.0, 0),
-        "gamma": (3, float(d.get("gamma_mean_shape", 20.0)), 0.0, 0),
-        "lognormal_truncated_below": (5, 2.5, 0.6, 0),
-        "lognormal_truncated_tail": (9, 2.5, 0.6, 0),
-        "std_normal": (6, 0.0, 0.0, 0),
-        "normal": (7, 0.0, 1.0, 0),
-        "std_exponential": (8, 0.0, 0.0, 0),
+        "uniform": (1, 0.0, 0.0, 0),
+        "lognormal": (5, 2.5, 0.6, 0),
+        "poisson": (7, float(d.get("poisson_mean_lam", 10.0)), 0.0, 0),
+        "gamma": (6, float(d.get("gamma_mean_shape", 20.0)), 0.0, 0),
+        "lognormal_truncated_below": (10, 2.5, 0.6, 0),
+        "lognormal_truncated_tail": (15, 2.5, 0.6, 0),
+        "std_normal": (2, 0.0, 0.0, 0),
+        "normal": (4, 0.0, 1.0, 0),
+        "std_exponential": (3, 0.0, 0.0, 0),
     }
     for lo, hi in _BIN_CLASSES:
         mid = lo if lo == hi else (200 if hi > 1 << 40 else (lo + hi) // 2)
-        cases[f"binomial_n{lo}-{hi}" if hi < 1 << 40 else f"binomial_n>={lo}"] = (4, p, 0.0, mid)
-    st = np.zeros(4, np.uint64)
-    _rng.seed_stream(_rng.root_seed(1), 0, 0, st)
-    out = {}
-    loops: dict[int, Any] = {}
-    for name, (kind, a, b, k) in cases.items():
-        if kind not in loops:
-            loops[kind] = make_loop(kind)
-        loop = loops[kind]
-        loop(10, st, a, b, k)
-        best = math.inf
-        for _ in range(3):
-            t = time.thread_time()
-            loop(n, st, a, b, k)
-            best = min(best, time.thread_time() - t)
-        out[name] = best / n * 1e9
-    return out
+        cases[f"binomial_n{lo}-{hi}" if hi < 1 << 40 else f"binomial_n>={lo}"] = (8, p, 0.0, mid)
+    return {
+        name: float(ns_per_draw(kind, a, b, k, n_draws=n, repeats=3, log_trunc=math.log(20.0)))
+        for name, (kind, a, b, k) in cases.items()
+    }
 
 
 def draw_bound_us(draws: dict[str, Any], costs: dict[str, float]) -> float:
