@@ -13,9 +13,10 @@ Peak memory per worker is the worker process's peak resident set
 
 Workloads (built in code, seeded):
 
-* ``light`` (default): 2 segments x 2 channels, 4 stages, an 8-week period,
-  ~15 new MQLs per cell per period, 30 open units, 16 draws (a small team's
-  funnel; ~14k paths/s per core);
+* ``light`` (default): :func:`simengine._workloads.light_workload` (also the
+  problem of ``tests/test_distributed.py``): 2 segments x 2 channels, 4
+  stages, an 8-week period, ~15 new MQLs per cell per period, 30 open units,
+  16 draws (a small team's funnel; ~14k paths/s per core);
 * ``standard``: the demo-sized workload of ``benchmarks/engine_report.py``
   (~6,000 MQLs per quarter, 600 open units; ~900 paths/s per core).
 
@@ -36,65 +37,19 @@ in-process and on ``local:2``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import resource
 import sys
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 
+from simengine._workloads import light_workload
 from simengine.distributed import available_cores, connect, simulate_distributed, worker_info
 from simengine.engine import simulate
-from simengine.params import FunnelParameters, OpenUnits
+from simengine.params import FunnelParameters
 from simengine.plan import Plan
-
-AS_OF = dt.date(2027, 1, 4)
-
-
-def light_workload(seed: int = 11) -> tuple[FunnelParameters, Plan]:
-    """A small team's funnel: 2 x 2 cells, 4 stages, 8 weeks, 30 open units."""
-    rng = np.random.default_rng(seed)
-    stages = ("mql", "sql", "opportunity", "won")
-    cells = ("smb/ads", "smb/webinar", "mid/ads", "mid/webinar")
-    d, c, s = 16, len(cells), len(stages) - 1
-    rate = np.zeros((d, c, s))
-    rate[:, :, 0] = rng.uniform(2.0, 5.0, (d, c))
-    rate[:, :, 2] = rng.uniform(0.2, 0.8, (d, c))
-    n_open = 30
-    params = FunnelParameters(
-        stages=stages,
-        cells=cells,
-        segments=("smb", "mid"),
-        cell_segment=np.array([0, 0, 1, 1], np.int64),
-        pipeline_stage=2,
-        as_of=AS_OF,
-        conversion=rng.uniform(0.25, 0.6, (d, c, s)),
-        delay_mu=rng.normal(2.3, 0.2, (d, c, s)),
-        delay_sigma=rng.uniform(0.4, 0.8, (d, c, s)),
-        arrival_rate=rate,
-        arrival_dispersion=np.full((d, c, s), 0.2),
-        arrival_trend=np.zeros((d, c, s)),
-        deal_size_mu=rng.normal(np.log([4e3, 4e3, 2e4, 2e4]), 0.05, (d, c)),
-        deal_size_sigma=np.full((d, c), 0.6),
-        open_units=OpenUnits(
-            rng.integers(0, c, n_open).astype(np.int64),
-            rng.integers(0, s, n_open).astype(np.int64),
-            rng.uniform(0.0, 40.0, n_open),
-            np.where(rng.random(n_open) < 0.5, rng.lognormal(9.0, 0.5, n_open), np.nan),
-        ),
-    )
-    plan = Plan(
-        start=AS_OF,
-        end=AS_OF + dt.timedelta(days=55),
-        as_of=AS_OF,
-        targets={"smb": 4e4, "mid": 1.5e5},
-        horizon_days=70,
-        text="light workload",
-    )
-    return params, plan
 
 
 def workload(name: str) -> tuple[FunnelParameters, Plan]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simengine._workloads import light_workload
 from simengine.distributed import (
     ClusterSpec,
     _pack,
@@ -27,56 +27,12 @@ from simengine.distributed import (
 from simengine.engine import plan_blocks, prepare, run_block, simulate
 from simengine.engine.blocks import BlockSummary
 from simengine.errors import InputError
-from simengine.params import FunnelParameters, OpenUnits
+from simengine.params import FunnelParameters
 from simengine.plan import Plan
 
 PATHS = 24_000
 BLOCK = 2_000  # 12 blocks: enough for a worker to die with work outstanding
 SEED = 20270104
-
-
-def small_problem(seed: int = 11) -> tuple[FunnelParameters, Plan]:
-    """A light but complete funnel: 2 segments x 2 channels, 4 stages, open units."""
-    rng = np.random.default_rng(seed)
-    stages = ("mql", "sql", "opportunity", "won")
-    segments = ("smb", "mid")
-    cells = ("smb/ads", "smb/webinar", "mid/ads", "mid/webinar")
-    d, c, s = 16, len(cells), len(stages) - 1
-    as_of = dt.date(2027, 1, 4)
-    rate = np.zeros((d, c, s))
-    rate[:, :, 0] = rng.uniform(2.0, 5.0, (d, c))  # mql per week
-    rate[:, :, 2] = rng.uniform(0.2, 0.8, (d, c))  # sales-sourced opportunities
-    n_open = 30
-    params = FunnelParameters(
-        stages=stages,
-        cells=cells,
-        segments=segments,
-        cell_segment=np.array([0, 0, 1, 1], np.int64),
-        pipeline_stage=2,
-        as_of=as_of,
-        conversion=rng.uniform(0.25, 0.6, (d, c, s)),
-        delay_mu=rng.normal(2.3, 0.2, (d, c, s)),
-        delay_sigma=rng.uniform(0.4, 0.8, (d, c, s)),
-        arrival_rate=rate,
-        arrival_dispersion=np.full((d, c, s), 0.2),
-        arrival_trend=np.zeros((d, c, s)),
-        deal_size_mu=rng.normal(np.log([4e3, 4e3, 2e4, 2e4]), 0.05, (d, c)),
-        deal_size_sigma=np.full((d, c), 0.6),
-        open_units=OpenUnits(
-            rng.integers(0, c, n_open).astype(np.int64),
-            rng.integers(0, s, n_open).astype(np.int64),
-            rng.uniform(0.0, 40.0, n_open),
-            np.where(rng.random(n_open) < 0.5, rng.lognormal(9.0, 0.5, n_open), np.nan),
-        ),
-    )
-    plan = Plan(
-        start=as_of,
-        end=as_of + dt.timedelta(days=55),
-        as_of=as_of,
-        targets={"smb": 4e4, "mid": 1.5e5},
-        horizon_days=70,
-    )
-    return params, plan
 
 
 # ------------------------------------------------------------------ option parsing
@@ -146,7 +102,7 @@ def test_unreachable_scheduler_is_a_clear_error_within_the_timeout() -> None:
 
 
 def test_bad_plan_is_reported_before_any_cluster_is_contacted() -> None:
-    params, plan = small_problem()
+    params, plan = light_workload()
     bad = Plan(start=plan.start, end=plan.end, as_of=plan.as_of, targets={"smb": 1.0})
     # An unreachable address would take the timeout; the plan error comes first.
     t0 = time.perf_counter()
@@ -184,7 +140,7 @@ def _assert_same_summary(a: BlockSummary, b: BlockSummary) -> None:
 
 
 def test_pack_round_trip_is_bitwise_and_smaller() -> None:
-    params, plan = small_problem()
+    params, plan = light_workload()
     prepared = prepare(params, plan)
     block = plan_blocks(3_000, 3_000)[0]
     summary = run_block(prepared, block, SEED)
@@ -202,7 +158,8 @@ def test_pack_round_trip_is_bitwise_and_smaller() -> None:
 
 @pytest.fixture(scope="module")
 def problem() -> tuple[FunnelParameters, Plan]:
-    return small_problem()
+    """The benchmarks' light workload: 2 segments x 2 channels, 4 stages, open units."""
+    return light_workload()
 
 
 @pytest.fixture(scope="module")
@@ -433,7 +390,7 @@ def test_simulate_with_a_block_map_uses_it_and_gives_the_same_bytes() -> None:
     """A custom block map (here: blocks run backwards, re-ordered) is used and changes nothing."""
     from simengine.engine.simulate import thread_block_map
 
-    params, plan = small_problem()
+    params, plan = light_workload()
     calls: list[int] = []
 
     def reversed_map(prepared, blocks, seed):  # type: ignore[no-untyped-def]
@@ -453,7 +410,7 @@ def test_simulate_with_a_block_map_uses_it_and_gives_the_same_bytes() -> None:
 def test_run_blocks_rejects_a_block_map_out_of_order_or_short() -> None:
     from simengine.engine.simulate import run_blocks
 
-    params, plan = small_problem()
+    params, plan = light_workload()
     prepared = prepare(params, plan)
 
     def swapped(prepared, blocks, seed):  # type: ignore[no-untyped-def]
