@@ -27,6 +27,7 @@ from simengine.errors import InputError, Issue
 
 __all__ = [
     "CELL_SEP",
+    "MODEL_PARTS",
     "ColumnRule",
     "FunnelSpec",
     "ModelOptions",
@@ -38,6 +39,12 @@ __all__ = [
 ]
 
 CELL_SEP = "/"
+
+MODEL_PARTS = ("conversion", "arrivals", "deal_size")
+"""The fit's model parts (one PyMC model each), in seeding order."""
+
+_PART_KEYS = ("target_accept", "mass_matrix")
+"""Sampler options that ``[model.parts.<part>]`` may set for one part."""
 _RESERVED = {"id", "lost", "amount", "total"}
 
 
@@ -133,8 +140,17 @@ class ModelOptions:
         NUTS target acceptance rate.
     sampler : str
         ``"nutpie"`` or ``"pymc"``.
+    mass_matrix : str
+        ``"diag"`` (the default: a diagonal mass matrix adapted in tuning) or
+        ``"low_rank"`` (nutpie only: diagonal plus a low-rank correction that
+        adapts to strongly correlated parameters, such as a drifting rate's
+        anchor and its random-walk steps; slower per draw).
     priors : dict of str to float
         Overrides of the named prior scales in ``simengine.fitting.priors``.
+    parts : dict of str to dict
+        Per-part sampler options (``[model.parts.<part>]``, part one of
+        :data:`MODEL_PARTS`, keys ``target_accept`` and ``mass_matrix``)
+        that override the ones above for that part's model.
     """
 
     drift: bool = True
@@ -147,7 +163,9 @@ class ModelOptions:
     chains: int = 4
     target_accept: float = 0.9
     sampler: str = "nutpie"
+    mass_matrix: str = "diag"
     priors: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -357,7 +375,9 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
         "chains": int,
         "target_accept": float,
         "sampler": str,
+        "mass_matrix": str,
         "priors": dict,
+        "parts": dict,
     }
     for key, value in raw.items():
         if key not in types:
@@ -374,26 +394,99 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
             )
             continue
         kwargs[key] = value
-    opts = ModelOptions(**{**defaults.__dict__, **kwargs})
+    parts = _parse_parts(kwargs.pop("parts", {}), file, issues)
+    opts = ModelOptions(**{**defaults.__dict__, **kwargs, "parts": parts})
     if opts.sampler not in ("nutpie", "pymc"):
         issues.append(
             Issue(file, None, "model.sampler", opts.sampler, "must be 'nutpie' or 'pymc'")
+        )
+    _check_sampler_options(
+        file, "model", opts.target_accept, opts.mass_matrix, opts.sampler, issues
+    )
+    for part, own in parts.items():
+        _check_sampler_options(
+            file,
+            f"model.parts.{part}",
+            own.get("target_accept", 0.9),
+            own.get("mass_matrix", "diag"),
+            opts.sampler,
+            issues,
         )
     for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
         if getattr(opts, key) < 1:
             issues.append(
                 Issue(file, None, f"model.{key}", str(getattr(opts, key)), "must be >= 1")
             )
-    if not 0.5 <= opts.target_accept < 1:
-        issues.append(
-            Issue(file, None, "model.target_accept", str(opts.target_accept), "must be in [0.5, 1)")
-        )
     for k, v in opts.priors.items():
         if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
             issues.append(
                 Issue(file, None, f"model.priors.{k}", repr(v), "must be a positive number")
             )
     return opts
+
+
+def _parse_parts(raw: dict[str, Any], file: str, issues: list[Issue]) -> dict[str, dict[str, Any]]:
+    """Read ``[model.parts.<part>]`` tables (types only; values checked by the caller)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part, table in raw.items():
+        where = f"model.parts.{part}"
+        if part not in MODEL_PARTS:
+            issues.append(Issue(file, None, where, "", f"unknown part; known: {list(MODEL_PARTS)}"))
+            continue
+        if not isinstance(table, dict):
+            issues.append(Issue(file, None, where, repr(table), "must be a table"))
+            continue
+        own: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in _PART_KEYS:
+                issues.append(
+                    Issue(
+                        file,
+                        None,
+                        f"{where}.{key}",
+                        "",
+                        f"unknown option; known: {list(_PART_KEYS)}",
+                    )
+                )
+            elif key == "target_accept" and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                issues.append(Issue(file, None, f"{where}.{key}", repr(value), "must be a number"))
+            elif key == "mass_matrix" and not isinstance(value, str):
+                issues.append(Issue(file, None, f"{where}.{key}", repr(value), "must be a string"))
+            else:
+                own[key] = float(value) if key == "target_accept" else value
+        out[part] = own
+    return out
+
+
+def _check_sampler_options(
+    file: str,
+    where: str,
+    target_accept: float,
+    mass_matrix: str,
+    sampler: str,
+    issues: list[Issue],
+) -> None:
+    """Check one ``target_accept`` / ``mass_matrix`` pair (``[model]`` or a part)."""
+    if not 0.5 <= target_accept < 1:
+        issues.append(
+            Issue(file, None, f"{where}.target_accept", str(target_accept), "must be in [0.5, 1)")
+        )
+    if mass_matrix not in ("diag", "low_rank"):
+        issues.append(
+            Issue(file, None, f"{where}.mass_matrix", mass_matrix, "must be 'diag' or 'low_rank'")
+        )
+    elif mass_matrix == "low_rank" and sampler != "nutpie":
+        issues.append(
+            Issue(
+                file,
+                None,
+                f"{where}.mass_matrix",
+                mass_matrix,
+                "'low_rank' needs sampler = 'nutpie' (PyMC's NUTS adapts a diagonal one)",
+            )
+        )
 
 
 def _parse_source(

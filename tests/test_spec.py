@@ -58,6 +58,32 @@ def test_options_parsed_and_defaults_kept():
         ('stages = ["a", "b"]\n[model]\ndraws = "many"', "model.draws", "type int"),
         ('stages = ["a", "b"]\n[model]\nsampler = "stan"', "model.sampler", "nutpie"),
         ('stages = ["a", "b"]\n[model]\ntarget_accept = 1.5', "model.target_accept", "[0.5, 1)"),
+        ('stages = ["a", "b"]\n[model]\nmass_matrix = "dense"', "model.mass_matrix", "'low_rank'"),
+        (
+            'stages = ["a", "b"]\n[model]\nsampler = "pymc"\nmass_matrix = "low_rank"',
+            "model.mass_matrix",
+            "needs sampler = 'nutpie'",
+        ),
+        (
+            'stages = ["a", "b"]\n[model.parts.delays]\ntarget_accept = 0.95',
+            "model.parts.delays",
+            "unknown part",
+        ),
+        (
+            'stages = ["a", "b"]\n[model.parts.deal_size]\ntarget_accept = 1.2',
+            "model.parts.deal_size.target_accept",
+            "[0.5, 1)",
+        ),
+        (
+            'stages = ["a", "b"]\n[model.parts.deal_size]\ndraws = 10',
+            "model.parts.deal_size.draws",
+            "unknown option",
+        ),
+        (
+            'stages = ["a", "b"]\n[model]\nsampler = "pymc"\n[model.parts.conversion]\nmass_matrix = "low_rank"',
+            "model.parts.conversion.mass_matrix",
+            "needs sampler = 'nutpie'",
+        ),
         ('stages = ["a", "b"]\n[source.columns]\nfoo = "x"', "source.columns.foo", "canonical"),
         ('stages = ["a", "b"]\n[source.columns]\na_at = "x"', "source.columns", "'id'"),
     ],

@@ -107,7 +107,13 @@ def fit_cmd(
     settings = settings_from_spec(spec, draws=draws, tune=tune, chains=chains)
     console.print(
         f"fitting {len(records):,} units as of {day}: {settings.chains} chains × "
-        f"{settings.draws} draws ({settings.tune} tune), sampler {settings.sampler}",
+        f"{settings.draws} draws ({settings.tune} tune), sampler {settings.sampler}"
+        + (", low-rank mass matrix" if settings.mass_matrix == "low_rank" else "")
+        + "".join(
+            f"; {part}: " + ", ".join(f"{k} {v}" for k, v in own.items())
+            for part, own in settings.parts.items()
+            if own
+        ),
         highlight=False,
     )
     with console.status("preparing") as status:

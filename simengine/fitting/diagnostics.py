@@ -34,8 +34,9 @@ ESS_MIN = 400.0
 BFMI_MIN = 0.3
 
 _ADVICE = (
-    "Try more draws/tune (--draws, --tune or [model] draws/tune), a higher "
-    "[model] target_accept (e.g. 0.95), or [model] drift = false; or pass "
+    "Try more draws/tune (--draws, --tune or [model] draws/tune), "
+    '[model] mass_matrix = "low_rank" (correlated parameters, e.g. with drift), '
+    "a higher [model] target_accept (e.g. 0.95), or [model] drift = false; or pass "
     "--allow-unconverged to write the file flagged simengine_converged=false."
 )
 

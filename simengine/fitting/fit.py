@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import arviz as az
 import numpy as np
@@ -39,7 +39,7 @@ from simengine.fitting.diagnostics import GateResult, check_convergence, raise_i
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, resolve_priors
 from simengine.fitting.raw_rates import raw_rates
 from simengine.provenance import package_versions
-from simengine.spec import FunnelSpec
+from simengine.spec import MODEL_PARTS, FunnelSpec
 
 __all__ = [
     "PARTS",
@@ -54,7 +54,7 @@ __all__ = [
     "settings_from_spec",
 ]
 
-PARTS = ("conversion", "arrivals", "deal_size")
+PARTS = MODEL_PARTS
 """Model parts, in seeding order."""
 
 RAW_WINDOWS = {"raw_rate_4q": 364, "raw_rate_13w": 91}
@@ -73,6 +73,11 @@ class FitSettings:
         NUTS target acceptance rate.
     sampler : str
         ``"nutpie"`` or ``"pymc"``.
+    mass_matrix : str
+        ``"diag"`` or ``"low_rank"`` (nutpie's low-rank modified mass matrix).
+    parts : dict of str to dict
+        Per-part ``target_accept`` / ``mass_matrix`` overriding the two above
+        (the spec's ``[model.parts.<part>]``); see :meth:`for_part`.
     drift, arrival_trend : bool
         Switch drift and the arrival trend on or off.
     drift_period_days, arrival_history_weeks : int
@@ -91,12 +96,20 @@ class FitSettings:
     chains: int = 4
     target_accept: float = 0.9
     sampler: str = "nutpie"
+    mass_matrix: str = "diag"
     drift: bool = True
     arrival_trend: bool = True
     drift_period_days: int = 91
     arrival_history_weeks: int = 52
     priors: Priors = DEFAULT_PRIORS
     left_truncated: bool = False
+    parts: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def for_part(self, part: str) -> tuple[float, str]:
+        """Return ``(target_accept, mass_matrix)`` for one model part."""
+        own = self.parts.get(part, {})
+        ta = own.get("target_accept", self.target_accept)
+        return float(ta), str(own.get("mass_matrix", self.mass_matrix))  # type: ignore[arg-type]
 
 
 def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
@@ -108,6 +121,7 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
         chains=o.chains,
         target_accept=o.target_accept,
         sampler=o.sampler,
+        mass_matrix=o.mass_matrix,
         drift=o.drift,
         arrival_trend=o.arrival_trend,
         drift_period_days=o.drift_period_days,
@@ -115,6 +129,7 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
         priors=resolve_priors(o.priors, spec.path or "<spec>"),
         # a spec option once the spec format has it; until then an override
         left_truncated=bool(getattr(o, "left_truncated", False)),
+        parts={k: dict(v) for k, v in o.parts.items()},
     )
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -134,6 +149,7 @@ def sample_model(
     target_accept: float,
     seed: int,
     sampler: str = "nutpie",
+    mass_matrix: str = "diag",
     progress: bool = False,
     reuse: bool = True,
     label: str = "",
@@ -152,6 +168,9 @@ def sample_model(
         Sampler seed.
     sampler : str
         ``"nutpie"`` (chains on threads) or ``"pymc"``.
+    mass_matrix : str
+        ``"diag"`` or ``"low_rank"`` (nutpie only: its low-rank modified
+        mass matrix).
     progress : bool
         Show the sampler's progress bar.
     reuse : bool
@@ -165,6 +184,10 @@ def sample_model(
     -------
     arviz.InferenceData
     """
+    if mass_matrix not in ("diag", "low_rank"):
+        raise ValueError(f"unknown mass_matrix {mass_matrix!r}; use 'diag' or 'low_rank'")
+    if mass_matrix == "low_rank" and sampler != "nutpie":
+        raise ValueError("mass_matrix 'low_rank' needs the nutpie sampler")
     if sampler == "nutpie":
         import nutpie
 
@@ -178,6 +201,7 @@ def sample_model(
             target_accept=target_accept,
             progress_bar=progress,
             save_warmup=False,
+            low_rank_modified_mass_matrix=mass_matrix == "low_rank",
         )
     elif sampler == "pymc":
         with model:
@@ -318,14 +342,16 @@ def fit(
         model, out_vars = models[part]
         if on_part is not None:
             on_part(part)
+        target_accept, mass_matrix = st.for_part(part)
         idata = sample_model(
             model,
             draws=st.draws,
             tune=st.tune,
             chains=st.chains,
-            target_accept=st.target_accept,
+            target_accept=target_accept,
             seed=seeds[part],
             sampler=st.sampler,
+            mass_matrix=mass_matrix,
             progress=progress,
             label=part,
         )
@@ -397,6 +423,8 @@ def _attrs(
         "chains": st.chains,
         "target_accept": st.target_accept,
         "sampler": st.sampler,
+        "mass_matrix": st.mass_matrix,
+        "parts": st.parts,
         "drift": st.drift,
         "arrival_trend": st.arrival_trend,
         "drift_period_days": st.drift_period_days,

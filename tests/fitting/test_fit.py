@@ -121,3 +121,46 @@ def test_same_seed_same_draws_bitwise(records_factory, spec_factory):
         sampler="nutpie",
     )["posterior"]["deal_size_mu"].values
     assert not np.array_equal(runs[0], other)
+
+
+def test_low_rank_mass_matrix_reaches_the_sampler(records_factory, spec_factory):
+    """``[model] mass_matrix = "low_rank"`` is nutpie's low-rank adaptation.
+
+    The same seed gives bitwise the same draws with it, and other draws than
+    the diagonal mass matrix (so the option is not silently dropped).
+    """
+    spec = spec_factory()
+    opts = dataclasses.replace(
+        spec.options, mass_matrix="low_rank", parts={"deal_size": {"target_accept": 0.95}}
+    )
+    st = settings_from_spec(dataclasses.replace(spec, options=opts))
+    assert st.for_part("conversion") == (spec.options.target_accept, "low_rank")
+    assert st.for_part("deal_size") == (0.95, "low_rank")
+    df, _ = records_factory(4, history_days=120, weekly_rate=3.0)
+    data = build_data(df, spec, AS_OF)
+
+    def draws(mass_matrix: str) -> np.ndarray:
+        return sample_model(
+            deal_size.build_model(data),
+            draws=50,
+            tune=50,
+            chains=2,
+            target_accept=0.9,
+            seed=7,
+            mass_matrix=mass_matrix,
+        )["posterior"]["deal_size_mu"].values
+
+    low = draws("low_rank")
+    np.testing.assert_array_equal(low, draws("low_rank"))
+    assert not np.array_equal(low, draws("diag"))
+    with pytest.raises(ValueError, match="nutpie"):
+        sample_model(
+            deal_size.build_model(data),
+            draws=5,
+            tune=5,
+            chains=1,
+            target_accept=0.9,
+            seed=7,
+            sampler="pymc",
+            mass_matrix="low_rank",
+        )
