@@ -120,6 +120,7 @@ def default_timeout() -> float:
 
     return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
 
+
 _OPTION = "--cluster"
 _WHERE = "command line"
 _LOCAL = re.compile(r"^local:(\d+)$")
@@ -501,7 +502,6 @@ def worker_info(client: Client) -> dict[str, dict[str, Any]]:
     return dict(client.run(_worker_info))
 
 
-
 # ------------------------------------------------------------------ running blocks
 
 _SPARSE = "__simengine_sparse__"
@@ -680,9 +680,7 @@ def dask_block_map(
         block order; each call scatters ``prepared`` to the workers once.
     """
 
-    def block_map(
-        prepared: Prepared, blocks: Sequence[Block], seed: int
-    ) -> Iterator[BlockSummary]:
+    def block_map(prepared: Prepared, blocks: Sequence[Block], seed: int) -> Iterator[BlockSummary]:
         return map_blocks(
             client, prepared, blocks, seed, max_attempts=max_attempts, in_flight=in_flight
         )
@@ -696,6 +694,7 @@ def cluster_block_map(
     *,
     timeout: float | None = None,
     numba_threads: int | None = None,
+    connect_now: bool = False,
 ) -> Iterator[BlockMap | None]:
     """Yield a block map on ``cluster`` that connects on first use; ``None`` runs in-process.
 
@@ -714,6 +713,11 @@ def cluster_block_map(
         ``None``: the engine's in-process threads).
     timeout, numba_threads
         See :func:`connect`.
+    connect_now : bool
+        Connect on entry instead of on first use: for a command whose first
+        blocks come after minutes of other work (a backtest fits before it
+        simulates), an unreachable scheduler is then reported before that
+        work.
     """
     if cluster is None:
         yield None
@@ -721,6 +725,11 @@ def cluster_block_map(
     spec = parse_cluster(cluster) if isinstance(cluster, str) else cluster
     with contextlib.ExitStack() as stack:
         state: dict[str, BlockMap] = {}
+        if connect_now:
+            client = stack.enter_context(
+                cluster_client(spec, timeout=timeout, numba_threads=numba_threads)
+            )
+            state["map"] = dask_block_map(client)
 
         def block_map(
             prepared: Prepared, blocks: Sequence[Block], seed: int

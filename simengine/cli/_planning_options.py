@@ -54,9 +54,7 @@ SeedOpt = Annotated[
 BatchesOpt = Annotated[
     int, typer.Option("--batches", min=2, help="Blocks per run for batch-means errors.")
 ]
-DrawsOpt = Annotated[
-    int, typer.Option("--draws", min=1, help="Draws from an assumptions file.")
-]
+DrawsOpt = Annotated[int, typer.Option("--draws", min=1, help="Draws from an assumptions file.")]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", min=1, help="Worker threads in-process (default: all cores)."),
@@ -117,11 +115,12 @@ def planning_inputs(
 
 
 @contextmanager
-def block_map_for(cluster: str | None) -> Iterator[BlockMap | None]:
+def block_map_for(cluster: str | None, *, connect_now: bool = False) -> Iterator[BlockMap | None]:
     """Yield where the blocks run: ``None`` (in-process) or a Dask map for ``--cluster``.
 
     The cluster is contacted when the first blocks run (after the inputs and
-    scenarios are checked); an unreachable scheduler is an
+    scenarios are checked), or on entry with ``connect_now`` (a backtest,
+    whose first blocks follow a fit); an unreachable scheduler is an
     :class:`~simengine.errors.InputError` after Dask's connect timeout.
     """
     if cluster is None:
@@ -129,5 +128,5 @@ def block_map_for(cluster: str | None) -> Iterator[BlockMap | None]:
         return
     from simengine.distributed import cluster_block_map
 
-    with cluster_block_map(cluster) as block_map:
+    with cluster_block_map(cluster, connect_now=connect_now) as block_map:
         yield block_map

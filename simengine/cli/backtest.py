@@ -84,8 +84,7 @@ def backtest(
     if workers > 1 and cluster is not None:
         raise InputError.single(
             "<command line>",
-            "--workers > 1 runs origins in local processes; it cannot be combined with "
-            "--cluster",
+            "--workers > 1 runs origins in local processes; it cannot be combined with --cluster",
             column="--workers",
             value=workers,
         )
@@ -116,9 +115,10 @@ def backtest(
         last[0] = now
 
     console.print(f"backtest of {spec.name}: {len(dates)} origin(s), period {cfg.period_days} days")
-    # None: in-process threads; else a Dask map that connects when the first
-    # origin simulates (after its fit), closed when the backtest ends
-    with block_map_for(cluster) as block_map:
+    # None: in-process threads; else a Dask map, connected now (the inputs are
+    # checked; an unreachable scheduler fails before the first fit), closed
+    # when the backtest ends
+    with block_map_for(cluster, connect_now=True) as block_map:
         forecaster = simengine_forecaster(
             cfg,
             fit_overrides=overrides,

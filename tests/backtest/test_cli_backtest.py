@@ -69,30 +69,24 @@ def test_cluster_gives_the_same_scores_and_an_unreachable_one_a_clear_error(
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(_args(synth_csv, models_dir, a)) == 0
     capsys.readouterr()
-    # --cluster's Dask map connects when the first origin simulates, after its
-    # fit (as for simulate/stress/plan: the inputs are checked before a
-    # scheduler is contacted), and gives up after Dask's connect timeout. The
-    # origin's fit stays for the re-run; nothing is scored.
+    # --cluster connects once the inputs are checked, before the first fit, and
+    # gives up after Dask's connect timeout: nothing fitted, nothing scored.
+    t0 = time.time()
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         code = main(_args(synth_csv, models_dir, b, "--cluster", "tcp://127.0.0.1:1"))
-    ended = time.time()
+    took = time.time() - t0
     assert code == 2
     err = capsys.readouterr().err
     assert "unreachable" in err
     assert "tcp://127.0.0.1:1" in err
-    post = b / "origins" / "2026-11-30" / "posterior.nc"
-    assert post.exists()
-    assert not (post.parent / "scores.csv").exists()
+    assert not (b / "origins").exists() or not any((b / "origins").rglob("posterior.nc"))
     assert not (b / "backtest.csv").exists()
-    # posterior.nc is written just before the origin simulates, i.e. connects:
-    # from then on, the 2 s timeout plus slack for reading it back on a busy box
-    assert ended - post.stat().st_mtime < 2.0 + 20.0
-    mtime = post.stat().st_mtime_ns
-    # Same seed: the fit is the same in both runs (here reused from the failed
-    # run) and the engine blocks merge bitwise the same on Dask, so every
-    # score is identical.
+    # loading the records and the 2 s timeout, with slack for a busy box (a fit
+    # takes far longer)
+    assert took < 2.0 + 20.0
+    # Same seed: the fit is the same in both runs and the engine blocks merge
+    # bitwise the same on Dask, so every score is identical.
     assert main(_args(synth_csv, models_dir, b, "--cluster", "local:1")) == 0
-    assert post.stat().st_mtime_ns == mtime  # resumed: the fit was reused, not redone
     sa, sb = pd.read_csv(a / "backtest.csv"), pd.read_csv(b / "backtest.csv")
     pd.testing.assert_frame_equal(sa, sb, check_exact=True)
     assert set(sa["method"]) == {"simengine", "run_rate", "spreadsheet", "weighted_pipeline"}
