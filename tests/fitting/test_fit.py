@@ -139,14 +139,15 @@ def test_low_rank_mass_matrix_reaches_the_sampler(records_factory, spec_factory)
     df, _ = records_factory(4, history_days=120, weekly_rate=3.0)
     data = build_data(df, spec, AS_OF)
 
-    def draws(mass_matrix: str) -> np.ndarray:
+    def draws(mass_matrix: str, sampler: str = "nutpie", n: int = 50) -> np.ndarray:
         return sample_model(
             deal_size.build_model(data),
-            draws=50,
-            tune=50,
+            draws=n,
+            tune=n,
             chains=2,
             target_accept=0.9,
             seed=7,
+            sampler=sampler,
             mass_matrix=mass_matrix,
         )["posterior"]["deal_size_mu"].values
 
@@ -154,13 +155,4 @@ def test_low_rank_mass_matrix_reaches_the_sampler(records_factory, spec_factory)
     np.testing.assert_array_equal(low, draws("low_rank"))
     assert not np.array_equal(low, draws("diag"))
     with pytest.raises(ValueError, match="nutpie"):
-        sample_model(
-            deal_size.build_model(data),
-            draws=5,
-            tune=5,
-            chains=1,
-            target_accept=0.9,
-            seed=7,
-            sampler="pymc",
-            mass_matrix="low_rank",
-        )
+        draws("low_rank", sampler="pymc", n=5)

@@ -63,6 +63,17 @@ RANKED = ("conversion",)
 TRUE_VARS = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
 
 
+def _one_open_group(count: float) -> dict[str, np.ndarray]:
+    """A single open-unit group (cell 0, step 0, age 1) of ``count`` units."""
+    return {
+        "open_cell": np.zeros(1, np.int64),
+        "open_step": np.zeros(1, np.int64),
+        "open_period": np.zeros(1, np.int64),
+        "open_age": np.ones(1),
+        "open_count": np.full(1, count),
+    }
+
+
 def _empty_data() -> FunnelData:
     """A FunnelData skeleton for the 2 x 2 funnel (statistics filled per replication)."""
     z2 = np.zeros((len(CELLS), len(STAGES) - 1))
@@ -82,11 +93,7 @@ def _empty_data() -> FunnelData:
         loss_n=z2,
         loss_sum_log=z2,
         loss_sum_log2=z2,
-        open_cell=np.zeros(1, np.int64),
-        open_step=np.zeros(1, np.int64),
-        open_period=np.zeros(1, np.int64),
-        open_age=np.ones(1),
-        open_count=np.ones(1),
+        **_one_open_group(1.0),
         entry_stages=("lead",),
         arrival_counts=np.zeros((len(CELLS), 1, 0), np.int64),
         arrival_active=np.zeros((len(CELLS), 1), bool),
@@ -183,15 +190,7 @@ def open_as_lost(data: FunnelData) -> FunnelData:
     """
     lost = data.n_lost.copy()
     np.add.at(lost[:, :, 0], (data.open_cell, data.open_step), data.open_count.astype(np.int64))
-    return replace(
-        data,
-        n_lost=lost,
-        open_cell=np.zeros(1, np.int64),
-        open_step=np.zeros(1, np.int64),
-        open_period=np.zeros(1, np.int64),
-        open_age=np.ones(1),
-        open_count=np.zeros(1),
-    )
+    return replace(data, n_lost=lost, **_one_open_group(0.0))
 
 
 def sbc_ranks(
