@@ -3,7 +3,9 @@
 Efficiency (wall) = (paths/s on ``local:N`` workers) / (paths/s in-process
 with as many threads as the machine's cores), both on the same cores and the
 same blocks; cluster start-up and kernel warm-up are timed separately (they
-are paid once per cluster, not per run). On a shared, loaded machine wall
+are paid once per cluster, not per run). The in-process runs come first,
+before the cluster starts, so its idle background does not slow them. On a
+shared, loaded machine wall
 times are noisy, so the CPU efficiency is printed too: in-process CPU
 seconds / distributed CPU seconds (workers + the client process, which hosts
 the scheduler and nannies of a ``LocalCluster``), i.e. the share of the
@@ -77,6 +79,14 @@ def measure(
     cores = available_cores()
     # warm the in-process kernels (compile or load from Numba's cache)
     simulate(params, plan, paths=min(1000, block_size), seed=0, block_size=block_size)
+    # the in-process runs first, with no cluster up: an idle LocalCluster's
+    # scheduler and nannies run in this process and its workers beside it, and
+    # would take CPU from (and add process time to) the in-process baseline
+    inproc = []
+    for paths in paths_list:
+        c0, t0 = time.process_time(), time.perf_counter()
+        a = simulate(params, plan, paths=paths, seed=seed, block_size=block_size, threads=cores)
+        inproc.append((a, time.perf_counter() - t0, time.process_time() - c0))
     t0 = time.perf_counter()
     client = connect(f"local:{workers}", timeout=120.0)
     startup = time.perf_counter() - t0
@@ -87,11 +97,7 @@ def measure(
     print(f"idle cluster background: {idle:.3f} CPU s per wall s", flush=True)
     rows = []
     try:
-        for paths in paths_list:
-            c0, t0 = time.process_time(), time.perf_counter()
-            a = simulate(params, plan, paths=paths, seed=seed, block_size=block_size, threads=cores)
-            t_in = time.perf_counter() - t0
-            cpu_in = time.process_time() - c0
+        for paths, (a, t_in, cpu_in) in zip(paths_list, inproc, strict=True):
             w0 = _worker_cpu(client)
             c0, t0 = time.process_time(), time.perf_counter()
             b = simulate_distributed(
