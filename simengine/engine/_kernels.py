@@ -6,22 +6,29 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
   has mean ``rate * exp(trend * w)``; with dispersion ``alpha > 0`` it is
   multiplied by a Gamma(1/alpha, alpha) draw (mean 1, variance alpha), then
   the week gets Poisson(weekly mean) units, each on a uniform day of the week
-  (:func:`_spread_week`; the same law as independent daily Poisson(mean / 7)
-  counts); days past the horizon are dropped. The weekly total is exactly
-  negative binomial with variance ``m + alpha m^2``. New units enter at the
-  start of their day (continuous time = the day index).
-* **A day's cohort** of ``n`` units at entry stage ``e`` is thinned step by
-  step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)`` (one
-  :func:`~simengine.engine._rng.binomial` call per step, whatever ``n``).
-  Conversion is independent of timing, so unit ``j`` (in draw order)
-  reaches stage ``max{m : j < n_m}``: exact in distribution. Each conversion adds its own
-  lognormal delay (continuous days); an event's day is the floor of its
-  time. Units that stop at a stage at or after the pipeline stage leave the
-  pipeline (are lost) after a draw from the next step's *leaving* law
-  ``G``: the fitted time to loss (``loss_mu``/``loss_sigma``) when the
-  parameters have it (``has_loss``), else the next step's delay law (the
-  assumption used without loss information; needed for coverage). Nothing
-  is drawn for events after the horizon.
+  (the law of independent daily Poisson(mean / 7) counts); days past the
+  horizon are dropped. The weekly total is exactly negative binomial with
+  variance ``m + alpha m^2``. New units enter at the start of their day
+  (continuous time = the day index).
+* **A week's cohort** of ``n`` units at entry stage ``e`` (:func:`_week`) is
+  thinned step by step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)``
+  (one :func:`~simengine.engine._rng.binomial` call per step, whatever
+  ``n``). A unit's day, conversions and delays are independent, so unit
+  ``j`` (in draw order) reaches stage ``max{m : j < n_m}`` and then draws its
+  day: exact in distribution. Only units whose day matters draw one: those
+  that take the first step, and all units entering at or past the pipeline
+  stage. The others only count as entering ``e`` in the period: all of them
+  when the week lies inside it, else Binomial(n, days inside / 7). Each
+  conversion adds its own lognormal delay (continuous days); an event's day
+  is the floor of its time. Units that stop at a stage at or after the
+  pipeline stage leave the pipeline (are lost) after a draw from the next
+  step's *leaving* law ``G``: the fitted time to loss
+  (``loss_mu``/``loss_sigma``) when the parameters have it (``has_loss``),
+  else the next step's delay law (the assumption used without loss
+  information; needed for coverage). Nothing is drawn for events after the
+  horizon, nor for pipeline value no output reads: a unit entering the
+  pipeline after the last reported week end (``cov_last``) draws no time to
+  leave.
 * **Open units** at day 0 with age ``a`` in stage ``s`` (``F`` = the step's
   delay CDF, ``S_F = 1 - F``, ``p`` its conversion):
 
@@ -33,7 +40,11 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
     ``p S_F(a) / (1 - p F(a))`` and their next event (conversion or leaving)
     comes after ``X - a``, ``X ~ F | X > a``;
 
-  later steps as for new units.
+  later steps as for new units. Open units come sorted by (cell, stage,
+  age) (:func:`~simengine.engine._prepare.prepare`); a run of equal keys
+  shares one computation of these probabilities and tails
+  (:func:`_open_group`), and a non-converter before the pipeline stage draws
+  nothing more.
 * **Amounts**: a unit gets its amount when it enters the pipeline stage (its
   own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
   towards pipeline value until it wins or leaves, and towards revenue on the
@@ -46,10 +57,14 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``base = (c * S + e) * (3S + 2)``: arrivals ``base``, conversions
 ``base + 1 + s``, delays ``base + 1 + S + s``, leaving delays
 ``base + 1 + 2S + s``, amounts ``base + 1 + 3S``; open units of cell ``c``:
-``C S (3S + 2) + c``. The ids are unchanged since the first version; what a
-stream draws changed once (thinning by one binomial per step instead of a
-Bernoulli uniform per unit), so paths differ from earlier versions' in their
-numbers, not in their law.
+``C S (3S + 2) + c``. A week's unit days are drawn from the conversion
+stream of step ``e`` (their number depends only on ``p_e``), so a change of a
+later step's rate leaves arrivals and first conversions untouched. The ids
+are unchanged since the first version; what the streams draw changed twice
+(one binomial per step instead of a Bernoulli uniform per unit; then weekly
+instead of daily cohorts, grouped open units and no draws for unread
+pipeline value), so paths differ from earlier versions' in their numbers,
+not in their law.
 """
 
 from __future__ import annotations
@@ -107,33 +122,15 @@ def _above(state, mu, sigma, a, alpha, tail):  # pragma: no cover
 
 
 @jit
-def _spread_week(state, mw, week_counts):  # pragma: no cover
-    """Fill ``week_counts[0..6]`` with a week's Poisson(``mw``) arrivals, each on a uniform day.
-
-    Given the total, the days are Multinomial(n, 1/7 each): the law of 7
-    independent daily Poisson(mw / 7) counts. A uniform per unit (~1 ns) was
-    measured faster than splitting by 6 sequential binomials (fewer draws,
-    but each with a setup cost): 296 vs 310 us/path on the standard workload
-    (``benchmarks/engine_report.py``'s, A/B in one process). Returns the total.
-    """
-    for k in range(7):
-        week_counts[k] = 0
-    nw = poisson(state, mw) if mw > 0.0 else 0
-    for _ in range(nw):
-        week_counts[min(int(7.0 * uniform(state)), 6)] += 1
-    return nw
-
-
-@jit
 def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
     pdv[g, day + 1] += sign * amt
     pdc[g, day + 1] += sign
 
 
 @jit(inline="always")
-def _cohort(  # pragma: no cover
-    n,
-    day,
+def _week(  # pragma: no cover
+    nw,
+    d0,
     c,
     e,
     g,
@@ -147,21 +144,34 @@ def _cohort(  # pragma: no cover
     asig,
     lmu,
     lsig,
-    has_loss,
     pipe,
     sim_days,
     start_off,
     end_off,
+    cov_last,
     rev,
     pdv,
     pdc,
     ent,
     counts,
 ):
+    """Play out the ``nw`` new units of cell ``c`` and entry stage ``e`` of days ``d0 .. d0 + 6``.
+
+    The cohort is thinned step by step with one binomial per step; only the
+    units whose day matters draw it (uniform over the week, from the step-``e``
+    conversion stream): units that take the first step, and every unit when
+    ``e`` is at or past the pipeline stage. Units that stop at ``e`` before
+    the pipeline only count as entering ``e`` in the period: all of them when
+    the week lies inside it, else a Binomial(n, days inside / 7).
+
+    Pipeline value is read only through day ``cov_last`` (the last week end
+    whose coverage is reported): a unit entering the pipeline later draws
+    its amount (every pipeline unit does, in the same order, so a change of
+    a later step's rate leaves the amounts of the others untouched) but no
+    time to leave.
+    """
     S = conv.shape[2]
-    if start_off <= day <= end_off:
-        ent[g, e] += n
-    counts[e] = n
+    counts[e] = nw
     for s in range(e, S):
         k = counts[s]
         p = conv[d, c, s]
@@ -171,26 +181,53 @@ def _cohort(  # pragma: no cover
             counts[s + 1] = k
         else:
             counts[s + 1] = binomial(states[base + 1 + s], k, p)
+    s_day = states[base + 1 + e]
+    lo = max(start_off, d0)
+    hi = min(end_off, d0 + 6, sim_days - 1)
+    n_in = hi - lo + 1
+    n_conv = counts[e + 1]
     mu_a = amu[d, c]
     sg_a = asig[d, c]
     s_amt = states[base + 1 + 3 * S]
-    if e >= pipe:
+    if e < pipe:
+        n_stop = nw - n_conv
+        if n_stop > 0 and n_in > 0:
+            if n_in >= 7:
+                ent[g, e] += n_stop
+            else:
+                ent[g, e] += binomial(s_day, n_stop, n_in / 7.0)
+    else:
         s_leave = states[base + 1 + 2 * S + e]
-        for _ in range(counts[e + 1], n):
+        for _ in range(n_conv, nw):
+            day = d0 + min(int(7.0 * uniform(s_day)), 6)
+            if day >= sim_days:
+                continue
+            if start_off <= day <= end_off:
+                ent[g, e] += 1
             amt = lognormal(s_amt, mu_a, sg_a)
+            if day > cov_last:
+                continue
             _pipe(pdv, pdc, g, day, amt, 1.0)
             t_out = day + lognormal(s_leave, lmu[d, c, e], lsig[d, c, e])
             if t_out < sim_days:
                 _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
     reached = S
-    for j in range(counts[e + 1]):
+    for j in range(n_conv):
         while counts[reached] <= j:
             reached -= 1
+        day = d0 + min(int(7.0 * uniform(s_day)), 6)
+        if day >= sim_days:
+            continue
+        if start_off <= day <= end_off:
+            ent[g, e] += 1
         t = float(day)
         amt = 0.0
+        in_cov = False  # entered the pipeline by day cov_last
         if e >= pipe:
             amt = lognormal(s_amt, mu_a, sg_a)
-            _pipe(pdv, pdc, g, day, amt, 1.0)
+            if day <= cov_last:
+                _pipe(pdv, pdc, g, day, amt, 1.0)
+                in_cov = True
         alive = True
         for s in range(e, reached):
             t += lognormal(states[base + 1 + S + s], dmu[d, c, s], dsig[d, c, s])
@@ -203,11 +240,14 @@ def _cohort(  # pragma: no cover
                 ent[g, st] += 1
             if st == pipe:
                 amt = lognormal(s_amt, mu_a, sg_a)
-                _pipe(pdv, pdc, g, dd, amt, 1.0)
+                if dd <= cov_last:
+                    _pipe(pdv, pdc, g, dd, amt, 1.0)
+                    in_cov = True
             if st == S:
                 rev[g, dd] += amt
-                _pipe(pdv, pdc, g, dd, amt, -1.0)
-        if alive and reached < S and reached >= pipe:
+                if in_cov:
+                    _pipe(pdv, pdc, g, dd, amt, -1.0)
+        if alive and in_cov and reached < S:
             t_out = t + lognormal(
                 states[base + 1 + 2 * S + reached], lmu[d, c, reached], lsig[d, c, reached]
             )
@@ -215,13 +255,15 @@ def _cohort(  # pragma: no cover
                 _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
 
 
-@jit
-def _open_unit(  # pragma: no cover
+@jit(inline="always")
+def _open_group(  # pragma: no cover
+    lo,
+    hi,
     c,
     g,
     s0,
     a,
-    own,
+    oamt,
     d,
     so,
     conv,
@@ -236,65 +278,83 @@ def _open_unit(  # pragma: no cover
     sim_days,
     start_off,
     end_off,
+    cov_last,
     rev,
     pdv,
     pdc,
     ent,
 ):
+    """Play out open units ``lo .. hi - 1``, which share cell ``c``, stage ``s0`` and age ``a``.
+
+    The conditional conversion probability and the delay tails at ``a`` are
+    computed once for the group. Each unit draws its own conversion; a
+    non-converter before the pipeline stage needs nothing more (it leaves no
+    trace), so only converters and pipeline units draw their next time. As
+    in :func:`_week`, a unit entering the pipeline after ``cov_last`` draws no
+    time to leave.
+    """
     S = conv.shape[2]
-    amt = own
-    if s0 >= pipe:
-        if np.isnan(amt):
-            amt = lognormal(so, amu[d, c], asig[d, c])
-        _pipe(pdv, pdc, g, -1, amt, 1.0)
     p = conv[d, c, s0]
     mu = dmu[d, c, s0]
     sg = dsig[d, c, s0]
     alpha, sf = _tail(a, mu, sg)
+    lm = lmu[d, c, s0]
+    ls = lsig[d, c, s0]
     if has_loss:
         # competing risks: converts after F (prob p) or is lost after G (1 - p)
-        lm = lmu[d, c, s0]
-        ls = lsig[d, c, s0]
         alpha_l, sl = _tail(a, lm, ls)
         den = p * sf + (1.0 - p) * sl
         pc = p * sf / den if den > 0.0 else p
     else:
         # never lost: a non-converter stays open for ever
+        alpha_l, sl = alpha, sf
         den = 1.0 - p * (1.0 - sf)
         pc = p * sf / den if den > 0.0 else 1.0
-    converts = uniform(so) < pc
-    if converts or not has_loss:
-        x = _above(so, mu, sg, a, alpha, sf)
-    else:
-        x = _above(so, lm, ls, a, alpha_l, sl)
-    t = max(x - a, 0.0)
-    if not converts:
-        if s0 >= pipe and t < sim_days:
-            _pipe(pdv, pdc, g, int(t), amt, -1.0)
-        return
-    s = s0
-    while t < sim_days:
-        st = s + 1
-        dd = int(t)
-        if start_off <= dd <= end_off:
-            ent[g, st] += 1
-        if st == pipe:
+    for u in range(lo, hi):
+        amt = oamt[u]
+        if s0 >= pipe:
             if np.isnan(amt):
                 amt = lognormal(so, amu[d, c], asig[d, c])
-            _pipe(pdv, pdc, g, dd, amt, 1.0)
-        if st == S:
-            rev[g, dd] += amt
-            _pipe(pdv, pdc, g, dd, amt, -1.0)
-            return
-        s = st
-        if uniform(so) < conv[d, c, s]:
-            t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
-        else:
-            if s >= pipe:
-                t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
-                if t_out < sim_days:
-                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
-            return
+            _pipe(pdv, pdc, g, -1, amt, 1.0)
+        converts = uniform(so) < pc
+        if not converts:
+            if s0 >= pipe:
+                if has_loss:
+                    x = _above(so, lm, ls, a, alpha_l, sl)
+                else:
+                    x = _above(so, mu, sg, a, alpha, sf)
+                t = max(x - a, 0.0)
+                if t < sim_days:
+                    _pipe(pdv, pdc, g, int(t), amt, -1.0)
+            continue
+        t = max(_above(so, mu, sg, a, alpha, sf) - a, 0.0)
+        s = s0
+        in_cov = s0 >= pipe
+        while t < sim_days:
+            st = s + 1
+            dd = int(t)
+            if start_off <= dd <= end_off:
+                ent[g, st] += 1
+            if st == pipe:
+                if np.isnan(amt):
+                    amt = lognormal(so, amu[d, c], asig[d, c])
+                if dd <= cov_last:
+                    _pipe(pdv, pdc, g, dd, amt, 1.0)
+                    in_cov = True
+            if st == S:
+                rev[g, dd] += amt
+                if in_cov:
+                    _pipe(pdv, pdc, g, dd, amt, -1.0)
+                break
+            s = st
+            if uniform(so) < conv[d, c, s]:
+                t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
+            else:
+                if in_cov:
+                    t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
+                    if t_out < sim_days:
+                        _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+                break
 
 
 @jit
@@ -324,8 +384,9 @@ def _path(root, path, model, scratch):  # pragma: no cover
         end_off,
         _week_days,
         _targets,
+        ogroup,
     ) = model
-    states, rev, pdv, pdc, ent, counts, week_counts = scratch
+    states, rev, pdv, pdc, ent, counts = scratch
     d = path % conv.shape[0]
     C = conv.shape[1]
     S = conv.shape[2]
@@ -336,6 +397,10 @@ def _path(root, path, model, scratch):  # pragma: no cover
     pdc[:] = 0.0
     ent[:] = 0
     n_weeks = (sim_days + 6) // 7
+    # last day whose open pipeline is reported (the last week end, else the
+    # day before the start); pipeline changes after it are never read
+    n_w = _week_days.shape[0]
+    cov_last = _week_days[n_w - 1] if n_w > 0 else start_off - 1
     for c in range(C):
         g = cseg[c]
         for e in range(S):
@@ -354,52 +419,51 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 mw = m * math.exp(tr * w) if tr != 0.0 else m
                 if alpha > 0.0:
                     mw *= gamma(sa, 1.0 / alpha) * alpha
-                if _spread_week(sa, mw, week_counts) == 0:
-                    continue
-                for k in range(7):
-                    day = 7 * w + k
-                    n = week_counts[k]
-                    if n > 0 and day < sim_days:
-                        _cohort(
-                            n,
-                            day,
-                            c,
-                            e,
-                            g,
-                            d,
-                            base,
-                            states,
-                            conv,
-                            dmu,
-                            dsig,
-                            amu,
-                            asig,
-                            lmu,
-                            lsig,
-                            has_loss,
-                            pipe,
-                            sim_days,
-                            start_off,
-                            end_off,
-                            rev,
-                            pdv,
-                            pdc,
-                            ent,
-                            counts,
-                        )
+                nw = poisson(sa, mw) if mw > 0.0 else 0
+                if nw > 0:
+                    _week(
+                        nw,
+                        7 * w,
+                        c,
+                        e,
+                        g,
+                        d,
+                        base,
+                        states,
+                        conv,
+                        dmu,
+                        dsig,
+                        amu,
+                        asig,
+                        lmu,
+                        lsig,
+                        pipe,
+                        sim_days,
+                        start_off,
+                        end_off,
+                        cov_last,
+                        rev,
+                        pdv,
+                        pdc,
+                        ent,
+                        counts,
+                    )
     obase = C * S * per
-    n_open = ocell.shape[0]
-    if n_open > 0:
+    n_groups = ogroup.shape[0] - 1
+    if n_groups > 0:
         for c in range(C):
             seed_stream(root, path, obase + c, states[obase + c])
-        for u in range(n_open):
-            c = ocell[u]
-            _open_unit(
+        for k in range(n_groups):
+            lo = ogroup[k]
+            c = ocell[lo]
+            _open_group(
+                lo,
+                ogroup[k + 1],
                 c,
                 cseg[c],
-                ostage[u],
-                oage[u],
-                oamt[u],
+                ostage[lo],
+                oage[lo],
+                oamt,
                 d,
                 states[obase + c],
                 conv,
@@ -414,6 +478,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 sim_days,
                 start_off,
                 end_off,
+                cov_last,
                 rev,
                 pdv,
                 pdc,
@@ -503,7 +568,6 @@ def _scratch(model, n_streams):  # pragma: no cover
         np.zeros((G1, sim_days + 1)),  # pipeline count diffs
         np.zeros((G1, S1), np.int64),  # entered in the period, per stage
         np.zeros(S1, np.int64),  # cohort counts per stage
-        np.zeros(7, np.int64),  # a week's arrivals per day
     )
 
 
@@ -538,7 +602,9 @@ def paths_kernel(  # pragma: no cover
     arrival_trend, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,
     has_loss, cell_segment, entry_active, open_cell, open_stage, open_age,
     open_amount, pipeline_stage, sim_days, start_off, end_off, week_days,
-    targets)``.
+    targets, open_group)``; the open units are sorted by (cell, stage, age)
+    and ``open_group`` holds the start of each run of equal (cell, stage,
+    age), then their count.
     """
     scratch = _scratch(model, n_streams)
     for q in range(out_scal.shape[0]):

@@ -44,7 +44,10 @@ class Prepared:
     layout: ``sim_days``, ``start_off``, ``end_off``, ``week_days`` (day index of
     each week end in the period), ``targets`` (one per segment, then total).
     ``has_loss`` (0/1) says whether ``leave_mu``/``leave_sigma`` (shape (draw,
-    cell, step)) are the fitted time to loss or the step delays.
+    cell, step)) are the fitted time to loss or the step delays. The open
+    units are sorted by (cell, stage, age), stably; ``open_group`` holds the
+    index of the first unit of each run of equal (cell, stage, age), then
+    the number of units (the kernels compute a run's conditional law once).
     """
 
     params: FunnelParameters
@@ -72,6 +75,7 @@ class Prepared:
     end_off: int
     week_days: IntArray
     targets: FloatArray
+    open_group: IntArray
 
     @property
     def n_segments(self) -> int:
@@ -179,6 +183,7 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         [plan.targets[s] for s in params.segments] + [plan.total_target], dtype=np.float64
     )
     start_off, end_off = plan.start_offset, plan.end_offset
+    order, open_group = _open_groups(ou.cell, ou.stage, ou.age_days)
     week_days = np.arange(start_off + 6, end_off + 1, 7, dtype=np.int64)
     return Prepared(
         params=params,
@@ -196,14 +201,37 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         leave_sigma=_c(loss_sigma if loss_sigma is not None else params.delay_sigma),
         cell_segment=_c(params.cell_segment, np.int64),
         entry_active=_c(entry_active, np.int64),
-        open_cell=_c(ou.cell, np.int64),
-        open_stage=_c(ou.stage, np.int64),
-        open_age=_c(ou.age_days),
-        open_amount=_c(ou.amount),
+        open_cell=_c(np.asarray(ou.cell)[order], np.int64),
+        open_stage=_c(np.asarray(ou.stage)[order], np.int64),
+        open_age=_c(np.asarray(ou.age_days)[order]),
+        open_amount=_c(np.asarray(ou.amount)[order]),
         pipeline_stage=int(params.pipeline_stage),
         sim_days=plan.sim_days,
         start_off=start_off,
         end_off=end_off,
         week_days=week_days,
         targets=targets,
+        open_group=open_group,
     )
+
+
+def _open_groups(
+    cell: npt.ArrayLike, stage: npt.ArrayLike, age: npt.ArrayLike
+) -> tuple[IntArray, IntArray]:
+    """Stable sort order by (cell, stage, age) and the start of each run of equal keys.
+
+    Returns ``(order, starts)``; ``starts`` ends with the number of units, so
+    run ``k`` is ``order[starts[k]:starts[k + 1]]`` (``starts == [0]`` when
+    there are none).
+    """
+    c = np.asarray(cell, np.int64)
+    s = np.asarray(stage, np.int64)
+    a = np.asarray(age, np.float64)
+    order = np.lexsort((a, s, c)).astype(np.int64)
+    if order.size == 0:
+        return order, np.zeros(1, np.int64)
+    c, s, a = c[order], s[order], a[order]
+    new = np.ones(order.size, bool)
+    new[1:] = (c[1:] != c[:-1]) | (s[1:] != s[:-1]) | (a[1:] != a[:-1])
+    starts = np.append(np.flatnonzero(new), order.size).astype(np.int64)
+    return order, starts

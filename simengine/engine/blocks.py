@@ -216,6 +216,7 @@ def _args(prepared: Prepared) -> tuple[object, ...]:
         p.end_off,
         p.week_days,
         p.targets,
+        p.open_group,
     )
     return (model, p.n_streams)
 

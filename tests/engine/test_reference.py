@@ -69,6 +69,20 @@ def _configs():
         ),
     )
     yield (
+        # the engine thins a week's arrivals at once and counts the units that
+        # stop at their entry stage by a binomial over the week's days inside
+        # the period: a start, an end and a horizon off the weekly grid
+        "period and horizon off the weekly grid",
+        (
+            make_params(
+                rate=(20.0, 0.0, 1.0),
+                dispersion=0.1,
+                open_units=random_open_units(100, 6, 3, seed=3),
+            ),
+            make_plan(target=300_000.0, start_delay_days=10, weeks=12, horizon_days=100),
+        ),
+    )
+    yield (
         "planned new units",
         (
             make_params(rate=(20.0, 0.0, 0.5), conversion_sd=0.05, draws=7),
