@@ -10,7 +10,7 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
   horizon are dropped. The weekly total is exactly negative binomial with
   variance ``m + alpha m^2``. New units enter at the start of their day
   (continuous time = the day index).
-* **A week's cohort** of ``n`` units at entry stage ``e`` (:func:`_week`) is
+* **A week's cohort** of ``n`` units at entry stage ``e`` (:func:`_arrivals`) is
   thinned step by step with binomial draws, ``n_{s+1} ~ Binomial(n_s, p_s)``
   (one :func:`~simengine.engine._rng.binomial` call per step, whatever
   ``n``). A unit's day, conversions and delays are independent, so unit
@@ -43,7 +43,7 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
   later steps as for new units. Open units come sorted by (cell, stage,
   age) (:func:`~simengine.engine._prepare.prepare`); a run of equal keys
   shares one computation of these probabilities and tails
-  (:func:`_open_group`), and a non-converter before the pipeline stage draws
+  (:func:`_open_units`), and a non-converter before the pipeline stage draws
   nothing more.
 * **Amounts**: a unit gets its amount when it enters the pipeline stage (its
   own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
@@ -127,10 +127,12 @@ def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
     pdc[g, day + 1] += sign
 
 
-@jit(inline="always")
-def _week(  # pragma: no cover
-    nw,
-    d0,
+@jit
+def _arrivals(  # pragma: no cover
+    m,
+    tr,
+    alpha,
+    n_weeks,
     c,
     e,
     g,
@@ -155,9 +157,13 @@ def _week(  # pragma: no cover
     ent,
     counts,
 ):
-    """Play out the ``nw`` new units of cell ``c`` and entry stage ``e`` of days ``d0 .. d0 + 6``.
+    """Play out the new units of cell ``c`` at entry stage ``e``, week by week.
 
-    The cohort is thinned step by step with one binomial per step; only the
+    Week ``w`` (days ``d0 = 7w .. d0 + 6``) gets ``nw`` units: Poisson with
+    mean ``m exp(tr w)``, times a Gamma(1/alpha, alpha) factor when ``alpha >
+    0``, from the arrival stream ``states[base]``. One call per (cell, entry
+    stage): the loop over weeks is inside, so the arrays are passed once.
+    A week's cohort is thinned step by step with one binomial per step; only the
     units whose day matters draw it (uniform over the week, from the step-``e``
     conversion stream): units that take the first step, and every unit when
     ``e`` is at or past the pipeline stage. Units that stop at ``e`` before
@@ -171,101 +177,110 @@ def _week(  # pragma: no cover
     time to leave.
     """
     S = conv.shape[2]
-    counts[e] = nw
-    for s in range(e, S):
-        k = counts[s]
-        p = conv[d, c, s]
-        if k == 0 or p <= 0.0:
-            counts[s + 1] = 0
-        elif p >= 1.0:
-            counts[s + 1] = k
-        else:
-            counts[s + 1] = binomial(states[base + 1 + s], k, p)
-    s_day = states[base + 1 + e]
-    lo = max(start_off, d0)
-    hi = min(end_off, d0 + 6, sim_days - 1)
-    n_in = hi - lo + 1
-    n_conv = counts[e + 1]
-    mu_a = amu[d, c]
-    sg_a = asig[d, c]
-    s_amt = states[base + 1 + 3 * S]
-    if e < pipe:
-        n_stop = nw - n_conv
-        if n_stop > 0 and n_in > 0:
-            if n_in >= 7:
-                ent[g, e] += n_stop
+    sa = states[base]
+    for w in range(n_weeks):
+        mw = m * math.exp(tr * w) if tr != 0.0 else m
+        if alpha > 0.0:
+            mw *= gamma(sa, 1.0 / alpha) * alpha
+        nw = poisson(sa, mw) if mw > 0.0 else 0
+        if nw == 0:
+            continue
+        d0 = 7 * w
+        counts[e] = nw
+        for s in range(e, S):
+            k = counts[s]
+            p = conv[d, c, s]
+            if k == 0 or p <= 0.0:
+                counts[s + 1] = 0
+            elif p >= 1.0:
+                counts[s + 1] = k
             else:
-                ent[g, e] += binomial(s_day, n_stop, n_in / 7.0)
-    else:
-        s_leave = states[base + 1 + 2 * S + e]
-        for _ in range(n_conv, nw):
+                counts[s + 1] = binomial(states[base + 1 + s], k, p)
+        s_day = states[base + 1 + e]
+        lo = max(start_off, d0)
+        hi = min(end_off, d0 + 6, sim_days - 1)
+        n_in = hi - lo + 1
+        n_conv = counts[e + 1]
+        mu_a = amu[d, c]
+        sg_a = asig[d, c]
+        s_amt = states[base + 1 + 3 * S]
+        if e < pipe:
+            n_stop = nw - n_conv
+            if n_stop > 0 and n_in > 0:
+                if n_in >= 7:
+                    ent[g, e] += n_stop
+                else:
+                    ent[g, e] += binomial(s_day, n_stop, n_in / 7.0)
+        else:
+            s_leave = states[base + 1 + 2 * S + e]
+            for _ in range(n_conv, nw):
+                day = d0 + min(int(7.0 * uniform(s_day)), 6)
+                if day >= sim_days:
+                    continue
+                if start_off <= day <= end_off:
+                    ent[g, e] += 1
+                amt = lognormal(s_amt, mu_a, sg_a)
+                if day > cov_last:
+                    continue
+                _pipe(pdv, pdc, g, day, amt, 1.0)
+                t_out = day + lognormal(s_leave, lmu[d, c, e], lsig[d, c, e])
+                if t_out < sim_days:
+                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+        reached = S
+        for j in range(n_conv):
+            while counts[reached] <= j:
+                reached -= 1
             day = d0 + min(int(7.0 * uniform(s_day)), 6)
             if day >= sim_days:
                 continue
             if start_off <= day <= end_off:
                 ent[g, e] += 1
-            amt = lognormal(s_amt, mu_a, sg_a)
-            if day > cov_last:
-                continue
-            _pipe(pdv, pdc, g, day, amt, 1.0)
-            t_out = day + lognormal(s_leave, lmu[d, c, e], lsig[d, c, e])
-            if t_out < sim_days:
-                _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
-    reached = S
-    for j in range(n_conv):
-        while counts[reached] <= j:
-            reached -= 1
-        day = d0 + min(int(7.0 * uniform(s_day)), 6)
-        if day >= sim_days:
-            continue
-        if start_off <= day <= end_off:
-            ent[g, e] += 1
-        t = float(day)
-        amt = 0.0
-        in_cov = False  # entered the pipeline by day cov_last
-        if e >= pipe:
-            amt = lognormal(s_amt, mu_a, sg_a)
-            if day <= cov_last:
-                _pipe(pdv, pdc, g, day, amt, 1.0)
-                in_cov = True
-        alive = True
-        for s in range(e, reached):
-            t += lognormal(states[base + 1 + S + s], dmu[d, c, s], dsig[d, c, s])
-            if t >= sim_days:
-                alive = False
-                break
-            dd = int(t)
-            st = s + 1
-            if start_off <= dd <= end_off:
-                ent[g, st] += 1
-            if st == pipe:
+            t = float(day)
+            amt = 0.0
+            in_cov = False  # entered the pipeline by day cov_last
+            if e >= pipe:
                 amt = lognormal(s_amt, mu_a, sg_a)
-                if dd <= cov_last:
-                    _pipe(pdv, pdc, g, dd, amt, 1.0)
+                if day <= cov_last:
+                    _pipe(pdv, pdc, g, day, amt, 1.0)
                     in_cov = True
-            if st == S:
-                rev[g, dd] += amt
-                if in_cov:
-                    _pipe(pdv, pdc, g, dd, amt, -1.0)
-        if alive and in_cov and reached < S:
-            t_out = t + lognormal(
-                states[base + 1 + 2 * S + reached], lmu[d, c, reached], lsig[d, c, reached]
-            )
-            if t_out < sim_days:
-                _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+            alive = True
+            for s in range(e, reached):
+                t += lognormal(states[base + 1 + S + s], dmu[d, c, s], dsig[d, c, s])
+                if t >= sim_days:
+                    alive = False
+                    break
+                dd = int(t)
+                st = s + 1
+                if start_off <= dd <= end_off:
+                    ent[g, st] += 1
+                if st == pipe:
+                    amt = lognormal(s_amt, mu_a, sg_a)
+                    if dd <= cov_last:
+                        _pipe(pdv, pdc, g, dd, amt, 1.0)
+                        in_cov = True
+                if st == S:
+                    rev[g, dd] += amt
+                    if in_cov:
+                        _pipe(pdv, pdc, g, dd, amt, -1.0)
+            if alive and in_cov and reached < S:
+                t_out = t + lognormal(
+                    states[base + 1 + 2 * S + reached], lmu[d, c, reached], lsig[d, c, reached]
+                )
+                if t_out < sim_days:
+                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
 
 
-@jit(inline="always")
-def _open_group(  # pragma: no cover
-    lo,
-    hi,
-    c,
-    g,
-    s0,
-    a,
+@jit
+def _open_units(  # pragma: no cover
+    ogroup,
+    ocell,
+    ostage,
+    oage,
     oamt,
+    cseg,
     d,
-    so,
+    states,
+    obase,
     conv,
     dmu,
     dsig,
@@ -284,77 +299,89 @@ def _open_group(  # pragma: no cover
     pdc,
     ent,
 ):
-    """Play out open units ``lo .. hi - 1``, which share cell ``c``, stage ``s0`` and age ``a``.
+    """Play out the open units, run by run of equal (cell, stage, age).
 
-    The conditional conversion probability and the delay tails at ``a`` are
-    computed once for the group. Each unit draws its own conversion; a
+    Run ``k`` is units ``ogroup[k] .. ogroup[k + 1] - 1`` (sorted by
+    :func:`~simengine.engine._prepare.prepare`); unit draws come from the
+    stream of its cell, ``states[obase + c]``. One call per path: the loop
+    over runs is inside, so the arrays are passed once. The conditional
+    conversion probability and the delay tails at ``a`` are computed once
+    per run. Each unit draws its own conversion; a
     non-converter before the pipeline stage needs nothing more (it leaves no
     trace), so only converters and pipeline units draw their next time. As
-    in :func:`_week`, a unit entering the pipeline after ``cov_last`` draws no
+    in :func:`_arrivals`, a unit entering the pipeline after ``cov_last`` draws no
     time to leave.
     """
     S = conv.shape[2]
-    p = conv[d, c, s0]
-    mu = dmu[d, c, s0]
-    sg = dsig[d, c, s0]
-    alpha, sf = _tail(a, mu, sg)
-    lm = lmu[d, c, s0]
-    ls = lsig[d, c, s0]
-    if has_loss:
-        # competing risks: converts after F (prob p) or is lost after G (1 - p)
-        alpha_l, sl = _tail(a, lm, ls)
-        den = p * sf + (1.0 - p) * sl
-        pc = p * sf / den if den > 0.0 else p
-    else:
-        # never lost: a non-converter stays open for ever
-        alpha_l, sl = alpha, sf
-        den = 1.0 - p * (1.0 - sf)
-        pc = p * sf / den if den > 0.0 else 1.0
-    for u in range(lo, hi):
-        amt = oamt[u]
-        if s0 >= pipe:
-            if np.isnan(amt):
-                amt = lognormal(so, amu[d, c], asig[d, c])
-            _pipe(pdv, pdc, g, -1, amt, 1.0)
-        converts = uniform(so) < pc
-        if not converts:
+    for k in range(ogroup.shape[0] - 1):
+        lo = ogroup[k]
+        hi = ogroup[k + 1]
+        c = ocell[lo]
+        g = cseg[c]
+        s0 = ostage[lo]
+        a = oage[lo]
+        so = states[obase + c]
+        p = conv[d, c, s0]
+        mu = dmu[d, c, s0]
+        sg = dsig[d, c, s0]
+        alpha, sf = _tail(a, mu, sg)
+        lm = lmu[d, c, s0]
+        ls = lsig[d, c, s0]
+        if has_loss:
+            # competing risks: converts after F (prob p) or is lost after G (1 - p)
+            alpha_l, sl = _tail(a, lm, ls)
+            den = p * sf + (1.0 - p) * sl
+            pc = p * sf / den if den > 0.0 else p
+        else:
+            # never lost: a non-converter stays open for ever
+            alpha_l, sl = alpha, sf
+            den = 1.0 - p * (1.0 - sf)
+            pc = p * sf / den if den > 0.0 else 1.0
+        for u in range(lo, hi):
+            amt = oamt[u]
             if s0 >= pipe:
-                if has_loss:
-                    x = _above(so, lm, ls, a, alpha_l, sl)
-                else:
-                    x = _above(so, mu, sg, a, alpha, sf)
-                t = max(x - a, 0.0)
-                if t < sim_days:
-                    _pipe(pdv, pdc, g, int(t), amt, -1.0)
-            continue
-        t = max(_above(so, mu, sg, a, alpha, sf) - a, 0.0)
-        s = s0
-        in_cov = s0 >= pipe
-        while t < sim_days:
-            st = s + 1
-            dd = int(t)
-            if start_off <= dd <= end_off:
-                ent[g, st] += 1
-            if st == pipe:
                 if np.isnan(amt):
                     amt = lognormal(so, amu[d, c], asig[d, c])
-                if dd <= cov_last:
-                    _pipe(pdv, pdc, g, dd, amt, 1.0)
-                    in_cov = True
-            if st == S:
-                rev[g, dd] += amt
-                if in_cov:
-                    _pipe(pdv, pdc, g, dd, amt, -1.0)
-                break
-            s = st
-            if uniform(so) < conv[d, c, s]:
-                t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
-            else:
-                if in_cov:
-                    t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
-                    if t_out < sim_days:
-                        _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
-                break
+                _pipe(pdv, pdc, g, -1, amt, 1.0)
+            converts = uniform(so) < pc
+            if not converts:
+                if s0 >= pipe:
+                    if has_loss:
+                        x = _above(so, lm, ls, a, alpha_l, sl)
+                    else:
+                        x = _above(so, mu, sg, a, alpha, sf)
+                    t = max(x - a, 0.0)
+                    if t < sim_days:
+                        _pipe(pdv, pdc, g, int(t), amt, -1.0)
+                continue
+            t = max(_above(so, mu, sg, a, alpha, sf) - a, 0.0)
+            s = s0
+            in_cov = s0 >= pipe
+            while t < sim_days:
+                st = s + 1
+                dd = int(t)
+                if start_off <= dd <= end_off:
+                    ent[g, st] += 1
+                if st == pipe:
+                    if np.isnan(amt):
+                        amt = lognormal(so, amu[d, c], asig[d, c])
+                    if dd <= cov_last:
+                        _pipe(pdv, pdc, g, dd, amt, 1.0)
+                        in_cov = True
+                if st == S:
+                    rev[g, dd] += amt
+                    if in_cov:
+                        _pipe(pdv, pdc, g, dd, amt, -1.0)
+                    break
+                s = st
+                if uniform(so) < conv[d, c, s]:
+                    t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
+                else:
+                    if in_cov:
+                        t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
+                        if t_out < sim_days:
+                            _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+                    break
 
 
 @jit
@@ -412,60 +439,17 @@ def _path(root, path, model, scratch):  # pragma: no cover
             m = rate[d, c, e]
             if m <= 0.0:
                 continue
-            alpha = disp[d, c, e]
-            tr = trend[d, c, e]
-            sa = states[base]
-            for w in range(n_weeks):
-                mw = m * math.exp(tr * w) if tr != 0.0 else m
-                if alpha > 0.0:
-                    mw *= gamma(sa, 1.0 / alpha) * alpha
-                nw = poisson(sa, mw) if mw > 0.0 else 0
-                if nw > 0:
-                    _week(
-                        nw,
-                        7 * w,
-                        c,
-                        e,
-                        g,
-                        d,
-                        base,
-                        states,
-                        conv,
-                        dmu,
-                        dsig,
-                        amu,
-                        asig,
-                        lmu,
-                        lsig,
-                        pipe,
-                        sim_days,
-                        start_off,
-                        end_off,
-                        cov_last,
-                        rev,
-                        pdv,
-                        pdc,
-                        ent,
-                        counts,
-                    )
-    obase = C * S * per
-    n_groups = ogroup.shape[0] - 1
-    if n_groups > 0:
-        for c in range(C):
-            seed_stream(root, path, obase + c, states[obase + c])
-        for k in range(n_groups):
-            lo = ogroup[k]
-            c = ocell[lo]
-            _open_group(
-                lo,
-                ogroup[k + 1],
+            _arrivals(
+                m,
+                trend[d, c, e],
+                disp[d, c, e],
+                n_weeks,
                 c,
-                cseg[c],
-                ostage[lo],
-                oage[lo],
-                oamt,
+                e,
+                g,
                 d,
-                states[obase + c],
+                base,
+                states,
                 conv,
                 dmu,
                 dsig,
@@ -473,7 +457,6 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 asig,
                 lmu,
                 lsig,
-                has_loss,
                 pipe,
                 sim_days,
                 start_off,
@@ -483,7 +466,41 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 pdv,
                 pdc,
                 ent,
+                counts,
             )
+    obase = C * S * per
+    n_groups = ogroup.shape[0] - 1
+    if n_groups > 0:
+        for c in range(C):
+            seed_stream(root, path, obase + c, states[obase + c])
+        _open_units(
+            ogroup,
+            ocell,
+            ostage,
+            oage,
+            oamt,
+            cseg,
+            d,
+            states,
+            obase,
+            conv,
+            dmu,
+            dsig,
+            amu,
+            asig,
+            lmu,
+            lsig,
+            has_loss,
+            pipe,
+            sim_days,
+            start_off,
+            end_off,
+            cov_last,
+            rev,
+            pdv,
+            pdc,
+            ent,
+        )
     for g in range(G):
         for i in range(rev.shape[1]):
             rev[G, i] += rev[g, i]
