@@ -151,6 +151,11 @@ class ModelOptions:
         Per-part sampler options (``[model.parts.<part>]``, part one of
         :data:`MODEL_PARTS`, keys ``target_accept`` and ``mass_matrix``)
         that override the ones above for that part's model.
+    deal_size_centred_min_deals : float
+        Cells with at least this many won amounts have their deal-size
+        log-sd sampled centred, the others non-centred; ``inf`` (TOML
+        ``inf``) samples all non-centred, for data whose cells' log-sds are
+        nearly equal (``simengine.fitting.deal_size.CENTRED_MIN_DEALS``).
     """
 
     drift: bool = True
@@ -166,6 +171,7 @@ class ModelOptions:
     mass_matrix: str = "diag"
     priors: dict[str, float] = field(default_factory=dict)
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deal_size_centred_min_deals: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -378,6 +384,7 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
         "mass_matrix": str,
         "priors": dict,
         "parts": dict,
+        "deal_size_centred_min_deals": float,
     }
     for key, value in raw.items():
         if key not in types:
@@ -411,6 +418,16 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
             own.get("mass_matrix", "diag"),
             opts.sampler,
             issues,
+        )
+    if not opts.deal_size_centred_min_deals >= 0:  # also NaN
+        issues.append(
+            Issue(
+                file,
+                None,
+                "model.deal_size_centred_min_deals",
+                str(opts.deal_size_centred_min_deals),
+                "must be >= 0 (inf: every cell non-centred)",
+            )
         )
     for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
         if getattr(opts, key) < 1:

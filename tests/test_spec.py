@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from simengine.errors import InputError
@@ -84,6 +86,21 @@ def test_options_parsed_and_defaults_kept():
             "model.parts.conversion.mass_matrix",
             "needs sampler = 'nutpie'",
         ),
+        (
+            'stages = ["a", "b"]\n[model]\ndeal_size_centred_min_deals = -1',
+            "model.deal_size_centred_min_deals",
+            ">= 0",
+        ),
+        (
+            'stages = ["a", "b"]\n[model]\ndeal_size_centred_min_deals = nan',
+            "model.deal_size_centred_min_deals",
+            ">= 0",
+        ),
+        (
+            'stages = ["a", "b"]\n[model]\ndeal_size_centred_min_deals = "never"',
+            "model.deal_size_centred_min_deals",
+            "type float",
+        ),
         ('stages = ["a", "b"]\n[source.columns]\nfoo = "x"', "source.columns.foo", "canonical"),
         ('stages = ["a", "b"]\n[source.columns]\na_at = "x"', "source.columns", "'id'"),
     ],
@@ -95,6 +112,14 @@ def test_bad_spec_names_the_key_and_rule(text, column, rule):
     assert any(i.column == column and rule in i.rule and i.file == "bad.toml" for i in issues), (
         info.value.report()
     )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("inf", math.inf), ("50", 50.0), ("", 30.0)])
+def test_deal_size_centring_option(value, expected):
+    text = 'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\n' + (
+        f"deal_size_centred_min_deals = {value}" if value else "draws = 10"
+    )
+    assert parse_spec(text).options.deal_size_centred_min_deals == expected
 
 
 def test_not_toml_and_missing_file(tmp_path):

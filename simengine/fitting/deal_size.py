@@ -31,16 +31,24 @@ OUTPUT_VARS = ("deal_size_mu", "deal_size_sigma")
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
-CENTRED_MIN_DEALS = 30
-"""A cell with at least this many won amounts has its log-sd level sampled centred.
+CENTRED_MIN_DEALS = 30.0
+"""Default: a cell with at least this many won amounts has its log-sd level sampled centred.
 
 With ``n`` amounts the standard error of the cell's log-sd is about
 ``1/sqrt(2n)`` (0.13 at 30), below the prior mean of its spread (0.3): the
-data pin the level, where the centred form samples well.
+data pin the level, where the centred form samples well. Where the cells'
+log-sds are nearly equal (their fitted spread below a cell's standard
+error) the centred form makes a funnel instead; the spec's ``[model]
+deal_size_centred_min_deals = inf`` then samples every cell non-centred.
 """
 
 
-def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
+def build_model(
+    data: FunnelData,
+    priors: Priors = DEFAULT_PRIORS,
+    *,
+    centred_min_deals: float = CENTRED_MIN_DEALS,
+) -> pm.Model:
     """Build the deal-size model.
 
     Parameters
@@ -49,6 +57,10 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         Sufficient statistics (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``).
     priors : Priors
         Prior scales.
+    centred_min_deals : float
+        Cells with at least this many won amounts have their log-sd level
+        sampled centred, the others non-centred (``inf``: all non-centred);
+        see :data:`CENTRED_MIN_DEALS`.
 
     Returns
     -------
@@ -73,7 +85,7 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         )
         lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
         log_sigma = pooled(
-            "deal_size_log_sigma_cell", ls, lsd, n, "cell", threshold=CENTRED_MIN_DEALS
+            "deal_size_log_sigma_cell", ls, lsd, n, "cell", threshold=centred_min_deals
         )
         sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
         # data containers: a compiled model refits new statistics of the same cells

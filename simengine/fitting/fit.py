@@ -89,6 +89,9 @@ class FitSettings:
         (see :mod:`simengine.fitting.data`): the fit's conversion, delay and
         loss statistics and its arrival window start at
         :func:`~simengine.fitting.data.first_exit` as known at the as-of date.
+    deal_size_centred_min_deals : float
+        Won amounts a cell needs for its deal-size log-sd to be sampled
+        centred (``inf``: never); the spec's ``[model]`` option of that name.
     """
 
     draws: int = 1000
@@ -104,6 +107,7 @@ class FitSettings:
     priors: Priors = DEFAULT_PRIORS
     left_truncated: bool = False
     parts: dict[str, dict[str, object]] = field(default_factory=dict)
+    deal_size_centred_min_deals: float = deal_size.CENTRED_MIN_DEALS
 
     def for_part(self, part: str) -> tuple[float, str]:
         """Return ``(target_accept, mass_matrix)`` for one model part."""
@@ -130,6 +134,7 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
         # a spec option once the spec format has it; until then an override
         left_truncated=bool(getattr(o, "left_truncated", False)),
         parts={k: dict(v) for k, v in o.parts.items()},
+        deal_size_centred_min_deals=o.deal_size_centred_min_deals,
     )
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -333,7 +338,12 @@ def fit(
             arrivals.build_model(data, st.priors, trend=st.arrival_trend),
             arrivals.OUTPUT_VARS,
         ),
-        "deal_size": (deal_size.build_model(data, st.priors), deal_size.OUTPUT_VARS),
+        "deal_size": (
+            deal_size.build_model(
+                data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
+            ),
+            deal_size.OUTPUT_VARS,
+        ),
     }
     posts: list[xr.Dataset] = []
     stats: list[xr.Dataset] = []
@@ -430,6 +440,12 @@ def _attrs(
         "drift_period_days": st.drift_period_days,
         "arrival_history_weeks": st.arrival_history_weeks,
         "left_truncated": st.left_truncated,
+        # JSON has no infinity: "inf" means every cell non-centred
+        "deal_size_centred_min_deals": (
+            st.deal_size_centred_min_deals
+            if np.isfinite(st.deal_size_centred_min_deals)
+            else "inf"
+        ),
         "n_drift_periods": data.n_periods,
         "arrival_weeks": data.n_weeks,
         "priors": st.priors.as_dict(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -46,6 +47,11 @@ def test_signature_ignores_data_values_and_sees_structure(one_cell):
     assert graph_signature(deal_size.build_model(few)) != graph_signature(
         deal_size.build_model(many)
     )
+    # centred_min_deals = inf samples every cell non-centred: the graph of cells
+    # that all have too few deals to be centred
+    assert graph_signature(
+        deal_size.build_model(many, centred_min_deals=math.inf)
+    ) == graph_signature(deal_size.build_model(few))
     renamed = replace(b, cells=("ent/web",))
     assert graph_signature(conversion.build_model(renamed)) != key
 

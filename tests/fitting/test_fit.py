@@ -42,6 +42,8 @@ def test_short_run_is_flagged_and_in_file_layout(short):
     assert json.loads(post.attrs["simengine_stages"]) == list(spec.stages)
     assert post.attrs["simengine_as_of"] == "2026-01-05"
     assert post.attrs["simengine_seed"] == "123"
+    settings = json.loads(post.attrs["simengine_fit_settings"])
+    assert settings["deal_size_centred_min_deals"] == deal_size.CENTRED_MIN_DEALS
     for name, dims in {
         "conversion": ("cell", "step"),
         "delay_mu": ("cell", "step"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from simengine.errors import InputError
@@ -27,6 +29,14 @@ def test_spec_priors_reach_the_fit_settings():
     assert st.priors.conversion_cell_sd == 0.25
     assert st.draws == 10
     assert st.chains == 3
+
+
+def test_deal_size_centring_reaches_the_fit_settings():
+    spec = parse_spec(
+        'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\ndeal_size_centred_min_deals = inf\n',
+        source="s.toml",
+    )
+    assert settings_from_spec(spec).deal_size_centred_min_deals == math.inf
 
 
 def test_unknown_prior_is_named():
