@@ -407,6 +407,27 @@ def connect(
         return _connect_remote(spec, timeout=timeout, numba_threads=numba_threads, warm=warm)
 
 
+LOCAL_CLUSTER_CONFIG: dict[str, object] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.admin.system-monitor.disk": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+}
+"""Dask settings of a ``local:N`` cluster, which shares its cores with the work.
+
+An idle ``LocalCluster`` with Dask's defaults costs ≈ 0.09 CPU seconds per
+wall second here (scheduler and nannies in this process, workers beside
+them): the workers' statistical profiler samples every 10 ms, every event
+loop ticks every 20 ms, each nanny polls its worker's memory every 100 ms,
+and the system monitor reads the disk counters every 500 ms. On 2 cores that
+is ≈ 4.5% of the machine taken from the blocks. The blocks are equal in size
+and long (a second or more), so work stealing has nothing to balance. A
+remote cluster keeps its own configuration.
+"""
+
+
 def _start_local(
     spec: ClusterSpec, *, timeout: float, numba_threads: int | None, warm: bool
 ) -> Client:
@@ -421,14 +442,16 @@ def _start_local(
     dask_threads = threads_per_worker(n)
     threads = numba_threads or max(1, available_cores() // (n * dask_threads))
     try:
-        client = Client(
-            n_workers=n,
-            threads_per_worker=dask_threads,
-            processes=True,
-            dashboard_address=None,
-            timeout=timeout,
-            set_as_default=False,
-        )
+        # the nannies pass this configuration on to the workers they spawn
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            client = Client(
+                n_workers=n,
+                threads_per_worker=dask_threads,
+                processes=True,
+                dashboard_address=None,
+                timeout=timeout,
+                set_as_default=False,
+            )
         client.wait_for_workers(n, timeout=timeout)
     except (OSError, TimeoutError, RuntimeError) as exc:
         raise _bad_option(

@@ -193,6 +193,28 @@ def test_workers_are_warm_and_do_not_oversubscribe(client: object) -> None:
 
 
 @pytest.mark.distributed
+def test_local_cluster_runs_with_the_quiet_configuration(client: object) -> None:
+    """Every worker runs with LOCAL_CLUSTER_CONFIG (its nanny hands it over at spawn)."""
+    from simengine.distributed import LOCAL_CLUSTER_CONFIG
+
+    def read() -> list[object]:
+        import dask
+
+        return [dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG]
+
+    want = list(LOCAL_CLUSTER_CONFIG.values())
+    assert want[0] is False  # the statistical profiler is off, not left at its default
+    workers = client.run(read)  # type: ignore[attr-defined]
+    assert workers
+    assert all(v == want for v in workers.values()), workers
+    # ... and the configuration of this process (scheduler, nannies: set at
+    # their start) is left as it was
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
+@pytest.mark.distributed
 def test_same_seed_same_bytes_in_process_and_on_workers(
     client: object, problem: tuple[FunnelParameters, Plan], in_process: Path, tmp_path: Path
 ) -> None:
