@@ -18,6 +18,13 @@ As a script (numbers quoted in the report)::
     .venv/bin/python benchmarks/bench_fit.py --crm          # + the shared CRM export
     .venv/bin/python benchmarks/bench_fit.py --origins 2017-06-30,2017-07-31,2017-08-31 \
         --draws 500 --tune 500 --chains 2                   # CRM fits at 3 origins
+    .venv/bin/python benchmarks/bench_fit.py --blas-threads # sampling with OpenBLAS's
+                                                            # default pool vs one thread
+
+``--blas-threads`` compiles each demo part once and samples it twice with the
+same seed: with the BLAS libraries' default thread pools (the baseline) and
+inside :func:`~simengine.fitting.fit.single_threaded_blas` (what ``fit``
+does). It prints wall and CPU time of each and whether the draws agree.
 
 Under pytest-benchmark (``make bench``): one pedantic round of a demo fit.
 """
@@ -25,6 +32,7 @@ Under pytest-benchmark (``make bench``): one pedantic round of a demo fit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import resource
 import sys
@@ -32,7 +40,13 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from simengine.fitting.fit import compiled_cache_info, fit, settings_from_spec
+from simengine.fitting.fit import (
+    compiled_cache_info,
+    fit,
+    fit_data,
+    settings_from_spec,
+    single_threaded_blas,
+)
 from simengine.records import load_records
 from simengine.spec import load_spec
 from simengine.synth import generate
@@ -77,9 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", type=int)
     ap.add_argument("--chains", type=int)
     ap.add_argument("--origins", help="comma-separated as-of dates: CRM fits in one process")
+    ap.add_argument(
+        "--blas-threads",
+        action="store_true",
+        help="demo parts sampled with the default BLAS pools and with one BLAS thread",
+    )
     a = ap.parse_args(argv)
     if a.origins:
         return _origins(a)
+    if a.blas_threads:
+        return _blas_threads(a)
     jobs = [("demo", *_demo())]
     if a.crm:
         if not CRM.exists():
@@ -105,6 +126,58 @@ def main(argv: list[str] | None = None) -> int:
                 f"python heap peak {heap:.0f} MiB, converged={post.attrs['simengine_converged']}",
                 flush=True,
             )
+    return 0
+
+
+def _blas_threads(a: argparse.Namespace) -> int:
+    """Sample each demo part with the default BLAS pools, then with one BLAS thread."""
+    import numpy as np
+    import nutpie
+    from threadpoolctl import threadpool_info
+
+    from simengine.fitting import arrivals, conversion, deal_size
+    from simengine.fitting.fit import part_seeds
+
+    records, spec, as_of = _demo()
+    st = settings_from_spec(spec, draws=a.draws, tune=a.tune, chains=a.chains)
+    data = fit_data(records, spec, as_of, st)
+    pools = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    print(f"BLAS pools loaded: {pools} threads", flush=True)
+    models = {
+        "conversion": conversion.build_model(data, st.priors),
+        "arrivals": arrivals.build_model(data, st.priors, trend=st.arrival_trend),
+        "deal_size": deal_size.build_model(
+            data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
+        ),
+    }
+    seeds = part_seeds(1)
+    for part, model in models.items():
+        compiled = nutpie.compile_pymc_model(model)
+        target_accept, mass_matrix = st.for_part(part)
+        draws = {}
+        for run in ("default pools", "one thread"):
+            limit = single_threaded_blas() if run == "one thread" else contextlib.nullcontext()
+            t0, c0 = time.perf_counter(), time.process_time()
+            with limit:
+                idata = nutpie.sample(
+                    compiled,
+                    draws=st.draws,
+                    tune=st.tune,
+                    chains=st.chains,
+                    seed=seeds[part],
+                    target_accept=target_accept,
+                    progress_bar=False,
+                    low_rank_modified_mass_matrix=mass_matrix == "low_rank",
+                )
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            draws[run] = idata["sample_stats"]["logp"].values
+            print(
+                f"{part:10s} {run:13s}: {st.chains}x{st.draws} draws, sampling wall {wall:.1f} s,"
+                f" CPU {cpu:.1f} s",
+                flush=True,
+            )
+        same = np.array_equal(draws["default pools"], draws["one thread"])
+        print(f"{part:10s} same draws (logp of every draw bitwise equal): {same}", flush=True)
     return 0
 
 

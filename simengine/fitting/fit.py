@@ -17,13 +17,23 @@ cache keyed by the model's graph (:mod:`simengine.fitting._compiled`), so a
 refit of the same funnel structure (the next backtest origin, a warm refit)
 only swaps the data in (``with_data``). A reused compilation samples bitwise
 like a fresh one; :func:`compiled_cache_info` counts hits and misses.
+
+BLAS runs on one thread while the sampler runs (:func:`single_threaded_blas`).
+The compiled log densities call OpenBLAS (SciPy's, through Numba) for their
+small matrix products. An OpenBLAS call wakes the library's own thread pool,
+whose threads then busy-wait for the next call, so on a machine with as many
+cores as chains the sampler's threads competed with spinning BLAS threads:
+on 2 cores, 2 chains of the demo's conversion model took 21.1 s with
+OpenBLAS's default pool and 5.1 s with one BLAS thread, the same draws
+(``benchmarks/bench_fit.py --blas-threads``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import arviz as az
@@ -31,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
@@ -52,6 +63,7 @@ __all__ = [
     "part_seeds",
     "sample_model",
     "settings_from_spec",
+    "single_threaded_blas",
 ]
 
 PARTS = MODEL_PARTS
@@ -145,6 +157,18 @@ def part_seeds(seed: int) -> dict[str, int]:
     return {p: int(c.generate_state(1, np.uint32)[0]) for p, c in zip(PARTS, children, strict=True)}
 
 
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit every loaded BLAS library to one thread inside the block.
+
+    The samplers run one chain per thread; BLAS threads on top of them only
+    busy-wait (see the module docstring). The previous limits are restored
+    on exit.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def sample_model(
     model: pm.Model,
     *,
@@ -193,10 +217,43 @@ def sample_model(
         raise ValueError(f"unknown mass_matrix {mass_matrix!r}; use 'diag' or 'low_rank'")
     if mass_matrix == "low_rank" and sampler != "nutpie":
         raise ValueError("mass_matrix 'low_rank' needs the nutpie sampler")
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"unknown sampler {sampler!r}; use 'nutpie' or 'pymc'")
+    compiled: object | None = None
     if sampler == "nutpie":
         import nutpie
 
         compiled = CACHE.get(model, label=label) if reuse else nutpie.compile_pymc_model(model)
+    with single_threaded_blas():
+        return _run_sampler(
+            model,
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            seed=seed,
+            mass_matrix=mass_matrix,
+            progress=progress,
+        )
+
+
+def _run_sampler(
+    model: pm.Model,
+    compiled: object | None,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    mass_matrix: str,
+    progress: bool,
+) -> az.InferenceData:
+    """Sample with nutpie (``compiled`` given) or PyMC's NUTS (``compiled`` None)."""
+    if compiled is not None:
+        import nutpie
+
         idata = nutpie.sample(
             compiled,
             draws=draws,
@@ -208,7 +265,7 @@ def sample_model(
             save_warmup=False,
             low_rank_modified_mass_matrix=mass_matrix == "low_rank",
         )
-    elif sampler == "pymc":
+    else:
         with model:
             idata = pm.sample(
                 draws=draws,
@@ -221,8 +278,6 @@ def sample_model(
                 compute_convergence_checks=False,
                 return_inferencedata=True,
             )
-    else:
-        raise ValueError(f"unknown sampler {sampler!r}; use 'nutpie' or 'pymc'")
     return idata
 
 

@@ -18,7 +18,13 @@ import pytest
 from simengine.errors import ConvergenceError
 from simengine.fitting import deal_size
 from simengine.fitting.data import build_data
-from simengine.fitting.fit import fit, part_seeds, sample_model, settings_from_spec
+from simengine.fitting.fit import (
+    fit,
+    part_seeds,
+    sample_model,
+    settings_from_spec,
+    single_threaded_blas,
+)
 from simengine.posterior import read_parameters, write_posterior
 
 AS_OF = dt.date(2026, 1, 5)
@@ -158,3 +164,24 @@ def test_low_rank_mass_matrix_reaches_the_sampler(records_factory, spec_factory)
     assert not np.array_equal(low, draws("diag"))
     with pytest.raises(ValueError, match="nutpie"):
         draws("low_rank", sampler="pymc", n=5)
+
+
+def test_blas_runs_on_one_thread_while_sampling_and_is_restored():
+    """Inside ``single_threaded_blas`` every BLAS pool has one thread; after it, the old limit.
+
+    The sampler's chains run on threads; OpenBLAS's own pool would busy-wait
+    beside them (module docstring of :mod:`simengine.fitting.fit`). Both
+    numpy's and SciPy's OpenBLAS (the one Numba calls) are loaded here.
+    """
+    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, which Numba's BLAS calls use)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert len(blas_threads()) >= 2  # numpy's and SciPy's
+        assert set(blas_threads()) == {2}
+        with single_threaded_blas():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}
