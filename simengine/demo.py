@@ -23,6 +23,8 @@ each step took. ``DIR`` is replaced only if it is an earlier demo output.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 import warnings
@@ -78,6 +80,15 @@ def _step(console: Console, timings: dict[str, float], name: str, what: str) -> 
     cpu = time.process_time() - c0  # all threads of this process
     console.print(f"[green]✓[/] {n}. {what} [dim]({timings[name]:.1f} s wall, {cpu:.1f} s CPU)[/]",
                   highlight=False)
+
+
+def _warm_engine() -> subprocess.Popen[bytes]:
+    """Start ``python -m simengine.engine.warm`` (its failure only costs simulate a compile)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "simengine.engine.warm"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _prepare_out(out: Path) -> None:
@@ -152,12 +163,19 @@ def run_demo(
     con.print(f"   {len(records):,} units; plan {plan.start} – {plan.end}, as of {plan.as_of}",
               highlight=False)
     settings = settings_from_spec(spec, draws=draws, tune=tune, chains=chains)
+    spare_core = (os.cpu_count() or 1) > 1
+    # The engine's kernels compile (first run on a machine) or load from Numba's
+    # cache in a second process while the fit runs; simulate then loads them.
+    warm = _warm_engine() if spare_core else None
     with _step(con, timings, "fit", f"Bayesian fit, {settings.chains} chains × {settings.draws} "
                "draws (simengine fit)"):
         idata = fit(records, spec, plan.as_of, seed, settings=settings,
                     allow_unconverged=allow_unconverged,
-                    data_sha256=file_sha256(data / "records.csv"))
+                    data_sha256=file_sha256(data / "records.csv"),
+                    parallel_parts=spare_core)
         write_posterior(idata, posterior)
+    if warm is not None:
+        warm.wait()
     if idata["posterior"].attrs.get("simengine_converged") == "false":
         con.print("[bold yellow]   the fit missed the convergence gate; the posterior is flagged "
                   "simengine_converged=false[/]", highlight=False)

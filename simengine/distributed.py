@@ -64,7 +64,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import os
 import re
 import uuid
@@ -285,44 +284,12 @@ def _threading_layer() -> str:
         return "not started"
 
 
-def _tiny_problem() -> tuple[FunnelParameters, Plan]:
-    """Return a two-stage, one-cell problem with an open unit (real argument types)."""
-    from simengine.params import FunnelParameters, OpenUnits
-    from simengine.plan import Plan
-
-    day = dt.date(2027, 1, 4)
-    one = np.ones((1, 1, 1))
-    params = FunnelParameters(
-        stages=("lead", "won"),
-        cells=("x",),
-        segments=("x",),
-        cell_segment=np.zeros(1, np.int64),
-        pipeline_stage=0,
-        as_of=day,
-        conversion=0.5 * one,
-        delay_mu=one.copy(),
-        delay_sigma=0.5 * one,
-        arrival_rate=one.copy(),
-        arrival_dispersion=0.1 * one,
-        arrival_trend=0.0 * one,
-        deal_size_mu=np.ones((1, 1)),
-        deal_size_sigma=np.full((1, 1), 0.5),
-        open_units=OpenUnits(
-            np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1), np.full(1, np.nan)
-        ),
-    )
-    plan = Plan(start=day, end=day + dt.timedelta(days=13), as_of=day, targets={"x": 1.0})
-    return params, plan
-
-
 def _warm_kernels() -> None:
     """Compile (or load from Numba's cache) the engine's kernels with one tiny block."""
-    from simengine.engine import plan_blocks, prepare, run_block
+    from simengine.engine.warm import warm_kernels
 
     _apply_numba_threads()
-    params, plan = _tiny_problem()
-    prepared = prepare(params, plan)
-    run_block(prepared, plan_blocks(8, 8)[0], 0)
+    warm_kernels()
     _WORKER_STATE["warmed"] = 1
 
 

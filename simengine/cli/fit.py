@@ -12,6 +12,7 @@ unless ``--allow-unconverged``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +93,14 @@ def fit_cmd(
         ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    parallel_parts: Annotated[
+        bool,
+        typer.Option(
+            "--parallel-parts/--serial-parts",
+            help="Fit the arrival and deal-size models in a second process while the "
+            "conversion model is fitted (bitwise the same draws; default: on with 2+ cores).",
+        ),
+    ] = True,
 ) -> None:
     """Fit the Bayesian funnel models to DATA as known on --as-of; write a posterior file."""
     from simengine.fitting.fit import fit, settings_from_spec
@@ -130,6 +139,7 @@ def fit_cmd(
             allow_unconverged=allow_unconverged,
             data_sha256=file_sha256(data),
             on_part=on_part,
+            parallel_parts=parallel_parts and (os.cpu_count() or 1) > 1,
         )
     write_posterior(idata, out, force=force)
     console.print(summary_table(idata))

@@ -33,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import arviz as az
@@ -43,6 +45,7 @@ import pymc as pm
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from simengine._child import quiet_child
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
@@ -305,6 +308,62 @@ def _stats(idata: az.InferenceData, prefix: str) -> xr.Dataset:
     return out.rename({k: f"{prefix}{k}" for k in keep}) if prefix else out
 
 
+_PartResult = tuple[xr.Dataset, xr.Dataset, GateResult]
+
+
+def _build_part(part: str, data: FunnelData, st: FitSettings) -> tuple[pm.Model, tuple[str, ...]]:
+    """Return one part's PyMC model and the variables it puts in the posterior file."""
+    if part == "conversion":
+        return conversion.build_model(data, st.priors), conversion.OUTPUT_VARS
+    if part == "arrivals":
+        return (
+            arrivals.build_model(data, st.priors, trend=st.arrival_trend),
+            arrivals.OUTPUT_VARS,
+        )
+    if part == "deal_size":
+        return (
+            deal_size.build_model(
+                data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
+            ),
+            deal_size.OUTPUT_VARS,
+        )
+    raise ValueError(f"unknown model part {part!r}")
+
+
+def _fit_part(
+    part: str, data: FunnelData, st: FitSettings, seeds: dict[str, int], progress: bool
+) -> _PartResult:
+    """Build, sample and gate one part; return its posterior, sample stats and gate."""
+    model, out_vars = _build_part(part, data, st)
+    target_accept, mass_matrix = st.for_part(part)
+    idata = sample_model(
+        model,
+        draws=st.draws,
+        tune=st.tune,
+        chains=st.chains,
+        target_accept=target_accept,
+        seed=seeds[part],
+        sampler=st.sampler,
+        mass_matrix=mass_matrix,
+        progress=progress,
+        label=part,
+    )
+    gate = check_convergence(idata, [*_free_names(model), *out_vars], part=part)
+    post = idata["posterior"][list(out_vars)].reset_coords(drop=True)
+    return post, _stats(idata, "" if part == "conversion" else f"{part}_"), gate
+
+
+def _fit_parts(
+    parts: tuple[str, ...],
+    data: FunnelData,
+    st: FitSettings,
+    seeds: dict[str, int],
+    progress: bool,
+) -> dict[str, _PartResult]:
+    """Fit ``parts`` one after the other (the second process of ``parallel_parts``)."""
+    return {part: _fit_part(part, data, st, seeds, progress) for part in parts}
+
+
 def fit_data(
     records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date, settings: FitSettings
 ) -> FunnelData:
@@ -349,6 +408,7 @@ def fit(
     progress: bool = False,
     data_sha256: str = "",
     on_part: Callable[[str], None] | None = None,
+    parallel_parts: bool = False,
 ) -> az.InferenceData:
     """Fit the funnel models to records known at ``as_of``.
 
@@ -372,6 +432,14 @@ def fit(
         Hash of the data file (provenance).
     on_part : callable, optional
         Called with each part's name before it is sampled (CLI status).
+    parallel_parts : bool
+        Fit the arrival and deal-size parts in a second (spawned) process
+        while this one fits the conversion part. The result is bitwise the
+        same as the serial fit (each part has its own seed); it saves most of
+        the smaller parts' compile time on a machine with a core to spare,
+        but their compiled models are not kept in this process's cache (see
+        :func:`compiled_cache_info`), so a loop of refits (a backtest)
+        should fit serially.
 
     Returns
     -------
@@ -387,42 +455,27 @@ def fit(
     st = settings or settings_from_spec(spec)
     data = fit_data(records, spec, as_of, st)
     seeds = part_seeds(seed)
-    models = {
-        "conversion": (conversion.build_model(data, st.priors), conversion.OUTPUT_VARS),
-        "arrivals": (
-            arrivals.build_model(data, st.priors, trend=st.arrival_trend),
-            arrivals.OUTPUT_VARS,
-        ),
-        "deal_size": (
-            deal_size.build_model(
-                data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
-            ),
-            deal_size.OUTPUT_VARS,
-        ),
-    }
-    posts: list[xr.Dataset] = []
-    stats: list[xr.Dataset] = []
-    gates: list[GateResult] = []
-    for part in PARTS:
-        model, out_vars = models[part]
-        if on_part is not None:
-            on_part(part)
-        target_accept, mass_matrix = st.for_part(part)
-        idata = sample_model(
-            model,
-            draws=st.draws,
-            tune=st.tune,
-            chains=st.chains,
-            target_accept=target_accept,
-            seed=seeds[part],
-            sampler=st.sampler,
-            mass_matrix=mass_matrix,
-            progress=progress,
-            label=part,
-        )
-        gates.append(check_convergence(idata, [*_free_names(model), *out_vars], part=part))
-        posts.append(idata["posterior"][list(out_vars)].reset_coords(drop=True))
-        stats.append(_stats(idata, "" if part == "conversion" else f"{part}_"))
+    done: dict[str, _PartResult] = {}
+    if parallel_parts:
+        others = tuple(p for p in PARTS if p != "conversion")
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=quiet_child) as pool:
+            future = pool.submit(_fit_parts, others, data, st, seeds, progress)
+            if on_part is not None:
+                on_part("conversion")
+            done["conversion"] = _fit_part("conversion", data, st, seeds, progress)
+            for part in others:
+                if on_part is not None:
+                    on_part(part)
+            done.update(future.result())
+    else:
+        for part in PARTS:
+            if on_part is not None:
+                on_part(part)
+            done[part] = _fit_part(part, data, st, seeds, progress)
+    posts = [done[p][0] for p in PARTS]
+    stats = [done[p][1] for p in PARTS]
+    gates = [done[p][2] for p in PARTS]
     converged = all(g.ok for g in gates)
     if not converged and not allow_unconverged:
         raise_if_failed(gates)
