@@ -30,7 +30,7 @@ def test_warm_process_writes_the_kernels_to_an_empty_cache(tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    index = [p for p in tmp_path.rglob("*.nbi")]
-    data = [p for p in tmp_path.rglob("*.nbc")]
+    index = list(tmp_path.rglob("*.nbi"))
+    data = list(tmp_path.rglob("*.nbc"))
     assert any("_kernels" in p.name for p in index), sorted(p.name for p in index)[:10]
     assert len(data) >= len(index) > 0
