@@ -1,9 +1,14 @@
 """Wall time and peak memory of fitting the demo data (and the shared CRM export).
 
-"Cold" is a fresh interpreter's first fit (PyTensor/Numba compilation of the
-three models included); "warm" is a second fit of the same data in the same
-process. Peak memory is the process's peak resident set (``ru_maxrss``)
-after the fit, and the Python-heap peak of the fit itself (``tracemalloc``).
+"Cold" is a fresh interpreter's first fit (PyTensor/Numba compilation of
+the three models included; PyTensor's on-disk cache of compiled operations
+is used as it is, so for a machine's very first fit point
+``PYTENSOR_FLAGS=base_compiledir=`` at an empty directory); "warm" is a
+second fit of the same data in the same process. Peak memory is the
+process's peak resident set (``ru_maxrss``) after the fit; a third run
+("traced", same process) reports the Python-heap peak of a fit
+(``tracemalloc``). Its wall time is not a speed figure: tracing every
+allocation slowed the warm demo fit from 36 s to 105 s.
 
 "Warm" reuses the cold fit's compiled models (the process cache of
 :mod:`simengine.fitting._compiled`): it is the sampling time plus the model
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(REPO / "models" / "crm-opportunities.toml")
         jobs.append(("crm", load_records(CRM, spec), spec, dt.date(2017, 7, 1)))
     for name, records, spec, as_of in jobs:
-        for run in ("cold", "warm"):
+        for run in ("cold", "warm", "traced"):
             idata, wall, heap, rss = timed_fit(
                 records,
                 spec,
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 draws=a.draws,
                 tune=a.tune,
                 chains=a.chains,
-                trace_heap=run == "warm",
+                trace_heap=run == "traced",
             )
             post = idata["posterior"]
             print(
