@@ -167,13 +167,19 @@ def run_demo(
     # The engine's kernels compile (first run on a machine) or load from Numba's
     # cache in a second process while the fit runs; simulate then loads them.
     warm = _warm_engine() if spare_core else None
-    with _step(con, timings, "fit", f"Bayesian fit, {settings.chains} chains × {settings.draws} "
-               "draws (simengine fit)"):
-        idata = fit(records, spec, plan.as_of, seed, settings=settings,
-                    allow_unconverged=allow_unconverged,
-                    data_sha256=file_sha256(data / "records.csv"),
-                    parallel_parts=spare_core)
-        write_posterior(idata, posterior)
+    try:
+        with _step(con, timings, "fit", f"Bayesian fit, {settings.chains} chains × "
+                   f"{settings.draws} draws (simengine fit)"):
+            idata = fit(records, spec, plan.as_of, seed, settings=settings,
+                        allow_unconverged=allow_unconverged,
+                        data_sha256=file_sha256(data / "records.csv"),
+                        parallel_parts=spare_core)
+            write_posterior(idata, posterior)
+    except BaseException:
+        if warm is not None:  # the demo stops here: no simulation to warm up for
+            warm.kill()
+            warm.wait()
+        raise
     if warm is not None:
         warm.wait()
     if idata["posterior"].attrs.get("simengine_converged") == "false":
