@@ -9,7 +9,10 @@ conversion among 99 thinned posterior draws. If the sampler computes the
 posterior of the model that generated the data, each rank is uniform on
 0..99. The same check with a deliberately misspecified fitting prior must
 fail: counting the open units as lost (the naive won/entered ratio) is
-that error; it is what makes the check able to fail.
+that error; it is what makes the check able to fail. A misspecified prior
+proper (rates near 88% where the truths come from logit 0 +- 1.5) is caught
+on thin data (20 units a cell), where the prior matters, and the default
+prior passes the same thin-data check.
 
 Run with ``.venv/bin/pytest tests/fitting/test_sbc.py -m slow -q -s`` (130
 fits: one nutpie compilation per fitting prior, every other replication
@@ -104,7 +107,9 @@ def _empty_data() -> FunnelData:
     )
 
 
-def simulate(truth: dict[str, np.ndarray], rng: np.random.Generator) -> FunnelData:
+def simulate(
+    truth: dict[str, np.ndarray], rng: np.random.Generator, n_units: int = N_UNITS
+) -> FunnelData:
     """Sufficient statistics of one censored funnel drawn from ``truth``.
 
     Follows the model's generative story exactly: at each step a unit converts
@@ -122,7 +127,7 @@ def simulate(truth: dict[str, np.ndarray], rng: np.random.Generator) -> FunnelDa
     o_step: list[int] = []
     o_age: list[np.ndarray] = []
     for c in range(n_cells):
-        t = rng.uniform(-HISTORY_DAYS, 0.0, N_UNITS)  # entry into the first stage
+        t = rng.uniform(-HISTORY_DAYS, 0.0, n_units)  # entry into the first stage
         for s in range(n_steps):
             takes = rng.uniform(size=t.size) < truth["conversion"][c, s]
             log_d = rng.normal(truth["delay_mu"][c, s], truth["delay_sigma"][c, s], t.size)
@@ -199,10 +204,12 @@ def sbc_ranks(
     seed: int,
     n_reps: int = 100,
     transform: Callable[[FunnelData], FunnelData] | None = None,
+    n_units: int = N_UNITS,
 ) -> tuple[np.ndarray, CacheInfo]:
     """Ranks (rep, cell, step) of the true conversions, truths from the default prior.
 
-    ``transform`` (optional) alters each simulated data set before the fit.
+    ``transform`` (optional) alters each simulated data set before the fit;
+    ``n_units`` units enter the first stage of each cell.
 
     Every replication is fitted through :func:`~simengine.fitting.fit.sample_model`,
     whose process cache compiles the model once and refits each replication's
@@ -211,7 +218,7 @@ def sbc_ranks(
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     truths = prior_draws(n_reps, seed)
-    datasets = [simulate(tr, rng) for tr in truths]
+    datasets = [simulate(tr, rng, n_units) for tr in truths]
     if transform is not None:
         datasets = [transform(d) for d in datasets]
     ranks = np.zeros((n_reps, len(CELLS), len(STAGES) - 1), np.int64)
@@ -280,11 +287,11 @@ def test_sbc_ranks_are_uniform_and_the_censoring_error_is_caught(non_centred):
         # one compilation, every other replication through with_data
         assert (info.misses, info.hits) == (1, N_REPS - 1), info
         # the power check: the same fits with open units counted as lost (the
-        # naive won/entered ratio) must fail. A misspecified *prior* was not
-        # caught: with 300 units per cell the data outweigh it (logit 1 +- 0.25
-        # over 100 replications: chi-square 13.2, 9.4, 15.8, 5.6; logit 3 +- 0.1
-        # over 30: 6.0, 17.3, 20.0, 12.0, since the cell levels escape a global
-        # prior). The naive ratio biases every rate down, so the true rate ranks
+        # naive won/entered ratio) must fail. (A misspecified *prior* is not
+        # caught at 300 units per cell, where the data outweigh it: logit 1 +-
+        # 0.25 over 100 replications gave chi-square 13.2, 9.4, 15.8, 5.6; see
+        # the thin-data test below, where it is.) The naive ratio biases every
+        # rate down, so the true rate ranks
         # at the top: 30 ranks in the top bins give chi-square values far above
         # the critical 25.5 (seed 12: 124.7, 67.3, 111.3, 43.3).
         bad_ranks, _ = sbc_ranks(DEFAULT_PRIORS, seed=12, n_reps=N_WRONG, transform=open_as_lost)
@@ -294,3 +301,40 @@ def test_sbc_ranks_are_uniform_and_the_censoring_error_is_caught(non_centred):
     )
     assert np.all(good < CHI2_CRIT), (good, CHI2_CRIT)
     assert np.any(bad > CHI2_CRIT), (bad, CHI2_CRIT)
+
+
+THIN_UNITS = 20
+"""Units entering each cell in the thin-data SBC design, where the prior matters."""
+
+WRONG_PRIORS = replace(
+    DEFAULT_PRIORS, conversion_logit_loc=2.0, conversion_logit_sd=0.3, conversion_cell_sd=0.1
+)
+"""A deliberately misspecified fitting prior: rates near 88% (logit 2 +- 0.3), cells tight.
+
+The truths come from the default prior (logit 0 +- 1.5, cells +- 0.5), so
+most true rates lie far below what this prior allows.
+"""
+
+
+@pytest.mark.slow
+def test_sbc_catches_a_misspecified_prior_on_thin_data(non_centred):
+    """With 20 units a cell the prior shapes the posterior: the right one passes, a wrong one fails.
+
+    Same ranks and chi-square check as above. The default prior (100
+    replications) must give uniform ranks here too; the misspecified prior
+    :data:`WRONG_PRIORS` (30 replications, truths still from the default
+    prior) pulls every posterior towards 88%, so the true rates rank at the
+    bottom (seed 22: chi-square 136.7, 166.0, 166.0, 151.3 against 25.5;
+    the default prior at seed 21: 8.4, 10.4, 7.8, 14.0).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        good_ranks, _ = sbc_ranks(DEFAULT_PRIORS, seed=21, n_reps=N_REPS, n_units=THIN_UNITS)
+        bad_ranks, _ = sbc_ranks(WRONG_PRIORS, seed=22, n_reps=N_WRONG, n_units=THIN_UNITS)
+    good, bad = chi2_uniform(good_ranks), chi2_uniform(bad_ranks)
+    print(
+        f"thin SBC chi-square (crit {CHI2_CRIT:.1f}): default prior {good.round(1)}, "
+        f"misspecified prior {bad.round(1)}"
+    )
+    assert np.all(good < CHI2_CRIT), (good, CHI2_CRIT)
+    assert np.all(bad > CHI2_CRIT), (bad, CHI2_CRIT)
