@@ -140,23 +140,16 @@ def _blas_threads(a: argparse.Namespace) -> int:
     import nutpie
     from threadpoolctl import threadpool_info
 
-    from simengine.fitting import arrivals, conversion, deal_size
-    from simengine.fitting.fit import part_seeds
+    from simengine.fitting.fit import PARTS, _build_part, part_seeds
 
     records, spec, as_of = _demo()
     st = settings_from_spec(spec, draws=a.draws, tune=a.tune, chains=a.chains)
     data = fit_data(records, spec, as_of, st)
     pools = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     print(f"BLAS pools loaded: {pools} threads", flush=True)
-    models = {
-        "conversion": conversion.build_model(data, st.priors),
-        "arrivals": arrivals.build_model(data, st.priors, trend=st.arrival_trend),
-        "deal_size": deal_size.build_model(
-            data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
-        ),
-    }
     seeds = part_seeds(1)
-    for part, model in models.items():
+    for part in PARTS:
+        model, _ = _build_part(part, data, st)  # the model fit() samples for this part
         compiled = nutpie.compile_pymc_model(model)
         target_accept, mass_matrix = st.for_part(part)
         draws = {}

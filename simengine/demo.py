@@ -37,6 +37,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.errors import ConvergenceError, InputError
 
 __all__ = ["DemoResult", "main", "run_demo"]
@@ -258,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-unconverged", action="store_true",
                     help="go on with a posterior flagged unconverged instead of stopping")
     args = ap.parse_args(argv)
-    # Not actionable in a demo run: nutpie samples compiled (numba) code.
-    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS",
-                            category=UserWarning)
+    ignore_pytensor_blas_notice()
     con = Console()
     err = Console(stderr=True)
     kwargs: dict[str, Any] = {"paths": args.paths, "seed": args.seed, "draws": args.draws,

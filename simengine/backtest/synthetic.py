@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     [--draws --tune --chains --paths --history-weeks]``.
     """
     import argparse
-    import warnings
 
+    from simengine._quiet import ignore_pytensor_blas_notice
     from simengine.backtest.run import simengine_forecaster
     from simengine.spec import load_spec
 
@@ -269,9 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--history-weeks", type=int, default=52)
     args = ap.parse_args(argv)
-    warnings.filterwarnings(
-        "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
-    )
+    ignore_pytensor_blas_notice()
     if "-" in args.seeds:
         a, b = (int(x) for x in args.seeds.split("-"))
         seeds = list(range(a, b + 1))

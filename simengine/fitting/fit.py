@@ -45,7 +45,7 @@ import pymc as pm
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from simengine._child import quiet_child
+from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
@@ -459,7 +459,8 @@ def fit(
     if parallel_parts:
         others = tuple(p for p in PARTS if p != "conversion")
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=ctx, initializer=quiet_child) as pool:
+        quiet = ignore_pytensor_blas_notice
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=quiet) as pool:
             future = pool.submit(_fit_parts, others, data, st, seeds, progress)
             if on_part is not None:
                 on_part("conversion")
