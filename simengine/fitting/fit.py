@@ -23,9 +23,9 @@ The compiled log densities call OpenBLAS (SciPy's, through Numba) for their
 small matrix products. An OpenBLAS call wakes the library's own thread pool,
 whose threads then busy-wait for the next call, so on a machine with as many
 cores as chains the sampler's threads competed with spinning BLAS threads:
-on 2 cores, 2 chains of the demo's conversion model took 21.1 s with
-OpenBLAS's default pool and 5.1 s with one BLAS thread, the same draws
-(``benchmarks/bench_fit.py --blas-threads``).
+on 2 cores, 4 x 1000 draws of the demo's conversion model took 96.5 s to
+sample with OpenBLAS's default pool and 28.9 s with one BLAS thread, the
+same draws (``benchmarks/bench_fit.py --blas-threads``).
 """
 
 from __future__ import annotations
