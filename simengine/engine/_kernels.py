@@ -681,7 +681,7 @@ def block_kernel(  # pragma: no cover
             att = scal[g, 1]
             if att >= 1.0:
                 hit[g] += 1
-            if abs(att - 1.0) <= 0.05:
+            if att >= 0.95:
                 within[g] += 1
             if ttt[g] >= 0:
                 ttt_hist[g, ttt[g]] += 1

@@ -101,7 +101,7 @@ class BlockSummary:
     welford : ndarray of float64, (g, k, 3)
         Count, mean and sum of squared deviations.
     hit, within : ndarray of int64, (g,)
-        Paths with attainment >= 1; with |attainment - 1| <= 0.05.
+        Paths with attainment >= 1; with attainment >= 0.95.
     ttt_hist : ndarray of int64, (g, i + 1)
         Paths reaching the target on day ``i`` from the start; last = never.
     cum_hist : ndarray of int64, (g, i, NBINS)

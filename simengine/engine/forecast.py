@@ -8,8 +8,9 @@ Contract (ARCHITECTURE.md, "forecast.nc and summary.csv"):
   pipeline value at the start of the period / the period's target),
   ``won_deals``, ``entered_<stage>`` for every stage (units entering it on a
   day of the period); stats ``mean, sd, p05 .. p95``, plus ``prob_hit``,
-  ``prob_hit_se``, ``prob_within_5pct``, ``prob_within_5pct_se`` on
-  attainment and ``prob_reached`` on time to target.
+  ``prob_hit_se`` (P(attainment >= 1)), ``prob_within_5pct``,
+  ``prob_within_5pct_se`` (P(attainment >= 0.95)) on attainment and
+  ``prob_reached`` on time to target.
 * Quantiles are inverted-CDF quantiles from log-histogram sketches, within
   ``sketch_rel_error`` (0.4975 %) of the exact ones (counts: exact below
   100). Time to target is an exact integer-day histogram: day ``k`` means the

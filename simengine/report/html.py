@@ -66,7 +66,8 @@ class Headline:
     prob_hit, prob_hit_se : float
         P(revenue in the period >= target) and its Monte Carlo standard error.
     prob_within_5pct, prob_within_5pct_se : float
-        P(|attainment - 1| <= 5%) and its Monte Carlo standard error.
+        P(attainment >= 95%) (within 5% of the target or above it) and its
+        Monte Carlo standard error.
     revenue_p10, revenue_p50, revenue_p90 : float
         Revenue quantiles in the period.
     ttt_p10, ttt_p50, ttt_p90 : float
