@@ -151,28 +151,29 @@ def _counting_source(kernel_src: str) -> tuple[tuple[str, str], ...]:
     for i, v in enumerate(VARIATES):
         args = list(inspect.signature(getattr(_rng, v).py_func).parameters)[1:]
         a = ", ".join(args)
-        body = [f"    st[{4 + i}] += np.uint64(1)"]
+        body = [f"    st[row, {4 + i}] += np.uint64(1)"]
         if v == "binomial":
             body += [
-                f"    st[{4 + _EXTRA + _X_BIN_N}] += np.uint64(max({args[0]}, 0))",
-                f"    st[{4 + _EXTRA + _X_BIN_P}] += np.uint64(min(max({args[1]}, 0.0), 1.0)"
+                f"    st[row, {4 + _EXTRA + _X_BIN_N}] += np.uint64(max({args[0]}, 0))",
+                f"    st[row, {4 + _EXTRA + _X_BIN_P}] += np.uint64(min(max({args[1]}, 0.0), 1.0)"
                 f" * {_FIXED}.0)",
             ]
             for j, (lo, hi) in enumerate(_BIN_CLASSES):
                 body.append(
                     f"    if {lo} <= {args[0]} <= {hi}:\n"
-                    f"        st[{4 + _EXTRA + _X_BIN_CLS + j}] += np.uint64(1)"
+                    f"        st[row, {4 + _EXTRA + _X_BIN_CLS + j}] += np.uint64(1)"
                 )
         if v == "poisson":
             body += [
-                f"    st[{4 + _EXTRA + _X_POI_LAM}] += np.uint64(min(max({args[0]}, 0.0), 1e6)"
+                f"    st[row, {4 + _EXTRA + _X_POI_LAM}] += np.uint64(min(max({args[0]}, 0.0), 1e6)"
                 f" * {_FIXED}.0)",
-                f"    if {args[0]} >= 10.0:\n        st[{4 + _EXTRA + _X_POI_BIG}] += np.uint64(1)",
+                f"    if {args[0]} >= 10.0:\n"
+                f"        st[row, {4 + _EXTRA + _X_POI_BIG}] += np.uint64(1)",
             ]
         if v == "gamma":
             body.append(
-                f"    st[{4 + _EXTRA + _X_GAM_SHAPE}] += np.uint64(min(max({args[0]}, 0.0), 1e6)"
-                f" * {_FIXED}.0)"
+                f"    st[row, {4 + _EXTRA + _X_GAM_SHAPE}] += "
+                f"np.uint64(min(max({args[0]}, 0.0), 1e6) * {_FIXED}.0)"
             )
         wrappers.append(
             f"@jit\ndef _count_{v}(st, {a}):\n"
@@ -224,7 +225,7 @@ def draws_per_path(n_paths: int = 2000) -> dict[str, Any]:
     src = Path(kern.__file__).read_text()
     with tempfile.TemporaryDirectory() as tmp:
         mod = kernel_copy(tmp, "k_counting", _counting_source(src))
-        scratch = mod._scratch(model, n_streams)
+        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES)
         root = _rng.root_seed(1)
         for path in range(n_paths):
             mod._path(root, np.int64(path), model, scratch)
@@ -320,7 +321,8 @@ def in_situ_lognormal_share(n_paths: int = 2000) -> dict[str, float]:
     cheap = (
         (
             "lognormal = _rng.lognormal\n",
-            "@jit\ndef lognormal(st, mu, sg):\n    return math.exp(mu) * (0.5 + uniform(st))\n",
+            "@jit\ndef lognormal(st, mu, sg, row):\n"
+            "    return math.exp(mu) * (0.5 + uniform(st, row))\n",
         ),
     )
     params, plan = standard_workload()

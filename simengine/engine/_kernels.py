@@ -77,7 +77,10 @@ from simengine.engine import _rng
 from simengine.engine._jit import jit
 from simengine.engine._sketch import bin_index
 
-__all__ = ["block_kernel", "paths_kernel"]
+__all__ = ["TAIL_CACHE_MAX_ENTRIES", "block_kernel", "paths_kernel"]
+
+TAIL_CACHE_MAX_ENTRIES = 1 << 23
+"""Largest (draw, run of open units) table a thread caches tail masses in (128 MiB)."""
 
 seed_stream = _rng.seed_stream
 uniform = _rng.uniform
@@ -90,23 +93,33 @@ lognormal_truncated_tail = _rng.lognormal_truncated_tail
 
 
 @jit
+def _alpha(a, mu, sigma):  # pragma: no cover
+    """``alpha = (log a - mu) / sigma`` of :func:`_tail` (``-inf`` at ``a <= 0``; 0 at sigma 0)."""
+    if a <= 0.0:
+        return -math.inf
+    if sigma == 0.0:
+        return 0.0
+    return (math.log(a) - mu) / sigma
+
+
+@jit
 def _tail(a, mu, sigma):  # pragma: no cover
-    """``(alpha, P(X > a))`` of a lognormal ``X``, ``alpha = (log a - mu) / sigma``.
+    """``(alpha, P(X > a))`` of a lognormal ``X``, ``alpha`` from :func:`_alpha`.
 
     ``P(X > a)`` is 1 at ``a <= 0`` and a step at ``exp(mu)`` when sigma is 0
     (``alpha`` is then unused); else ``ndtr(-alpha)`` (no ``1 - CDF``
     cancellation), the tail mass :func:`_above` reuses.
     """
+    alpha = _alpha(a, mu, sigma)
     if a <= 0.0:
-        return -math.inf, 1.0
+        return alpha, 1.0
     if sigma == 0.0:
-        return 0.0, (0.0 if a >= math.exp(mu) else 1.0)
-    alpha = (math.log(a) - mu) / sigma
+        return alpha, (0.0 if a >= math.exp(mu) else 1.0)
     return alpha, ndtr(-alpha)
 
 
 @jit
-def _above(state, mu, sigma, a, alpha, tail):  # pragma: no cover
+def _above(states, row, mu, sigma, a, alpha, tail):  # pragma: no cover
     """LogNormal(mu, sigma) given ``X > a``, from :func:`_tail`'s ``(alpha, tail)``.
 
     Bitwise :func:`~simengine.engine._rng.lognormal_truncated_below` without
@@ -115,10 +128,10 @@ def _above(state, mu, sigma, a, alpha, tail):  # pragma: no cover
     if sigma == 0.0:
         return max(math.exp(mu), a)
     if a <= 0.0:
-        return lognormal(state, mu, sigma)
+        return lognormal(states, mu, sigma, row)
     if math.isinf(alpha):
         return a
-    return lognormal_truncated_tail(state, mu, sigma, a, alpha, tail)
+    return lognormal_truncated_tail(states, mu, sigma, a, alpha, tail, row)
 
 
 @jit
@@ -177,12 +190,11 @@ def _arrivals(  # pragma: no cover
     time to leave.
     """
     S = conv.shape[2]
-    sa = states[base]
     for w in range(n_weeks):
         mw = m * math.exp(tr * w) if tr != 0.0 else m
         if alpha > 0.0:
-            mw *= gamma(sa, 1.0 / alpha) * alpha
-        nw = poisson(sa, mw) if mw > 0.0 else 0
+            mw *= gamma(states, 1.0 / alpha, base) * alpha
+        nw = poisson(states, mw, base) if mw > 0.0 else 0
         if nw == 0:
             continue
         d0 = 7 * w
@@ -195,42 +207,42 @@ def _arrivals(  # pragma: no cover
             elif p >= 1.0:
                 counts[s + 1] = k
             else:
-                counts[s + 1] = binomial(states[base + 1 + s], k, p)
-        s_day = states[base + 1 + e]
+                counts[s + 1] = binomial(states, k, p, base + 1 + s)
+        r_day = base + 1 + e
         lo = max(start_off, d0)
         hi = min(end_off, d0 + 6, sim_days - 1)
         n_in = hi - lo + 1
         n_conv = counts[e + 1]
         mu_a = amu[d, c]
         sg_a = asig[d, c]
-        s_amt = states[base + 1 + 3 * S]
+        r_amt = base + 1 + 3 * S
         if e < pipe:
             n_stop = nw - n_conv
             if n_stop > 0 and n_in > 0:
                 if n_in >= 7:
                     ent[g, e] += n_stop
                 else:
-                    ent[g, e] += binomial(s_day, n_stop, n_in / 7.0)
+                    ent[g, e] += binomial(states, n_stop, n_in / 7.0, r_day)
         else:
-            s_leave = states[base + 1 + 2 * S + e]
+            r_leave = base + 1 + 2 * S + e
             for _ in range(n_conv, nw):
-                day = d0 + min(int(7.0 * uniform(s_day)), 6)
+                day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
                 if day >= sim_days:
                     continue
                 if start_off <= day <= end_off:
                     ent[g, e] += 1
-                amt = lognormal(s_amt, mu_a, sg_a)
+                amt = lognormal(states, mu_a, sg_a, r_amt)
                 if day > cov_last:
                     continue
                 _pipe(pdv, pdc, g, day, amt, 1.0)
-                t_out = day + lognormal(s_leave, lmu[d, c, e], lsig[d, c, e])
+                t_out = day + lognormal(states, lmu[d, c, e], lsig[d, c, e], r_leave)
                 if t_out < sim_days:
                     _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
         reached = S
         for j in range(n_conv):
             while counts[reached] <= j:
                 reached -= 1
-            day = d0 + min(int(7.0 * uniform(s_day)), 6)
+            day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
             if day >= sim_days:
                 continue
             if start_off <= day <= end_off:
@@ -239,13 +251,13 @@ def _arrivals(  # pragma: no cover
             amt = 0.0
             in_cov = False  # entered the pipeline by day cov_last
             if e >= pipe:
-                amt = lognormal(s_amt, mu_a, sg_a)
+                amt = lognormal(states, mu_a, sg_a, r_amt)
                 if day <= cov_last:
                     _pipe(pdv, pdc, g, day, amt, 1.0)
                     in_cov = True
             alive = True
             for s in range(e, reached):
-                t += lognormal(states[base + 1 + S + s], dmu[d, c, s], dsig[d, c, s])
+                t += lognormal(states, dmu[d, c, s], dsig[d, c, s], base + 1 + S + s)
                 if t >= sim_days:
                     alive = False
                     break
@@ -254,7 +266,7 @@ def _arrivals(  # pragma: no cover
                 if start_off <= dd <= end_off:
                     ent[g, st] += 1
                 if st == pipe:
-                    amt = lognormal(s_amt, mu_a, sg_a)
+                    amt = lognormal(states, mu_a, sg_a, r_amt)
                     if dd <= cov_last:
                         _pipe(pdv, pdc, g, dd, amt, 1.0)
                         in_cov = True
@@ -264,7 +276,7 @@ def _arrivals(  # pragma: no cover
                         _pipe(pdv, pdc, g, dd, amt, -1.0)
             if alive and in_cov and reached < S:
                 t_out = t + lognormal(
-                    states[base + 1 + 2 * S + reached], lmu[d, c, reached], lsig[d, c, reached]
+                    states, lmu[d, c, reached], lsig[d, c, reached], base + 1 + 2 * S + reached
                 )
                 if t_out < sim_days:
                     _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
@@ -298,6 +310,8 @@ def _open_units(  # pragma: no cover
     pdv,
     pdc,
     ent,
+    tails,
+    tails_done,
 ):
     """Play out the open units, run by run of equal (cell, stage, age).
 
@@ -311,8 +325,25 @@ def _open_units(  # pragma: no cover
     trace), so only converters and pipeline units draw their next time. As
     in :func:`_arrivals`, a unit entering the pipeline after ``cov_last`` draws no
     time to leave.
+
+    The tail masses of the delay and loss laws at each run's age depend only
+    on the parameter draw ``d``: with a cache (``tails`` of shape (draws,
+    runs, 2), :func:`_scratch`), they are computed the first time a draw is
+    met (``tails_done[d]``) and read back for every later path of that draw
+    (bitwise the same values; a block of 50,000 paths meets each of 4,000
+    draws 12 or 13 times).
     """
     S = conv.shape[2]
+    cached = tails.shape[0] > 0
+    if cached and tails_done[d] == 0:
+        for k in range(ogroup.shape[0] - 1):
+            lo = ogroup[k]
+            c = ocell[lo]
+            s0 = ostage[lo]
+            tails[d, k, 0] = _tail(oage[lo], dmu[d, c, s0], dsig[d, c, s0])[1]
+            if has_loss:
+                tails[d, k, 1] = _tail(oage[lo], lmu[d, c, s0], lsig[d, c, s0])[1]
+        tails_done[d] = 1
     for k in range(ogroup.shape[0] - 1):
         lo = ogroup[k]
         hi = ogroup[k + 1]
@@ -320,16 +351,22 @@ def _open_units(  # pragma: no cover
         g = cseg[c]
         s0 = ostage[lo]
         a = oage[lo]
-        so = states[obase + c]
+        ro = obase + c
         p = conv[d, c, s0]
         mu = dmu[d, c, s0]
         sg = dsig[d, c, s0]
-        alpha, sf = _tail(a, mu, sg)
+        if cached:
+            alpha, sf = _alpha(a, mu, sg), tails[d, k, 0]
+        else:
+            alpha, sf = _tail(a, mu, sg)
         lm = lmu[d, c, s0]
         ls = lsig[d, c, s0]
         if has_loss:
             # competing risks: converts after F (prob p) or is lost after G (1 - p)
-            alpha_l, sl = _tail(a, lm, ls)
+            if cached:
+                alpha_l, sl = _alpha(a, lm, ls), tails[d, k, 1]
+            else:
+                alpha_l, sl = _tail(a, lm, ls)
             den = p * sf + (1.0 - p) * sl
             pc = p * sf / den if den > 0.0 else p
         else:
@@ -341,20 +378,20 @@ def _open_units(  # pragma: no cover
             amt = oamt[u]
             if s0 >= pipe:
                 if np.isnan(amt):
-                    amt = lognormal(so, amu[d, c], asig[d, c])
+                    amt = lognormal(states, amu[d, c], asig[d, c], ro)
                 _pipe(pdv, pdc, g, -1, amt, 1.0)
-            converts = uniform(so) < pc
+            converts = uniform(states, ro) < pc
             if not converts:
                 if s0 >= pipe:
                     if has_loss:
-                        x = _above(so, lm, ls, a, alpha_l, sl)
+                        x = _above(states, ro, lm, ls, a, alpha_l, sl)
                     else:
-                        x = _above(so, mu, sg, a, alpha, sf)
+                        x = _above(states, ro, mu, sg, a, alpha, sf)
                     t = max(x - a, 0.0)
                     if t < sim_days:
                         _pipe(pdv, pdc, g, int(t), amt, -1.0)
                 continue
-            t = max(_above(so, mu, sg, a, alpha, sf) - a, 0.0)
+            t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
             in_cov = s0 >= pipe
             while t < sim_days:
@@ -364,7 +401,7 @@ def _open_units(  # pragma: no cover
                     ent[g, st] += 1
                 if st == pipe:
                     if np.isnan(amt):
-                        amt = lognormal(so, amu[d, c], asig[d, c])
+                        amt = lognormal(states, amu[d, c], asig[d, c], ro)
                     if dd <= cov_last:
                         _pipe(pdv, pdc, g, dd, amt, 1.0)
                         in_cov = True
@@ -374,11 +411,11 @@ def _open_units(  # pragma: no cover
                         _pipe(pdv, pdc, g, dd, amt, -1.0)
                     break
                 s = st
-                if uniform(so) < conv[d, c, s]:
-                    t += lognormal(so, dmu[d, c, s], dsig[d, c, s])
+                if uniform(states, ro) < conv[d, c, s]:
+                    t += lognormal(states, dmu[d, c, s], dsig[d, c, s], ro)
                 else:
                     if in_cov:
-                        t_out = t + lognormal(so, lmu[d, c, s], lsig[d, c, s])
+                        t_out = t + lognormal(states, lmu[d, c, s], lsig[d, c, s], ro)
                         if t_out < sim_days:
                             _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
                     break
@@ -413,7 +450,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
         _targets,
         ogroup,
     ) = model
-    states, rev, pdv, pdc, ent, counts = scratch
+    states, rev, pdv, pdc, ent, counts, tails, tails_done = scratch
     d = path % conv.shape[0]
     C = conv.shape[1]
     S = conv.shape[2]
@@ -435,7 +472,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 continue
             base = (c * S + e) * per
             for k in range(per):
-                seed_stream(root, path, base + k, states[base + k])
+                seed_stream(root, path, base + k, states, base + k)
             m = rate[d, c, e]
             if m <= 0.0:
                 continue
@@ -472,7 +509,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
     n_groups = ogroup.shape[0] - 1
     if n_groups > 0:
         for c in range(C):
-            seed_stream(root, path, obase + c, states[obase + c])
+            seed_stream(root, path, obase + c, states, obase + c)
         _open_units(
             ogroup,
             ocell,
@@ -500,6 +537,8 @@ def _path(root, path, model, scratch):  # pragma: no cover
             pdv,
             pdc,
             ent,
+            tails,
+            tails_done,
         )
     for g in range(G):
         for i in range(rev.shape[1]):
@@ -573,11 +612,24 @@ def _metrics(  # pragma: no cover
 
 
 @jit
-def _scratch(model, n_streams):  # pragma: no cover
-    """Per-thread scratch arrays of :func:`_path` (reused from path to path)."""
-    conv, sim_days, targets = model[0], model[18], model[22]
+def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
+    """Per-thread scratch arrays of :func:`_path` (reused from path to path).
+
+    The last two are :func:`_open_units`' cache of tail masses per (draw,
+    run of open units), filled on first use; it is left empty (shape (0, 0,
+    2)) when it would hold more than ``tail_cache_max`` (draw, run) pairs
+    (the kernels pass ``TAIL_CACHE_MAX_ENTRIES``, 128 MiB), and the tails
+    are then computed path by path.
+    """
+    conv, sim_days, targets, ogroup = model[0], model[18], model[22], model[23]
     G1 = targets.shape[0]
     S1 = conv.shape[2] + 1
+    n_draws = conv.shape[0]
+    n_runs = ogroup.shape[0] - 1
+    if n_runs > 0 and n_draws * n_runs <= tail_cache_max:
+        tails = np.empty((n_draws, n_runs, 2))
+    else:
+        tails = np.empty((0, 0, 2))
     return (
         np.zeros((n_streams, 4), np.uint64),  # stream states
         np.zeros((G1, sim_days)),  # revenue by day
@@ -585,6 +637,8 @@ def _scratch(model, n_streams):  # pragma: no cover
         np.zeros((G1, sim_days + 1)),  # pipeline count diffs
         np.zeros((G1, S1), np.int64),  # entered in the period, per stage
         np.zeros(S1, np.int64),  # cohort counts per stage
+        tails,  # tail masses of the open units' runs, per draw
+        np.zeros(tails.shape[0], np.uint8),  # which draws' tails are filled
     )
 
 
@@ -623,7 +677,7 @@ def paths_kernel(  # pragma: no cover
     and ``open_group`` holds the start of each run of equal (cell, stage,
     age), then their count.
     """
-    scratch = _scratch(model, n_streams)
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
     for q in range(out_scal.shape[0]):
         _one_path(root, first + q, model, scratch, out_scal[q], out_ttt[q], out_cum[q], out_wcov[q])
 
@@ -662,7 +716,7 @@ def block_kernel(  # pragma: no cover
     K = 4 + conv.shape[2] + 1
     nd = sim_days - start_off
     W = week_days.shape[0]
-    scratch = _scratch(model, n_streams)
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
     scal = np.zeros((G1, K))
     ttt = np.zeros(G1, np.int64)
     cum = np.zeros((G1, nd))

@@ -937,3 +937,37 @@ def test_cached_caller_sees_changed_rng(tmp_path, hook):
         assert v2 == 0.5 * v1
     else:
         assert v2 == v1  # stale: numba alone does not track the callee's file
+
+
+@jit
+def _mixed_draws(s, row):  # pragma: no cover - compiled
+    """One draw of every variate from state ``s`` (one stream, or row ``row`` of a table)."""
+    out = np.empty(12)
+    out[0] = R.uniform(s, row)
+    out[1] = R.std_normal(s, row)
+    out[2] = R.normal(s, 1.0, 2.0, row)
+    out[3] = R.lognormal(s, 1.0, 0.5, row)
+    out[4] = R.std_exponential(s, row)
+    out[5] = R.gamma(s, 0.7, row)
+    out[6] = R.gamma(s, 3.0, row)
+    out[7] = R.lognormal_truncated_below(s, 0.0, 1.0, 2.0, row)
+    out[8] = R.std_normal_inversion(s, row)
+    out[9] = R.poisson(s, 25.0, row)
+    out[10] = R.binomial(s, 40, 0.35, row)
+    out[11] = R.neg_binomial_mean(s, 12.0, 0.3, row)
+    return out
+
+
+def test_a_state_table_row_draws_bitwise_what_one_state_draws() -> None:
+    """Kernels pass (table, row); tests and benchmarks pass one state: the same numbers."""
+    one = np.empty(4, np.uint64)
+    table = np.zeros((5, 4), np.uint64)
+    for path in range(50):
+        R.seed_stream(KEY, path, 7, one)
+        R.seed_stream(KEY, path, 7, table, 3)
+        assert np.array_equal(table[3], one)
+        a = np.concatenate([_mixed_draws(one, 0) for _ in range(20)])
+        b = np.concatenate([_mixed_draws(table, 3) for _ in range(20)])
+        assert np.array_equal(a, b)
+        assert np.array_equal(table[3], one)  # both advanced alike
+        assert not table[[0, 1, 2, 4]].any()  # no other row touched
