@@ -135,9 +135,15 @@ def _above(states, row, mu, sigma, a, alpha, tail):  # pragma: no cover
 
 
 @jit
-def _pipe(pdv, pdc, g, day, amt, sign):  # pragma: no cover
-    pdv[g, day + 1] += sign * amt
-    pdc[g, day + 1] += sign
+def _pipe(pdv, pdc, g, day, amt, sign, cov_last):  # pragma: no cover
+    """Add a pipeline entry (``sign`` 1) or exit (-1) on ``day`` (index ``day + 1``).
+
+    Changes after day ``cov_last`` are never read (:func:`_metrics` stops at
+    the last week end), so they are not written.
+    """
+    if day <= cov_last:
+        pdv[g, day + 1] += sign * amt
+        pdc[g, day + 1] += sign
 
 
 @jit
@@ -188,6 +194,13 @@ def _arrivals(  # pragma: no cover
     its amount (every pipeline unit does, in the same order, so a change of
     a later step's rate leaves the amounts of the others untouched) but no
     time to leave.
+
+    A week that starts after the period's end (``7 w > end_off``) can only
+    change revenue after the period (the fan and time to target): its units
+    enter no stage in the period and no reported pipeline. So only its
+    winners are played (units ``j < counts[S]``, who come first in every
+    stream); the others draw nothing. Which units draw depends only on the
+    binomial counts, never on the draws themselves, so the law is unchanged.
     """
     S = conv.shape[2]
     for w in range(n_weeks):
@@ -198,6 +211,7 @@ def _arrivals(  # pragma: no cover
         if nw == 0:
             continue
         d0 = 7 * w
+        post = d0 > end_off  # only this week's winners can matter (see above)
         counts[e] = nw
         for s in range(e, S):
             k = counts[s]
@@ -223,7 +237,7 @@ def _arrivals(  # pragma: no cover
                     ent[g, e] += n_stop
                 else:
                     ent[g, e] += binomial(states, n_stop, n_in / 7.0, r_day)
-        else:
+        elif not post:
             r_leave = base + 1 + 2 * S + e
             for _ in range(n_conv, nw):
                 day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
@@ -234,12 +248,12 @@ def _arrivals(  # pragma: no cover
                 amt = lognormal(states, mu_a, sg_a, r_amt)
                 if day > cov_last:
                     continue
-                _pipe(pdv, pdc, g, day, amt, 1.0)
+                _pipe(pdv, pdc, g, day, amt, 1.0, cov_last)
                 t_out = day + lognormal(states, lmu[d, c, e], lsig[d, c, e], r_leave)
                 if t_out < sim_days:
-                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
         reached = S
-        for j in range(n_conv):
+        for j in range(counts[S] if post else n_conv):
             while counts[reached] <= j:
                 reached -= 1
             day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
@@ -253,7 +267,7 @@ def _arrivals(  # pragma: no cover
             if e >= pipe:
                 amt = lognormal(states, mu_a, sg_a, r_amt)
                 if day <= cov_last:
-                    _pipe(pdv, pdc, g, day, amt, 1.0)
+                    _pipe(pdv, pdc, g, day, amt, 1.0, cov_last)
                     in_cov = True
             alive = True
             for s in range(e, reached):
@@ -268,18 +282,18 @@ def _arrivals(  # pragma: no cover
                 if st == pipe:
                     amt = lognormal(states, mu_a, sg_a, r_amt)
                     if dd <= cov_last:
-                        _pipe(pdv, pdc, g, dd, amt, 1.0)
+                        _pipe(pdv, pdc, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
                     rev[g, dd] += amt
                     if in_cov:
-                        _pipe(pdv, pdc, g, dd, amt, -1.0)
+                        _pipe(pdv, pdc, g, dd, amt, -1.0, cov_last)
             if alive and in_cov and reached < S:
                 t_out = t + lognormal(
                     states, lmu[d, c, reached], lsig[d, c, reached], base + 1 + 2 * S + reached
                 )
                 if t_out < sim_days:
-                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
 
 
 @jit
@@ -379,7 +393,7 @@ def _open_units(  # pragma: no cover
             if s0 >= pipe:
                 if np.isnan(amt):
                     amt = lognormal(states, amu[d, c], asig[d, c], ro)
-                _pipe(pdv, pdc, g, -1, amt, 1.0)
+                _pipe(pdv, pdc, g, -1, amt, 1.0, cov_last)
             converts = uniform(states, ro) < pc
             if not converts:
                 if s0 >= pipe:
@@ -389,7 +403,7 @@ def _open_units(  # pragma: no cover
                         x = _above(states, ro, mu, sg, a, alpha, sf)
                     t = max(x - a, 0.0)
                     if t < sim_days:
-                        _pipe(pdv, pdc, g, int(t), amt, -1.0)
+                        _pipe(pdv, pdc, g, int(t), amt, -1.0, cov_last)
                 continue
             t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
@@ -403,12 +417,12 @@ def _open_units(  # pragma: no cover
                     if np.isnan(amt):
                         amt = lognormal(states, amu[d, c], asig[d, c], ro)
                     if dd <= cov_last:
-                        _pipe(pdv, pdc, g, dd, amt, 1.0)
+                        _pipe(pdv, pdc, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
                     rev[g, dd] += amt
                     if in_cov:
-                        _pipe(pdv, pdc, g, dd, amt, -1.0)
+                        _pipe(pdv, pdc, g, dd, amt, -1.0, cov_last)
                     break
                 s = st
                 if uniform(states, ro) < conv[d, c, s]:
@@ -417,7 +431,7 @@ def _open_units(  # pragma: no cover
                     if in_cov:
                         t_out = t + lognormal(states, lmu[d, c, s], lsig[d, c, s], ro)
                         if t_out < sim_days:
-                            _pipe(pdv, pdc, g, int(t_out), amt, -1.0)
+                            _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
                     break
 
 

@@ -138,6 +138,47 @@ def test_engine_matches_reference(name: str, config) -> None:
     assert np.all(np.abs(pa - pb) <= 4 * np.sqrt(2 * p * (1 - p) / N) + 1e-12)
 
 
+@pytest.mark.parametrize("which", [1, 3])
+def test_engine_matches_reference_after_the_period(which: int) -> None:
+    """Revenue after the period's end (the fan and time to target) has the reference's law.
+
+    The engine plays only the winners of weeks that start after the period's
+    end; the reference plays every unit. KS at alpha 0.001 on the cumulative
+    revenue of the total at three days after the period's end (the last is
+    the horizon's) and on the day the target is reached, among the paths
+    that reach it.
+    """
+    params, plan = list(_configs())[which][1]
+    pr = prepare(params, plan)
+    a = run_paths(pr, 0, N, seed=33)
+    b = reference_paths(pr, N, seed=34)
+    after = pr.end_off - pr.start_off + 1  # first day index after the period
+    assert pr.n_dates - after >= 9, "the horizon must reach past the period"
+    days = (after, (after + pr.n_dates - 1) // 2, pr.n_dates - 1)
+    for i in days:
+        x, y = a.cum_revenue[:, -1, i], b.cum_revenue[:, -1, i]
+        assert stats.ks_2samp(x, y).pvalue > 1e-3, (which, i)
+    gain_a = a.cum_revenue[:, -1, -1] - a.cum_revenue[:, -1, after - 1]
+    gain_b = b.cum_revenue[:, -1, -1] - b.cum_revenue[:, -1, after - 1]
+    assert gain_a.mean() > 0
+    assert stats.ks_2samp(gain_a, gain_b).pvalue > 1e-3, which
+    ta, tb = a.time_to_target[:, -1], b.time_to_target[:, -1]
+    assert stats.ks_2samp(ta[np.isfinite(ta)], tb[np.isfinite(tb)]).pvalue > 1e-3, which
+
+
+def test_after_period_comparison_has_power() -> None:
+    """Post-period arrivals 15% lower in the engine: the same KS checks on the gain fail."""
+    params, plan = list(_configs())[1][1]
+    pr = prepare(params, plan)
+    scaled = params.with_arrays(arrival_rate=params.arrival_rate * 0.85)
+    a = run_paths(prepare(scaled, plan), 0, N, seed=33)
+    b = reference_paths(pr, N, seed=34)
+    after = pr.end_off - pr.start_off + 1
+    gain_a = a.cum_revenue[:, -1, -1] - a.cum_revenue[:, -1, after - 1]
+    gain_b = b.cum_revenue[:, -1, -1] - b.cum_revenue[:, -1, after - 1]
+    assert stats.ks_2samp(gain_a, gain_b).pvalue < 1e-3
+
+
 def test_planned_new_units_set_the_period_total() -> None:
     """new_units: the segment's expected arrivals in the period equal the plan's number."""
     params = make_params(rate=(20.0, 0.0, 0.5), conversion_sd=0.05, draws=7)
