@@ -9,7 +9,9 @@ measures CPU time of the calling thread (``time.thread_time``), so other
 processes on a shared machine inflate it much less than wall time.
 
 Besides the public variates it times the alternatives the engine chooses
-between: the normal by inversion (``std_normal_inversion``, the previous
+between: a lognormal from a table of stream states passed with its row (as
+the kernels draw) against one through an array view of the row built per
+call; the normal by inversion (``std_normal_inversion``, the previous
 ``std_normal``) against the ziggurat, a lognormal by inversion, and a
 binomial as a sum of ``n`` Bernoulli uniforms (what the kernels did for
 ``n <= 64``) against :func:`binomial`.
@@ -86,6 +88,8 @@ CASES = [
     ("lognormal_truncated_below(0,1,a=e^1.5)", 10, 0.0, 1.0, 0),
     ("lognormal_truncated_tail(0,1,a=e^1.5)", 15, 0.0, 1.0, 0),
     ("seed_stream+uniform", 11, 0.0, 0.0, 0),
+    ("lognormal(0,1), table row view per draw", 16, 0.0, 1.0, 0),
+    ("lognormal(0,1), table by row (kernels)", 17, 0.0, 1.0, 0),
 ]
 NUMPY_KINDS = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13}  # kinds with a Generator equivalent
 NUMPY_EQUIV = {12: 2, 14: 8}  # alternatives timed against the same NumPy variate
@@ -103,6 +107,9 @@ def _make_ours(kind: int) -> Any:
     def run(key, n_draws, a0, b0, n0, lt):  # pragma: no cover - compiled
         s = np.empty(4, np.uint64)
         R.seed_stream(key, 0, 0, s)
+        tab = np.empty((3, 4), np.uint64)  # kinds 16 and 17: a table of three streams
+        for r in range(3):
+            R.seed_stream(key, 0, r, tab, r)
         acc = 0.0
         # Parameters are read from arrays (all equal) so that the compiler cannot hoist
         # per-call set-up work (exp(-lam), q**n, ...) out of the loop: in the engine the
@@ -157,6 +164,12 @@ def _make_ours(kind: int) -> Any:
             elif kind == 15:
                 # alpha and tail given (a kernel has them from its survival function)
                 acc += R.lognormal_truncated_tail(s, a, b, ea, alpha0, tail0)
+            elif kind == 16:
+                # the kernels' old form: an array view of the stream's row per call
+                acc += R.lognormal(tab[i % 3], a, b)
+            elif kind == 17:
+                # the kernels' form: the table and the row
+                acc += R.lognormal(tab, a, b, i % 3)
             else:
                 k = 0
                 for _ in range(n):

@@ -39,10 +39,10 @@ Every function that draws takes ``state`` and an optional last argument
 ignored) or a table of states (``uint64[streams, 4]``) of which row ``row``
 is used and advanced. The kernels keep all of a path's streams in one table
 and pass the row: a row *view* (``states[k]``) built at every call costs
-about 7 ns a draw in Numba (an array struct and its reference count around a
-call that is not inlined: ``lognormal`` 17.9 ns through a fresh view
-against 11.1 ns by row, measured in one process), more than a uniform. The
-two forms draw bitwise the same numbers.
+Numba an array struct and its reference count around a call that is not
+inlined, more than a uniform (``benchmarks/bench_rng.py``: a lognormal
+17.9 ns through a view per call against 10.1 ns by row). The two forms draw
+bitwise the same numbers (tested).
 
 Variates
 --------
