@@ -156,6 +156,12 @@ class ModelOptions:
         log-sd sampled centred, the others non-centred; ``inf`` (TOML
         ``inf``) samples all non-centred, for data whose cells' log-sds are
         nearly equal (``simengine.fitting.deal_size.CENTRED_MIN_DEALS``).
+    delay_centred_min_delays : float
+        Cells whose every step has at least this many observed delays have
+        their log-median delays sampled centred, the others non-centred;
+        ``inf`` samples all non-centred, for data whose cells' delays are
+        nearly equal, where the centred levels make a funnel as their spread
+        nears 0 (``simengine.fitting.conversion.CENTRED_MIN_DELAYS``).
     """
 
     drift: bool = True
@@ -172,6 +178,7 @@ class ModelOptions:
     priors: dict[str, float] = field(default_factory=dict)
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     deal_size_centred_min_deals: float = 30.0
+    delay_centred_min_delays: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -385,6 +392,7 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
         "priors": dict,
         "parts": dict,
         "deal_size_centred_min_deals": float,
+        "delay_centred_min_delays": float,
     }
     for key, value in raw.items():
         if key not in types:
@@ -419,16 +427,17 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
             opts.sampler,
             issues,
         )
-    if not opts.deal_size_centred_min_deals >= 0:  # also NaN
-        issues.append(
-            Issue(
-                file,
-                None,
-                "model.deal_size_centred_min_deals",
-                str(opts.deal_size_centred_min_deals),
-                "must be >= 0 (inf: every cell non-centred)",
+    for key in ("deal_size_centred_min_deals", "delay_centred_min_delays"):
+        if not getattr(opts, key) >= 0:  # also NaN
+            issues.append(
+                Issue(
+                    file,
+                    None,
+                    f"model.{key}",
+                    str(getattr(opts, key)),
+                    "must be >= 0 (inf: every cell non-centred)",
+                )
             )
-        )
     for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
         if getattr(opts, key) < 1:
             issues.append(

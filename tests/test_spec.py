@@ -101,6 +101,21 @@ def test_options_parsed_and_defaults_kept():
             "model.deal_size_centred_min_deals",
             "type float",
         ),
+        (
+            'stages = ["a", "b"]\n[model]\ndelay_centred_min_delays = -0.5',
+            "model.delay_centred_min_delays",
+            ">= 0",
+        ),
+        (
+            'stages = ["a", "b"]\n[model]\ndelay_centred_min_delays = nan',
+            "model.delay_centred_min_delays",
+            ">= 0",
+        ),
+        (
+            'stages = ["a", "b"]\n[model]\ndelay_centred_min_delays = true',
+            "model.delay_centred_min_delays",
+            "type float",
+        ),
         ('stages = ["a", "b"]\n[source.columns]\nfoo = "x"', "source.columns.foo", "canonical"),
         ('stages = ["a", "b"]\n[source.columns]\na_at = "x"', "source.columns", "'id'"),
     ],
@@ -120,6 +135,14 @@ def test_deal_size_centring_option(value, expected):
         f"deal_size_centred_min_deals = {value}" if value else "draws = 10"
     )
     assert parse_spec(text).options.deal_size_centred_min_deals == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("inf", math.inf), ("12", 12.0), ("", 30.0)])
+def test_delay_centring_option(value, expected):
+    text = 'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\n' + (
+        f"delay_centred_min_delays = {value}" if value else "draws = 10"
+    )
+    assert parse_spec(text).options.delay_centred_min_delays == expected
 
 
 def test_not_toml_and_missing_file(tmp_path):

@@ -63,16 +63,26 @@ history, below the prior mean (0.5) of the cell spread: the data pin the
 levels (see :func:`~simengine.fitting._pooling.marginal_levels`).
 """
 
-CENTRED_MIN_DELAYS = 30
+CENTRED_MIN_DELAYS = 30.0
 """Log-median delays are sampled centred when every (cell, step) has this many delays.
 
 The standard error of a log-median from ``n`` lognormal delays is
 ``sigma/sqrt(n)`` (about 0.11 at 30 with ``sigma`` = 0.6), below the prior
-mean (0.5) of the cell spread.
+mean (0.5) of the cell spread. This is the default of ``[model]
+delay_centred_min_delays`` (``build_model``'s ``centred_min_delays``);
+``inf`` samples the levels non-centred, for data whose cells' delays are
+nearly equal: there the posterior of their spread ``delay_cell_sd`` reaches
+towards 0 and the centred levels make a funnel (the demo data; README,
+"Known limits").
 """
 
 
-def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
+def build_model(
+    data: FunnelData,
+    priors: Priors = DEFAULT_PRIORS,
+    *,
+    centred_min_delays: float | None = None,
+) -> pm.Model:
     """Build the conversion + delay cure model for the given statistics.
 
     Parameters
@@ -81,6 +91,9 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
         Sufficient statistics from :func:`~simengine.fitting.data.build_data`.
     priors : Priors
         Prior scales.
+    centred_min_delays : float, optional
+        Delays every (cell, step) needs for the log-median delay levels to be
+        sampled centred (``inf``: never); default :data:`CENTRED_MIN_DELAYS`.
 
     Returns
     -------
@@ -147,7 +160,7 @@ def build_model(data: FunnelData, priors: Priors = DEFAULT_PRIORS) -> pm.Model:
             dsd_cell,
             n_d.T,
             ("step", "cell"),
-            CENTRED_MIN_DELAYS,
+            CENTRED_MIN_DELAYS if centred_min_delays is None else centred_min_delays,
         )
         ls = pm.Normal(
             "delay_log_sigma_global",

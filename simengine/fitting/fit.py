@@ -107,6 +107,9 @@ class FitSettings:
     deal_size_centred_min_deals : float
         Won amounts a cell needs for its deal-size log-sd to be sampled
         centred (``inf``: never); the spec's ``[model]`` option of that name.
+    delay_centred_min_delays : float
+        Delays every step of a cell needs for its log-median delays to be
+        sampled centred (``inf``: never); the spec's ``[model]`` option.
     """
 
     draws: int = 1000
@@ -123,6 +126,7 @@ class FitSettings:
     left_truncated: bool = False
     parts: dict[str, dict[str, object]] = field(default_factory=dict)
     deal_size_centred_min_deals: float = deal_size.CENTRED_MIN_DEALS
+    delay_centred_min_delays: float = conversion.CENTRED_MIN_DELAYS
 
     def for_part(self, part: str) -> tuple[float, str]:
         """Return ``(target_accept, mass_matrix)`` for one model part."""
@@ -150,6 +154,7 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
         left_truncated=bool(getattr(o, "left_truncated", False)),
         parts={k: dict(v) for k, v in o.parts.items()},
         deal_size_centred_min_deals=o.deal_size_centred_min_deals,
+        delay_centred_min_delays=o.delay_centred_min_delays,
     )
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -314,7 +319,10 @@ _PartResult = tuple[xr.Dataset, xr.Dataset, GateResult]
 def _build_part(part: str, data: FunnelData, st: FitSettings) -> tuple[pm.Model, tuple[str, ...]]:
     """Return one part's PyMC model and the variables it puts in the posterior file."""
     if part == "conversion":
-        return conversion.build_model(data, st.priors), conversion.OUTPUT_VARS
+        return (
+            conversion.build_model(data, st.priors, centred_min_delays=st.delay_centred_min_delays),
+            conversion.OUTPUT_VARS,
+        )
     if part == "arrivals":
         return (
             arrivals.build_model(data, st.priors, trend=st.arrival_trend),
@@ -551,9 +559,10 @@ def _attrs(
         "left_truncated": st.left_truncated,
         # JSON has no infinity: "inf" means every cell non-centred
         "deal_size_centred_min_deals": (
-            st.deal_size_centred_min_deals
-            if np.isfinite(st.deal_size_centred_min_deals)
-            else "inf"
+            st.deal_size_centred_min_deals if np.isfinite(st.deal_size_centred_min_deals) else "inf"
+        ),
+        "delay_centred_min_delays": (
+            st.delay_centred_min_delays if np.isfinite(st.delay_centred_min_delays) else "inf"
         ),
         "n_drift_periods": data.n_periods,
         "arrival_weeks": data.n_weeks,

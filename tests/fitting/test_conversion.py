@@ -86,3 +86,17 @@ def test_data_containers_carry_all_the_statistics(records_factory, spec_factory)
     lb = model_b.compile_logp()(point)
     assert not np.isclose(before, lb)  # the two data sets differ in density
     assert np.isclose(la, lb, rtol=1e-12, atol=1e-9), (la, lb)
+
+
+def test_delay_centring_option_switches_the_delay_levels(records_factory, spec_factory):
+    """``centred_min_delays``: centred levels by default here, non-centred with inf; same data."""
+    spec = spec_factory(drift=False)
+    df, _ = records_factory(1, history_days=500, segments=("ent",), channels=("ads", "web"))
+    data = build_data(df, spec, AS_OF)
+    assert data.delay_n.min() >= conversion.CENTRED_MIN_DELAYS  # the default centres them
+    default = {v.name for v in conversion.build_model(data).free_RVs}
+    never = {v.name for v in conversion.build_model(data, centred_min_delays=float("inf")).free_RVs}
+    assert "delay_mu_level" in default
+    assert "delay_mu_level_z" not in default
+    assert "delay_mu_level_z" in never
+    assert "delay_mu_level" not in never

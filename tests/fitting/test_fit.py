@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from simengine.errors import ConvergenceError
-from simengine.fitting import deal_size
+from simengine.fitting import conversion, deal_size
 from simengine.fitting.data import build_data
 from simengine.fitting.fit import (
     fit,
@@ -50,6 +50,7 @@ def test_short_run_is_flagged_and_in_file_layout(short):
     assert post.attrs["simengine_seed"] == "123"
     settings = json.loads(post.attrs["simengine_fit_settings"])
     assert settings["deal_size_centred_min_deals"] == deal_size.CENTRED_MIN_DEALS
+    assert settings["delay_centred_min_delays"] == conversion.CENTRED_MIN_DELAYS
     for name, dims in {
         "conversion": ("cell", "step"),
         "delay_mu": ("cell", "step"),
@@ -198,7 +199,13 @@ def test_parallel_parts_give_bitwise_the_serial_fit(short):
     df, spec, st, serial = short
     heard: list[str] = []
     par = fit(
-        df, spec, AS_OF, 123, settings=st, allow_unconverged=True, parallel_parts=True,
+        df,
+        spec,
+        AS_OF,
+        123,
+        settings=st,
+        allow_unconverged=True,
+        parallel_parts=True,
         on_part=heard.append,
     )
     assert heard == ["conversion", "arrivals", "deal_size"]

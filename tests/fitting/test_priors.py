@@ -39,6 +39,14 @@ def test_deal_size_centring_reaches_the_fit_settings():
     assert settings_from_spec(spec).deal_size_centred_min_deals == math.inf
 
 
+def test_delay_centring_reaches_the_fit_settings():
+    spec = parse_spec(
+        'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\ndelay_centred_min_delays = inf\n',
+        source="s.toml",
+    )
+    assert settings_from_spec(spec).delay_centred_min_delays == math.inf
+
+
 def test_unknown_prior_is_named():
     with pytest.raises(InputError) as exc:
         resolve_priors({"conversion_sd_typo": 0.3}, source="s.toml")
