@@ -13,6 +13,10 @@ shares can be read off; and the SHA-256 of the block's summary, to check that
 a change meant to keep the numbers bitwise did. A block should cover every
 parameter draw several times (the kernels cache per-draw work), as the
 default block of 50,000 paths does for 4,000 draws.
+
+With ``--count-draws N`` it also counts the variate calls a path makes, with
+and without the open units, on ``N`` paths of a counting copy of the kernels
+(``engine_report.py``'s).
 """
 
 from __future__ import annotations
@@ -59,11 +63,35 @@ def cpu_us_per_path(prepared, paths: int, seed: int = 1) -> tuple[float, BlockSu
     return (time.thread_time() - t0) / paths * 1e6, out
 
 
+def count_draws(prepared, paths: int) -> dict[str, float]:
+    """Variate calls per path, counted on ``paths`` paths (see ``engine_report``)."""
+    import tempfile
+    from pathlib import Path
+
+    import engine_report as er
+
+    import simengine.engine._kernels as kern
+    from simengine.engine import _rng
+    from simengine.engine.blocks import _args
+
+    model, n_streams = _args(prepared)
+    src = Path(kern.__file__).read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        mod = er.kernel_copy(tmp, "k_counting_posterior", er._counting_source(src))
+        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES)
+        root = _rng.root_seed(1)
+        for path in range(paths):
+            mod._path(root, np.int64(path), model, scratch)
+    tot = scratch[0][:, 4:].sum(axis=0)
+    return {v: round(float(tot[i]) / paths, 1) for i, v in enumerate(er.VARIATES) if tot[i] > 0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--posterior", required=True)
     ap.add_argument("--plan", required=True)
     ap.add_argument("--paths", type=int, default=20_000)
+    ap.add_argument("--count-draws", type=int, default=0, metavar="N")
     a = ap.parse_args()
     params = read_parameters(a.posterior)
     pr = prepare(params, load_plan(a.plan))
@@ -81,6 +109,9 @@ def main() -> None:
         "cpu_us_per_path_without_new_units": round(cpu_us_per_path(no_new, a.paths)[0], 1),
         "summary_sha256": summary_sha256(summary)[:16],
     }
+    if a.count_draws:
+        res["draws_per_path"] = count_draws(pr, a.count_draws)
+        res["draws_per_path_without_open_units"] = count_draws(no_open, a.count_draws)
     print(json.dumps(res, indent=2))
 
 
