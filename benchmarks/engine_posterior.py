@@ -30,27 +30,15 @@ import time
 import numpy as np
 
 from simengine.engine import BlockSummary, prepare
-from simengine.engine.blocks import Block, run_block
+from simengine.engine.blocks import SUMMARY_ARRAYS, Block, run_block
 from simengine.plan import load_plan
 from simengine.posterior import read_parameters
-
-_FIELDS = (
-    "scal_hist",
-    "welford",
-    "hit",
-    "within",
-    "ttt_hist",
-    "cum_hist",
-    "cum_sum",
-    "cum_comp",
-    "wcov_hist",
-)
 
 
 def summary_sha256(s: BlockSummary) -> str:
     """SHA-256 over every array of a block summary."""
     h = hashlib.sha256()
-    for f in _FIELDS:
+    for f in SUMMARY_ARRAYS:
         h.update(getattr(s, f).tobytes())
     return h.hexdigest()
 

@@ -32,6 +32,7 @@ from simengine.engine._prepare import Prepared
 from simengine.engine._sketch import NBINS
 
 __all__ = [
+    "SUMMARY_ARRAYS",
     "Block",
     "BlockSummary",
     "PathMetrics",
@@ -81,6 +82,20 @@ def plan_blocks(paths: int, block_size: int) -> list[Block]:
         Block(b, first, min(block_size, paths - first))
         for b, first in enumerate(range(0, paths, block_size))
     ]
+
+
+SUMMARY_ARRAYS = (
+    "scal_hist",
+    "welford",
+    "hit",
+    "within",
+    "ttt_hist",
+    "cum_hist",
+    "cum_sum",
+    "cum_comp",
+    "wcov_hist",
+)
+"""The array fields of :class:`BlockSummary`, in declaration order."""
 
 
 @dataclass
@@ -146,20 +161,7 @@ class BlockSummary:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        return sum(
-            getattr(self, f).nbytes
-            for f in (
-                "scal_hist",
-                "welford",
-                "hit",
-                "within",
-                "ttt_hist",
-                "cum_hist",
-                "cum_sum",
-                "cum_comp",
-                "wcov_hist",
-            )
-        )
+        return sum(getattr(self, f).nbytes for f in SUMMARY_ARRAYS)
 
     def merge_into(self, other: BlockSummary) -> None:
         """Merge ``other`` (the next blocks in order) into this summary, in place."""
@@ -269,20 +271,7 @@ def merge_summaries(summaries: Sequence[BlockSummary]) -> BlockSummary:
     out = BlockSummary(
         n=first.n,
         blocks=first.blocks,
-        **{
-            f: getattr(first, f).copy()
-            for f in (
-                "scal_hist",
-                "welford",
-                "hit",
-                "within",
-                "ttt_hist",
-                "cum_hist",
-                "cum_sum",
-                "cum_comp",
-                "wcov_hist",
-            )
-        },
+        **{f: getattr(first, f).copy() for f in SUMMARY_ARRAYS},
     )
     for s in summaries[1:]:
         out.merge_into(s)
