@@ -31,7 +31,6 @@ lives across the origins it is given and keeps its own cache.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -414,12 +413,6 @@ def records_sha256(records: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _fit_settings_json(settings: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(settings)
-    d["priors"] = settings.priors.as_dict()
-    return d
-
-
 def _reusable(
     post: Path, spec: FunnelSpec, as_of: dt.date, seed: int, data_sha: str, settings: Any
 ) -> bool:
@@ -434,7 +427,8 @@ def _reusable(
     except (OSError, ValueError):
         return False
     stored = json.loads(attrs.get("simengine_fit_settings", "{}"))
-    want = json.loads(json.dumps(_fit_settings_json(settings)))
+    # as the fit wrote them (FitSettings.as_json: "inf" for an infinite threshold)
+    want = json.loads(json.dumps(settings.as_json()))
     return (
         attrs.get("simengine_spec_sha256") == spec.sha256
         and attrs.get("simengine_as_of") == as_of.isoformat()

@@ -36,7 +36,7 @@ import json
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import arviz as az
 import numpy as np
@@ -127,6 +127,26 @@ class FitSettings:
     parts: dict[str, dict[str, object]] = field(default_factory=dict)
     deal_size_centred_min_deals: float = deal_size.CENTRED_MIN_DEALS
     delay_centred_min_delays: float = conversion.CENTRED_MIN_DELAYS
+
+    def as_json(self) -> dict[str, object]:
+        """Return the settings as JSON values: what a posterior file records.
+
+        Every field by name, the priors as a dict, and an infinite number
+        (``inf`` centring thresholds: never centred) as the string ``"inf"``,
+        since JSON has no infinity. The posterior file's
+        ``simengine_fit_settings`` holds this (plus the data's drift periods
+        and arrival weeks), and a backtest compares it to decide whether an
+        origin's posterior is reusable.
+        """
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "priors":
+                value = value.as_dict()
+            elif isinstance(value, float) and np.isinf(value):
+                value = "inf"
+            out[f.name] = value
+        return out
 
     def for_part(self, part: str) -> tuple[float, str]:
         """Return ``(target_accept, mass_matrix)`` for one model part."""
@@ -545,28 +565,9 @@ def _attrs(
         for g in gates
     }
     settings = {
-        "draws": st.draws,
-        "tune": st.tune,
-        "chains": st.chains,
-        "target_accept": st.target_accept,
-        "sampler": st.sampler,
-        "mass_matrix": st.mass_matrix,
-        "parts": st.parts,
-        "drift": st.drift,
-        "arrival_trend": st.arrival_trend,
-        "drift_period_days": st.drift_period_days,
-        "arrival_history_weeks": st.arrival_history_weeks,
-        "left_truncated": st.left_truncated,
-        # JSON has no infinity: "inf" means every cell non-centred
-        "deal_size_centred_min_deals": (
-            st.deal_size_centred_min_deals if np.isfinite(st.deal_size_centred_min_deals) else "inf"
-        ),
-        "delay_centred_min_delays": (
-            st.delay_centred_min_delays if np.isfinite(st.delay_centred_min_delays) else "inf"
-        ),
+        **st.as_json(),
         "n_drift_periods": data.n_periods,
         "arrival_weeks": data.n_weeks,
-        "priors": st.priors.as_dict(),
     }
     return {
         "simengine_stages": json.dumps(list(spec.stages)),

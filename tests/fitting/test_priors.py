@@ -54,3 +54,21 @@ def test_unknown_prior_is_named():
     assert issue.file == "s.toml"
     assert issue.column == "model.priors.conversion_sd_typo"
     assert "unknown prior" in issue.rule
+
+
+def test_settings_as_json_write_inf_as_a_string_and_round_trip():
+    """What a posterior file records is plain JSON; a backtest compares it as read back."""
+    import json
+
+    spec = parse_spec(
+        'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\n'
+        "delay_centred_min_delays = inf\ndeal_size_centred_min_deals = 12\n",
+        source="s.toml",
+    )
+    st = settings_from_spec(spec)
+    js = st.as_json()
+    assert js["delay_centred_min_delays"] == "inf"
+    assert js["deal_size_centred_min_deals"] == 12.0
+    assert js["priors"] == st.priors.as_dict()
+    text = json.dumps(js, allow_nan=False)  # no Infinity token
+    assert json.loads(text) == js
