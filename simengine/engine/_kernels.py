@@ -28,7 +28,8 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
   information; needed for coverage). Nothing is drawn for events after the
   horizon, nor for pipeline value no output reads: a unit entering the
   pipeline after the last reported week end (``cov_last``) draws no time to
-  leave.
+  leave, and a week that starts after the period's end plays only its
+  winners (:func:`_arrivals`).
 * **Open units** at day 0 with age ``a`` in stage ``s`` (``F`` = the step's
   delay CDF, ``S_F = 1 - F``, ``p`` its conversion):
 
@@ -60,11 +61,13 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``C S (3S + 2) + c``. A week's unit days are drawn from the conversion
 stream of step ``e`` (their number depends only on ``p_e``), so a change of a
 later step's rate leaves arrivals and first conversions untouched. The ids
-are unchanged since the first version; what the streams draw changed twice
-(one binomial per step instead of a Bernoulli uniform per unit; then weekly
-instead of daily cohorts, grouped open units and no draws for unread
-pipeline value), so paths differ from earlier versions' in their numbers,
-not in their law.
+are unchanged since the first version; what the streams draw changed three
+times (one binomial per step instead of a Bernoulli uniform per unit; then
+weekly instead of daily cohorts, grouped open units and no draws for unread
+pipeline value; then only the winners of the weeks after the period's end),
+so paths differ from earlier versions' in their numbers, not in their law.
+The streams live in one table per path (``states``, one row per id) and the
+variates take the table and the row (:mod:`~simengine.engine._rng`).
 """
 
 from __future__ import annotations
