@@ -52,26 +52,11 @@ def cpu_us_per_path(prepared, paths: int, seed: int = 1) -> tuple[float, BlockSu
 
 
 def count_draws(prepared, paths: int) -> dict[str, float]:
-    """Variate calls per path, counted on ``paths`` paths (see ``engine_report``)."""
-    import tempfile
-    from pathlib import Path
-
+    """Variate calls per path, counted on ``paths`` paths (``engine_report.draws_per_path``)."""
     import engine_report as er
 
-    import simengine.engine._kernels as kern
-    from simengine.engine import _rng
-    from simengine.engine.blocks import _args
-
-    model, n_streams = _args(prepared)
-    src = Path(kern.__file__).read_text()
-    with tempfile.TemporaryDirectory() as tmp:
-        mod = er.kernel_copy(tmp, "k_counting_posterior", er._counting_source(src))
-        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES)
-        root = _rng.root_seed(1)
-        for path in range(paths):
-            mod._path(root, np.int64(path), model, scratch)
-    tot = scratch[0][:, 4:].sum(axis=0)
-    return {v: round(float(tot[i]) / paths, 1) for i, v in enumerate(er.VARIATES) if tot[i] > 0}
+    calls = er.draws_per_path(paths, prepared=prepared)["calls"]
+    return {v: round(float(n), 1) for v, n in calls.items()}
 
 
 def main() -> None:

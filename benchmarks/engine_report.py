@@ -204,13 +204,14 @@ def _counting_source(kernel_src: str) -> tuple[tuple[str, str], ...]:
     return tuple(reps)
 
 
-def draws_per_path(n_paths: int = 2000) -> dict[str, Any]:
-    """Calls per path of each variate by the kernels as they are, on the standard workload.
+def draws_per_path(n_paths: int = 2000, prepared: Any = None) -> dict[str, Any]:
+    """Calls per path of each variate by the kernels as they are.
 
     Counted, not modelled: a copy of the kernel module whose variate calls go
-    through counters (:func:`_counting_source`) simulates ``n_paths`` paths.
-    Also returns the mean parameters of the calls whose cost depends on them
-    (binomial ``n`` by class and ``p``, Poisson ``lam``, gamma shape).
+    through counters (:func:`_counting_source`) simulates ``n_paths`` paths of
+    ``prepared`` (default: the standard workload). Also returns the mean
+    parameters of the calls whose cost depends on them (binomial ``n`` by
+    class and ``p``, Poisson ``lam``, gamma shape).
     """
     import tempfile
     from pathlib import Path
@@ -219,8 +220,7 @@ def draws_per_path(n_paths: int = 2000) -> dict[str, Any]:
     from simengine.engine import _rng, prepare
     from simengine.engine.blocks import _args
 
-    params, plan = standard_workload()
-    pr = prepare(params, plan)
+    pr = prepare(*standard_workload()) if prepared is None else prepared
     model, n_streams = _args(pr)
     src = Path(kern.__file__).read_text()
     with tempfile.TemporaryDirectory() as tmp:
