@@ -8,7 +8,7 @@ history behind it (engage dates start in late 2016), enough for the
 arrival model's trailing weeks and the drift periods.
 
 At each origin the funnel is fitted on what was known then
-(:func:`simengine.records.as_of_view`), the period is simulated, and
+(:func:`simengine.io.records.as_of_view`), the period is simulated, and
 simengine, run-rate, spreadsheet and weighted pipeline are scored against
 the closed-won revenue the file shows for the period (CRPS, 50/80/90%
 coverage, P50 absolute % error). Outputs (``backtest.csv``, ``pooled.csv``,
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         simengine_forecaster,
         threads_per_worker,
     )
-    from simengine.records import as_of_view, load_records
-    from simengine.spec import load_spec
+    from simengine.config.spec import load_spec
+    from simengine.io.records import as_of_view, load_records
 
     spec = load_spec(SPEC)
     full = load_records(args.data, spec)

@@ -15,7 +15,7 @@ Peak memory per worker is the worker process's peak resident set
 
 Workloads (built in code, seeded):
 
-* ``light`` (default): :func:`simengine._workloads.light_workload` (also the
+* ``light`` (default): :func:`tests/engine/workloads.py`'s ``light_workload`` (also the
   problem of ``tests/test_distributed.py``): 2 segments x 2 channels, 4
   stages, an 8-week period, ~15 new MQLs per cell per period, 30 open units,
   16 draws (a small team's funnel; ~14k paths/s per core);
@@ -43,15 +43,19 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simengine._workloads import light_workload
-from simengine.distributed import available_cores, connect, simulate_distributed, worker_info
+# The seeded workloads live with the tests that share them (tests/engine/workloads.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "engine"))
+from workloads import light_workload
+
+from simengine.config.plan import Plan
 from simengine.engine import simulate
+from simengine.engine.distributed import available_cores, connect, simulate_distributed, worker_info
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 
 def workload(name: str) -> tuple[FunnelParameters, Plan]:
@@ -146,8 +150,8 @@ def wire_cost(name: str, block_size: int, repeats: int = 5) -> dict[str, float]:
     """
     import pickle
 
-    from simengine.distributed import _pack, _unpack
     from simengine.engine import plan_blocks, prepare, run_block
+    from simengine.engine.distributed import _pack, _unpack
 
     params, plan = workload(name)
     prepared = prepare(params, plan)

@@ -46,6 +46,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from simengine.config.spec import load_spec
 from simengine.fitting.fit import (
     compiled_cache_info,
     fit,
@@ -53,8 +54,7 @@ from simengine.fitting.fit import (
     settings_from_spec,
     single_threaded_blas,
 )
-from simengine.records import load_records
-from simengine.spec import load_spec
+from simengine.io.records import load_records
 from simengine.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +185,7 @@ def _origins(a: argparse.Namespace) -> int:
     if not CRM.exists():
         print(f"shared CRM export not found at {CRM}", file=sys.stderr)
         return 2
-    from simengine.records import as_of_view
+    from simengine.io.records import as_of_view
 
     spec = load_spec(REPO / "models" / "crm-opportunities.toml")
     full = load_records(CRM, spec)

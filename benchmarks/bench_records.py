@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simengine.records import load_records
-from simengine.spec import parse_spec
+from simengine.config.spec import parse_spec
+from simengine.io.records import load_records
 
 N_ROWS = 1_000_000
 SPEC = parse_spec(

@@ -29,10 +29,10 @@ import time
 
 import numpy as np
 
+from simengine.config.plan import load_plan
 from simengine.engine import BlockSummary, prepare
 from simengine.engine.blocks import SUMMARY_ARRAYS, Block, run_block
-from simengine.plan import load_plan
-from simengine.posterior import read_parameters
+from simengine.io.posterior import read_parameters
 
 
 def summary_sha256(s: BlockSummary) -> str:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.plan import Plan
 
 AS_OF = dt.date(2027, 1, 4)
 SEGMENTS = ("smb", "mid", "ent")

@@ -8,10 +8,10 @@ ARCHITECTURE.md for the module map and canonical names.
 
 from __future__ import annotations
 
+from simengine.config.plan import Plan, load_plan
+from simengine.config.spec import FunnelSpec, load_spec
 from simengine.errors import ConvergenceError, InputError, Issue
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.plan import Plan, load_plan
-from simengine.spec import FunnelSpec, load_spec
 
 __version__ = "0.1.0"
 

@@ -6,9 +6,9 @@ step-by-step progress print, the same public functions as the CLI commands:
 1. :func:`simengine.synth.generate` / :func:`~simengine.synth.write`
    (``simengine synth``): ``DIR/data/records.csv``, ``plan.toml``,
    ``truth.json``;
-2. :func:`simengine.records.load_records` and
+2. :func:`simengine.io.records.load_records` and
    :func:`simengine.fitting.fit.fit` (``simengine fit``): ``DIR/posterior.nc``;
-3. :func:`simengine.posterior.read_parameters` and
+3. :func:`simengine.io.posterior.read_parameters` and
    :func:`simengine.engine.simulate` (``simengine simulate``):
    ``DIR/forecast/forecast.nc`` + ``summary.csv``;
 4. :func:`simengine.report.html.write_report` (``simengine report``):
@@ -138,15 +138,15 @@ def run_demo(
     -------
     DemoResult
     """
+    from simengine.config.plan import load_plan
+    from simengine.config.spec import load_spec
     from simengine.engine import simulate
     from simengine.fitting.fit import fit, settings_from_spec
-    from simengine.plan import load_plan
-    from simengine.posterior import read_parameters, write_posterior
-    from simengine.provenance import file_sha256
-    from simengine.records import load_records
+    from simengine.io.posterior import read_parameters, write_posterior
+    from simengine.io.provenance import file_sha256
+    from simengine.io.records import load_records
     from simengine.report.export import write_exports
     from simengine.report.html import write_report
-    from simengine.spec import load_spec
     from simengine.synth import generate, write
 
     con = console or Console()

@@ -4,7 +4,7 @@
 starts from: every unit open at the as-of date (entered by then, neither won
 nor lost by then), with its cell, the last stage it had reached, its age in
 that stage and its own amount where known. It works on
-:func:`~simengine.records.as_of_view`, so nothing dated after the as-of date
+:func:`~simengine.io.records.as_of_view`, so nothing dated after the as-of date
 is used.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from simengine.config.spec import CELL_SEP, FunnelSpec
 from simengine.errors import InputError, Issue
+from simengine.io.records import as_of_view
 from simengine.params import OpenUnits
-from simengine.records import as_of_view
-from simengine.spec import CELL_SEP, FunnelSpec
 
 __all__ = ["cell_labels", "cells_of", "open_units", "segments_of", "stage_counts"]
 

@@ -66,7 +66,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import expit, logit, ndtr, ndtri
 
-from simengine.spec import cell_label
+from simengine.config.spec import cell_label
 
 __all__ = [
     "ENTRY_STAGES",
@@ -738,7 +738,7 @@ def write(out_dir: str | Path, result: SynthResult, force: bool = False) -> Path
     InputError
         If ``out_dir`` exists and not ``force``.
     """
-    from simengine.cli._common import atomic_dir  # local: the CLI package imports this module
+    from simengine.io.atomic import atomic_dir
 
     out = Path(out_dir)
     with atomic_dir(out, force=force) as tmp:

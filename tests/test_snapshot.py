@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simengine.config.spec import load_spec, parse_spec
 from simengine.errors import InputError
+from simengine.io.records import load_records
 from simengine.params import OpenUnits
-from simengine.records import load_records
 from simengine.snapshot import cell_labels, cells_of, open_units, segments_of, stage_counts
-from simengine.spec import load_spec, parse_spec
 
 SPEC = parse_spec(
     'stages = ["mql", "sql", "won"]\nsegment_by = ["segment", "channel"]\npipeline_stage = "sql"\n'

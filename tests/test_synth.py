@@ -22,10 +22,10 @@ from scipy import integrate
 from scipy.stats import norm
 
 from simengine.cli import main
+from simengine.config.plan import parse_plan
+from simengine.config.spec import load_spec
 from simengine.errors import InputError
-from simengine.plan import parse_plan
-from simengine.records import as_of_view, load_records
-from simengine.spec import load_spec
+from simengine.io.records import as_of_view, load_records
 from simengine.synth import ENTRY_STAGES, STAGES, SynthConfig, SynthResult, generate, write
 
 AS_OF = dt.date(2027, 1, 4)

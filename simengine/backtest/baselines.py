@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from simengine.backtest.scoring import QuantileForecast
-from simengine.spec import FunnelSpec
+from simengine.config.spec import FunnelSpec
 
 __all__ = ["BASELINES", "run_rate", "spreadsheet", "weighted_pipeline"]
 

@@ -35,8 +35,8 @@ import pandas as pd
 import xarray as xr
 from scipy.special import ndtr
 
+from simengine.config.spec import FunnelSpec
 from simengine.fitting.data import cell_labels
-from simengine.spec import FunnelSpec
 
 __all__ = ["explain_origin"]
 

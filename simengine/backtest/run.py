@@ -2,7 +2,7 @@
 
 For each origin date ``o`` (the as-of date of that forecast):
 
-1. the records known at ``o`` (:func:`simengine.records.as_of_view`, nothing
+1. the records known at ``o`` (:func:`simengine.io.records.as_of_view`, nothing
    later) are fitted (:func:`simengine.fitting.fit.fit`);
 2. the period ``o+1 .. o+period_days`` is simulated from that posterior;
 3. the forecast of closed-won revenue per segment and ``total`` and each
@@ -51,9 +51,9 @@ from simengine.backtest.scoring import QuantileForecast, score
 from simengine.backtest.summary import pool as pool_scores
 from simengine.backtest.summary import render_html
 from simengine.backtest.truth import realised
-from simengine.cli._common import atomic_file
-from simengine.plan import Plan
-from simengine.spec import FunnelSpec
+from simengine.config.plan import Plan
+from simengine.config.spec import FunnelSpec
+from simengine.io.atomic import atomic_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from simengine.engine.simulate import BlockMap
@@ -207,7 +207,7 @@ def run_backtest(
         ``workers > 1`` it must be picklable (a module-level function or a
         :class:`SimengineForecaster` without a Dask block map).
     as_of_view : callable
-        The records' as-of rule (``simengine.records.as_of_view``).
+        The records' as-of rule (``simengine.io.records.as_of_view``).
     on_origin : callable, optional
         Progress callback ``(origin, status)``, called in this process;
         status is ``"resumed"`` or ``"scored"`` (with ``workers > 1`` also
@@ -321,7 +321,7 @@ class SimengineForecaster:
         Where the engine's blocks run, as for
         :func:`simengine.engine.simulate.run_blocks`: ``None`` (default) runs
         them on ``threads`` in-process threads; the lazy Dask map of
-        :func:`simengine.distributed.cluster_block_map` (``--cluster``) runs
+        :func:`simengine.engine.distributed.cluster_block_map` (``--cluster``) runs
         them on a cluster, connecting when the first origin simulates. The
         blocks and their merge are the same, so the forecast is bitwise the
         same. A forecaster with a block map runs in this process only
@@ -347,7 +347,7 @@ class SimengineForecaster:
         from simengine.engine._sketch import bin_values, hist_quantiles
         from simengine.engine.simulate import default_threads, run_blocks
         from simengine.fitting.fit import fit, settings_from_spec
-        from simengine.posterior import read_parameters, write_posterior
+        from simengine.io.posterior import read_parameters, write_posterior
 
         cfg, on_step = self.cfg, self.on_step
         seed = cfg.origin_seed(plan.as_of)

@@ -34,7 +34,7 @@ from scipy import stats
 
 from simengine.backtest.run import BacktestConfig, OriginForecaster, run_backtest
 from simengine.backtest.summary import coverage_band
-from simengine.spec import FunnelSpec
+from simengine.config.spec import FunnelSpec
 
 __all__ = [
     "ORIGIN_LAG_DAYS",
@@ -118,8 +118,8 @@ def run_synthetic(
     DataFrame
         Every case's scores with a ``seed`` column.
     """
-    from simengine.cli._common import atomic_file
-    from simengine.records import as_of_view
+    from simengine.io.atomic import atomic_file
+    from simengine.io.records import as_of_view
 
     if cfg.period_days != PERIOD_DAYS:
         raise ValueError(f"synthetic cases need period_days={PERIOD_DAYS}")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from simengine._quiet import ignore_pytensor_blas_notice
     from simengine.backtest.run import simengine_forecaster
-    from simengine.spec import load_spec
+    from simengine.config.spec import load_spec
 
     ap = argparse.ArgumentParser(description="simengine calibration on synthetic truth")
     ap.add_argument("--seeds", default="1-8", help="e.g. 1-8 or 3,5,9")

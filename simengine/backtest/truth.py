@@ -13,7 +13,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from simengine.spec import FunnelSpec
+from simengine.config.spec import FunnelSpec
 
 __all__ = ["realised", "won_in"]
 

@@ -1,71 +1,59 @@
-"""Shared CLI helpers: atomic output directories and console."""
+"""Shared CLI helpers: the console and a progress bar for long simulations."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from simengine.errors import InputError
+from simengine.io.atomic import atomic_dir, atomic_file
 
-__all__ = ["atomic_dir", "atomic_file", "console"]
+__all__ = ["atomic_dir", "atomic_file", "console", "progress_bar"]
 
 console = Console()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextmanager
-def atomic_dir(out: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling directory that replaces ``out`` on success.
+def progress_bar(label: str = "simulating") -> Iterator[Callable[[int, int], None]]:
+    """Yield an ``on_block(done, total)`` callback that draws a rich progress bar.
 
-    Nothing is left at ``out`` if the body raises. An existing ``out`` is an
-    error unless ``force``.
+    The bar appears only once a run has taken over 2 s, so short runs print
+    nothing; it is stopped when the block exits.
     """
-    out = Path(out)
-    if out.exists() and not force:
-        raise InputError.single(out, "output exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
+    t0 = time.perf_counter()
+    state: dict[str, Any] = {}
 
-@contextmanager
-def atomic_file(out: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling path that is renamed onto ``out`` on success."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise InputError.single(out, "output exists; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    def on_block(done: int, total: int) -> None:
+        if "bar" not in state:
+            if time.perf_counter() - t0 < 2.0 or done >= total:
+                return
+            bar = Progress(
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("paths"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+            bar.start()
+            state["bar"] = bar
+            state["task"] = bar.add_task("paths", total=total)
+        state["bar"].update(state["task"], completed=done)
+
     try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
+        yield on_block
+    finally:
+        if "bar" in state:
+            state["bar"].stop()

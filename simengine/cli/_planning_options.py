@@ -19,9 +19,9 @@ import typer
 from simengine.errors import InputError
 
 if TYPE_CHECKING:
+    from simengine.config.plan import Plan
     from simengine.engine.simulate import BlockMap
     from simengine.params import FunnelParameters
-    from simengine.plan import Plan
 
 __all__ = [
     "AssumptionsOpt",
@@ -103,7 +103,7 @@ def planning_inputs(
             value=paths,
         )
     if cluster is not None:
-        from simengine.distributed import parse_cluster
+        from simengine.engine.distributed import parse_cluster
 
         parse_cluster(cluster)
     from simengine.planning.inputs import load_inputs
@@ -126,7 +126,7 @@ def block_map_for(cluster: str | None, *, connect_now: bool = False) -> Iterator
     if cluster is None:
         yield None
         return
-    from simengine.distributed import cluster_block_map
+    from simengine.engine.distributed import cluster_block_map
 
     with cluster_block_map(cluster, connect_now=connect_now) as block_map:
         yield block_map

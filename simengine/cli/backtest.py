@@ -78,8 +78,8 @@ def backtest(
     from simengine.backtest.summary import parse_duration, parse_origins
     from simengine.cli._common import console
     from simengine.cli._planning_options import block_map_for
-    from simengine.records import as_of_view, load_records
-    from simengine.spec import load_spec
+    from simengine.config.spec import load_spec
+    from simengine.io.records import as_of_view, load_records
 
     if workers > 1 and cluster is not None:
         raise InputError.single(
@@ -89,7 +89,7 @@ def backtest(
             value=workers,
         )
     if cluster is not None:  # check the option before any work
-        from simengine.distributed import parse_cluster
+        from simengine.engine.distributed import parse_cluster
 
         parse_cluster(cluster)
     spec = load_spec(model)

@@ -21,8 +21,8 @@ import typer
 from rich.table import Table
 
 from simengine.cli._common import console
+from simengine.config.spec import load_spec
 from simengine.errors import InputError
-from simengine.spec import load_spec
 
 __all__ = ["fit_cmd", "register", "summary_table"]
 
@@ -104,9 +104,9 @@ def fit_cmd(
 ) -> None:
     """Fit the Bayesian funnel models to DATA as known on --as-of; write a posterior file."""
     from simengine.fitting.fit import fit, settings_from_spec
-    from simengine.posterior import write_posterior
-    from simengine.provenance import file_sha256
-    from simengine.records import load_records
+    from simengine.io.posterior import write_posterior
+    from simengine.io.provenance import file_sha256
+    from simengine.io.records import load_records
 
     day = _parse_day(as_of)
     if out.exists() and not force:

@@ -18,12 +18,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from simengine.cli._common import console
+from simengine.cli._common import console, progress_bar
 from simengine.cli._planning_options import ClusterOpt, block_map_for
+from simengine.config.plan import Plan, load_plan
 from simengine.errors import InputError, Issue
+from simengine.io.provenance import file_sha256
 from simengine.params import FunnelParameters
-from simengine.plan import Plan, load_plan
-from simengine.provenance import file_sha256
 
 __all__ = ["load_parameters", "register", "simulate_cmd"]
 
@@ -64,10 +64,10 @@ def load_parameters(
     if issues:
         raise InputError(issues, summary="simulate: bad options")
     if posterior is not None:
-        from simengine.posterior import read_parameters
+        from simengine.io.posterior import read_parameters
 
         return read_parameters(posterior)
-    from simengine.assumptions import pipeline_from_records, read_assumptions
+    from simengine.config.assumptions import pipeline_from_records, read_assumptions
 
     assert assumptions is not None
     params = read_assumptions(assumptions, n_draws=n_draws, seed=seed, as_of=plan.as_of)
@@ -112,8 +112,8 @@ def simulate_cmd(
         raise InputError.single(out, "output exists; pass --force to replace it")
     if seed < 0:
         raise InputError.single("<command line>", "must be >= 0", column="--seed", value=seed)
-    if cluster is not None:  # scale-out (simengine.distributed): check the option early
-        from simengine.distributed import parse_cluster
+    if cluster is not None:  # scale-out (simengine.engine.distributed): check the option early
+        from simengine.engine.distributed import parse_cluster
 
         parse_cluster(cluster)
     the_plan = load_plan(plan)
@@ -137,7 +137,10 @@ def simulate_cmd(
             hashes[key] = file_sha256(f)
             where[key] = str(f.resolve())
     t0 = time.perf_counter()
-    with block_map_for(cluster) as block_map:  # None: in-process threads; else Dask tasks
+    with (
+        block_map_for(cluster) as block_map,  # None: in-process threads; else Dask tasks
+        progress_bar() as on_block,
+    ):
         fc = simulate(
             params,
             the_plan,
@@ -145,9 +148,9 @@ def simulate_cmd(
             seed=seed,
             block_size=block_size,
             threads=threads,
-            progress=True,
             input_sha256=hashes,
             block_map=block_map,
+            on_block=on_block,
         )
     fc.dataset.attrs["input_paths"] = json.dumps(where, sort_keys=True)
     fc.write(out, force=force)

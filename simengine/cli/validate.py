@@ -17,8 +17,8 @@ import typer
 from rich.table import Table
 
 from simengine.cli._common import console
+from simengine.config.spec import FunnelSpec, load_spec
 from simengine.errors import InputError
-from simengine.spec import FunnelSpec, load_spec
 
 __all__ = ["register", "validate"]
 
@@ -66,7 +66,7 @@ def validate(
 ) -> None:
     """Read, map and check a records file; print units per segment and stage."""
     # Imported here: pandera and the records stack load only when this command runs.
-    from simengine.records import latest_date, load_records
+    from simengine.io.records import latest_date, load_records
     from simengine.snapshot import cells_of, stage_counts
 
     spec = load_spec(model)

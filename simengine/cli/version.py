@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from simengine.provenance import package_versions
+from simengine.io.provenance import package_versions
 
 __all__ = ["register"]
 

@@ -1,6 +1,6 @@
 """The Numba Monte Carlo core: simulate funnel paths from funnel parameters and a plan.
 
-Public API (see ARCHITECTURE.md, "Engine API"):
+Public API (see ARCHITECTURE.md, "The path model (engine)"):
 
 * :func:`simulate` -- parameters + plan -> :class:`Forecast`;
 * :func:`prepare`, :func:`plan_blocks`, :func:`run_block`,

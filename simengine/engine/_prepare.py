@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 __all__ = ["Prepared", "prepare"]
 

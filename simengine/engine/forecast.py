@@ -33,10 +33,10 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
+from simengine.config.plan import Plan
 from simengine.engine._sketch import REL_ERROR, bin_values, hist_quantiles
 from simengine.engine.blocks import BlockSummary
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 __all__ = ["QUANTILES", "STATS", "Forecast", "metric_names"]
 
@@ -228,7 +228,7 @@ class Forecast:
 
         An existing ``out_dir`` is kept (``InputError``) unless ``force``.
         """
-        from simengine.cli._common import atomic_dir
+        from simengine.io.atomic import atomic_dir
 
         out = Path(out_dir)
         with atomic_dir(out, force=force) as tmp:

@@ -4,7 +4,7 @@ One orchestration for every layout: :func:`run_blocks` plans the fixed-size
 blocks, hands them to a *block map* and merges the summaries it yields in
 block order; :func:`simulate` builds the :class:`Forecast`. The block map is
 where the blocks run: :func:`thread_block_map` (the default) runs them on a
-thread pool here; :func:`simengine.distributed.dask_block_map` runs them as
+thread pool here; :func:`simengine.engine.distributed.dask_block_map` runs them as
 Dask tasks. Both yield exactly ``run_block(prepared, block, seed)`` for each
 block, in block order, so the result is bitwise the same wherever the blocks
 ran.
@@ -22,16 +22,15 @@ bitwise the same for 1 or N threads, and peak memory is
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from simengine.config.plan import Plan
 from simengine.engine._prepare import Prepared, prepare
 from simengine.engine.blocks import Block, BlockSummary, plan_blocks, run_block
+from simengine.io.provenance import package_versions
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
-from simengine.provenance import package_versions
 
 if TYPE_CHECKING:
     from simengine.engine.forecast import Forecast
@@ -49,7 +48,7 @@ BlockMap = Callable[[Prepared, Sequence[Block], int], Iterable[BlockSummary]]
 """Where blocks run: ``block_map(prepared, blocks, seed)`` yields
 ``run_block(prepared, block, seed)`` for every block, in the order of
 ``blocks`` (e.g. :func:`thread_block_map` or
-:func:`simengine.distributed.dask_block_map`)."""
+:func:`simengine.engine.distributed.dask_block_map`)."""
 
 
 def default_threads() -> int:
@@ -145,7 +144,6 @@ def simulate(
     seed: int,
     block_size: int = 50_000,
     threads: int | None = None,
-    progress: bool = False,
     input_sha256: dict[str, str] | None = None,
     input_paths: dict[str, str] | None = None,
     block_map: BlockMap | None = None,
@@ -171,19 +169,18 @@ def simulate(
         Paths per block (the unit of parallel work and of merging).
     threads : int, optional
         Worker threads (default :func:`default_threads`).
-    progress : bool
-        Show a progress bar (per finished block) once a run takes over 2 s.
     input_sha256 : dict, optional
         File hashes recorded in the output's attributes.
     input_paths : dict, optional
         Input file paths recorded in the output's attributes (``input_paths``).
     block_map : BlockMap, optional
         Where the blocks run (default: this process's threads); e.g.
-        :func:`simengine.distributed.dask_block_map`. It is first called
+        :func:`simengine.engine.distributed.dask_block_map`. It is first called
         after the parameters and plan have been checked, so it may connect
         to a cluster lazily. The result does not depend on it.
     on_block : callable, optional
-        Called as ``on_block(done_paths, total_paths)`` after each merged block.
+        Called as ``on_block(done_paths, total_paths)`` after each merged block:
+        how a caller reports progress (the CLI draws a bar with it).
 
     Returns
     -------
@@ -193,14 +190,9 @@ def simulate(
         raise ValueError("seed must be >= 0")
     prepared = prepare(params, plan)
     n_threads = threads if threads is not None else default_threads()
-    callback, finish = _progress_callback() if progress else (None, lambda: None)
-    notify = _both(callback, on_block)
-    try:
-        summary = run_blocks(
-            prepared, paths, seed, block_size, n_threads, notify, block_map=block_map
-        )
-    finally:
-        finish()
+    summary = run_blocks(
+        prepared, paths, seed, block_size, n_threads, on_block, block_map=block_map
+    )
     from simengine.engine.forecast import Forecast
 
     meta = forecast_meta(seed, block_size, plan, input_sha256, input_paths)
@@ -229,55 +221,3 @@ def forecast_meta(
         meta["input_paths"] = dict(input_paths)
     return meta
 
-
-def _both(
-    a: Callable[[int, int], None] | None, b: Callable[[int, int], None] | None
-) -> Callable[[int, int], None] | None:
-    """Return one progress callback calling ``a`` then ``b`` (either may be None)."""
-    if a is None or b is None:
-        return a if b is None else b
-
-    def both(done: int, total: int) -> None:
-        a(done, total)
-        b(done, total)
-
-    return both
-
-
-def _progress_callback() -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from simengine.cli._common import console
-
-    t0 = time.perf_counter()
-    state: dict[str, Any] = {}
-
-    def on_block(done: int, total: int) -> None:
-        if "bar" not in state:
-            if time.perf_counter() - t0 < 2.0 or done >= total:
-                return
-            bar = Progress(
-                TextColumn("simulating"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("paths"),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            )
-            bar.start()
-            state["bar"] = bar
-            state["task"] = bar.add_task("paths", total=total)
-        state["bar"].update(state["task"], completed=done)
-
-    def finish() -> None:
-        if "bar" in state:
-            state["bar"].stop()
-
-    return on_block, finish

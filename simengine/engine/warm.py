@@ -4,7 +4,7 @@
 real argument types, so every kernel a forecast calls is compiled (first
 run on a machine: about 15 s) or loaded from the on-disk cache (well under
 a second) in this process, and written to the cache for the next one.
-Dask workers call it at start-up (:class:`simengine.distributed.WarmupPlugin`);
+Dask workers call it at start-up (:class:`simengine.engine.distributed.WarmupPlugin`);
 the demo runs it in a separate process (``python -m simengine.engine.warm``)
 while the fit keeps the other core busy, so a first run on a fresh machine
 does not compile the engine on the critical path.
@@ -16,8 +16,8 @@ import datetime as dt
 
 import numpy as np
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.plan import Plan
 
 __all__ = ["tiny_problem", "warm_kernels"]
 

@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from simengine.spec import CELL_SEP, FunnelSpec
+from simengine.config.spec import CELL_SEP, FunnelSpec
 
 __all__ = [
     "MAX_DRIFT_PERIODS",

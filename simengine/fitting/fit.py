@@ -5,7 +5,7 @@
 cure model, the arrival model and the deal-size model (they share no
 parameters, so they are fitted separately with the same chain and draw
 counts), runs the convergence gate on each, and merges their posteriors
-into the posterior-file layout (see :mod:`simengine.posterior`).
+into the posterior-file layout (see :mod:`simengine.io.posterior`).
 
 Seeds: the user's seed feeds a :class:`numpy.random.SeedSequence`; each model
 part gets its own child seed (``conversion``, ``arrivals``, ``deal_size`` in
@@ -46,14 +46,14 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from simengine._quiet import ignore_pytensor_blas_notice
+from simengine.config.spec import MODEL_PARTS, FunnelSpec
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
 from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, resolve_priors
 from simengine.fitting.raw_rates import raw_rates
-from simengine.provenance import package_versions
-from simengine.spec import MODEL_PARTS, FunnelSpec
+from simengine.io.provenance import package_versions
 
 __all__ = [
     "PARTS",

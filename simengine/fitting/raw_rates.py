@@ -15,8 +15,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from simengine.config.spec import FunnelSpec
 from simengine.fitting.data import cell_labels, known_at, relative_days
-from simengine.spec import FunnelSpec
 
 __all__ = ["raw_rates"]
 

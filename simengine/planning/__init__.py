@@ -4,7 +4,7 @@
   arithmetic, and rep capacity;
 * :mod:`~simengine.planning.scenarios`: scenario files and the shocks they
   apply to :class:`~simengine.params.FunnelParameters` and
-  :class:`~simengine.plan.Plan`;
+  :class:`~simengine.config.plan.Plan`;
 * :mod:`~simengine.planning.stress`: scenarios run on common random numbers;
 * :mod:`~simengine.planning.goalseek`: arrivals needed for P(hit) >= q;
 * :mod:`~simengine.planning.sensitivity`: one-at-a-time sensitivities, ranked,

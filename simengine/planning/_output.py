@@ -30,7 +30,7 @@ def write_table_and_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simengine.cli._common import atomic_dir
+    from simengine.io.atomic import atomic_dir
 
     out = Path(out_dir)
     with atomic_dir(out, force=force) as tmp:

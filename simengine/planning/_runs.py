@@ -32,10 +32,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from simengine.config.plan import Plan
 from simengine.engine import BlockSummary, Forecast, prepare
+from simengine.io.provenance import package_versions
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
-from simengine.provenance import package_versions
 
 if TYPE_CHECKING:
     from simengine.engine.simulate import BlockMap
@@ -123,7 +123,7 @@ def run(
         Worker threads (default: the engine's default; in-process only).
     block_map : BlockMap, optional
         Where the blocks run (default: this process's threads), e.g. the
-        Dask map of :func:`simengine.distributed.cluster_block_map`. The
+        Dask map of :func:`simengine.engine.distributed.cluster_block_map`. The
         blocks, their order and so the run are the same wherever they run.
 
     Returns

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simengine.config.plan import Plan
 from simengine.engine import simulate
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 from simengine.planning.scenarios import Shock, apply_shock
 
 if TYPE_CHECKING:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from simengine.config.plan import Plan, load_plan
 from simengine.errors import InputError
+from simengine.io.provenance import file_sha256
 from simengine.params import FunnelParameters
-from simengine.plan import Plan, load_plan
-from simengine.provenance import file_sha256
 
 __all__ = ["load_inputs"]
 
@@ -29,9 +28,9 @@ def load_inputs(
         Plan TOML.
     posterior : str or Path, optional
         Posterior netCDF (``simengine fit``), read by
-        ``simengine.posterior.read_parameters``.
+        ``simengine.io.posterior.read_parameters``.
     assumptions : str or Path, optional
-        Assumptions TOML, read by ``simengine.assumptions.read_assumptions``
+        Assumptions TOML, read by ``simengine.config.assumptions.read_assumptions``
         with ``n_draws`` draws seeded by ``seed``.
     n_draws, seed : int
         For assumptions only.
@@ -54,16 +53,18 @@ def load_inputs(
             column="--posterior/--assumptions",
         )
     plan = load_plan(plan_path)
-    # Imported by name: the readers belong to other modules with heavy imports.
+    # Imported here: the readers pull in heavy modules (ArviZ, the records loader).
     if posterior is not None:
+        from simengine.io.posterior import read_parameters
+
         src = Path(posterior)
-        read = importlib.import_module("simengine.posterior").read_parameters
-        params = read(src)
+        params = read_parameters(src)
         kind = "posterior"
     else:
+        from simengine.config.assumptions import read_assumptions
+
         src = Path(assumptions)  # type: ignore[arg-type]
-        read = importlib.import_module("simengine.assumptions").read_assumptions
-        params = read(src, n_draws=n_draws, seed=seed, as_of=plan.as_of)
+        params = read_assumptions(src, n_draws=n_draws, seed=seed, as_of=plan.as_of)
         kind = "assumptions"
     if not src.is_file():
         raise InputError.single(src, f"the {kind} file does not exist")

@@ -33,8 +33,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 __all__ = [
     "DAYS_PER_MONTH",

@@ -14,7 +14,7 @@ A scenario file (TOML) names scenarios; each is a list of shocks::
 
 Shocks act on every draw of :class:`~simengine.params.FunnelParameters`
 (arrays are copied, never modified in place) and on the
-:class:`~simengine.plan.Plan`:
+:class:`~simengine.config.plan.Plan`:
 
 =============  =========================  ====================================================
 what           where                      scale / add / set
@@ -54,9 +54,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simengine.config.plan import Plan
 from simengine.errors import InputError, Issue
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 __all__ = [
     "BASELINE",

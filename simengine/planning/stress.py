@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 from simengine.planning import _runs
 from simengine.planning._output import write_table_and_chart
 from simengine.planning.scenarios import BASELINE, Scenario, apply_scenario
@@ -104,7 +104,7 @@ def run_stress(
         Called with each scenario's name before it runs (progress).
     block_map : BlockMap, optional
         Where every run's blocks run (default: this process's threads; the
-        Dask map of :func:`simengine.distributed.cluster_block_map` for a
+        Dask map of :func:`simengine.engine.distributed.cluster_block_map` for a
         cluster). The table is bitwise the same wherever they run.
 
     Returns

@@ -12,9 +12,7 @@ missing is reported in the page, never guessed.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from simengine.errors import InputError, Issue
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 
 __all__ = [
     "REQUIRED_VARIABLES",
@@ -38,7 +36,6 @@ __all__ = [
     "read_forecast",
     "read_parameter_summary",
     "read_planning_tables",
-    "umask_mode",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,13 +116,6 @@ def read_forecast(path: str | Path) -> xr.Dataset:
     if issues:
         raise InputError(issues, summary=f"{nc} does not follow the forecast.nc contract")
     return loaded
-
-
-def umask_mode(mode: int) -> int:
-    """``mode`` with the process umask applied (``tempfile`` creates 0600/0700 files/dirs)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
 
 
 def attr_date(ds: xr.Dataset, key: str) -> dt.date:
@@ -321,8 +311,8 @@ def _find_by_hash(sha: str, suffix: str, folders: list[Path]) -> Path | None:
 def read_parameter_summary(path: Path, kind: str, ds: xr.Dataset) -> ParameterSummary:
     """Read a posterior file, or an assumptions file through ``read_assumptions``."""
     if kind == "assumptions" or path.suffix == ".toml":
-        # Imported by name: the assumptions module is optional for reports.
-        read_assumptions = importlib.import_module("simengine.assumptions").read_assumptions
+        from simengine.config.assumptions import read_assumptions
+
         params = read_assumptions(path, n_draws=1000, seed=int(ds.attrs.get("seed", 0)),
                                   as_of=attr_date(ds, "as_of"))
         return parameters_from_funnel(params, path)

@@ -35,9 +35,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xarray as xr
 
-from simengine.cli._common import atomic_dir
 from simengine.errors import InputError
-from simengine.report.data import read_forecast, umask_mode
+from simengine.io.atomic import atomic_dir, umask_mode
+from simengine.report.data import read_forecast
 
 __all__ = ["FORMATS", "SCHEMAS", "export_tables", "write_exports"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
-from simengine.cli._common import atomic_file
+from simengine.io.atomic import atomic_file, umask_mode
 from simengine.planning.reverse import reverse_chain
 from simengine.report import charts
 from simengine.report import format as fmt
@@ -40,7 +39,6 @@ from simengine.report.data import (
     read_forecast,
     read_parameter_summary,
     read_planning_tables,
-    umask_mode,
 )
 
 __all__ = [
@@ -443,13 +441,6 @@ def _risks_from_forecast(
     return [r[1] for r in risks[:3]]
 
 
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def _figure_img(plot: Any, df: pd.DataFrame, alt: str) -> str:
     """Embed a planning module's chart; a chart that cannot be drawn is left out."""
     if plot is None:
@@ -488,8 +479,9 @@ def _planning_section(
 ) -> str:
     out = ['<section id="risks"><h2>Top risks</h2>']
     risks: list[str] = []
-    sens_mod = _optional_module("simengine.planning.sensitivity")
-    stress_mod = _optional_module("simengine.planning.stress")
+    from simengine.planning import sensitivity as sens_mod
+    from simengine.planning import stress as stress_mod
+
     if "sensitivity" in tables and hasattr(sens_mod, "top_risks"):
         try:
             risks = [str(r) for r in sens_mod.top_risks(tables["sensitivity"])][:3]

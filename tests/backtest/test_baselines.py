@@ -8,7 +8,7 @@ import pytest
 
 from simengine.backtest.baselines import run_rate, spreadsheet, weighted_pipeline
 from simengine.backtest.truth import realised
-from simengine.spec import parse_spec
+from simengine.config.spec import parse_spec
 
 SPEC = parse_spec('name = "t"\nstages = ["opportunity", "won"]\nsegment_by = ["segment"]')
 ORIGIN = dt.date(2027, 1, 1)

@@ -13,7 +13,7 @@ import xarray as xr
 from scipy import stats
 
 from simengine.backtest.explain import explain_origin
-from simengine.spec import parse_spec
+from simengine.config.spec import parse_spec
 
 SPEC = parse_spec(
     'name = "x"\nstages = ["opportunity", "won"]\nsegment_by = ["segment"]\n'

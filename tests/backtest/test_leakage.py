@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from simengine.backtest.baselines import BASELINES
+from simengine.config.spec import load_spec
 from simengine.fitting.data import build_data
 from simengine.fitting.raw_rates import raw_rates
-from simengine.records import as_of_view, load_records
-from simengine.spec import load_spec
+from simengine.io.records import as_of_view, load_records
 from simengine.synth import SynthConfig, generate
 
 ORIGIN = SynthConfig().as_of - dt.timedelta(days=35)

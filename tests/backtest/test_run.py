@@ -8,8 +8,8 @@ import pytest
 
 from simengine.backtest.baselines import run_rate
 from simengine.backtest.run import BacktestConfig, run_backtest
-from simengine.records import as_of_view, load_records
-from simengine.spec import load_spec
+from simengine.config.spec import load_spec
+from simengine.io.records import as_of_view, load_records
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from simengine.backtest.synthetic import (
     synthetic_case,
 )
 from simengine.backtest.truth import realised
-from simengine.records import as_of_view
-from simengine.spec import load_spec
+from simengine.config.spec import load_spec
+from simengine.io.records import as_of_view
 from simengine.synth import SynthConfig
 
 

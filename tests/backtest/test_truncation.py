@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simengine.config.spec import parse_spec
 from simengine.fitting.data import build_data, first_exit
-from simengine.spec import parse_spec
 
 SPEC = parse_spec(
     """

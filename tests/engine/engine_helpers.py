@@ -6,8 +6,8 @@ import datetime as dt
 
 import numpy as np
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.plan import Plan
 
 AS_OF = dt.date(2027, 1, 4)
 

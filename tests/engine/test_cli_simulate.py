@@ -10,7 +10,7 @@ import pytest
 
 from simengine.cli import main
 from simengine.engine import Forecast
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 
 PLAN = """start = 2027-01-04
 end = 2027-04-04
@@ -111,8 +111,8 @@ def test_simulate_posterior_file_matches_in_process(tmp_path: Path, plan: Path) 
     import numpy as np
     from engine_helpers import make_params, random_open_units
 
+    from simengine.config.plan import load_plan
     from simengine.engine import simulate
-    from simengine.plan import load_plan
 
     params = make_params(
         rate=(10.0, 0.0, 0.5),

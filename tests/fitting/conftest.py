@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simengine.spec import FunnelSpec, parse_spec
+from simengine.config.spec import FunnelSpec, parse_spec
 
 STAGES = ("lead", "qual", "opp", "won")
 SPEC_TOML = """

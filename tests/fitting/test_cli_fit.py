@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from simengine.cli import main
-from simengine.posterior import read_parameters
+from simengine.io.posterior import read_parameters
 
 
 @pytest.fixture(scope="module")

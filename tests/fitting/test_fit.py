@@ -25,7 +25,7 @@ from simengine.fitting.fit import (
     settings_from_spec,
     single_threaded_blas,
 )
-from simengine.posterior import read_parameters, write_posterior
+from simengine.io.posterior import read_parameters, write_posterior
 
 AS_OF = dt.date(2026, 1, 5)
 

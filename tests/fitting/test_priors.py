@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from simengine.config.spec import parse_spec
 from simengine.errors import InputError
 from simengine.fitting.fit import settings_from_spec
 from simengine.fitting.priors import DEFAULT_PRIORS, resolve_priors
-from simengine.spec import parse_spec
 
 
 def test_overrides_by_name():

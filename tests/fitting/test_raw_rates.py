@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from simengine.config.spec import parse_spec
 from simengine.fitting.raw_rates import raw_rates
-from simengine.spec import parse_spec
 
 SPEC = parse_spec(
     'stages = ["mql", "sql", "won"]\nsegment_by = ["segment"]\npipeline_stage = "sql"\n'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from planning_factories import make_params, make_plan
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import datetime as dt
 
 import numpy as np
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 STAGES = ("mql", "sql", "opportunity", "won")
 CELLS = ("smb/web", "smb/event", "mid/web", "ent/web")

@@ -10,13 +10,13 @@ import pytest
 from planning_factories import make_small, write_inputs
 
 from simengine.cli import main
-from simengine.distributed import connect, dask_block_map
+from simengine.engine.distributed import connect, dask_block_map
 from simengine.planning.goalseek import goal_seek_table
 from simengine.planning.scenarios import Scenario, Shock
 from simengine.planning.sensitivity import run_sensitivity
 from simengine.planning.stress import run_stress
 
-# (simengine.distributed is imported above, i.e. before any dask.config.set
+# (simengine.engine.distributed is imported above, i.e. before any dask.config.set
 # context below: importing distributed inside one would register its config
 # defaults only until the context exits.)
 

@@ -11,8 +11,8 @@ import pytest
 from scipy.special import gammaincinv
 from scipy.stats import poisson
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 from simengine.planning import _runs
 from simengine.planning.goalseek import (
     expected_units,

@@ -10,7 +10,7 @@ from report_sim import QUANTILES, START, SimPaths
 
 from simengine.cli import main
 from simengine.errors import InputError
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 from simengine.report.export import SCHEMAS, export_tables, write_exports
 
 

@@ -12,7 +12,7 @@ from report_sim import SEGMENTS, STAGES, TARGETS, SimPaths, write_forecast_dir
 
 from simengine.cli import main
 from simengine.errors import InputError
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 from simengine.report.data import ParameterSummary, parameters_from_posterior
 from simengine.report.html import (
     build_report,

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simengine.assumptions import read_assumptions
+from simengine.config.assumptions import read_assumptions
+from simengine.config.plan import load_plan
 from simengine.engine import Forecast, simulate
-from simengine.plan import load_plan
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 from simengine.report.export import write_exports
 from simengine.report.html import build_report, headlines
 

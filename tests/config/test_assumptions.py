@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simengine.assumptions import parse_assumptions, pipeline_from_records, read_assumptions
+from simengine.config.assumptions import parse_assumptions, pipeline_from_records, read_assumptions
 from simengine.errors import InputError
-from simengine.provenance import file_sha256
+from simengine.io.provenance import file_sha256
 
 GOOD = """
 stages = ["mql", "sql", "opportunity", "won"]
@@ -216,8 +216,8 @@ def test_bad_loss_days_name_file_key_value_rule(mid: str, key: str, rule: str) -
 
 def test_loss_days_drive_the_engine() -> None:
     """An assumptions file with loss_days gives the engine its competing-risk law."""
+    from simengine.config.plan import Plan
     from simengine.engine import prepare
-    from simengine.plan import Plan
 
     p = parse_assumptions(_with_loss(), n_draws=5)
     plan_like = parse_assumptions(GOOD, n_draws=5)

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from simengine.config.plan import load_plan, parse_plan
 from simengine.errors import InputError
-from simengine.plan import load_plan, parse_plan
 
 PLAN = """
 start = 2027-01-04

@@ -84,12 +84,12 @@ from simengine.errors import InputError, Issue
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Future, Worker
 
+    from simengine.config.plan import Plan
     from simengine.engine import Forecast
     from simengine.engine._prepare import Prepared
     from simengine.engine.blocks import Block, BlockSummary
     from simengine.engine.simulate import BlockMap
     from simengine.params import FunnelParameters
-    from simengine.plan import Plan
 
 __all__ = [
     "ClusterSpec",
@@ -786,7 +786,6 @@ def simulate_distributed(
     seed: int,
     block_size: int = 50_000,
     cluster: str | ClusterSpec | Client,
-    progress: bool = False,
     input_sha256: dict[str, str] | None = None,
     input_paths: dict[str, str] | None = None,
     timeout: float | None = None,
@@ -832,7 +831,6 @@ def simulate_distributed(
             paths=paths,
             seed=seed,
             block_size=block_size,
-            progress=progress,
             input_sha256=input_sha256,
             input_paths=input_paths,
             block_map=block_map,

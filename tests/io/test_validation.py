@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from simengine.config.spec import parse_spec
 from simengine.errors import InputError, Issue
-from simengine.records import load_records
-from simengine.spec import parse_spec
-from simengine.validation import records_schema, validate_records
+from simengine.io.records import load_records
+from simengine.io.validation import records_schema, validate_records
 
 SPEC = parse_spec(
     'stages = ["mql", "sql", "won"]\nsegment_by = ["segment", "channel"]\npipeline_stage = "sql"\n'

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simengine.config.spec import load_spec, parse_spec
 from simengine.errors import InputError
-from simengine.records import as_of_view, latest_date, load_records, read_table
-from simengine.spec import load_spec, parse_spec
-from simengine.validation import validate_records
+from simengine.io.records import as_of_view, latest_date, load_records, read_table
+from simengine.io.validation import validate_records
 
 SPEC = parse_spec(
     'stages = ["mql", "sql", "won"]\nsegment_by = ["segment", "channel"]\npipeline_stage = "sql"\n'

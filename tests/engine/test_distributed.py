@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from workloads import light_workload
 
-from simengine._workloads import light_workload
-from simengine.distributed import (
+from simengine.config.plan import Plan
+from simengine.engine import plan_blocks, prepare, run_block, simulate
+from simengine.engine.blocks import BlockSummary
+from simengine.engine.distributed import (
     ClusterSpec,
     _pack,
     _unpack,
@@ -24,11 +27,8 @@ from simengine.distributed import (
     threads_per_worker,
     worker_info,
 )
-from simengine.engine import plan_blocks, prepare, run_block, simulate
-from simengine.engine.blocks import BlockSummary
 from simengine.errors import InputError
 from simengine.params import FunnelParameters
-from simengine.plan import Plan
 
 PATHS = 24_000
 BLOCK = 2_000  # 12 blocks: enough for a worker to die with work outstanding
@@ -195,7 +195,7 @@ def test_workers_are_warm_and_do_not_oversubscribe(client: object) -> None:
 @pytest.mark.distributed
 def test_local_cluster_runs_with_the_quiet_configuration(client: object) -> None:
     """Every worker runs with LOCAL_CLUSTER_CONFIG (its nanny hands it over at spawn)."""
-    from simengine.distributed import LOCAL_CLUSTER_CONFIG
+    from simengine.engine.distributed import LOCAL_CLUSTER_CONFIG
 
     def read() -> list[object]:
         import dask
@@ -261,7 +261,7 @@ def test_a_different_seed_gives_different_numbers(
 def test_map_blocks_yields_each_block_in_order(
     client: object, problem: tuple[FunnelParameters, Plan]
 ) -> None:
-    from simengine.distributed import map_blocks
+    from simengine.engine.distributed import map_blocks
 
     params, plan = problem
     prepared = prepare(params, plan)
@@ -449,7 +449,7 @@ def test_run_blocks_rejects_a_block_map_out_of_order_or_short() -> None:
 
 def test_cluster_block_map_connects_only_when_blocks_run() -> None:
     """Entering and leaving it contacts nothing; None means in-process."""
-    from simengine.distributed import cluster_block_map
+    from simengine.engine.distributed import cluster_block_map
 
     t0 = time.perf_counter()
     with cluster_block_map("tcp://127.0.0.1:1", timeout=30.0) as block_map:

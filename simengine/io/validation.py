@@ -31,8 +31,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from simengine.config.spec import FunnelSpec
 from simengine.errors import InputError, Issue
-from simengine.spec import FunnelSpec
 
 __all__ = [
     "DATE_MAX",

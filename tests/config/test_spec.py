@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from simengine.config.spec import cell_label, load_spec, parse_spec
 from simengine.errors import InputError
-from simengine.spec import cell_label, load_spec, parse_spec
 
 GOOD = """
 name = "t"

@@ -388,9 +388,9 @@ def pipeline_from_records(
     InputError
         Different stages, or a record segment missing from the assumptions.
     """
-    from simengine.records import load_records
+    from simengine.config.spec import load_spec
+    from simengine.io.records import load_records
     from simengine.snapshot import cell_labels, open_units
-    from simengine.spec import load_spec
 
     spec = load_spec(spec_path)
     if tuple(spec.stages) != tuple(stages):

@@ -1,6 +1,6 @@
 """Seeded engine workloads built in code, shared by tests and benchmarks.
 
-Private: not part of the engine's API. A workload here is the one
+A workload here is the one
 definition used by ``tests/`` and ``benchmarks/`` alike, so a recorded
 benchmark number and the tests that exercise the same problem keep meaning
 the same parameters.
@@ -12,8 +12,8 @@ import datetime as dt
 
 import numpy as np
 
+from simengine.config.plan import Plan
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.plan import Plan
 
 __all__ = ["LIGHT_AS_OF", "light_workload"]
 

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from simengine.errors import InputError
-from simengine.posterior import read_parameters, read_posterior, write_posterior
+from simengine.io.posterior import read_parameters, read_posterior, write_posterior
 
 STAGES = ["mql", "sql", "opportunity", "won"]
 CELLS = ["ent/ads", "ent/web", "smb/ads"]

@@ -9,7 +9,7 @@ on a date, so that fits and backtests never see the future.
 Reading rules:
 
 * CSV is read as text (``dtype=str``, no NA guessing): every value's type is
-  checked by :mod:`simengine.validation`, not guessed by pandas. The header is
+  checked by :mod:`simengine.io.validation`, not guessed by pandas. The header is
   row 1 and the first record row 2, as a spreadsheet shows them; blank lines
   keep their row numbers and are skipped. UTF-8 (with or without BOM).
 * Parquet keeps its column types: date columns may be timestamps or text,
@@ -36,9 +36,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from simengine.config.spec import FunnelSpec, SourceMapping
 from simengine.errors import InputError, Issue
-from simengine.spec import FunnelSpec, SourceMapping
-from simengine.validation import check_records
+from simengine.io.validation import check_records
 
 __all__ = ["RawTable", "as_of_view", "latest_date", "load_records", "read_table"]
 

@@ -41,10 +41,10 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from simengine.cli._common import atomic_file
+from simengine.config.spec import CELL_SEP
 from simengine.errors import InputError, Issue
+from simengine.io.atomic import atomic_file
 from simengine.params import FunnelParameters, OpenUnits
-from simengine.spec import CELL_SEP
 
 __all__ = [
     "OPTIONAL_VARS",
