@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo synth test lint typecheck unit test-slow bench clean
+.PHONY: install demo synth test lint typecheck unit test-slow bench bench-compare clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,9 +50,16 @@ unit: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-## Speed and memory figures quoted in the README.
+## Speed benchmarks (pytest-benchmark). Every run is saved under
+## benchmarks/results/<machine>/NNNN_<commit>_<date>.json (autosave).
 bench: $(STAMP)
-	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,mean,median,rounds
+	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,mean,median,rounds \
+	    --benchmark-autosave --benchmark-storage=file://benchmarks/results
+
+## The latest saved run against the previous one; fails when the engine's speed over
+## the NumPy reference (both measured in the same run) fell by more than 10%.
+bench-compare: $(STAMP)
+	$(BIN)/python benchmarks/compare.py --storage benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
