@@ -36,8 +36,11 @@ synth: $(STAMP)
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
 
+## ruff, then the import layers of pyproject.toml [tool.importlinter]
+## (nothing outside simengine.cli imports it; each layer imports only those below).
 lint: $(STAMP)
 	$(BIN)/ruff check simengine tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

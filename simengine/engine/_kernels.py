@@ -62,8 +62,9 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 stream of step ``e`` (their number depends only on ``p_e``), so a change of a
 later step's rate leaves arrivals and first conversions untouched. A change
 of what the streams draw changes paths' numbers, not their law; such changes
-are listed in CHANGELOG.md. The streams live in one table per path (``states``, one row per id) and the
-variates take the table and the row (:mod:`~simengine.engine._rng`).
+are listed in CHANGELOG.md. The streams live in one table per path
+(``states``, one row per id) and the variates take the table and the row
+(:mod:`~simengine.engine._rng`).
 """
 
 from __future__ import annotations
