@@ -24,7 +24,7 @@ install: $(STAMP)
 ## The main job on the bundled default: synthetic CRM -> fit -> simulate -> report -> export.
 ## The demo fit passes the convergence gate at the demo's seed on this machine;
 ## --allow-unconverged is a safety net (another machine or seed can miss it by a
-## divergence or two, see README, "Known limits"): the posterior is then flagged
+## divergence or two, see docs/validation.md, "Convergence"): the posterior is then flagged
 ## simengine_converged=false, simulate warns and the report shows a banner.
 demo: $(STAMP)
 	$(BIN)/python -m simengine.demo --out $(DEMO) --paths $(PATHS) --seed $(SEED) --allow-unconverged
@@ -53,7 +53,7 @@ unit: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-## Speed and memory figures quoted in the README.
+## The pytest-benchmark files of benchmarks/ (figures in docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,mean,median,rounds
 

@@ -3,7 +3,7 @@
 Every configuration file (spec, plan, assumptions, scenarios) is a TOML
 document whose tables are described by pydantic models (dataclasses or
 :class:`Table` models) with ``extra="forbid"`` and strict types, so that a
-TOML ``true`` is not a number and a string is not a date. :func:`validate`
+TOML ``true`` is not a number and text is not a count. :func:`validate`
 runs one model over one table and turns each pydantic error into an
 :class:`~simengine.errors.Issue` naming the file, the dotted key
 (``model.parts.deal_size.target_accept``, ``scenario[2].shock[1].value``),
