@@ -33,7 +33,9 @@ from simengine.errors import InputError, Issue
 
 __all__ = [
     "CELL_SEP",
+    "MASS_MATRICES",
     "MODEL_PARTS",
+    "SAMPLERS",
     "ColumnRule",
     "FunnelSpec",
     "ModelOptions",
@@ -154,7 +156,9 @@ class SourceMapping(Table):
 # ---------------------------------------------------------------- [model]
 
 SAMPLERS = ("nutpie", "pymc")
+"""The samplers a fit can use (``[model] sampler``)."""
 MASS_MATRICES = ("diag", "low_rank")
+"""NUTS mass matrices (``[model] mass_matrix``; ``low_rank`` is nutpie's)."""
 
 _AtLeastOne = Annotated[int, rule(lambda v: v >= 1, "must be >= 1", after=True)]
 _TargetAccept = Annotated[float, rule(lambda v: 0.5 <= v < 1, "must be in [0.5, 1)", after=True)]
