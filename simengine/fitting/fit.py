@@ -42,10 +42,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from threadpoolctl import threadpool_limits
 
 from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.config.spec import MODEL_PARTS, FunnelSpec, ModelOptions
+from simengine.config.tables import STRICT
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
@@ -75,6 +77,7 @@ RAW_WINDOWS = {"raw_rate_4q": 364, "raw_rate_13w": 91}
 """Trailing raw-rate windows (days) stored in ``constant_data``."""
 
 
+@pydantic_dataclass(frozen=True, config=STRICT)
 class FitSettings(ModelOptions):
     """The settings of one fit: the spec's ``[model]`` options, with overrides.
 
@@ -82,7 +85,8 @@ class FitSettings(ModelOptions):
     :class:`~simengine.config.spec.ModelOptions` (one settings model, one
     set of defaults); this adds what the fit needs from them: the prior
     scales the ``priors`` overrides resolve to, and the JSON form a
-    posterior file records.
+    posterior file records. A setting of the fit that is no spec option
+    would be a field here.
     """
 
     @property
