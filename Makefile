@@ -24,7 +24,7 @@ install: $(STAMP)
 ## The main job on the bundled default: synthetic CRM -> fit -> simulate -> report -> export.
 ## The demo fit passes the convergence gate at the demo's seed on this machine;
 ## --allow-unconverged is a safety net (another machine or seed can miss it by a
-## divergence or two, see README, "Known limits"): the posterior is then flagged
+## divergence or two, see docs/validation.md, "Convergence"): the posterior is then flagged
 ## simengine_converged=false, simulate warns and the report shows a banner.
 demo: $(STAMP)
 	$(BIN)/python -m simengine.demo --out $(DEMO) --paths $(PATHS) --seed $(SEED) --allow-unconverged
@@ -36,8 +36,11 @@ synth: $(STAMP)
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
 
+## ruff, then the import layers of pyproject.toml [tool.importlinter]
+## (nothing outside simengine.cli imports it; each layer imports only those below).
 lint: $(STAMP)
 	$(BIN)/ruff check simengine tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -50,7 +53,7 @@ unit: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-## Speed benchmarks (pytest-benchmark). Every run is saved under
+## Speed benchmarks (pytest-benchmark; figures in docs/performance.md). Every run is saved under
 ## benchmarks/results/<machine>/NNNN_<commit>_<date>.json (autosave).
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,mean,median,rounds \

@@ -16,13 +16,13 @@ Peak memory per worker is the worker process's peak resident set
 Workloads (built in code, seeded):
 
 * ``light`` (default): :func:`tests/engine/workloads.py`'s ``light_workload`` (also the
-  problem of ``tests/test_distributed.py``): 2 segments x 2 channels, 4
+  problem of ``tests/engine/test_distributed.py``): 2 segments x 2 channels, 4
   stages, an 8-week period, ~15 new MQLs per cell per period, 30 open units,
   16 draws (a small team's funnel; ~14k paths/s per core);
 * ``standard``: the demo-sized workload of ``benchmarks/engine_report.py``
   (~6,000 MQLs per quarter, 600 open units; ~900 paths/s per core).
 
-As a script (the numbers quoted in the README)::
+As a script (the numbers quoted in docs/performance.md)::
 
     .venv/bin/python benchmarks/bench_distributed.py --paths 1000000 \
         --block-size 100000 --workers 2
@@ -30,7 +30,7 @@ As a script (the numbers quoted in the README)::
 ``--paths`` takes one or more sizes (``--paths 10000000`` runs only 10M;
 ``--paths 1e6 1e7 1e8`` all three; 100M is hours of both cores for the light
 workload, run on demand). Each size prints one line as it finishes, and a
-README-ready Markdown table ends the output.
+A Markdown table for docs/performance.md ends the output.
 
 Under pytest-benchmark (``make bench``): one round each of 400k light paths
 in-process and on ``local:2``.
@@ -198,7 +198,7 @@ def _print_row(r: dict[str, Any]) -> None:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a README-ready Markdown table (one line per path count)."""
+    """The rows as a Markdown table for docs/performance.md (one line per path count)."""
     if not rows:
         return ""
     r0 = rows[0]

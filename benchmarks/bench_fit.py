@@ -9,7 +9,7 @@ process's peak resident set (``ru_maxrss``) after the fit; a third run
 ("traced", same process) reports the Python-heap peak of a fit
 (``tracemalloc``). Its wall time is not a speed figure: tracing every
 allocation slowed the warm demo fit from 34.6 s to 109.0 s (``--crm`` run
-quoted in the README).
+quoted in docs/performance.md).
 
 "Warm" reuses the cold fit's compiled models (the process cache of
 :mod:`simengine.fitting._compiled`): it is the sampling time plus the model

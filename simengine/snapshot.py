@@ -5,13 +5,15 @@ starts from: every unit open at the as-of date (entered by then, neither won
 nor lost by then), with its cell, the last stage it had reached, its age in
 that stage and its own amount where known. It works on
 :func:`~simengine.io.records.as_of_view`, so nothing dated after the as-of date
-is used.
+is used. :func:`pipeline_from_records` maps a records file's open units onto
+the segments of a planner's assumptions file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,14 @@ from simengine.errors import InputError, Issue
 from simengine.io.records import as_of_view
 from simengine.params import OpenUnits
 
-__all__ = ["cell_labels", "cells_of", "open_units", "segments_of", "stage_counts"]
+__all__ = [
+    "cell_labels",
+    "cells_of",
+    "open_units",
+    "pipeline_from_records",
+    "segments_of",
+    "stage_counts",
+]
 
 
 def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
@@ -171,3 +180,71 @@ def stage_counts(
     out.loc["total"] = out.sum(axis=0)
     out.index.name = "segment"
     return out.astype(np.int64)
+
+
+def pipeline_from_records(
+    records: str | Path,
+    spec_path: str | Path,
+    as_of: dt.date,
+    segments: Sequence[str],
+    stages: Sequence[str],
+) -> OpenUnits:
+    """Open units of a records file at ``as_of``, mapped to assumption segments.
+
+    Parameters
+    ----------
+    records : str or Path
+        Records file (CSV or Parquet) read with the spec's mapping.
+    spec_path : str or Path
+        The funnel spec (``--model``).
+    as_of : date
+        Snapshot date (the plan's as-of date).
+    segments : sequence of str
+        The assumption segments, in file order (cell index = position).
+    stages : sequence of str
+        The assumption stages (must equal the spec's).
+
+    Raises
+    ------
+    InputError
+        Different stages, or a record segment missing from the assumptions.
+    """
+    from simengine.config.spec import load_spec
+    from simengine.io.records import load_records
+
+    spec = load_spec(spec_path)
+    if tuple(spec.stages) != tuple(stages):
+        raise InputError.single(
+            spec_path,
+            f"the spec's stages {list(spec.stages)} differ from the assumptions' {list(stages)}",
+            column="stages",
+        )
+    df = load_records(records, spec)
+    cells = tuple(sorted(set(cell_labels(df, spec))))
+    ou = open_units(df, spec, as_of, cells)
+    seg_of_cell = [c.split("/")[0] for c in cells]
+    used = sorted({seg_of_cell[i] for i in np.unique(ou.cell)})
+    missing = [s for s in used if s not in segments]
+    if missing:
+        raise InputError(
+            [
+                Issue(
+                    str(records),
+                    None,
+                    spec.segment_by[0],
+                    s,
+                    f"segment not in the assumptions {list(segments)}",
+                )
+                for s in missing
+            ],
+            summary=f"open units of {records} do not fit the assumptions",
+        )
+    mapping = np.array(
+        [list(segments).index(s) if s in segments else -1 for s in seg_of_cell], dtype=np.int64
+    )
+    return OpenUnits(
+        cell=mapping[ou.cell] if len(ou) else np.zeros(0, np.int64),
+        stage=ou.stage,
+        age_days=ou.age_days,
+        amount=ou.amount,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,14 @@ from simengine.config.spec import load_spec, parse_spec
 from simengine.errors import InputError
 from simengine.io.records import load_records
 from simengine.params import OpenUnits
-from simengine.snapshot import cell_labels, cells_of, open_units, segments_of, stage_counts
+from simengine.snapshot import (
+    cell_labels,
+    cells_of,
+    open_units,
+    pipeline_from_records,
+    segments_of,
+    stage_counts,
+)
 
 SPEC = parse_spec(
     'stages = ["mql", "sql", "won"]\nsegment_by = ["segment", "channel"]\npipeline_stage = "sql"\n'
@@ -178,3 +186,32 @@ def test_stage_counts_on_the_crm_export(crm_dir, models_dir):
     eng = pd.to_datetime(raw.loc[raw["deal_stage"] == "Engaging", "engage_date"], format="%m/%d/%Y")
     expect_age = (pd.Timestamp("2017-12-31") - eng).dt.days.to_numpy(np.float64)
     np.testing.assert_array_equal(ou.age_days, expect_age)  # record order kept
+
+
+RECORDS = """id,segment,channel,mql_at,sql_at,opportunity_at,won_at,lost_at,amount
+1,mid,web,2026-11-01,2026-11-05,2026-11-20,,,25000
+2,mid,out,2026-12-01,2026-12-10,,,,
+3,smb,web,2026-12-20,,,,,
+4,smb,web,2026-10-01,2026-10-03,2026-10-10,2026-12-01,,9000
+5,mid,web,2026-10-01,2026-10-03,,,2026-11-01,
+"""
+
+
+def test_pipeline_from_records(tmp_path: Path, models_dir: Path) -> None:
+    f = tmp_path / "r.csv"
+    f.write_text(RECORDS)
+    stages = ("mql", "sql", "opportunity", "won")
+    ou = pipeline_from_records(
+        f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb", "mid"), stages
+    )
+    order = np.argsort(ou.age_days)
+    assert len(ou) == 3  # units 1, 2, 3 are open
+    np.testing.assert_array_equal(np.sort(ou.cell), [0, 1, 1])
+    assert set(zip(ou.cell.tolist(), ou.stage.tolist(), strict=True)) == {(1, 2), (1, 1), (0, 0)}
+    assert ou.age_days[order][0] == 15.0  # unit 3: mql on 2026-12-20
+    with pytest.raises(InputError, match="not in the assumptions"):
+        pipeline_from_records(f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb",), stages)
+    with pytest.raises(InputError, match="differ"):
+        pipeline_from_records(
+            f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb",), ("a", "b")
+        )

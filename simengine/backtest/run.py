@@ -15,11 +15,9 @@ already scored, so an interrupted backtest resumes.
 Origins are independent (each one's seed derives from the root seed and its
 date only), so ``run_backtest(..., workers=N)`` scores N origins at a time in
 separate processes (spawned, so each has its own Numba/PyTensor state); the
-scores are the same, bitwise, as a serial run. A fit used to be mostly
-compilation (measured on the CRM export, origin 2017-06-30, 2 chains x
-500+500: conversion 69 s compile vs 17 s sampling, arrivals 35 vs 1, deal
-size 15 vs 3). Compiled models are now reused across origins: the fitting
-models take their data through ``pm.Data`` and
+scores are the same, bitwise, as a serial run. Compiling a fit's models
+costs more than sampling them, so compiled models are reused across
+origins: the fitting models take their data through ``pm.Data`` and
 :func:`~simengine.fitting.fit.sample_model` keeps a process-level cache of
 compiled models keyed by the model's graph (:mod:`simengine.fitting._compiled`),
 so an origin whose funnel structure (cells, drift periods, centred levels,

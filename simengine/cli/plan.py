@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_RULES: tuple[Rounding, ...] = ("exact", "nearest", "up")
-
 
 def _floats(text: str, option: str) -> list[float]:
     try:
@@ -55,7 +53,7 @@ def _fmt(x: float, digits: int = 1) -> str:
     return "" if x != x else f"{x:,.{digits}f}"
 
 
-def _wide(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _wide(tables: dict[Rounding, pd.DataFrame]) -> pd.DataFrame:
     """Exact units beside the two per-step rounding rules (display)."""
     key = ["segment", "source", "stage"]
     wide = tables["exact"][[*key, "units", "value", "planned", "gap"]].copy()
@@ -156,16 +154,15 @@ def plan_command(
     import pandas as pd
 
     from simengine.planning.reverse import (
-        DAYS_PER_MONTH,
         Source,
         capacity,
         capacity_table,
-        entry_needs,
-        reverse_table,
+        reverse_tables,
         sources_from_params,
+        with_reverse_and_reps,
     )
 
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[Rounding, pd.DataFrame] = {}
     outputs: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
     if target is not None or rates is not None or deal_size is not None:
@@ -198,13 +195,7 @@ def plan_command(
         try:
             src = [Source("all", "all", 1, deal_size, names, rs)]
             pl = {"all": {names[0]: planned}} if planned is not None else None
-            for rule in _RULES:
-                tables[rule] = reverse_table(
-                    {"all": target},
-                    src,
-                    rounding=rule,
-                    planned=pl,
-                )
+            tables.update(reverse_tables({"all": target}, src, planned=pl))
         except ValueError as exc:
             raise InputError.single("<command line>", str(exc), column="--rates") from None
         wide = _wide(tables)
@@ -240,14 +231,9 @@ def plan_command(
         )
         sources = sources_from_params(params, plan)
         pipe = params.stages[params.pipeline_stage]
-        for rule in _RULES:
-            tables[rule] = reverse_table(
-                plan.targets,
-                sources,
-                rounding=rule,
-                pipeline_stage=pipe,
-                planned=plan.new_units,
-            )
+        tables.update(
+            reverse_tables(plan.targets, sources, pipeline_stage=pipe, planned=plan.new_units)
+        )
         reps_by_seg = _reps(reps, params.segments)
         _print_table(_wide(tables), f"Reverse funnel for {plan_file} (draw means)")
         outputs["reverse"] = pd.concat(list(tables.values()), ignore_index=True)
@@ -285,17 +271,14 @@ def plan_command(
                     ),
                     block_map=block_map,
                 )
-            needs = entry_needs(plan.targets, sources)
-            gs["reverse_funnel"] = [
-                float(needs.get((g, st), float("nan")))
-                for g, st in zip(gs["segment"], gs["stage"], strict=True)
-            ]
-            # Reps to work the probabilistic need at the first stage (others: NaN).
-            per_rep_period = per_rep_month * plan.period_days / float(DAYS_PER_MONTH)
-            gs["reps_needed"] = [
-                n / per_rep_period if st == params.stages[0] else float("nan")
-                for n, st in zip(gs["needed"], gs["stage"], strict=True)
-            ]
+            with_reverse_and_reps(
+                gs,
+                plan.targets,
+                sources,
+                rep_stage=params.stages[0],
+                period_days=plan.period_days,
+                per_rep_month=per_rep_month,
+            )
             outputs["goalseek"] = gs
             _print_goalseek(gs)
     for w in warnings:

@@ -67,7 +67,8 @@ def load_parameters(
         from simengine.io.posterior import read_parameters
 
         return read_parameters(posterior)
-    from simengine.config.assumptions import pipeline_from_records, read_assumptions
+    from simengine.config.assumptions import read_assumptions
+    from simengine.snapshot import pipeline_from_records
 
     assert assumptions is not None
     params = read_assumptions(assumptions, n_draws=n_draws, seed=seed, as_of=plan.as_of)

@@ -42,43 +42,92 @@ import datetime as dt
 import hashlib
 import json
 import math
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
+from simengine.config import tables
+from simengine.config.tables import Date, Table, finite, non_empty, number, rule
 from simengine.errors import InputError, Issue
 from simengine.params import FunnelParameters, OpenUnits
 
-__all__ = ["parse_assumptions", "pipeline_from_records", "read_assumptions"]
+__all__ = ["parse_assumptions", "read_assumptions"]
 
-_TOP = {"stages", "pipeline_stage", "as_of", "segments", "name", "description"}
-_SEG = {
-    "new_per_week",
-    "dispersion",
-    "trend",
-    "conversion",
-    "delay_days",
-    "deal_size",
-    "loss_days",
-}
+_PAIR = "must be a pair of numbers [a, b]"
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
+def _as_pair(words: str) -> BeforeValidator:
+    """Take a TOML ``[a, b]`` of two finite numbers as a tuple of floats."""
+
+    def run(v: Any) -> tuple[float, float]:
+        if isinstance(v, list) and len(v) == 2 and all(finite(x) for x in v):
+            return float(v[0]), float(v[1])
+        raise PydanticCustomError("simengine_rule", words)
+
+    return BeforeValidator(run)
 
 
-def _pair(v: Any) -> tuple[float, float] | None:
-    if not isinstance(v, list) or len(v) != 2:
-        return None
-    a, b = _num(v[0]), _num(v[1])
-    return None if a is None or b is None else (a, b)
+_Pair = Annotated[tuple[float, float], _as_pair(_PAIR)]
+_PerStep = Annotated[
+    dict[str, _Pair],
+    rule(lambda v: isinstance(v, dict), "needs a table with one [a, b] pair per step"),
+]
+
+
+def _stage_names(v: Any) -> tuple[str, ...]:
+    if (
+        isinstance(v, list)
+        and len(v) >= 2
+        and all(isinstance(s, str) and s for s in v)
+        and len(set(v)) == len(v)
+    ):
+        return tuple(v)
+    raise PydanticCustomError(
+        "simengine_rule", "must be a list of at least two distinct stage names"
+    )
+
+
+class _Segment(Table):
+    """One ``[segments.<name>]`` table; keys that depend on the stages are checked after."""
+
+    new_per_week: Annotated[
+        dict[str, Annotated[float, number(lambda v: v >= 0, "must be a number >= 0")]],
+        rule(lambda v: isinstance(v, dict), "must be a table of entry stage = units per week"),
+    ] = Field(default_factory=dict)
+    dispersion: Any = 0.0
+    trend: Any = 0.0
+    conversion: _PerStep | None = None
+    delay_days: _PerStep | None = None
+    deal_size: (
+        Annotated[
+            tuple[float, float],
+            rule(
+                lambda p: p[0] > 0 and p[1] >= 0, "median must be > 0 and log-sd >= 0", after=True
+            ),
+            _as_pair("needs [median, log-sd]"),
+        ]
+        | None
+    ) = None
+    loss_days: _PerStep | None = None
+
+
+class _AssumptionsFile(Table):
+    """The top level of an assumptions file."""
+
+    name: str | None = None
+    description: str | None = None
+    stages: Annotated[tuple[str, ...], BeforeValidator(_stage_names)] = Field(
+        default=None, validate_default=True
+    )
+    pipeline_stage: str | None = None
+    as_of: Date | None = None
+    segments: Annotated[dict[str, Any], non_empty("needs at least one [segments.<name>] table")] = (
+        Field(default_factory=dict, validate_default=True)
+    )
 
 
 def read_assumptions(
@@ -110,15 +159,9 @@ def read_assumptions(
     InputError
         Naming the file, key, value and rule of every problem.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.single(
-            p, f"cannot read the assumptions file: {exc.strerror or exc}"
-        ) from None
+    text = tables.read_text(path, "assumptions")
     return parse_assumptions(
-        text, source=str(p), n_draws=n_draws, seed=seed, pipeline=pipeline, as_of=as_of
+        text, source=str(Path(path)), n_draws=n_draws, seed=seed, pipeline=pipeline, as_of=as_of
     )
 
 
@@ -131,129 +174,96 @@ def parse_assumptions(
     as_of: dt.date | None = None,
 ) -> FunnelParameters:
     """Parse assumptions TOML text; see :func:`read_assumptions`."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError.single(source, f"not valid TOML: {exc}") from None
+    raw = tables.toml_table(text, source)
     issues: list[Issue] = []
 
     def bad(key: str, value: Any, rule: str) -> None:
         issues.append(Issue(source, None, key, "" if value is None else str(value), rule))
 
-    for k in raw:
-        if k not in _TOP:
-            bad(k, "", f"unknown key; known keys: {sorted(_TOP)}")
-    stages_raw = raw.get("stages")
+    top = tables.validate(_AssumptionsFile, raw, source, issues, salvage=True)
     if (
-        not isinstance(stages_raw, list)
-        or len(stages_raw) < 2
-        or not all(isinstance(s, str) and s for s in stages_raw)
-        or len(set(stages_raw)) != len(stages_raw)
+        top is None
+        or "stages" not in top.model_fields_set
+        or "segments" not in top.model_fields_set
     ):
-        bad("stages", stages_raw, "must be a list of at least two distinct stage names")
         raise InputError(issues, summary=f"invalid assumptions {source}")
-    stages = tuple(stages_raw)
+    stages = top.stages
     steps, entry = stages[1:], stages[:-1]
     default_pipe = "opportunity" if "opportunity" in stages[:-1] else stages[-2]
-    pipe_name = raw.get("pipeline_stage", default_pipe)
+    pipe_name = top.pipeline_stage or default_pipe
     if pipe_name not in entry:
         bad("pipeline_stage", pipe_name, f"must be one of {list(entry)}")
-    day0 = raw.get("as_of", as_of)
-    if isinstance(day0, dt.datetime):
-        day0 = day0.date()
-    if not isinstance(day0, dt.date):
-        bad("as_of", day0, "must be a date (YYYY-MM-DD); required when no plan gives one")
-    segs = raw.get("segments")
-    if not isinstance(segs, dict) or not segs:
-        bad("segments", "", "needs at least one [segments.<name>] table")
-        raise InputError(issues, summary=f"invalid assumptions {source}")
+    day0 = top.as_of or as_of
+    if day0 is None and "as_of" not in raw:
+        bad("as_of", None, "must be a date (YYYY-MM-DD); required when no plan gives one")
     if n_draws < 1:
         raise ValueError("n_draws must be >= 1")
 
-    names = tuple(str(s) for s in segs)
+    names = tuple(str(s) for s in top.segments)
     c_n, s_n = len(names), len(steps)
-    conv_mean = np.zeros((c_n, s_n))
-    conv_sd = np.zeros((c_n, s_n))
-    dmu = np.zeros((c_n, s_n))
-    dsig = np.zeros((c_n, s_n))
-    rate = np.zeros((c_n, s_n))
-    disp = np.zeros((c_n, s_n))
-    trend = np.zeros((c_n, s_n))
-    amu = np.zeros(c_n)
-    asig = np.zeros(c_n)
-    lmu = np.zeros((c_n, s_n))
-    lsig = np.zeros((c_n, s_n))
+    # per segment and step (or entry stage): conversion mean and sd, delay
+    # log-median and log-sd, arrival rate, dispersion and trend, loss law
+    conv_mean, conv_sd, dmu, dsig, rate, disp, trend, lmu, lsig = np.zeros((9, c_n, s_n))
+    amu, asig = np.zeros((2, c_n))  # deal size log-median and log-sd per segment
     with_loss: list[str] = []
 
     for c, name in enumerate(names):
-        seg = segs[name]
         key = f"segments.{name}"
-        if not isinstance(seg, dict):
-            bad(key, seg, "must be a table")
+        raw_seg = top.segments[name]
+        seg = tables.validate(_Segment, raw_seg, source, issues, where=key, salvage=True)
+        if seg is None:
             continue
-        for k in seg:
-            if k not in _SEG:
-                bad(f"{key}.{k}", "", f"unknown key; known keys: {sorted(_SEG)}")
-        npw = seg.get("new_per_week", {})
-        if not isinstance(npw, dict):
-            bad(f"{key}.new_per_week", npw, "must be a table of entry stage = units per week")
-            npw = {}
-        for st, v in npw.items():
-            f = _num(v)
+        given = seg.model_fields_set
+        for st, f in seg.new_per_week.items():
             if st not in entry:
                 bad(
                     f"{key}.new_per_week.{st}",
-                    v,
+                    f,
                     f"not an entry stage; entry stages: {list(entry)}",
                 )
-            elif f is None or f < 0:
-                bad(f"{key}.new_per_week.{st}", v, "must be a number >= 0")
             else:
                 rate[c, entry.index(st)] = f
         for field, arr in (("dispersion", disp), ("trend", trend)):
-            v = seg.get(field, 0.0)
+            v = getattr(seg, field)
             if isinstance(v, dict):
                 for st, x in v.items():
-                    f = _num(x)
                     if st not in entry:
                         bad(
                             f"{key}.{field}.{st}",
                             x,
                             f"not an entry stage; entry stages: {list(entry)}",
                         )
-                    elif f is None or (field == "dispersion" and f < 0):
+                    elif not finite(x) or (field == "dispersion" and x < 0):
                         bad(
                             f"{key}.{field}.{st}",
                             x,
                             "must be a number" + (" >= 0" if field == "dispersion" else ""),
                         )
                     else:
-                        arr[c, entry.index(st)] = f
-            else:
-                f = _num(v)
-                if f is None or (field == "dispersion" and f < 0):
-                    bad(
-                        f"{key}.{field}",
-                        v,
-                        "must be a number"
-                        + (" >= 0" if field == "dispersion" else "")
-                        + " or a table per entry stage",
-                    )
-                else:
-                    arr[c, :] = f
-        conv = seg.get("conversion")
-        delay = seg.get("delay_days")
-        tables: list[tuple[str, Any]] = [("conversion", conv), ("delay_days", delay)]
-        if "loss_days" in seg:
-            with_loss.append(name)
-            tables.append(("loss_days", seg["loss_days"]))
-        for field, table in tables:
-            if not isinstance(table, dict):
+                        arr[c, entry.index(st)] = x
+            elif not finite(v) or (field == "dispersion" and v < 0):
                 bad(
                     f"{key}.{field}",
-                    table,
-                    f"needs a table with one [a, b] pair per step {list(steps)}",
+                    v,
+                    "must be a number"
+                    + (" >= 0" if field == "dispersion" else "")
+                    + " or a table per entry stage",
                 )
+            else:
+                arr[c, :] = v
+        if "loss_days" in raw_seg:
+            with_loss.append(name)
+        for field in ("conversion", "delay_days", "loss_days"):
+            table = getattr(seg, field)
+            if field in raw_seg and field not in given:
+                continue  # reported by the table's model
+            if table is None:
+                if field != "loss_days":
+                    bad(
+                        f"{key}.{field}",
+                        None,
+                        f"needs a table with one [a, b] pair per step {list(steps)}",
+                    )
                 continue
             for st in table:
                 if st not in steps:
@@ -263,20 +273,17 @@ def parse_assumptions(
                 if st not in table:
                     bad(k2, "", "missing: every step needs a value")
                     continue
-                pair = _pair(table[st])
-                if pair is None:
-                    bad(k2, table[st], "must be a pair of numbers [a, b]")
-                    continue
-                a, b = pair
+                a, b = table[st]
+                value = [a, b]
                 if field == "conversion":
                     if not 0.0 <= a <= 1.0:
-                        bad(k2, table[st], "mean rate must lie in [0, 1]")
+                        bad(k2, value, "mean rate must lie in [0, 1]")
                     elif b < 0:
-                        bad(k2, table[st], "sd must be >= 0")
+                        bad(k2, value, "sd must be >= 0")
                     elif b > 0 and b * b >= a * (1 - a):
                         bad(
                             k2,
-                            table[st],
+                            value,
                             "sd too large for a Beta with this mean: needs "
                             f"sd^2 < mean (1 - mean) = {a * (1 - a):.4g}",
                         )
@@ -285,20 +292,17 @@ def parse_assumptions(
                 else:
                     what = "delay" if field == "delay_days" else "time to loss"
                     if a <= 0:
-                        bad(k2, table[st], f"median {what} (days) must be > 0")
+                        bad(k2, value, f"median {what} (days) must be > 0")
                     elif b < 0:
-                        bad(k2, table[st], "log-sd must be >= 0")
+                        bad(k2, value, "log-sd must be >= 0")
                     elif field == "delay_days":
                         dmu[c, s], dsig[c, s] = math.log(a), b
                     else:
                         lmu[c, s], lsig[c, s] = math.log(a), b
-        ds_pair = _pair(seg.get("deal_size"))
-        if ds_pair is None:
-            bad(f"{key}.deal_size", seg.get("deal_size"), "needs [median, log-sd]")
-        elif ds_pair[0] <= 0 or ds_pair[1] < 0:
-            bad(f"{key}.deal_size", seg.get("deal_size"), "median must be > 0 and log-sd >= 0")
-        else:
-            amu[c], asig[c] = math.log(ds_pair[0]), ds_pair[1]
+        if seg.deal_size is not None:
+            amu[c], asig[c] = math.log(seg.deal_size[0]), seg.deal_size[1]
+        elif "deal_size" not in raw_seg:
+            bad(f"{key}.deal_size", None, "needs [median, log-sd]")
 
     if with_loss and len(with_loss) != c_n:
         without = [n for n in names if n not in with_loss]
@@ -317,7 +321,8 @@ def parse_assumptions(
         bad("segments", "", "open units refer to segments or stages not in the file")
     if issues:
         raise InputError(issues, summary=f"invalid assumptions {source}")
-    assert isinstance(day0, dt.date)
+    if day0 is None:  # reported above
+        raise InputError(issues, summary=f"invalid assumptions {source}")
 
     rng = np.random.default_rng(seed)
     conversion = np.broadcast_to(conv_mean, (n_draws, c_n, s_n)).copy()
@@ -358,73 +363,4 @@ def parse_assumptions(
             "assumptions_file": source,
             "stages": json.dumps(list(stages)),
         },
-    )
-
-
-def pipeline_from_records(
-    records: str | Path,
-    spec_path: str | Path,
-    as_of: dt.date,
-    segments: Sequence[str],
-    stages: Sequence[str],
-) -> OpenUnits:
-    """Open units of a records file at ``as_of``, mapped to assumption segments.
-
-    Parameters
-    ----------
-    records : str or Path
-        Records file (CSV or Parquet) read with the spec's mapping.
-    spec_path : str or Path
-        The funnel spec (``--model``).
-    as_of : date
-        Snapshot date (the plan's as-of date).
-    segments : sequence of str
-        The assumption segments, in file order (cell index = position).
-    stages : sequence of str
-        The assumption stages (must equal the spec's).
-
-    Raises
-    ------
-    InputError
-        Different stages, or a record segment missing from the assumptions.
-    """
-    from simengine.config.spec import load_spec
-    from simengine.io.records import load_records
-    from simengine.snapshot import cell_labels, open_units
-
-    spec = load_spec(spec_path)
-    if tuple(spec.stages) != tuple(stages):
-        raise InputError.single(
-            spec_path,
-            f"the spec's stages {list(spec.stages)} differ from the assumptions' {list(stages)}",
-            column="stages",
-        )
-    df = load_records(records, spec)
-    cells = tuple(sorted(set(cell_labels(df, spec))))
-    ou = open_units(df, spec, as_of, cells)
-    seg_of_cell = [c.split("/")[0] for c in cells]
-    used = sorted({seg_of_cell[i] for i in np.unique(ou.cell)})
-    missing = [s for s in used if s not in segments]
-    if missing:
-        raise InputError(
-            [
-                Issue(
-                    str(records),
-                    None,
-                    spec.segment_by[0],
-                    s,
-                    f"segment not in the assumptions {list(segments)}",
-                )
-                for s in missing
-            ],
-            summary=f"open units of {records} do not fit the assumptions",
-        )
-    mapping = np.array(
-        [list(segments).index(s) if s in segments else -1 for s in seg_of_cell], dtype=np.int64
-    )
-    return OpenUnits(
-        cell=mapping[ou.cell] if len(ou) else np.zeros(0, np.int64),
-        stage=ou.stage,
-        age_days=ou.age_days,
-        amount=ou.amount,
     )

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tomllib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
+from pydantic import Field
+
+from simengine.config import tables
+from simengine.config.tables import Date, Table, non_empty, number, rule
 from simengine.errors import InputError, Issue
 
 __all__ = ["Plan", "load_plan", "parse_plan"]
@@ -170,132 +174,60 @@ def load_plan(path: str | Path) -> Plan:
     InputError
         If the file is missing, not TOML, or breaks a rule of the format.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.single(p, f"cannot read the plan file: {exc.strerror or exc}") from None
-    return parse_plan(text, source=str(p))
+    return parse_plan(tables.read_text(path, "plan"), source=str(Path(path)))
 
 
-def _date(raw: dict[str, Any], key: str, file: str, issues: list[Issue]) -> dt.date | None:
-    v = raw.get(key)
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    if isinstance(v, str):
-        try:
-            return dt.date.fromisoformat(v)
-        except ValueError:
-            pass
-    issues.append(
-        Issue(
-            file,
-            None,
-            key,
-            "" if v is None else str(v),
-            "must be a date (YYYY-MM-DD)" if v is not None else "is required",
-        )
-    )
-    return None
+_Target = Annotated[float, number(lambda v: 0 < v < math.inf, "must be a positive number")]
+_Units = Annotated[float, number(lambda v: 0 <= v < math.inf, "must be a non-negative number")]
 
 
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if f == f and f not in (float("inf"), float("-inf")) else None
+class _PlanFile(Table):
+    """A plan file's keys and what each must hold."""
+
+    name: str | None = None
+    description: str | None = None
+    start: Date
+    end: Date
+    as_of: Date | None = None
+    horizon_days: Annotated[
+        int | None,
+        rule(
+            lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+            "must be a positive whole number",
+        ),
+    ] = None
+    targets: Annotated[
+        dict[str, _Target], non_empty("needs a [targets] table with one target per segment")
+    ] = Field(default_factory=dict, validate_default=True)
+    new_units: dict[
+        str,
+        Annotated[
+            dict[str, _Units],
+            rule(lambda v: isinstance(v, dict), "must be a table of entry stage = units"),
+        ],
+    ] = Field(default_factory=dict)
 
 
 def parse_plan(text: str, source: str = "<plan>") -> Plan:
     """Parse plan TOML text; see :func:`load_plan`."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError.single(source, f"not valid TOML: {exc}") from None
+    raw = tables.toml_table(text, source)
     issues: list[Issue] = []
-    known = {"start", "end", "as_of", "horizon_days", "targets", "new_units", "name", "description"}
-    issues += [
-        Issue(source, None, k, "", f"unknown key; known keys: {sorted(known)}")
-        for k in raw
-        if k not in known
-    ]
-    start = _date(raw, "start", source, issues)
-    end = _date(raw, "end", source, issues)
-    as_of = _date(raw, "as_of", source, issues) if "as_of" in raw else start
-    if start and end and end < start:
-        issues.append(Issue(source, None, "end", str(end), "must not be before start"))
-    if start and as_of and as_of > start:
-        issues.append(Issue(source, None, "as_of", str(as_of), "must not be after start"))
-    horizon = raw.get("horizon_days")
-    if horizon is not None and (
-        isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
-    ):
-        issues.append(
-            Issue(source, None, "horizon_days", str(horizon), "must be a positive whole number")
-        )
-        horizon = None
-    targets: dict[str, float] = {}
-    raw_targets = raw.get("targets")
-    if not isinstance(raw_targets, dict) or not raw_targets:
-        issues.append(
-            Issue(
-                source, None, "targets", "", "needs a [targets] table with one target per segment"
-            )
-        )
-    else:
-        for seg, v in raw_targets.items():
-            f = _number(v)
-            if f is None or f <= 0:
-                issues.append(
-                    Issue(source, None, f"targets.{seg}", str(v), "must be a positive number")
-                )
-            else:
-                targets[str(seg)] = f
-    new_units: dict[str, dict[str, float]] = {}
-    raw_units = raw.get("new_units", {})
-    if not isinstance(raw_units, dict):
-        issues.append(Issue(source, None, "new_units", str(raw_units), "must be a table"))
-    else:
-        for seg, per_stage in raw_units.items():
-            if not isinstance(per_stage, dict):
-                issues.append(
-                    Issue(
-                        source,
-                        None,
-                        f"new_units.{seg}",
-                        str(per_stage),
-                        "must be a table of entry stage = units",
-                    )
-                )
-                continue
-            for stage, v in per_stage.items():
-                f = _number(v)
-                if f is None or f < 0:
-                    issues.append(
-                        Issue(
-                            source,
-                            None,
-                            f"new_units.{seg}.{stage}",
-                            str(v),
-                            "must be a non-negative number",
-                        )
-                    )
-                else:
-                    new_units.setdefault(str(seg), {})[str(stage)] = f
-    if issues or start is None or end is None or as_of is None:
-        raise InputError(
-            issues or [Issue(source, None, None, "", "incomplete plan")],
-            summary=f"invalid plan {source}",
-        )
+    top = tables.validate(_PlanFile, raw, source, issues, salvage=True)
+    if top is not None:
+        as_of = top.as_of or top.start
+        if top.end < top.start:
+            issues.append(Issue(source, None, "end", str(top.end), "must not be before start"))
+        if as_of > top.start:
+            issues.append(Issue(source, None, "as_of", str(as_of), "must not be after start"))
+    if issues or top is None:
+        raise InputError(issues, summary=f"invalid plan {source}")
     return Plan(
-        start=start,
-        end=end,
+        start=top.start,
+        end=top.end,
         as_of=as_of,
-        targets=targets,
-        new_units=new_units,
-        horizon_days=horizon,
+        targets=dict(top.targets),
+        new_units={seg: dict(units) for seg, units in top.new_units.items()},
+        horizon_days=top.horizon_days,
         text=text,
         path=source,
     )

@@ -18,16 +18,24 @@ Canonical names fixed here (and in ARCHITECTURE.md):
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+from pydantic import BeforeValidator, ConfigDict
+from pydantic import Field as PydanticField
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
+
+from simengine.config import tables
+from simengine.config.tables import STRICT, Strings, Table, is_number, rule
 from simengine.errors import InputError, Issue
 
 __all__ = [
     "CELL_SEP",
+    "MASS_MATRICES",
     "MODEL_PARTS",
+    "SAMPLERS",
     "ColumnRule",
     "FunnelSpec",
     "ModelOptions",
@@ -43,8 +51,6 @@ CELL_SEP = "/"
 MODEL_PARTS = ("conversion", "arrivals", "deal_size")
 """The fit's model parts (one PyMC model each), in seeding order."""
 
-_PART_KEYS = ("target_accept", "mass_matrix")
-"""Sampler options that ``[model.parts.<part>]`` may set for one part."""
 _RESERVED = {"id", "lost", "amount", "total"}
 
 
@@ -53,8 +59,24 @@ def cell_label(values: tuple[str, ...] | list[str]) -> str:
     return CELL_SEP.join(str(v) for v in values)
 
 
-@dataclass(frozen=True)
-class ColumnRule:
+# ---------------------------------------------------------------- [source]
+
+
+def _as_column_rule(v: Any) -> Any:
+    if isinstance(v, str):
+        return {"column": v}
+    if isinstance(v, dict) and isinstance(v.get("column"), str):
+        return v
+    raise PydanticCustomError(
+        "simengine_rule", "must be a column name or a table with 'column' (and optional 'when')"
+    )
+
+
+def _as_tuple(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+class ColumnRule(Table):
     """How one canonical column is read from a source export.
 
     Parameters
@@ -67,12 +89,11 @@ class ColumnRule:
     """
 
     column: str
-    when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    when: dict[str, Strings] = PydanticField(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SourceJoin:
-    """A lookup file joined onto the main export.
+class SourceJoin(Table):
+    """A lookup file joined onto the main export (``[[source.join]]``).
 
     Parameters
     ----------
@@ -86,16 +107,17 @@ class SourceJoin:
     on: str
 
 
-@dataclass(frozen=True)
-class SourceMapping:
-    """Mapping from a source export's names and formats to canonical records.
+class SourceMapping(Table):
+    """Mapping from a source export's names and formats to canonical records (``[source]``).
 
     Parameters
     ----------
     columns : dict of str to ColumnRule
-        Canonical column name to the rule that fills it.
+        Canonical column name to the rule that fills it (TOML: a source
+        column name, or a table with ``column`` and ``when``).
     joins : tuple of SourceJoin
-        Lookup files joined (left join, in order) before mapping.
+        Lookup files joined (left join, in order) before mapping (TOML:
+        ``[[source.join]]``).
     date_format : str or None
         ``strptime`` format of the source's dates (``"%m/%d/%Y"``); ``None``
         for ISO 8601.
@@ -107,14 +129,80 @@ class SourceMapping:
         ``{"product": {"GTXPro": "GTX Pro"}}``).
     """
 
-    columns: dict[str, ColumnRule]
-    joins: tuple[SourceJoin, ...] = ()
-    date_format: str | None = None
-    exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    replace: dict[str, dict[str, str]] = field(default_factory=dict)
+    model_config = ConfigDict(**STRICT, frozen=True, populate_by_name=True)
+
+    columns: dict[str, Annotated[ColumnRule, BeforeValidator(_as_column_rule)]] = PydanticField(
+        default_factory=dict
+    )
+    joins: Annotated[tuple[SourceJoin, ...], BeforeValidator(_as_tuple)] = PydanticField(
+        default=(), alias="join"
+    )
+    date_format: Annotated[
+        str | None, rule(lambda v: v is None or isinstance(v, str), "must be a strptime format")
+    ] = None
+    exclude: dict[str, Strings] = PydanticField(default_factory=dict)
+    replace: dict[
+        str,
+        Annotated[
+            dict[str, str],
+            rule(
+                lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+                "must map strings to strings",
+            ),
+        ],
+    ] = PydanticField(default_factory=dict)
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------- [model]
+
+SAMPLERS = ("nutpie", "pymc")
+"""The samplers a fit can use (``[model] sampler``)."""
+MASS_MATRICES = ("diag", "low_rank")
+"""NUTS mass matrices (``[model] mass_matrix``; ``low_rank`` is nutpie's)."""
+
+_AtLeastOne = Annotated[int, rule(lambda v: v >= 1, "must be >= 1", after=True)]
+_TargetAccept = Annotated[float, rule(lambda v: 0.5 <= v < 1, "must be in [0.5, 1)", after=True)]
+_MassMatrix = Annotated[
+    str, rule(lambda v: v in MASS_MATRICES, "must be 'diag' or 'low_rank'", after=True)
+]
+_Threshold = Annotated[
+    float,  # NaN fails v >= 0
+    rule(lambda v: v >= 0, "must be >= 0 (inf: every cell non-centred)", after=True),
+]
+
+
+class _PartOptions(Table):
+    """``[model.parts.<part>]``: sampler options of one model part."""
+
+    unknown_key_noun: ClassVar[str] = "option"
+
+    target_accept: Annotated[
+        _TargetAccept | None, rule(lambda v: v is None or is_number(v), "must be a number")
+    ] = None
+    mass_matrix: Annotated[
+        _MassMatrix | None, rule(lambda v: v is None or isinstance(v, str), "must be a string")
+    ] = None
+
+
+class _Parts(Table):
+    """``[model.parts]``: one optional table per part of :data:`MODEL_PARTS`."""
+
+    unknown_key_noun: ClassVar[str] = "part"
+
+    conversion: _PartOptions | None = None
+    arrivals: _PartOptions | None = None
+    deal_size: _PartOptions | None = None
+
+    def as_dict(self) -> dict[str, dict[str, float | str]]:
+        """Return the parts given, each with the options it sets."""
+        return {
+            p: own.model_dump(exclude_none=True)
+            for p in MODEL_PARTS
+            if (own := getattr(self, p)) is not None
+        }
+
+
+@pydantic_dataclass(frozen=True, config=STRICT)
 class ModelOptions:
     """Model and sampler options of a spec (``[model]`` table).
 
@@ -155,30 +243,51 @@ class ModelOptions:
         Cells with at least this many won amounts have their deal-size
         log-sd sampled centred, the others non-centred; ``inf`` (TOML
         ``inf``) samples all non-centred, for data whose cells' log-sds are
-        nearly equal (``simengine.fitting.deal_size.CENTRED_MIN_DEALS``).
+        nearly equal.
     delay_centred_min_delays : float
         Cells whose every step has at least this many observed delays have
         their log-median delays sampled centred, the others non-centred;
         ``inf`` samples all non-centred, for data whose cells' delays are
         nearly equal, where the centred levels make a funnel as their spread
-        nears 0 (``simengine.fitting.conversion.CENTRED_MIN_DELAYS``).
+        nears 0.
+
+    Notes
+    -----
+    This is the one settings model of a fit, with its one set of defaults:
+    the spec's ``[model]`` table is validated by it, and
+    :class:`simengine.fitting.fit.FitSettings` extends it (with the priors
+    resolved) for the fit.
     """
 
+    unknown_key_noun: ClassVar[str] = "option"
+
     drift: bool = True
-    drift_period_days: int = 91
+    drift_period_days: _AtLeastOne = 91
     arrival_trend: bool = True
-    arrival_history_weeks: int = 52
+    arrival_history_weeks: _AtLeastOne = 52
     left_truncated: bool = False
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    target_accept: float = 0.9
-    sampler: str = "nutpie"
-    mass_matrix: str = "diag"
-    priors: dict[str, float] = field(default_factory=dict)
-    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deal_size_centred_min_deals: float = 30.0
-    delay_centred_min_delays: float = 30.0
+    draws: _AtLeastOne = 1000
+    tune: _AtLeastOne = 1000
+    chains: _AtLeastOne = 4
+    target_accept: _TargetAccept = 0.9
+    sampler: Annotated[
+        str, rule(lambda v: v in SAMPLERS, "must be 'nutpie' or 'pymc'", after=True)
+    ] = "nutpie"
+    mass_matrix: _MassMatrix = "diag"
+    priors: dict[
+        str, Annotated[float, rule(lambda v: is_number(v) and v > 0, "must be a positive number")]
+    ] = field(default_factory=dict)
+    parts: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    deal_size_centred_min_deals: _Threshold = 30.0
+    delay_centred_min_delays: _Threshold = 30.0
+
+    def for_part(self, part: str) -> tuple[float, str]:
+        """Return ``(target_accept, mass_matrix)`` for one model part."""
+        own = self.parts.get(part, {})
+        return (
+            float(own.get("target_accept", self.target_accept)),
+            str(own.get("mass_matrix", self.mass_matrix)),
+        )
 
 
 @dataclass(frozen=True)
@@ -274,96 +383,70 @@ def load_spec(path: str | Path) -> FunnelSpec:
     InputError
         If the file is missing, not TOML, or breaks a rule of the format.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.single(p, f"cannot read the spec file: {exc.strerror or exc}") from None
-    return parse_spec(text, source=str(p))
+    return parse_spec(tables.read_text(path, "spec"), source=str(Path(path)))
 
 
-def _str_tuple(v: Any, where: str, file: str, issues: list[Issue]) -> tuple[str, ...]:
-    if isinstance(v, str):
-        return (v,)
-    if isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return tuple(v)
-    issues.append(Issue(file, None, where, repr(v), "must be a string or a list of strings"))
-    return ()
+class _SpecFile(Table):
+    """The top level of a spec file (tables checked by their own models)."""
+
+    name: str | None = None
+    description: str | None = None
+    stages: Strings = ()
+    segment_by: Strings = ("segment",)
+    pipeline_stage: str = "opportunity"
+    source: dict[str, Any] | None = None
+    model: dict[str, Any] = PydanticField(default_factory=dict)
 
 
 def parse_spec(text: str, source: str = "<spec>") -> FunnelSpec:
     """Parse spec TOML text; see :func:`load_spec`."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError.single(source, f"not valid TOML: {exc}") from None
+    raw = tables.toml_table(text, source)
     issues: list[Issue] = []
-    known = {"name", "description", "stages", "segment_by", "pipeline_stage", "source", "model"}
-    for key in raw:
-        if key not in known:
-            issues.append(Issue(source, None, key, "", f"unknown key; known keys: {sorted(known)}"))
+    top = tables.validate(_SpecFile, raw, source, issues, salvage=True) or _SpecFile()
 
-    stages = _str_tuple(raw.get("stages", []), "stages", source, issues)
-    if len(stages) < 2:
-        issues.append(
-            Issue(source, None, "stages", repr(list(stages)), "needs at least two stages")
-        )
+    def bad(column: str, value: str, words: str) -> None:
+        issues.append(Issue(source, None, column, value, words))
+
+    stages = top.stages
+    if len(stages) < 2 and ("stages" in top.model_fields_set or "stages" not in raw):
+        bad("stages", repr(list(stages)), "needs at least two stages")
     if len(set(stages)) != len(stages):
-        issues.append(
-            Issue(source, None, "stages", repr(list(stages)), "stage names must be unique")
-        )
+        bad("stages", repr(list(stages)), "stage names must be unique")
     for s in stages:
         if not s.isidentifier() or s != s.lower() or s in _RESERVED:
-            issues.append(
-                Issue(
-                    source,
-                    None,
-                    "stages",
-                    s,
-                    "stage names must be lower-case identifiers, not id/lost/amount/total",
-                )
-            )
-    segment_by = _str_tuple(raw.get("segment_by", ["segment"]), "segment_by", source, issues)
-    if not segment_by:
-        issues.append(Issue(source, None, "segment_by", "", "needs at least one column"))
-    for col in segment_by:
+            bad("stages", s, "stage names must be lower-case identifiers, not id/lost/amount/total")
+    if not top.segment_by:
+        bad("segment_by", "", "needs at least one column")
+    for col in top.segment_by:
         if col in _RESERVED or col.endswith("_at"):
-            issues.append(Issue(source, None, "segment_by", col, "clashes with a canonical column"))
-    pipeline_stage = raw.get("pipeline_stage", "opportunity")
-    if stages and pipeline_stage not in stages:
-        issues.append(
-            Issue(
-                source,
-                None,
-                "pipeline_stage",
-                str(pipeline_stage),
-                f"must be one of the stages {list(stages)}",
-            )
-        )
-    elif stages and pipeline_stage == stages[-1]:
-        issues.append(
-            Issue(
-                source,
-                None,
-                "pipeline_stage",
-                str(pipeline_stage),
-                "cannot be the last (closed-won) stage",
-            )
-        )
+            bad("segment_by", col, "clashes with a canonical column")
+    if stages and top.pipeline_stage not in stages:
+        bad("pipeline_stage", top.pipeline_stage, f"must be one of the stages {list(stages)}")
+    elif stages and top.pipeline_stage == stages[-1]:
+        bad("pipeline_stage", top.pipeline_stage, "cannot be the last (closed-won) stage")
 
-    options = _parse_options(raw.get("model", {}), source, issues)
+    options = _parse_options(top.model, source, issues)
     mapping = None
-    if "source" in raw:
-        canonical = {"id", *segment_by, *(f"{s}_at" for s in stages), "lost_at", "amount"}
-        mapping = _parse_source(raw["source"], canonical, source, issues)
+    if top.source is not None:
+        mapping = tables.validate(SourceMapping, top.source, source, issues, where="source")
+        canonical = {"id", *top.segment_by, *(f"{s}_at" for s in stages), "lost_at", "amount"}
+        for name in mapping.columns if mapping else ():
+            if name not in canonical:
+                bad(
+                    f"source.columns.{name}",
+                    "",
+                    f"not a canonical column; canonical: {sorted(canonical)}",
+                )
+        if mapping and "id" not in mapping.columns:
+            bad("source.columns", "", "must map the canonical column 'id'")
 
     if issues:
         raise InputError(issues, summary=f"invalid funnel spec {source}")
     return FunnelSpec(
-        name=str(raw.get("name", Path(source).stem)),
+        name=top.name or Path(source).stem,
         stages=stages,
-        segment_by=segment_by,
-        pipeline_stage=str(pipeline_stage),
+        segment_by=top.segment_by,
+        pipeline_stage=top.pipeline_stage,
         source=mapping,
         options=options,
         text=text,
@@ -371,224 +454,28 @@ def parse_spec(text: str, source: str = "<spec>") -> FunnelSpec:
     )
 
 
-def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
-    if not isinstance(raw, dict):
-        issues.append(Issue(file, None, "model", repr(raw), "must be a table"))
+def _parse_options(raw: dict[str, Any], file: str, issues: list[Issue]) -> ModelOptions:
+    """Validate ``[model]`` and its ``[model.parts.*]``; check the sampler's options together."""
+    table = dict(raw)
+    parts = tables.validate(_Parts, table.pop("parts", {}), file, issues, where="model.parts")
+    table["parts"] = parts.as_dict() if parts is not None else {}
+    opts = tables.validate(ModelOptions, table, file, issues, where="model")
+    if opts is None:
         return ModelOptions()
-    defaults = ModelOptions()
-    kwargs: dict[str, Any] = {}
-    types: dict[str, type] = {
-        "drift": bool,
-        "drift_period_days": int,
-        "arrival_trend": bool,
-        "arrival_history_weeks": int,
-        "left_truncated": bool,
-        "draws": int,
-        "tune": int,
-        "chains": int,
-        "target_accept": float,
-        "sampler": str,
-        "mass_matrix": str,
-        "priors": dict,
-        "parts": dict,
-        "deal_size_centred_min_deals": float,
-        "delay_centred_min_delays": float,
+    mass = {"model": opts.mass_matrix} | {
+        f"model.parts.{p}": str(own["mass_matrix"])
+        for p, own in opts.parts.items()
+        if "mass_matrix" in own
     }
-    for key, value in raw.items():
-        if key not in types:
-            issues.append(
-                Issue(file, None, f"model.{key}", "", f"unknown option; known: {sorted(types)}")
-            )
-            continue
-        want = types[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            issues.append(
-                Issue(file, None, f"model.{key}", repr(value), f"must be of type {want.__name__}")
-            )
-            continue
-        kwargs[key] = value
-    parts = _parse_parts(kwargs.pop("parts", {}), file, issues)
-    opts = ModelOptions(**{**defaults.__dict__, **kwargs, "parts": parts})
-    if opts.sampler not in ("nutpie", "pymc"):
-        issues.append(
-            Issue(file, None, "model.sampler", opts.sampler, "must be 'nutpie' or 'pymc'")
-        )
-    _check_sampler_options(
-        file, "model", opts.target_accept, opts.mass_matrix, opts.sampler, issues
-    )
-    for part, own in parts.items():
-        _check_sampler_options(
-            file,
-            f"model.parts.{part}",
-            own.get("target_accept", 0.9),
-            own.get("mass_matrix", "diag"),
-            opts.sampler,
-            issues,
-        )
-    for key in ("deal_size_centred_min_deals", "delay_centred_min_delays"):
-        if not getattr(opts, key) >= 0:  # also NaN
+    for where, mm in mass.items():
+        if mm == "low_rank" and opts.sampler != "nutpie":
             issues.append(
                 Issue(
                     file,
                     None,
-                    f"model.{key}",
-                    str(getattr(opts, key)),
-                    "must be >= 0 (inf: every cell non-centred)",
+                    f"{where}.mass_matrix",
+                    mm,
+                    "'low_rank' needs sampler = 'nutpie' (PyMC's NUTS adapts a diagonal one)",
                 )
-            )
-    for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
-        if getattr(opts, key) < 1:
-            issues.append(
-                Issue(file, None, f"model.{key}", str(getattr(opts, key)), "must be >= 1")
-            )
-    for k, v in opts.priors.items():
-        if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
-            issues.append(
-                Issue(file, None, f"model.priors.{k}", repr(v), "must be a positive number")
             )
     return opts
-
-
-def _parse_parts(raw: dict[str, Any], file: str, issues: list[Issue]) -> dict[str, dict[str, Any]]:
-    """Read ``[model.parts.<part>]`` tables (types only; values checked by the caller)."""
-    out: dict[str, dict[str, Any]] = {}
-    for part, table in raw.items():
-        where = f"model.parts.{part}"
-        if part not in MODEL_PARTS:
-            issues.append(Issue(file, None, where, "", f"unknown part; known: {list(MODEL_PARTS)}"))
-            continue
-        if not isinstance(table, dict):
-            issues.append(Issue(file, None, where, repr(table), "must be a table"))
-            continue
-        own: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in _PART_KEYS:
-                issues.append(
-                    Issue(
-                        file,
-                        None,
-                        f"{where}.{key}",
-                        "",
-                        f"unknown option; known: {list(_PART_KEYS)}",
-                    )
-                )
-            elif key == "target_accept" and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                issues.append(Issue(file, None, f"{where}.{key}", repr(value), "must be a number"))
-            elif key == "mass_matrix" and not isinstance(value, str):
-                issues.append(Issue(file, None, f"{where}.{key}", repr(value), "must be a string"))
-            else:
-                own[key] = float(value) if key == "target_accept" else value
-        out[part] = own
-    return out
-
-
-def _check_sampler_options(
-    file: str,
-    where: str,
-    target_accept: float,
-    mass_matrix: str,
-    sampler: str,
-    issues: list[Issue],
-) -> None:
-    """Check one ``target_accept`` / ``mass_matrix`` pair (``[model]`` or a part)."""
-    if not 0.5 <= target_accept < 1:
-        issues.append(
-            Issue(file, None, f"{where}.target_accept", str(target_accept), "must be in [0.5, 1)")
-        )
-    if mass_matrix not in ("diag", "low_rank"):
-        issues.append(
-            Issue(file, None, f"{where}.mass_matrix", mass_matrix, "must be 'diag' or 'low_rank'")
-        )
-    elif mass_matrix == "low_rank" and sampler != "nutpie":
-        issues.append(
-            Issue(
-                file,
-                None,
-                f"{where}.mass_matrix",
-                mass_matrix,
-                "'low_rank' needs sampler = 'nutpie' (PyMC's NUTS adapts a diagonal one)",
-            )
-        )
-
-
-def _parse_source(
-    raw: Any, canonical: set[str], file: str, issues: list[Issue]
-) -> SourceMapping | None:
-    if not isinstance(raw, dict):
-        issues.append(Issue(file, None, "source", repr(raw), "must be a table"))
-        return None
-    columns: dict[str, ColumnRule] = {}
-    for name, rule in raw.get("columns", {}).items():
-        if name not in canonical:
-            issues.append(
-                Issue(
-                    file,
-                    None,
-                    f"source.columns.{name}",
-                    "",
-                    f"not a canonical column; canonical: {sorted(canonical)}",
-                )
-            )
-            continue
-        if isinstance(rule, str):
-            rule = {"column": rule}
-        if not isinstance(rule, dict) or not isinstance(rule.get("column"), str):
-            issues.append(
-                Issue(
-                    file,
-                    None,
-                    f"source.columns.{name}",
-                    repr(rule),
-                    "must be a column name or a table with 'column' (and optional 'when')",
-                )
-            )
-            continue
-        when = {
-            k: _str_tuple(v, f"source.columns.{name}.when.{k}", file, issues)
-            for k, v in rule.get("when", {}).items()
-        }
-        columns[name] = ColumnRule(column=rule["column"], when=when)
-    for required in ("id",):
-        if required not in columns:
-            issues.append(
-                Issue(
-                    file, None, "source.columns", "", f"must map the canonical column {required!r}"
-                )
-            )
-    joins = []
-    for j, join in enumerate(raw.get("join", [])):
-        if not isinstance(join, dict) or not {"file", "on"} <= set(join):
-            issues.append(
-                Issue(file, None, f"source.join[{j}]", repr(join), "needs 'file' and 'on'")
-            )
-            continue
-        joins.append(SourceJoin(file=str(join["file"]), on=str(join["on"])))
-    exclude = {
-        k: _str_tuple(v, f"source.exclude.{k}", file, issues)
-        for k, v in raw.get("exclude", {}).items()
-    }
-    replace: dict[str, dict[str, str]] = {}
-    for k, v in raw.get("replace", {}).items():
-        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-            issues.append(
-                Issue(file, None, f"source.replace.{k}", repr(v), "must map strings to strings")
-            )
-            continue
-        replace[k] = dict(v)
-    date_format = raw.get("date_format")
-    if date_format is not None and not isinstance(date_format, str):
-        issues.append(
-            Issue(file, None, "source.date_format", repr(date_format), "must be a strptime format")
-        )
-        date_format = None
-    return SourceMapping(
-        columns=columns,
-        joins=tuple(joins),
-        date_format=date_format,
-        exclude=exclude,
-        replace=replace,
-    )

@@ -60,14 +60,11 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``base + 1 + 2S + s``, amounts ``base + 1 + 3S``; open units of cell ``c``:
 ``C S (3S + 2) + c``. A week's unit days are drawn from the conversion
 stream of step ``e`` (their number depends only on ``p_e``), so a change of a
-later step's rate leaves arrivals and first conversions untouched. The ids
-are unchanged since the first version; what the streams draw changed three
-times (one binomial per step instead of a Bernoulli uniform per unit; then
-weekly instead of daily cohorts, grouped open units and no draws for unread
-pipeline value; then only the winners of the weeks after the period's end),
-so paths differ from earlier versions' in their numbers, not in their law.
-The streams live in one table per path (``states``, one row per id) and the
-variates take the table and the row (:mod:`~simengine.engine._rng`).
+later step's rate leaves arrivals and first conversions untouched. A change
+of what the streams draw changes paths' numbers, not their law; such changes
+are listed in CHANGELOG.md. The streams live in one table per path
+(``states``, one row per id) and the variates take the table and the row
+(:mod:`~simengine.engine._rng`).
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ ignored) or a table of states (``uint64[streams, 4]``) of which row ``row``
 is used and advanced. The kernels keep all of a path's streams in one table
 and pass the row: a row *view* (``states[k]``) built at every call costs
 Numba an array struct and its reference count around a call that is not
-inlined, more than a uniform (``benchmarks/bench_rng.py``: a lognormal
-17.9 ns through a view per call against 10.1 ns by row). The two forms draw
-bitwise the same numbers (tested).
+inlined, more than a uniform (``benchmarks/bench_rng.py`` compares the two
+forms; docs/performance.md). The two forms draw bitwise the same numbers
+(tested).
 
 Variates
 --------

@@ -48,8 +48,7 @@ Design notes
   with different parameters, each sent once; the size is printed by
   ``benchmarks/bench_distributed.py --wire-only``), never per block; tasks
   return only the block summaries, sent sparse (the non-zero histogram
-  bins; exact): ~1.8 MiB instead of ~9 MiB per block of
-  the light benchmark workload, never per-path arrays. At most twice the
+  bins; exact), never per-path arrays. At most twice the
   cluster's threads blocks are in flight, so memory stays bounded whatever
   the number of paths.
 * A block lost with its worker is recomputed from its seed (by Dask, or
@@ -384,12 +383,12 @@ LOCAL_CLUSTER_CONFIG: dict[str, object] = {
 }
 """Dask settings of a ``local:N`` cluster, which shares its cores with the work.
 
-An idle ``LocalCluster`` with Dask's defaults costs ≈ 0.09 CPU seconds per
-wall second here (scheduler and nannies in this process, workers beside
-them): the workers' statistical profiler samples every 10 ms, every event
-loop ticks every 20 ms, each nanny polls its worker's memory every 100 ms,
-and the system monitor reads the disk counters every 500 ms. On 2 cores that
-is ≈ 4.5% of the machine taken from the blocks. The blocks are equal in size
+An idle ``LocalCluster`` with Dask's defaults keeps busy (scheduler and
+nannies in this process, workers beside them): the workers' statistical
+profiler samples every 10 ms, every event loop ticks every 20 ms, each nanny
+polls its worker's memory every 100 ms, and the system monitor reads the
+disk counters every 500 ms; on a small machine that CPU is taken from the
+blocks. The blocks are equal in size
 and long (a second or more), so work stealing has nothing to balance. A
 remote cluster keeps its own configuration.
 """

@@ -1,6 +1,6 @@
 """The forecast: ``forecast.nc`` (xarray) and ``summary.csv`` (tidy), one object.
 
-Contract (ARCHITECTURE.md, "forecast.nc and summary.csv"):
+Contract (docs/contracts.md, "summary.csv" and "forecast.nc"):
 
 * ``summary.csv``: columns ``segment, metric, stat, value``; segments are the
   reporting segments then ``total`` (simulated jointly); metrics

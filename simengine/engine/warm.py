@@ -1,9 +1,9 @@
 """Compile the engine's kernels, or load them from Numba's cache, before real work.
 
 :func:`warm_kernels` runs one block of a tiny problem whose arrays have the
-real argument types, so every kernel a forecast calls is compiled (first
-run on a machine: about 15 s) or loaded from the on-disk cache (well under
-a second) in this process, and written to the cache for the next one.
+real argument types, so every kernel a forecast calls is compiled (on a
+first run on a machine) or loaded from the on-disk cache in this process,
+and written to the cache for the next one.
 Dask workers call it at start-up (:class:`simengine.engine.distributed.WarmupPlugin`);
 the demo runs it in a separate process (``python -m simengine.engine.warm``)
 while the fit keeps the other core busy, so a first run on a fresh machine

@@ -1,8 +1,7 @@
 """Process-level cache of compiled nutpie models, keyed by the model's graph.
 
-Compiling a PyMC model for nutpie (PyTensor graph rewrites, then Numba) is
-most of a fit: on the CRM export 69 s of compilation against 17 s of
-sampling for the conversion model. Every model of :mod:`simengine.fitting`
+Compiling a PyMC model for nutpie (PyTensor graph rewrites, then Numba)
+costs more than sampling it. Every model of :mod:`simengine.fitting`
 takes its data through ``pm.Data`` containers, so two fits whose graphs are
 the same *apart from the containers' values* (the next origin of a backtest,
 the next replication of an SBC run, a warm refit) can share one compiled

@@ -22,10 +22,9 @@ BLAS runs on one thread while the sampler runs (:func:`single_threaded_blas`).
 The compiled log densities call OpenBLAS (SciPy's, through Numba) for their
 small matrix products. An OpenBLAS call wakes the library's own thread pool,
 whose threads then busy-wait for the next call, so on a machine with as many
-cores as chains the sampler's threads competed with spinning BLAS threads:
-on 2 cores, 4 x 1000 draws of the demo's conversion model took 96.5 s to
-sample with OpenBLAS's default pool and 28.9 s with one BLAS thread, the
-same draws (``benchmarks/bench_fit.py --blas-threads``).
+cores as chains the sampler's threads would compete with spinning BLAS
+threads; one BLAS thread gives the same draws (the cost of each is in
+docs/performance.md, from ``benchmarks/bench_fit.py --blas-threads``).
 """
 
 from __future__ import annotations
@@ -36,22 +35,24 @@ import json
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, fields
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from threadpoolctl import threadpool_limits
 
 from simengine._quiet import ignore_pytensor_blas_notice
-from simengine.config.spec import MODEL_PARTS, FunnelSpec
+from simengine.config.spec import MODEL_PARTS, FunnelSpec, ModelOptions
+from simengine.config.tables import STRICT
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
 from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
-from simengine.fitting.priors import DEFAULT_PRIORS, Priors, resolve_priors
+from simengine.fitting.priors import Priors, resolve_priors
 from simengine.fitting.raw_rates import raw_rates
 from simengine.io.provenance import package_versions
 
@@ -76,107 +77,56 @@ RAW_WINDOWS = {"raw_rate_4q": 364, "raw_rate_13w": 91}
 """Trailing raw-rate windows (days) stored in ``constant_data``."""
 
 
-@dataclass(frozen=True)
-class FitSettings:
-    """Sampler and model settings of one fit.
+@pydantic_dataclass(frozen=True, config=STRICT)
+class FitSettings(ModelOptions):
+    """The settings of one fit: the spec's ``[model]`` options, with overrides.
 
-    Parameters
-    ----------
-    draws, tune, chains : int
-        Sampler draws and tuning steps per chain, and the number of chains.
-    target_accept : float
-        NUTS target acceptance rate.
-    sampler : str
-        ``"nutpie"`` or ``"pymc"``.
-    mass_matrix : str
-        ``"diag"`` or ``"low_rank"`` (nutpie's low-rank modified mass matrix).
-    parts : dict of str to dict
-        Per-part ``target_accept`` / ``mass_matrix`` overriding the two above
-        (the spec's ``[model.parts.<part>]``); see :meth:`for_part`.
-    drift, arrival_trend : bool
-        Switch drift and the arrival trend on or off.
-    drift_period_days, arrival_history_weeks : int
-        Drift period length; weeks of arrival history.
-    priors : Priors
-        Prior scales.
-    left_truncated : bool
-        The export holds only units still open at its first recorded exit
-        (see :mod:`simengine.fitting.data`): the fit's conversion, delay and
-        loss statistics and its arrival window start at
-        :func:`~simengine.fitting.data.first_exit` as known at the as-of date.
-    deal_size_centred_min_deals : float
-        Won amounts a cell needs for its deal-size log-sd to be sampled
-        centred (``inf``: never); the spec's ``[model]`` option of that name.
-    delay_centred_min_delays : float
-        Delays every step of a cell needs for its log-median delays to be
-        sampled centred (``inf``: never); the spec's ``[model]`` option.
+    The fields and their defaults are those of
+    :class:`~simengine.config.spec.ModelOptions` (one settings model, one
+    set of defaults); this adds what the fit needs from them: the prior
+    scales the ``priors`` overrides resolve to, and the JSON form a
+    posterior file records. A setting of the fit that is no spec option
+    would be a field here.
     """
 
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    target_accept: float = 0.9
-    sampler: str = "nutpie"
-    mass_matrix: str = "diag"
-    drift: bool = True
-    arrival_trend: bool = True
-    drift_period_days: int = 91
-    arrival_history_weeks: int = 52
-    priors: Priors = DEFAULT_PRIORS
-    left_truncated: bool = False
-    parts: dict[str, dict[str, object]] = field(default_factory=dict)
-    deal_size_centred_min_deals: float = deal_size.CENTRED_MIN_DEALS
-    delay_centred_min_delays: float = conversion.CENTRED_MIN_DELAYS
+    @property
+    def prior_scales(self) -> Priors:
+        """The default priors with the ``priors`` overrides applied."""
+        return resolve_priors(self.priors)
 
     def as_json(self) -> dict[str, object]:
         """Return the settings as JSON values: what a posterior file records.
 
-        Every field by name, the priors as a dict, and an infinite number
-        (``inf`` centring thresholds: never centred) as the string ``"inf"``,
-        since JSON has no infinity. The posterior file's
-        ``simengine_fit_settings`` holds this (plus the data's drift periods
-        and arrival weeks), and a backtest compares it to decide whether an
-        origin's posterior is reusable.
+        Every field by name, the priors as the full dict of resolved scales,
+        and an infinite number (``inf`` centring thresholds: never centred)
+        as the string ``"inf"``, since JSON has no infinity. The posterior
+        file's ``simengine_fit_settings`` holds this (plus the data's drift
+        periods and arrival weeks), and a backtest compares it to decide
+        whether an origin's posterior is reusable.
         """
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "priors":
-                value = value.as_dict()
+                value = self.prior_scales.as_dict()
             elif isinstance(value, float) and np.isinf(value):
                 value = "inf"
             out[f.name] = value
         return out
 
-    def for_part(self, part: str) -> tuple[float, str]:
-        """Return ``(target_accept, mass_matrix)`` for one model part."""
-        own = self.parts.get(part, {})
-        ta = own.get("target_accept", self.target_accept)
-        return float(ta), str(own.get("mass_matrix", self.mass_matrix))  # type: ignore[arg-type]
-
 
 def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
-    """Return the spec's ``[model]`` settings with non-``None`` overrides applied."""
-    o = spec.options
-    s = FitSettings(
-        draws=o.draws,
-        tune=o.tune,
-        chains=o.chains,
-        target_accept=o.target_accept,
-        sampler=o.sampler,
-        mass_matrix=o.mass_matrix,
-        drift=o.drift,
-        arrival_trend=o.arrival_trend,
-        drift_period_days=o.drift_period_days,
-        arrival_history_weeks=o.arrival_history_weeks,
-        priors=resolve_priors(o.priors, spec.path or "<spec>"),
-        # a spec option once the spec format has it; until then an override
-        left_truncated=bool(getattr(o, "left_truncated", False)),
-        parts={k: dict(v) for k, v in o.parts.items()},
-        deal_size_centred_min_deals=o.deal_size_centred_min_deals,
-        delay_centred_min_delays=o.delay_centred_min_delays,
-    )
-    return replace(s, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    """Return the spec's ``[model]`` settings with non-``None`` overrides applied.
+
+    Raises
+    ------
+    InputError
+        If a ``[model.priors]`` name is unknown or its scale is not positive
+        (naming the spec file).
+    """
+    resolve_priors(spec.options.priors, spec.path or "<spec>")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return FitSettings(**{**asdict(spec.options), **given})
 
 
 def part_seeds(seed: int) -> dict[str, int]:
@@ -340,18 +290,20 @@ def _build_part(part: str, data: FunnelData, st: FitSettings) -> tuple[pm.Model,
     """Return one part's PyMC model and the variables it puts in the posterior file."""
     if part == "conversion":
         return (
-            conversion.build_model(data, st.priors, centred_min_delays=st.delay_centred_min_delays),
+            conversion.build_model(
+                data, st.prior_scales, centred_min_delays=st.delay_centred_min_delays
+            ),
             conversion.OUTPUT_VARS,
         )
     if part == "arrivals":
         return (
-            arrivals.build_model(data, st.priors, trend=st.arrival_trend),
+            arrivals.build_model(data, st.prior_scales, trend=st.arrival_trend),
             arrivals.OUTPUT_VARS,
         )
     if part == "deal_size":
         return (
             deal_size.build_model(
-                data, st.priors, centred_min_deals=st.deal_size_centred_min_deals
+                data, st.prior_scales, centred_min_deals=st.deal_size_centred_min_deals
             ),
             deal_size.OUTPUT_VARS,
         )

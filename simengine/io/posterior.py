@@ -2,7 +2,7 @@
 
 A posterior file is an ArviZ ``InferenceData`` saved as netCDF with
 ``h5netcdf``. ``simengine fit`` writes one; users may also write their own.
-Required (see ARCHITECTURE.md, "Posterior file"):
+Required (see docs/contracts.md, "The posterior file"):
 
 * group ``posterior``, dims ``(chain, draw, ...)``: ``conversion(cell, step)``,
   ``delay_mu(cell, step)``, ``delay_sigma(cell, step)``,

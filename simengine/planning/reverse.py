@@ -38,6 +38,7 @@ from simengine.params import FunnelParameters
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "ROUNDINGS",
     "Capacity",
     "Chain",
     "Rounding",
@@ -48,14 +49,19 @@ __all__ = [
     "entry_needs",
     "reverse_chain",
     "reverse_table",
+    "reverse_tables",
     "round_step",
     "sources_from_params",
     "to_fraction",
+    "with_reverse_and_reps",
     "within_display_rounding",
 ]
 
 Rounding = Literal["exact", "nearest", "up"]
 """How the chain rounds at each step: not at all, half-up to whole units, or up."""
+
+ROUNDINGS: tuple[Rounding, ...] = ("exact", "nearest", "up")
+"""Every rounding rule, in the order the plan command shows them."""
 
 DAYS_PER_MONTH = Fraction(1461, 48)
 """An average calendar month in days (365.25 / 12 = 30.4375), exact."""
@@ -665,3 +671,66 @@ def entry_needs(
         key = (s.segment, c.stages[0])
         out[key] = out.get(key, Fraction(0)) + c.units[0]
     return out
+
+
+def reverse_tables(
+    targets: Mapping[str, Fraction | float | int | str],
+    sources: Sequence[Source],
+    *,
+    pipeline_stage: str | None = None,
+    planned: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[Rounding, pd.DataFrame]:
+    """Return :func:`reverse_table` under each rule of :data:`ROUNDINGS`, keyed by rule.
+
+    Parameters are those of :func:`reverse_table` (without ``rounding``).
+    """
+    return {
+        rule: reverse_table(
+            targets, sources, rounding=rule, pipeline_stage=pipeline_stage, planned=planned
+        )
+        for rule in ROUNDINGS
+    }
+
+
+def with_reverse_and_reps(
+    goal_seek: pd.DataFrame,
+    targets: Mapping[str, Fraction | float | int | str],
+    sources: Sequence[Source],
+    *,
+    rep_stage: str,
+    period_days: int,
+    per_rep_month: float,
+) -> pd.DataFrame:
+    """Add the point answer and the reps to a goal-seek table, in place.
+
+    Parameters
+    ----------
+    goal_seek : pandas.DataFrame
+        A :func:`simengine.planning.goalseek.goal_seek_table` result.
+    targets, sources
+        As for :func:`entry_needs`.
+    rep_stage : str
+        The stage reps work; other stages get NaN reps.
+    period_days : int
+        Days in the period.
+    per_rep_month : float
+        Units a rep can work per month.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``goal_seek`` with ``reverse_funnel`` (the exact reverse funnel's new
+        units at that segment and stage, NaN where it has none) and
+        ``reps_needed`` (reps to work the probabilistic need at ``rep_stage``).
+    """
+    needs = entry_needs(targets, sources)
+    goal_seek["reverse_funnel"] = [
+        float(needs.get((g, st), float("nan")))
+        for g, st in zip(goal_seek["segment"], goal_seek["stage"], strict=True)
+    ]
+    per_rep_period = per_rep_month * period_days / float(DAYS_PER_MONTH)
+    goal_seek["reps_needed"] = [
+        n / per_rep_period if st == rep_stage else float("nan")
+        for n, st in zip(goal_seek["needed"], goal_seek["stage"], strict=True)
+    ]
+    return goal_seek

@@ -45,16 +45,19 @@ period_days``. Without a ``segment`` a shock applies to every cell.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from simengine.config import tables
 from simengine.config.plan import Plan
+from simengine.config.tables import Table, non_empty, number, rule
 from simengine.errors import InputError, Issue
 from simengine.params import FunnelParameters
 
@@ -79,13 +82,14 @@ HOWS: tuple[str, ...] = ("scale", "add", "set")
 MIN_MEDIAN = 1e-6
 """Floor of a shocked delay median (days) or deal size median (currency)."""
 
-_SHOCK_KEYS = {"what", "segment", "stage", "step", "how", "value"}
-_SCENARIO_KEYS = {"name", "title", "description", "shock"}
+_Name = Annotated[
+    str, rule(lambda v: isinstance(v, str) and len(v) > 0, "must be a non-empty string")
+]
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Shock:
-    """One change to the inputs.
+    """One change to the inputs (a ``[[scenario.shock]]`` table).
 
     Parameters
     ----------
@@ -105,12 +109,12 @@ class Shock:
         Key path in the scenario file, for error messages.
     """
 
-    what: str
-    how: str
-    value: float
-    segment: str | None = None
-    stage: str | None = None
-    step: str | None = None
+    what: Annotated[str, rule(lambda v: v in WHATS, f"must be one of {list(WHATS)}")]
+    how: Annotated[str, rule(lambda v: v in HOWS, f"must be one of {list(HOWS)}")]
+    value: Annotated[float, number(math.isfinite, "must be a finite number")]
+    segment: _Name | None = None
+    stage: _Name | None = None
+    step: _Name | None = None
     where: str = ""
 
     def describe(self) -> str:
@@ -163,21 +167,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         If the file is missing, not TOML, or breaks a rule of the format (all
         problems are listed).
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError.single(
-            p, f"cannot read the scenario file: {exc.strerror or exc}"
-        ) from None
-    return parse_scenarios(text, source=str(p))
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
+    return parse_scenarios(tables.read_text(path, "scenario"), source=str(Path(path)))
 
 
 def _value_rule(what: str, how: str, v: float) -> str | None:
@@ -197,61 +187,70 @@ def _value_rule(what: str, how: str, v: float) -> str | None:
     return None
 
 
+class _ScenarioFile(Table):
+    """A scenario file: a list of ``[[scenario]]`` tables."""
+
+    scenario: Annotated[
+        list[dict[str, Any]], non_empty("needs at least one [[scenario]] table")
+    ] = Field(default_factory=list, validate_default=True)
+
+
+class _ScenarioTable(Table):
+    """One ``[[scenario]]``; its shocks are checked one by one as :class:`Shock`."""
+
+    name: Annotated[
+        str,
+        rule(
+            lambda v: isinstance(v, str) and v.strip() != "",
+            "every scenario needs a non-empty name",
+        ),
+    ] = Field(default="", validate_default=True)
+    title: str | None = None
+    description: str = ""
+    shock: Annotated[list[Any], non_empty("needs at least one [[scenario.shock]] table")] = Field(
+        default_factory=list, validate_default=True
+    )
+
+
 def parse_scenarios(text: str, source: str = "<scenarios>") -> list[Scenario]:
     """Parse scenario TOML text; see :func:`load_scenarios`."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError.single(source, f"not valid TOML: {exc}") from None
+    raw = tables.toml_table(text, source)
     issues: list[Issue] = []
-
-    def bad(col: str, value: object, rule: str) -> None:
-        issues.append(Issue(source, None, col, "" if value is None else str(value), rule))
-
-    for k in raw:
-        if k != "scenario":
-            bad(k, "", "unknown key; a scenario file holds [[scenario]] tables")
-    items = raw.get("scenario")
-    if not isinstance(items, list) or not items:
-        bad("scenario", "", "needs at least one [[scenario]] table")
+    top = tables.validate(_ScenarioFile, raw, source, issues, salvage=True)
+    if top is None:
         raise InputError(issues, summary=f"invalid scenario file {source}")
     out: list[Scenario] = []
     seen: set[str] = set()
-    for i, sc in enumerate(items, start=1):
+    for i, sc in enumerate(top.scenario, start=1):
         at = f"scenario[{i}]"
-        if not isinstance(sc, dict):
-            bad(at, sc, "must be a table")
+        table = tables.validate(_ScenarioTable, sc, source, issues, where=at, salvage=True)
+        if table is None:
             continue
-        for k in sc:
-            if k not in _SCENARIO_KEYS:
-                bad(f"{at}.{k}", "", f"unknown key; known keys: {sorted(_SCENARIO_KEYS)}")
-        name = sc.get("name")
-        if not isinstance(name, str) or not name.strip():
-            bad(f"{at}.name", name, "every scenario needs a non-empty name")
-            name = f"scenario{i}"
-        elif name == BASELINE:
-            bad(f"{at}.name", name, f"{BASELINE!r} is reserved for the unshocked run")
-        elif name in seen:
-            bad(f"{at}.name", name, "scenario names must be unique")
-        seen.add(name)
-        for k in ("title", "description"):
-            if k in sc and not isinstance(sc[k], str):
-                bad(f"{at}.{k}", sc[k], "must be a string")
-        raw_shocks = sc.get("shock")
-        if not isinstance(raw_shocks, list) or not raw_shocks:
-            bad(f"{at}.shock", "", "needs at least one [[scenario.shock]] table")
-            continue
-        shocks: list[Shock] = []
-        for j, sh in enumerate(raw_shocks, start=1):
-            sat = f"{at}.shock[{j}]"
-            shock = _parse_shock(sh, sat, bad)
-            if shock is not None:
-                shocks.append(shock)
+        if table.name == BASELINE:
+            issues.append(
+                Issue(
+                    source,
+                    None,
+                    f"{at}.name",
+                    table.name,
+                    f"{BASELINE!r} is reserved for the unshocked run",
+                )
+            )
+        elif table.name in seen:
+            issues.append(
+                Issue(source, None, f"{at}.name", table.name, "scenario names must be unique")
+            )
+        seen.add(table.name)
+        shocks = [
+            shock
+            for j, sh in enumerate(table.shock, start=1)
+            if (shock := _parse_shock(sh, f"{at}.shock[{j}]", source, issues)) is not None
+        ]
         out.append(
             Scenario(
-                name=name,
-                title=str(sc.get("title", name)),
-                description=str(sc.get("description", "")),
+                name=table.name or f"scenario{i}",
+                title=table.title or table.name,
+                description=table.description,
                 shocks=tuple(shocks),
                 file=source,
             )
@@ -261,57 +260,33 @@ def parse_scenarios(text: str, source: str = "<scenarios>") -> list[Scenario]:
     return out
 
 
-def _parse_shock(sh: Any, sat: str, bad: Any) -> Shock | None:
-    if not isinstance(sh, dict):
-        bad(sat, sh, "must be a table")
+def _parse_shock(sh: Any, sat: str, file: str, issues: list[Issue]) -> Shock | None:
+    """Validate one shock table, then the rules that relate its keys."""
+    if isinstance(sh, dict) and "where" in sh:
+        issues.append(
+            Issue(file, None, f"{sat}.where", "", "unknown key (where is not set in a file)")
+        )
         return None
-    ok = True
-    for k in sh:
-        if k not in _SHOCK_KEYS:
-            bad(f"{sat}.{k}", "", f"unknown key; known keys: {sorted(_SHOCK_KEYS)}")
-            ok = False
-    what, how = sh.get("what"), sh.get("how")
-    if what not in WHATS:
-        bad(f"{sat}.what", what, f"must be one of {list(WHATS)}")
-        ok = False
-    if how not in HOWS:
-        bad(f"{sat}.how", how, f"must be one of {list(HOWS)}")
-        ok = False
-    value = _num(sh.get("value"))
-    if value is None:
-        bad(f"{sat}.value", sh.get("value"), "must be a finite number")
-        ok = False
-    for k in ("segment", "stage", "step"):
-        if k in sh and (not isinstance(sh[k], str) or not sh[k]):
-            bad(f"{sat}.{k}", sh[k], "must be a non-empty string")
-            ok = False
-    if not ok:
-        return None
-    assert value is not None
-    if "stage" in sh and what != "arrivals":
-        bad(f"{sat}.stage", sh["stage"], "only arrivals take a stage (conversion/delay: step)")
-        ok = False
-    if "step" in sh and what not in ("conversion", "delay"):
-        bad(f"{sat}.step", sh["step"], "only conversion and delay shocks take a step")
-        ok = False
-    if what == "arrivals" and how in ("add", "set") and "stage" not in sh:
-        bad(f"{sat}.stage", "", "arrivals add/set need the entry stage the units enter at")
-        ok = False
-    rule = _value_rule(str(what), str(how), value)
-    if rule:
-        bad(f"{sat}.value", value, rule)
-        ok = False
-    if not ok:
-        return None
-    return Shock(
-        what=str(what),
-        how=str(how),
-        value=value,
-        segment=sh.get("segment"),
-        stage=sh.get("stage"),
-        step=sh.get("step"),
-        where=sat,
+    shock = tables.validate(
+        Shock, {**sh, "where": sat} if isinstance(sh, dict) else sh, file, issues, where=sat
     )
+    if shock is None:
+        return None
+    n = len(issues)
+
+    def bad(key: str, value: object, words: str) -> None:
+        issues.append(Issue(file, None, f"{sat}.{key}", "" if value is None else str(value), words))
+
+    if shock.stage is not None and shock.what != "arrivals":
+        bad("stage", shock.stage, "only arrivals take a stage (conversion/delay: step)")
+    if shock.step is not None and shock.what not in ("conversion", "delay"):
+        bad("step", shock.step, "only conversion and delay shocks take a step")
+    if shock.what == "arrivals" and shock.how in ("add", "set") and shock.stage is None:
+        bad("stage", None, "arrivals add/set need the entry stage the units enter at")
+    words = _value_rule(shock.what, shock.how, shock.value)
+    if words:
+        bad("value", shock.value, words)
+    return shock if len(issues) == n else None
 
 
 # ---------------------------------------------------------------- applying

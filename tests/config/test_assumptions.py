@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simengine.config.assumptions import parse_assumptions, pipeline_from_records, read_assumptions
+from simengine.config.assumptions import parse_assumptions, read_assumptions
 from simengine.errors import InputError
 from simengine.io.provenance import file_sha256
 
@@ -121,35 +121,6 @@ def test_file_not_modified(tmp_path: Path) -> None:
     before = file_sha256(f)
     read_assumptions(f, n_draws=10)
     assert file_sha256(f) == before
-
-
-RECORDS = """id,segment,channel,mql_at,sql_at,opportunity_at,won_at,lost_at,amount
-1,mid,web,2026-11-01,2026-11-05,2026-11-20,,,25000
-2,mid,out,2026-12-01,2026-12-10,,,,
-3,smb,web,2026-12-20,,,,,
-4,smb,web,2026-10-01,2026-10-03,2026-10-10,2026-12-01,,9000
-5,mid,web,2026-10-01,2026-10-03,,,2026-11-01,
-"""
-
-
-def test_pipeline_from_records(tmp_path: Path, models_dir: Path) -> None:
-    f = tmp_path / "r.csv"
-    f.write_text(RECORDS)
-    stages = ("mql", "sql", "opportunity", "won")
-    ou = pipeline_from_records(
-        f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb", "mid"), stages
-    )
-    order = np.argsort(ou.age_days)
-    assert len(ou) == 3  # units 1, 2, 3 are open
-    np.testing.assert_array_equal(np.sort(ou.cell), [0, 1, 1])
-    assert set(zip(ou.cell.tolist(), ou.stage.tolist(), strict=True)) == {(1, 2), (1, 1), (0, 0)}
-    assert ou.age_days[order][0] == 15.0  # unit 3: mql on 2026-12-20
-    with pytest.raises(InputError, match="not in the assumptions"):
-        pipeline_from_records(f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb",), stages)
-    with pytest.raises(InputError, match="differ"):
-        pipeline_from_records(
-            f, models_dir / "demo.toml", dt.date(2027, 1, 4), ("smb",), ("a", "b")
-        )
 
 
 LOSS = {

@@ -28,7 +28,7 @@ def light_workload(seed: int = 11) -> tuple[FunnelParameters, Plan]:
     opportunity -> won``), 16 parameter draws, an 8-week period starting at
     the as-of date (horizon 70 days), ~15 new MQLs per cell per period,
     sales-sourced opportunities, and 30 open units (half with a known
-    amount). Used by ``tests/test_distributed.py`` and by
+    amount). Used by ``tests/engine/test_distributed.py`` and by
     ``benchmarks/bench_distributed.py`` (its ``light`` workload, ~14k paths/s
     per core); the default seed gives the parameters its recorded numbers
     were measured with.

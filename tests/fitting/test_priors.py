@@ -26,7 +26,7 @@ def test_spec_priors_reach_the_fit_settings():
         source="s.toml",
     )
     st = settings_from_spec(spec, chains=3)
-    assert st.priors.conversion_cell_sd == 0.25
+    assert st.prior_scales.conversion_cell_sd == 0.25
     assert st.draws == 10
     assert st.chains == 3
 
@@ -69,6 +69,6 @@ def test_settings_as_json_write_inf_as_a_string_and_round_trip():
     js = st.as_json()
     assert js["delay_centred_min_delays"] == "inf"
     assert js["deal_size_centred_min_deals"] == 12.0
-    assert js["priors"] == st.priors.as_dict()
+    assert js["priors"] == st.prior_scales.as_dict()
     text = json.dumps(js, allow_nan=False)  # no Infinity token
     assert json.loads(text) == js

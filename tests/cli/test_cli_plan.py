@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
-from planning_factories import write_inputs
+from planning.planning_factories import write_inputs
 
 from simengine.cli import main
 

@@ -9,6 +9,8 @@ import pytest
 from simengine.cli import main
 from simengine.io.posterior import read_parameters
 
+pytestmark = pytest.mark.usefixtures("no_blas_probe")
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, records_factory, spec_factory):

@@ -109,7 +109,7 @@ def test_simulate_posterior_file_matches_in_process(tmp_path: Path, plan: Path) 
 
     import arviz as az
     import numpy as np
-    from engine_helpers import make_params, random_open_units
+    from engine.engine_helpers import make_params, random_open_units
 
     from simengine.config.plan import load_plan
     from simengine.engine import simulate

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from planning_factories import write_inputs
+from planning.planning_factories import write_inputs
 
 from simengine.cli import main
 
@@ -112,7 +112,7 @@ def test_sensitivity_cli_rejects_bad_pct(tmp_path, capsys):
 
 
 def test_stress_cli_runs_the_shipped_demo_scenarios_on_a_posterior(tmp_path, models_dir):
-    from planning_factories import make_params, write_posterior_nc
+    from planning.planning_factories import make_params, write_posterior_nc
 
     post = tmp_path / "posterior.nc"
     write_posterior_nc(make_params(), post)
