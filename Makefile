@@ -33,6 +33,10 @@ demo: $(STAMP)
 synth: $(STAMP)
 	$(BIN)/simengine synth --out $(DEMO)/data --seed $(SEED) --force
 
+## Hypothesis profile (tests/conftest.py): dev = the same examples every run;
+## .ci/run sets HYPOTHESIS_PROFILE=ci (fresh examples, seed printed for replay).
+export HYPOTHESIS_PROFILE ?= dev
+
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
 

@@ -117,10 +117,21 @@ def _random(seed: int, n: int) -> pd.DataFrame:
     ).astype(dict.fromkeys(DATES, "datetime64[ns]"))
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 200))
 def test_open_units_against_a_row_by_row_reference(seed, offset):
+    """Open units equal a row-by-row reading of the records, on every draw.
+
+    Unit ``u0`` enters on the first day and never closes, so no draw leaves
+    the comparison empty.
+    """
     df = _random(seed, 50)
+    df.loc[0, ["mql_at", "sql_at", "won_at", "lost_at"]] = [
+        pd.Timestamp("2024-01-01"),
+        pd.NaT,
+        pd.NaT,
+        pd.NaT,
+    ]
     as_of = pd.Timestamp("2024-01-01") + pd.Timedelta(days=offset)
     cells = cells_of(df, SPEC)
     ou = open_units(df, SPEC, as_of.date(), cells)
@@ -149,6 +160,7 @@ def test_open_units_against_a_row_by_row_reference(seed, offset):
             strict=True,
         )
     )
+    assert expect  # u0 at least
     assert len(got) == len(expect)
     for g, e in zip(got, expect, strict=True):
         assert g[:3] == e[:3]

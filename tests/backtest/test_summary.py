@@ -91,11 +91,20 @@ def test_pool_skill_and_coverage():
     scores = _scores()
     pooled = pool(scores).set_index("method")
     sim = pooled.loc["simengine"]
-    # CRPS of N(mu, s) at its own outcomes averages s/sqrt(pi) ~ 5.64, below
-    # the point forecast's mean absolute error s*sqrt(2/pi) ~ 7.98: skill ~ 0.29.
-    assert sim["crps_skill_spreadsheet"] == pytest.approx(
-        1 - (1 / np.sqrt(np.pi)) / np.sqrt(2 / np.pi), abs=0.15
-    )
+    # Pooled skill is 1 - mean CRPS / mean baseline CRPS over the same origins: exact.
+    a = scores[scores["method"] == "simengine"]["crps"].to_numpy()
+    b = scores[scores["method"] == "spreadsheet"]["crps"].to_numpy()
+    assert sim["crps_skill_spreadsheet"] == pytest.approx(1 - a.mean() / b.mean(), rel=1e-12)
+    # And it estimates the theory: CRPS of N(mu, s) at its own outcomes averages
+    # s/sqrt(pi) ~ 5.64, the point forecast's mean absolute error s*sqrt(2/pi)
+    # ~ 7.98: skill 1 - 1/sqrt(2) ~ 0.29. Within 4 delta-method standard errors of
+    # the ratio of means over the 60 outcomes (two-sided, alpha ~6e-5).
+    r = a.mean() / b.mean()
+    cov = np.cov(a, b)
+    se = np.sqrt((cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / a.size) / b.mean()
+    theory = 1 - (1 / np.sqrt(np.pi)) / np.sqrt(2 / np.pi)
+    assert abs(sim["crps_skill_spreadsheet"] - theory) <= 4 * se, (se, theory)
+    assert se < 0.06  # the check is informative: 4 se well below the skill itself
     assert sim["cover_80_band_lo"] <= sim["cover_80"] <= sim["cover_80_band_hi"]
     assert sim["pit_ks_p"] > 0.01
     assert np.isnan(pooled.loc["spreadsheet", "pit_ks_p"])

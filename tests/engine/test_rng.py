@@ -320,6 +320,99 @@ def test_golden_values_pin_the_streams():
     assert R.lognormal(s, 1.0, 0.5) == 3.881840813513931
 
 
+@jit
+def _draws_and_words(kind, key, stream, n, a, b, c, vals, words):  # pragma: no cover - compiled
+    """``n`` draws of one variate from path 0 of ``stream``, and the 64-bit words each used.
+
+    The words a draw consumes tell its branch: the ziggurat's fast path takes 1,
+    its wedge and tail more; PTRS and BTRS 2 when the squeeze accepts, more
+    after a rejection; Robert's sampler 2 per proposal.
+    """
+    s = np.empty(4, np.uint64)
+    t = np.empty(4, np.uint64)
+    R.seed_stream(key, 0, stream, s)
+    for i in range(n):
+        t[:] = s
+        if kind == 0:
+            x = R.std_normal(s)
+        elif kind == 1:
+            x = float(R.poisson(s, a))
+        elif kind == 2:
+            x = float(R.binomial(s, np.int64(c), a))
+        elif kind == 3:
+            x = R.lognormal_truncated_below(s, a, b, c)
+        elif kind == 4:
+            x = R.gamma(s, a)
+        else:
+            x = float(R.neg_binomial_mean(s, a, b))
+        vals[i] = x
+        k = 0
+        while not (t[0] == s[0] and t[1] == s[1] and t[2] == s[2] and t[3] == s[3]):
+            R.next_u64(t)
+            k += 1
+        words[i] = k
+
+
+# (name, kind, a, b, c, rare: (values, words) -> mask, golden (index, value, words))
+_RARE_BRANCHES = (
+    ("ziggurat tail", 0, 0, 0, 0, lambda v, w: np.abs(v) > R._ZIG_R, (2820, -3.855277506931343, 3)),
+    (
+        "ziggurat wedge",
+        0,
+        0,
+        0,
+        0,
+        lambda v, w: (np.abs(v) <= R._ZIG_R) & (w > 1),
+        (131, -0.928436881700386, 2),
+    ),
+    ("PTRS rejection, lam 20", 1, 20.0, 0, 0, lambda v, w: w > 2, (2, 20, 6)),
+    ("PTRS rejection, lam 1e4", 1, 1e4, 0, 0, lambda v, w: w > 2, (10, 9918, 4)),
+    ("BTRS rejection, n 100, p 0.4", 2, 0.4, 0, 100, lambda v, w: w > 2, (10, 36, 4)),
+    ("BTRS by symmetry, n 2000, p 0.995", 2, 0.995, 0, 2000, lambda v, w: w > 2, (2, 1990, 6)),
+    ("BTRS lgamma branch, n 1500, p 0.5", 2, 0.5, 0, 1500, lambda v, w: w > 2, (10, 734, 4)),
+    (
+        "Robert rejection, alpha 40",
+        3,
+        0.0,
+        1.0,
+        math.exp(40.0),
+        lambda v, w: w > 2,
+        (280, 2.361942772451805e17, 4),
+    ),
+    (
+        "gamma shape 0.3, a rejection",
+        4,
+        0.3,
+        0,
+        0,
+        lambda v, w: w > 3,
+        (10, 0.21001133624560617, 5),
+    ),
+    ("gamma shape 2.5, a rejection", 4, 2.5, 0, 0, lambda v, w: w > 2, (10, 0.9794530299910487, 4)),
+    ("negative binomial, a rejection", 5, 40.0, 0.05, 0, lambda v, w: w > 4, (7, 33, 6)),
+)
+
+
+@pytest.mark.parametrize("case", _RARE_BRANCHES, ids=lambda c: c[0])
+def test_golden_values_pin_the_rare_branches(case):
+    """The first draw through each variate's rare branch, pinned (path 0, stream 9).
+
+    One draw per variate (the pins above) goes through the common branch; a
+    change to a rejection step, the ziggurat's wedge or tail, the symmetry or
+    the ``lgamma`` branch of BTRS, or Robert's sampler moves these. Like the pins
+    above, they change only deliberately: a change breaks every saved forecast's
+    bitwise reproducibility, so update them together with a CHANGELOG line
+    saying which variate's draws changed and why.
+    """
+    name, kind, a, b, c, rare, (j, value, words) = case
+    n = 4000
+    v, w = np.empty(n), np.empty(n, np.int64)
+    _draws_and_words(kind, KEY, 9, n, float(a), float(b), float(c), v, w)
+    first = int(np.flatnonzero(rare(v, w))[0])
+    assert (first, v[first], w[first]) == (j, value, words), (name, first, v[first], w[first])
+    assert w[first] > np.bincount(w).argmax()  # it used more words than the common branch
+
+
 def test_layout_independence_blocks_and_order():
     # path i's draws are the same whether paths run in one block, in two blocks, or reversed
     whole = _sample_f(U, KEY, 1000, 8, 1, 0.0, 0.0, 0.0).reshape(1000, 8)

@@ -247,7 +247,12 @@ def test_sources_from_params_reproduce_each_segment_target(params, plan):
     cap, warns = capacity_table(t, plan, params, stage="mql")
     assert list(cap.segment) == ["smb", "mid", "ent"]
     assert (cap.reps >= cap.reps_needed).all()
-    assert isinstance(warns, list)
+    # a warning for exactly the segments whose planned flow exceeds their reps' capacity
+    over = cap[cap.planned_weekly > cap.weekly_capacity]
+    assert warns == over.warning.tolist()
+    assert (cap.warning[cap.planned_weekly <= cap.weekly_capacity] == "").all()
+    _, no_reps = capacity_table(t, plan, params, stage="mql", reps=dict.fromkeys(cap.segment, 0))
+    assert [w.split(":")[0] for w in no_reps] == ["smb mql", "mid mql", "ent mql"]
 
 
 def test_sources_from_params_use_the_plans_new_units(params):
