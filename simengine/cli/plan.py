@@ -101,6 +101,8 @@ def plan_command(
     plan_file: opt.MaybePlanOpt = None,
     posterior: opt.PosteriorOpt = None,
     assumptions: opt.AssumptionsOpt = None,
+    pipeline: opt.PipelineOpt = None,
+    model: opt.ModelOpt = None,
     target: Annotated[
         float | None, typer.Option("--target", help="Quick form: revenue target.")
     ] = None,
@@ -236,7 +238,8 @@ def plan_command(
                 column="--plan",
             )
         params, plan = opt.planning_inputs(
-            plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster
+            plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
+            pipeline=pipeline, model=model,
         )
         sources = sources_from_params(params, plan)
         pipe = params.stages[params.pipeline_stage]

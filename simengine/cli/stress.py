@@ -21,6 +21,8 @@ def stress(
     out: Annotated[Path, typer.Option("--out", help="Output directory (stress.csv, stress.png).")],
     posterior: opt.PosteriorOpt = None,
     assumptions: opt.AssumptionsOpt = None,
+    pipeline: opt.PipelineOpt = None,
+    model: opt.ModelOpt = None,
     paths: Annotated[int, typer.Option("--paths", min=2, help="Paths per scenario.")] = 200_000,
     seed: opt.SeedOpt = 20270104,
     batches: opt.BatchesOpt = 20,
@@ -35,7 +37,7 @@ def stress(
 
     params, plan = opt.planning_inputs(
         plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
-        paths=paths, batches=batches
+        paths=paths, batches=batches, pipeline=pipeline, model=model
     )
     scenarios = load_scenarios(scenarios_file)
     with opt.block_map_for(cluster) as block_map:
