@@ -158,11 +158,9 @@ def plan_command(
     import pandas as pd
 
     from simengine.planning.reverse import (
-        DAYS_PER_MONTH,
         Source,
         capacity,
         capacity_table,
-        entry_needs,
         reverse_table,
         sources_from_params,
     )
@@ -268,12 +266,12 @@ def plan_command(
             console.print(
                 f"{r.segment} {r.stage}: {r.reps_needed:,.2f} reps needed "
                 f"at {per_rep_month:g} a month ("
-                + (f"{r.reps} available" if reps else f"{r.reps} rounded up")
+                + (f"{r.reps} available" if reps else f"{r.reps} to work it and the planned flow")
                 + ")",
                 highlight=False,
             )
         if goal_seek:
-            from simengine.planning.goalseek import goal_seek_table
+            from simengine.planning.goalseek import annotate_goal_seek, goal_seek_table
 
             qs = _floats(quantiles, "--quantiles")
             with opt.block_map_for(cluster) as block_map:
@@ -288,17 +286,9 @@ def plan_command(
                     ),
                     block_map=block_map,
                 )
-            needs = entry_needs(plan.targets, sources)
-            gs["reverse_funnel"] = [
-                float(needs.get((g, st), float("nan")))
-                for g, st in zip(gs["segment"], gs["stage"], strict=True)
-            ]
-            # Reps to work the probabilistic need at the first stage (others: NaN).
-            per_rep_period = per_rep_month * plan.period_days / float(DAYS_PER_MONTH)
-            gs["reps_needed"] = [
-                n / per_rep_period if st == params.stages[0] else float("nan")
-                for n, st in zip(gs["needed"], gs["stage"], strict=True)
-            ]
+            gs = annotate_goal_seek(
+                gs, params, plan, sources, per_rep_month=per_rep_month
+            )
             outputs["goalseek"] = gs
             _print_goalseek(gs)
     for w in warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -58,9 +59,15 @@ def stress(
         if r.scenario == "baseline":
             console.print(f"baseline: P(hit total) = {r.value:.3f}", highlight=False)
         else:
+            vr = r.variance_reduction
+            crn = (
+                f"CRN variance reduction x{vr:.1f}"
+                if math.isfinite(vr)
+                else "no CRN variance reduction to show: no paired variance"
+            )
             console.print(
                 f"{r.title}: P(hit total) = {r.value:.3f} ({100 * r.delta:+.1f} points "
-                f"± {100 * r.delta_se:.2f}; CRN variance reduction x{r.variance_reduction:.1f})",
+                f"± {100 * r.delta_se:.2f}; {crn})",
                 highlight=False,
             )
     console.print(f"written to [bold]{out}[/]", highlight=False)

@@ -472,7 +472,8 @@ def capacity(
         Units planned in the period (e.g. the plan's ``new_units``); its
         weekly flow is ``planned * 7 / period_days``.
     reps : int, optional
-        Reps available; default: the reps needed, rounded up.
+        Reps available; default: enough for the need and the planned flow,
+        rounded up (then there is no warning: only given reps can be short).
     label : str
         Where this is (segment and stage), used in the warning.
 
@@ -486,11 +487,17 @@ def capacity(
         raise ValueError("period_days and per_rep_month must be positive")
     per_rep_period = per * period_days / DAYS_PER_MONTH
     reps_needed = need / per_rep_period
-    n_reps = math.ceil(reps_needed) if reps is None else int(reps)
-    weekly_cap = n_reps * per * 7 / DAYS_PER_MONTH
     planned_weekly = None if planned is None else to_fraction(planned) * 7 / period_days
+    if reps is None:
+        # enough reps for the need and for the planned flow: no constraint was given,
+        # so there is nothing to warn about
+        work = need if planned is None else max(need, to_fraction(planned))
+        n_reps = math.ceil(work / per_rep_period)
+    else:
+        n_reps = int(reps)
+    weekly_cap = n_reps * per * 7 / DAYS_PER_MONTH
     warning = None
-    if planned_weekly is not None and planned_weekly > weekly_cap:
+    if reps is not None and planned_weekly is not None and planned_weekly > weekly_cap:
         where = f"{label}: " if label else ""
         warning = (
             f"{where}planned flow of {float(planned_weekly):,.1f} a week exceeds what "
@@ -589,7 +596,8 @@ def capacity_table(
     per_rep_month : float
         Units a rep can work per month.
     reps : mapping of str to int, optional
-        Reps available per segment (default: the reps needed, rounded up).
+        Reps available per segment (default: enough for the need and the
+        planned flow, as :func:`capacity`).
 
     Returns
     -------
