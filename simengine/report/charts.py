@@ -28,6 +28,7 @@ __all__ = [
     "COVERAGE_HIGH",
     "COVERAGE_SWEET",
     "coverage_chart",
+    "coverage_figure",
     "fan_chart",
     "funnel_chart",
     "png_data_uri",
@@ -166,6 +167,18 @@ def coverage_chart(
     start: tuple[dt.date, float, float, float] | None = None,
     title: str = "",
 ) -> str:
+    """Draw :func:`coverage_figure` and return it as a PNG data URI."""
+    return png_data_uri(coverage_figure(weeks, quantiles, values, start=start, title=title))
+
+
+def coverage_figure(
+    weeks: npt.NDArray[np.datetime64],
+    quantiles: Sequence[float] | npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    *,
+    start: tuple[dt.date, float, float, float] | None = None,
+    title: str = "",
+) -> Figure:
     """Pipeline coverage (open pipeline value / period target) by week-end date.
 
     The median with its 80% band, starting from the period start when
@@ -187,8 +200,7 @@ def coverage_chart(
 
     Returns
     -------
-    str
-        PNG data URI.
+    matplotlib.figure.Figure
     """
     q = np.asarray(quantiles, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
@@ -220,7 +232,7 @@ def coverage_chart(
     _date_axis(ax)
     fig.legend(fontsize=7, loc="outside lower center", ncols=3, frameon=False)
     ax.grid(alpha=0.3)
-    return png_data_uri(fig)
+    return fig
 
 
 def funnel_chart(
