@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.backtest.baselines import BASELINES
 from simengine.backtest.scoring import QuantileForecast, score
 from simengine.backtest.summary import pool as pool_scores
@@ -254,7 +255,11 @@ def run_backtest(
                 on_origin(origin, "scored")
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=ctx,
+            initializer=ignore_pytensor_blas_notice,  # a worker imports PyMC afresh
+        ) as pool:
             futures = {}
             for origin in todo:
                 futures[origin] = pool.submit(

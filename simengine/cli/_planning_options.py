@@ -30,6 +30,8 @@ __all__ = [
     "DrawsOpt",
     "ForceOpt",
     "MaybePlanOpt",
+    "ModelOpt",
+    "PipelineOpt",
     "PlanOpt",
     "PosteriorOpt",
     "SeedOpt",
@@ -46,6 +48,16 @@ PosteriorOpt = Annotated[
 ]
 AssumptionsOpt = Annotated[
     Path | None, typer.Option("--assumptions", help="Planner's assumptions TOML.")
+]
+PipelineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pipeline",
+        help="Records file whose open units join the assumptions (as `simulate` takes it).",
+    ),
+]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Funnel spec for --pipeline.")
 ]
 SeedOpt = Annotated[
     int,
@@ -82,6 +94,8 @@ def planning_inputs(
     cluster: str | None,
     paths: int | None = None,
     batches: int | None = None,
+    pipeline: Path | None = None,
+    model: Path | None = None,
 ) -> tuple[FunnelParameters, Plan]:
     """Check the options, then read the plan and its parameters.
 
@@ -109,7 +123,13 @@ def planning_inputs(
     from simengine.planning.inputs import load_inputs
 
     params, plan, _ = load_inputs(
-        plan_file, posterior=posterior, assumptions=assumptions, n_draws=draws, seed=seed
+        plan_file,
+        posterior=posterior,
+        assumptions=assumptions,
+        n_draws=draws,
+        seed=seed,
+        pipeline=pipeline,
+        model=model,
     )
     return params, plan
 

@@ -69,6 +69,10 @@ def backtest(
 
     from rich.table import Table
 
+    from simengine._quiet import ignore_pytensor_blas_notice
+
+    ignore_pytensor_blas_notice()  # before PyMC is imported, as `fit` and the demo do
+
     from simengine.backtest.run import (
         BacktestConfig,
         run_backtest,

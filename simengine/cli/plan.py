@@ -99,6 +99,8 @@ def plan_command(
     plan_file: opt.MaybePlanOpt = None,
     posterior: opt.PosteriorOpt = None,
     assumptions: opt.AssumptionsOpt = None,
+    pipeline: opt.PipelineOpt = None,
+    model: opt.ModelOpt = None,
     target: Annotated[
         float | None, typer.Option("--target", help="Quick form: revenue target.")
     ] = None,
@@ -159,7 +161,6 @@ def plan_command(
         capacity_table,
         reverse_tables,
         sources_from_params,
-        with_reverse_and_reps,
     )
 
     tables: dict[Rounding, pd.DataFrame] = {}
@@ -227,7 +228,8 @@ def plan_command(
                 column="--plan",
             )
         params, plan = opt.planning_inputs(
-            plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster
+            plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
+            pipeline=pipeline, model=model,
         )
         sources = sources_from_params(params, plan)
         pipe = params.stages[params.pipeline_stage]
@@ -251,12 +253,12 @@ def plan_command(
             console.print(
                 f"{r.segment} {r.stage}: {r.reps_needed:,.2f} reps needed "
                 f"at {per_rep_month:g} a month ("
-                + (f"{r.reps} available" if reps else f"{r.reps} rounded up")
+                + (f"{r.reps} available" if reps else f"{r.reps} to work it and the planned flow")
                 + ")",
                 highlight=False,
             )
         if goal_seek:
-            from simengine.planning.goalseek import goal_seek_table
+            from simengine.planning.goalseek import annotate_goal_seek, goal_seek_table
 
             qs = _floats(quantiles, "--quantiles")
             with opt.block_map_for(cluster) as block_map:
@@ -271,13 +273,8 @@ def plan_command(
                     ),
                     block_map=block_map,
                 )
-            with_reverse_and_reps(
-                gs,
-                plan.targets,
-                sources,
-                rep_stage=params.stages[0],
-                period_days=plan.period_days,
-                per_rep_month=per_rep_month,
+            gs = annotate_goal_seek(
+                gs, params, plan, sources, per_rep_month=per_rep_month
             )
             outputs["goalseek"] = gs
             _print_goalseek(gs)

@@ -20,6 +20,8 @@ def sensitivity(
     ],
     posterior: opt.PosteriorOpt = None,
     assumptions: opt.AssumptionsOpt = None,
+    pipeline: opt.PipelineOpt = None,
+    model: opt.ModelOpt = None,
     pct: Annotated[
         float | None,
         typer.Option("--pct", help="Move inputs by ±pct (e.g. 0.1) instead of one posterior sd."),
@@ -42,7 +44,7 @@ def sensitivity(
         raise InputError.single("<command line>", "must lie in (0, 1)", column="--pct", value=pct)
     params, plan = opt.planning_inputs(
         plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
-        paths=paths, batches=batches
+        paths=paths, batches=batches, pipeline=pipeline, model=model
     )
     with opt.block_map_for(cluster) as block_map:
         df = run_sensitivity(

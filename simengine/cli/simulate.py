@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -154,6 +155,7 @@ def simulate_cmd(
             on_block=on_block,
         )
     fc.dataset.attrs["input_paths"] = json.dumps(where, sort_keys=True)
+    fc.deals = _deals(params, the_plan, pipeline, model)
     fc.write(out, force=force)
     secs = time.perf_counter() - t0
     s = fc.summary.set_index(["segment", "metric", "stat"])["value"]
@@ -173,6 +175,24 @@ def simulate_cmd(
             end_section=i == len(segs) - 2,
         )
     console.print(table)
+
+
+def _deals(
+    params: FunnelParameters, plan: Plan, pipeline: Path | None, model: Path | None
+) -> pd.DataFrame:
+    """Compute the per-deal outlook of the open units, labelled by record id where known.
+
+    A posterior file keeps its open units without their ids, so they are
+    labelled ``unit-<index>`` then.
+    """
+    from simengine.engine.outlook import deal_outlook
+
+    ids = None
+    if pipeline is not None and model is not None:
+        from simengine.planning.inputs import open_unit_ids
+
+        ids = open_unit_ids(pipeline, model, params.as_of)
+    return deal_outlook(params, plan, ids)
 
 
 def register(app: typer.Typer) -> None:

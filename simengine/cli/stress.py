@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,8 @@ def stress(
     out: Annotated[Path, typer.Option("--out", help="Output directory (stress.csv, stress.png).")],
     posterior: opt.PosteriorOpt = None,
     assumptions: opt.AssumptionsOpt = None,
+    pipeline: opt.PipelineOpt = None,
+    model: opt.ModelOpt = None,
     paths: Annotated[int, typer.Option("--paths", min=2, help="Paths per scenario.")] = 200_000,
     seed: opt.SeedOpt = 20270104,
     batches: opt.BatchesOpt = 20,
@@ -35,7 +38,7 @@ def stress(
 
     params, plan = opt.planning_inputs(
         plan_file, posterior, assumptions, draws, seed, out=out, force=force, cluster=cluster,
-        paths=paths, batches=batches
+        paths=paths, batches=batches, pipeline=pipeline, model=model
     )
     scenarios = load_scenarios(scenarios_file)
     with opt.block_map_for(cluster) as block_map:
@@ -56,9 +59,15 @@ def stress(
         if r.scenario == "baseline":
             console.print(f"baseline: P(hit total) = {r.value:.3f}", highlight=False)
         else:
+            vr = r.variance_reduction
+            crn = (
+                f"CRN variance reduction x{vr:.1f}"
+                if math.isfinite(vr)
+                else "no CRN variance reduction to show: no paired variance"
+            )
             console.print(
                 f"{r.title}: P(hit total) = {r.value:.3f} ({100 * r.delta:+.1f} points "
-                f"± {100 * r.delta_se:.2f}; CRN variance reduction x{r.variance_reduction:.1f})",
+                f"± {100 * r.delta_se:.2f}; {crn})",
                 highlight=False,
             )
     console.print(f"written to [bold]{out}[/]", highlight=False)

@@ -136,10 +136,15 @@ class Forecast:
         ``coverage``, ``target``, ``entered`` (see module docstring).
     summary : pandas.DataFrame
         ``segment, metric, stat, value`` rows (summary.csv).
+    deals : pandas.DataFrame or None
+        The per-deal outlook of the open units
+        (:func:`simengine.engine.outlook.deal_outlook`): written as
+        ``deals.csv`` and as the ``deals`` group of ``forecast.nc`` (dim ``deal``).
     """
 
     dataset: xr.Dataset
     summary: pd.DataFrame
+    deals: pd.DataFrame | None = None
 
     @classmethod
     def from_summary(
@@ -191,6 +196,7 @@ class Forecast:
             "versions": json.dumps(meta.get("versions", {}), sort_keys=True),
             "input_sha256": json.dumps(meta.get("input_sha256", {}), sort_keys=True),
             "sketch_rel_error": float(REL_ERROR),
+            "open_units": len(params.open_units),
         }
         if "input_paths" in meta:
             attrs["input_paths"] = json.dumps(meta["input_paths"], sort_keys=True)
@@ -234,6 +240,10 @@ class Forecast:
         with atomic_dir(out, force=force) as tmp:
             self.to_netcdf(tmp / "forecast.nc")
             self.summary.to_csv(tmp / "summary.csv", index=False, na_rep="nan")
+            if self.deals is not None:
+                self.deals.to_csv(tmp / "deals.csv", index=False, date_format="%Y-%m-%d")
+                deals = xr.Dataset.from_dataframe(self.deals.rename_axis("deal"))
+                deals.to_netcdf(tmp / "forecast.nc", group="deals", mode="a", engine="h5netcdf")
         return out
 
     @classmethod

@@ -38,8 +38,16 @@ from simengine.planning.scenarios import Shock, apply_shock
 
 if TYPE_CHECKING:
     from simengine.engine.simulate import BlockMap
+    from simengine.planning.reverse import Source
 
-__all__ = ["SeekResult", "expected_units", "goal_seek", "goal_seek_table", "hit_probabilities"]
+__all__ = [
+    "SeekResult",
+    "annotate_goal_seek",
+    "expected_units",
+    "goal_seek",
+    "goal_seek_table",
+    "hit_probabilities",
+]
 
 _SLOPE_STEP = 0.1
 
@@ -124,8 +132,8 @@ class SeekResult:
     planned : float
         The plan's ``new_units`` for the segment and stage (NaN if none).
     gap : float
-        ``needed`` minus the plan's units (or the baseline volume if the plan
-        sets none).
+        ``needed`` minus the plan's units; NaN where the plan sets none (then
+        compare ``needed`` with ``baseline_units``, the expected volume).
     status : str
         ``"ok"``, ``"already"`` (q reached with no new units at this stage) or
         ``"unreachable"``.
@@ -251,7 +259,6 @@ def goal_seek(
     se_p = math.sqrt(q * (1 - q) / paths)
     for g in segs:
         planned = plan.new_units.get(g, {}).get(stage, float("nan"))
-        reference = base[g] if math.isnan(planned) else planned
         if status[g] == "already":
             m, se_m, ph, st = 0.0, 0.0, p_zero[g], "already"
         elif status[g] == "unreachable":
@@ -271,7 +278,7 @@ def goal_seek(
                 needed_se=se_m * base[g],
                 prob_hit=ph,
                 planned=planned,
-                gap=needed - reference,
+                gap=needed - planned,  # NaN where the plan gives no volume
                 status=st,
                 evaluations=evals,
             )
@@ -293,7 +300,8 @@ def goal_seek_table(
 ) -> pd.DataFrame:
     """Goal seek for every entry stage with units and every level ``q``.
 
-    ``on_seek(stage, q)``, if given, is called before each search (progress);
+    ``on_seek(stage, q)``, if given, is called before each search that has
+    rows to give (a stage where some segment expects units; progress);
     ``block_map`` says where the engine's blocks run (see :func:`goal_seek`).
 
     Returns
@@ -305,6 +313,8 @@ def goal_seek_table(
     names = list(stages) if stages is not None else list(params.entry_stages)
     rows = []
     for st in names:
+        if not any(expected_units(params, plan, g, st) > 0 for g in params.segments):
+            continue  # no units enter here: nothing to seek, nothing to announce
         for q in quantiles:
             if on_seek:
                 on_seek(st, q)
@@ -323,3 +333,47 @@ def goal_seek_table(
             ]
     cols = list(SeekResult.__dataclass_fields__)
     return pd.DataFrame(rows, columns=cols)
+
+
+def annotate_goal_seek(
+    gs: pd.DataFrame,
+    params: FunnelParameters,
+    plan: Plan,
+    sources: Sequence[Source],
+    *,
+    per_rep_month: float,
+) -> pd.DataFrame:
+    """Add the deterministic reverse funnel and the reps beside a goal-seek table.
+
+    Parameters
+    ----------
+    gs : pandas.DataFrame
+        A :func:`goal_seek_table`.
+    params : FunnelParameters
+    plan : Plan
+    sources : sequence of Source
+        The planner's point inputs (:func:`simengine.planning.reverse.sources_from_params`).
+    per_rep_month : float
+        Units a rep can work per month.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``reverse_funnel`` (the point answer for the same segment
+        and entry stage: no timing, no uncertainty) and ``reps_needed`` (reps
+        to work the simulated need at the first stage; NaN at other stages).
+    """
+    from simengine.planning.reverse import DAYS_PER_MONTH, entry_needs
+
+    out = gs.copy()
+    needs = entry_needs(plan.targets, list(sources))
+    out["reverse_funnel"] = [
+        float(needs.get((g, st), float("nan")))
+        for g, st in zip(out["segment"], out["stage"], strict=True)
+    ]
+    per_rep_period = per_rep_month * plan.period_days / float(DAYS_PER_MONTH)
+    out["reps_needed"] = [
+        n / per_rep_period if st == params.stages[0] else float("nan")
+        for n, st in zip(out["needed"], out["stage"], strict=True)
+    ]
+    return out

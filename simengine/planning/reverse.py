@@ -53,7 +53,6 @@ __all__ = [
     "round_step",
     "sources_from_params",
     "to_fraction",
-    "with_reverse_and_reps",
     "within_display_rounding",
 ]
 
@@ -478,7 +477,8 @@ def capacity(
         Units planned in the period (e.g. the plan's ``new_units``); its
         weekly flow is ``planned * 7 / period_days``.
     reps : int, optional
-        Reps available; default: the reps needed, rounded up.
+        Reps available; default: enough for the need and the planned flow,
+        rounded up (then there is no warning: only given reps can be short).
     label : str
         Where this is (segment and stage), used in the warning.
 
@@ -492,11 +492,17 @@ def capacity(
         raise ValueError("period_days and per_rep_month must be positive")
     per_rep_period = per * period_days / DAYS_PER_MONTH
     reps_needed = need / per_rep_period
-    n_reps = math.ceil(reps_needed) if reps is None else int(reps)
-    weekly_cap = n_reps * per * 7 / DAYS_PER_MONTH
     planned_weekly = None if planned is None else to_fraction(planned) * 7 / period_days
+    if reps is None:
+        # enough reps for the need and for the planned flow: no constraint was given,
+        # so there is nothing to warn about
+        work = need if planned is None else max(need, to_fraction(planned))
+        n_reps = math.ceil(work / per_rep_period)
+    else:
+        n_reps = int(reps)
+    weekly_cap = n_reps * per * 7 / DAYS_PER_MONTH
     warning = None
-    if planned_weekly is not None and planned_weekly > weekly_cap:
+    if reps is not None and planned_weekly is not None and planned_weekly > weekly_cap:
         where = f"{label}: " if label else ""
         warning = (
             f"{where}planned flow of {float(planned_weekly):,.1f} a week exceeds what "
@@ -595,7 +601,8 @@ def capacity_table(
     per_rep_month : float
         Units a rep can work per month.
     reps : mapping of str to int, optional
-        Reps available per segment (default: the reps needed, rounded up).
+        Reps available per segment (default: enough for the need and the
+        planned flow, as :func:`capacity`).
 
     Returns
     -------
@@ -690,47 +697,3 @@ def reverse_tables(
         )
         for rule in ROUNDINGS
     }
-
-
-def with_reverse_and_reps(
-    goal_seek: pd.DataFrame,
-    targets: Mapping[str, Fraction | float | int | str],
-    sources: Sequence[Source],
-    *,
-    rep_stage: str,
-    period_days: int,
-    per_rep_month: float,
-) -> pd.DataFrame:
-    """Add the point answer and the reps to a goal-seek table, in place.
-
-    Parameters
-    ----------
-    goal_seek : pandas.DataFrame
-        A :func:`simengine.planning.goalseek.goal_seek_table` result.
-    targets, sources
-        As for :func:`entry_needs`.
-    rep_stage : str
-        The stage reps work; other stages get NaN reps.
-    period_days : int
-        Days in the period.
-    per_rep_month : float
-        Units a rep can work per month.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``goal_seek`` with ``reverse_funnel`` (the exact reverse funnel's new
-        units at that segment and stage, NaN where it has none) and
-        ``reps_needed`` (reps to work the probabilistic need at ``rep_stage``).
-    """
-    needs = entry_needs(targets, sources)
-    goal_seek["reverse_funnel"] = [
-        float(needs.get((g, st), float("nan")))
-        for g, st in zip(goal_seek["segment"], goal_seek["stage"], strict=True)
-    ]
-    per_rep_period = per_rep_month * period_days / float(DAYS_PER_MONTH)
-    goal_seek["reps_needed"] = [
-        n / per_rep_period if st == rep_stage else float("nan")
-        for n, st in zip(goal_seek["needed"], goal_seek["stage"], strict=True)
-    ]
-    return goal_seek

@@ -28,6 +28,7 @@ __all__ = [
     "COVERAGE_HIGH",
     "COVERAGE_SWEET",
     "coverage_chart",
+    "coverage_figure",
     "fan_chart",
     "funnel_chart",
     "png_data_uri",
@@ -55,6 +56,17 @@ def png_data_uri(fig: Figure) -> str:
 
 def _day(d: dt.date) -> Any:  # matplotlib accepts datetime64 where it types float
     return np.datetime64(d.isoformat(), "D")
+
+
+def _date_axis(ax: Any) -> None:
+    """Day ticks as ``Jan 4`` (the report's one date style), never ``2027-01``."""
+    import matplotlib.dates as mdates
+
+    loc = mdates.AutoDateLocator(minticks=4, maxticks=9)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda v, _pos: f"{mdates.num2date(v):%b} {mdates.num2date(v).day}")
+    )
 
 
 def _money_axis(ax: object) -> None:
@@ -139,11 +151,11 @@ def fan_chart(
                     xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color=_GREY)
     _money_axis(ax)
+    _date_axis(ax)
     ax.set_ylabel("closed-won revenue since period start")
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=7, loc="upper left", ncols=2, frameon=False)
+    fig.legend(fontsize=7, loc="outside lower center", ncols=4, frameon=False)
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
     return png_data_uri(fig)
 
 
@@ -152,12 +164,29 @@ def coverage_chart(
     quantiles: Sequence[float] | npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
     *,
+    start: tuple[dt.date, float, float, float] | None = None,
     title: str = "",
 ) -> str:
-    """Pipeline coverage (open pipeline value / target) by week-end date.
+    """Draw :func:`coverage_figure` and return it as a PNG data URI."""
+    return png_data_uri(coverage_figure(weeks, quantiles, values, start=start, title=title))
 
-    The median with its 80% band, the 3x bar, the 3-3.5x sweet spot shaded
-    and the 4x line above which pipeline is likely of low quality.
+
+def coverage_figure(
+    weeks: npt.NDArray[np.datetime64],
+    quantiles: Sequence[float] | npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    *,
+    start: tuple[dt.date, float, float, float] | None = None,
+    title: str = "",
+) -> Figure:
+    """Pipeline coverage (open pipeline value / period target) by week-end date.
+
+    The median with its 80% band, starting from the period start when
+    ``start`` is given (the number the report's text quotes). The 3x bar,
+    the 3-3.5x sweet spot and the 4x line are rules for coverage *at the
+    period start*, so they are drawn at the start only (a short bar), not
+    across the weeks, where less pipeline is needed as deals close. The
+    legend sits under the axes so it covers no line.
 
     Parameters
     ----------
@@ -165,34 +194,45 @@ def coverage_chart(
     quantiles : sequence of float
         Must include 0.1, 0.5 and 0.9.
     values : ndarray, shape (week, quantile)
+    start : (date, p10, p50, p90), optional
+        Coverage at the period start, drawn as the first point.
     title : str
 
     Returns
     -------
-    str
-        PNG data URI.
+    matplotlib.figure.Figure
     """
     q = np.asarray(quantiles, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     x = np.asarray(weeks).astype("datetime64[D]")
-    fig = Figure(figsize=(7.5, 3.0), layout="constrained")
-    ax = fig.add_subplot()
-    ax.axhspan(COVERAGE_BAR, COVERAGE_SWEET, color="#2e8b57", alpha=0.12, lw=0,
-               label=f"sweet spot {COVERAGE_BAR:g}-{COVERAGE_SWEET:g}x")
-    ax.axhline(COVERAGE_BAR, color="#2e8b57", lw=1.2, label=f"{COVERAGE_BAR:g}x bar")
-    ax.axhline(COVERAGE_HIGH, color="#d68910", lw=1, ls="--",
-               label=f"{COVERAGE_HIGH:g}x: check pipeline quality")
     lo, hi = _band(q, v, 0.8)
+    med = _band(q, v, 0.0)[0]
+    if start is not None:
+        x = np.concatenate([[_day(start[0])], x])
+        lo = np.concatenate([[start[1]], lo])
+        med = np.concatenate([[start[2]], med])
+        hi = np.concatenate([[start[3]], hi])
+    fig = Figure(figsize=(7.5, 3.3), layout="constrained")
+    ax = fig.add_subplot()
+    x0 = x[0]
+    x1 = x0 + np.timedelta64(max(3, int((x[-1] - x[0]).astype(int)) // 12), "D")
+    ax.fill_between([x0, x1], COVERAGE_BAR, COVERAGE_SWEET, color="#2e8b57", alpha=0.25, lw=0,
+                    label=f"at period start: sweet spot {COVERAGE_BAR:g}-{COVERAGE_SWEET:g}x")
+    ax.plot([x0, x1], [COVERAGE_BAR, COVERAGE_BAR], color="#2e8b57", lw=2,
+            label=f"{COVERAGE_BAR:g}x bar")
+    ax.plot([x0, x1], [COVERAGE_HIGH, COVERAGE_HIGH], color="#d68910", lw=1.5, ls="--",
+            label=f"{COVERAGE_HIGH:g}x: check pipeline quality")
     ax.fill_between(x, lo, hi, color=_BLUE, alpha=0.25, lw=0, label="80% band")
-    ax.plot(x, _band(q, v, 0.0)[0], color=_BLUE, lw=1.8, marker="o", ms=3, label="median")
+    ax.plot(x, med, color=_BLUE, lw=1.8, marker="o", ms=3, label="median")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: fmt.ratio(y)))
-    ax.set_ylabel("open pipeline / target")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel("open pipeline / period target")
+    top = float(np.nanmax(np.concatenate([hi, [COVERAGE_HIGH]])))
+    ax.set_ylim(0, top * 1.1 if np.isfinite(top) and top > 0 else COVERAGE_HIGH * 1.1)
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=7, loc="upper right", ncols=2, frameon=False)
+    _date_axis(ax)
+    fig.legend(fontsize=7, loc="outside lower center", ncols=3, frameon=False)
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    return png_data_uri(fig)
+    return fig
 
 
 def funnel_chart(
@@ -234,14 +274,14 @@ def funnel_chart(
     if needed is not None:
         ax.barh(y - h / 2, needed, height=h, color=_TARGET, alpha=0.6, label="target needs")
     ax.set_yticks(y, list(stages))
-    ax.set_xscale("symlog", linthresh=10)
-    top = np.nanmax(np.concatenate([np.asarray(high, dtype=np.float64),
-                                    np.asarray(needed if needed is not None else [0.0],
-                                               dtype=np.float64)]))
-    if np.isfinite(top) and top > 0:
-        ax.set_xlim(0, top * 1.5)
+    # a true log axis from 1 (no "0" tick squeezing the bars' differences)
+    ax.set_xscale("log")
+    vals = np.concatenate([np.asarray(high, dtype=np.float64),
+                           np.asarray(needed if needed is not None else [1.0], dtype=np.float64)])
+    top = np.nanmax(np.where(np.isfinite(vals), vals, np.nan))
+    ax.set_xlim(1, top * 1.5 if np.isfinite(top) and top > 1 else 10)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.count(v)))
-    ax.set_xlabel("units entering the stage in the period (log scale)")
+    ax.set_xlabel("units entering the stage in the period (log scale, from 1)")
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     ax.grid(alpha=0.3, axis="x")

@@ -33,6 +33,7 @@ __all__ = [
     "forecast_nc_path",
     "parameters_from_funnel",
     "parameters_from_posterior",
+    "read_deals",
     "read_forecast",
     "read_parameter_summary",
     "read_planning_tables",
@@ -317,6 +318,31 @@ def read_parameter_summary(path: Path, kind: str, ds: xr.Dataset) -> ParameterSu
                                   as_of=attr_date(ds, "as_of"))
         return parameters_from_funnel(params, path)
     return parameters_from_posterior(path)
+
+
+def read_deals(forecast_dir: Path) -> pd.DataFrame | None:
+    """Read the per-deal outlook (``deals.csv`` beside ``forecast.nc``), if any.
+
+    Raises
+    ------
+    InputError
+        If the file lacks a column of :data:`simengine.engine.outlook.COLUMNS`.
+    """
+    from simengine.engine.outlook import COLUMNS
+
+    f = forecast_dir / "deals.csv"
+    if not f.is_file():
+        return None
+    df = pd.read_csv(f, dtype={"id": str, "segment": str, "cell": str, "stage": str},
+                     parse_dates=["close_date_p50"], keep_default_na=False,
+                     na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in
+                                ("id", "segment", "cell", "stage")})
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError([Issue(str(f), None, c, "", "required deals.csv column is missing")
+                          for c in missing], summary=f"{f} is not a deals table")
+    df["amount_known"] = df["amount_known"].astype(str).str.lower().isin(("true", "1"))
+    return df
 
 
 def read_planning_tables(forecast_dir: Path) -> dict[str, pd.DataFrame]:

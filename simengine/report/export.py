@@ -20,6 +20,16 @@
     the forecast's summary: ``segment``, ``metric``, ``stat``, ``value``
     (float64; ``inf`` where a time to target is not reached), with missing
     combinations dropped.
+``deals``
+    the per-deal outlook of the units open at the as-of date (when the
+    forecast has it: ``deals.csv`` beside ``forecast.nc``), one row per unit:
+    ``id``, ``segment``, ``cell``, ``stage`` (str), ``age_days``, ``amount``
+    (float64; the unit's own, else its cell's mean won deal),
+    ``amount_known`` (bool), ``p_won_in_period``, ``p_lost_in_period``,
+    ``p_open_at_period_end`` (float64, summing to 1),
+    ``expected_revenue_in_period`` (float64), ``close_date_p50`` (date: the
+    median close date given a win within the horizon; null if none). See
+    :mod:`simengine.engine.outlook`.
 
 Dates are real dates (Parquet ``date32``; ISO ``YYYY-MM-DD`` in CSV), never
 day offsets. ``total`` is a segment like the others (simulated jointly).
@@ -37,7 +47,7 @@ import xarray as xr
 
 from simengine.errors import InputError
 from simengine.io.atomic import atomic_dir, umask_mode
-from simengine.report.data import read_forecast
+from simengine.report.data import read_deals, read_forecast
 
 __all__ = ["FORMATS", "SCHEMAS", "export_tables", "write_exports"]
 
@@ -55,6 +65,13 @@ SCHEMAS: dict[str, pa.Schema] = {
                          ("quantile", pa.float64()), ("units", pa.float64())]),
     "summary": pa.schema([("segment", pa.string()), ("metric", pa.string()),
                           ("stat", pa.string()), ("value", pa.float64())]),
+    "deals": pa.schema([("id", pa.string()), ("segment", pa.string()), ("cell", pa.string()),
+                        ("stage", pa.string()), ("age_days", pa.float64()),
+                        ("amount", pa.float64()), ("amount_known", pa.bool_()),
+                        ("p_won_in_period", pa.float64()), ("p_lost_in_period", pa.float64()),
+                        ("p_open_at_period_end", pa.float64()),
+                        ("expected_revenue_in_period", pa.float64()),
+                        ("close_date_p50", pa.date32())]),
 }
 
 
@@ -62,19 +79,23 @@ def _tidy(da: xr.DataArray, name: str) -> pd.DataFrame:
     return da.rename(name).to_dataframe().reset_index()
 
 
-def export_tables(ds: xr.Dataset) -> dict[str, pd.DataFrame]:
-    """Turn a forecast dataset into the four tidy tables (see module docstring).
+def export_tables(
+    ds: xr.Dataset, deals: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """Turn a forecast dataset into its tidy tables (see module docstring).
 
     Parameters
     ----------
     ds : xarray.Dataset
         A forecast following the forecast.nc contract.
+    deals : pandas.DataFrame, optional
+        The forecast's per-deal outlook (``deals.csv``).
 
     Returns
     -------
     dict of str to pandas.DataFrame
-        ``fan``, ``coverage``, ``funnel``, ``summary``; columns in
-        :data:`SCHEMAS` order, dates as ``datetime.date``.
+        ``fan``, ``coverage``, ``funnel``, ``summary`` and, when given,
+        ``deals``; columns in :data:`SCHEMAS` order, dates as ``datetime.date``.
     """
     target = ds["target"].to_series()
     fan = _tidy(ds["cum_revenue"].transpose("segment", "date", "quantile"), "cum_revenue")
@@ -88,13 +109,18 @@ def export_tables(ds: xr.Dataset) -> dict[str, pd.DataFrame]:
     summary = _tidy(ds["summary"].transpose("segment", "metric", "stat"), "value")
     summary = summary.dropna(subset=["value"]).reset_index(drop=True)
     tables = {"fan": fan, "coverage": cov, "funnel": funnel, "summary": summary}
+    if deals is not None:
+        tables["deals"] = deals
     out = {}
     for name, df in tables.items():
         schema = SCHEMAS[name]
         df = df[schema.names].copy()
         for field in schema:
             if field.type == pa.date32():
-                df[field.name] = pd.to_datetime(df[field.name]).dt.date
+                d = pd.to_datetime(df[field.name])
+                df[field.name] = [None if pd.isna(v) else v.date() for v in d]
+            elif field.type == pa.bool_():
+                df[field.name] = df[field.name].astype(bool)
             elif field.type == pa.string():
                 df[field.name] = df[field.name].astype(str)
             else:
@@ -132,9 +158,9 @@ def write_exports(
     if fmt not in FORMATS:
         raise InputError.single("--format", f"must be one of {list(FORMATS)}", value=fmt)
     ds = read_forecast(forecast_dir)
-    tables = export_tables(ds)
     base = Path(forecast_dir)
     base = base if base.is_dir() else base.parent
+    tables = export_tables(ds, read_deals(base))
     target = Path(out) if out is not None else base / f"export-{fmt}"
     with atomic_dir(target, force=force) as tmp:
         for name, df in tables.items():

@@ -14,6 +14,7 @@ __all__ = [
     "NA",
     "count",
     "date",
+    "day",
     "days",
     "money",
     "percent",
@@ -33,8 +34,9 @@ def _finite(x: float | None) -> bool:
 def money(x: float | None, currency: str = "$") -> str:
     """Format an amount compactly: ``$1.2M``, ``$850K``, ``$12.3K``, ``$640``.
 
-    One decimal below 100 of a unit (``$1.2M``, ``$12.3M``), none above
-    (``$123M``), a trailing ``.0`` dropped (``$2M``); negatives as ``-$1.2M``.
+    One decimal below 100 of a unit (``$1.2M``, ``$12.3M``, and ``$2.0M``, so
+    amounts side by side read alike), none above (``$123M``); negatives as
+    ``-$1.2M``.
 
     Parameters
     ----------
@@ -65,7 +67,7 @@ def money(x: float | None, currency: str = "$") -> str:
         if rounded < 1000 or k == len(_SUFFIXES):
             break
         k += 1  # 999,950 prints as $1M, not $1000K
-    text = f"{rounded:.{digits}f}".removesuffix(".0")
+    text = f"{rounded:.{digits}f}"
     return f"{sign}{currency}{text}{_SUFFIXES[k - 1]}"
 
 
@@ -126,6 +128,13 @@ def days(x: float | None) -> str:
     return f"{n:,} day" + ("" if n == 1 else "s")
 
 
+def day(d: dt.date | None) -> str:
+    """Format a calendar date as ``"Feb 14, 2027"`` (the report's one date style)."""
+    if d is None:
+        return NA
+    return f"{d:%b} {d.day}, {d.year}"
+
+
 def date(start: dt.date, offset_days: float | None) -> str:
     """Format ``start + offset_days`` as ``"Feb 14, 2027"``.
 
@@ -136,5 +145,4 @@ def date(start: dt.date, offset_days: float | None) -> str:
         return NA
     if math.isinf(float(offset_days)):
         return "not reached"
-    d = start + dt.timedelta(days=math.floor(float(offset_days)))
-    return f"{d:%b} {d.day}, {d.year}"
+    return day(start + dt.timedelta(days=math.floor(float(offset_days))))

@@ -1,13 +1,20 @@
 """The self-contained HTML report of a forecast directory (``report.html``).
 
 One file with inline CSS and PNG charts as ``data:`` URIs: it opens offline.
-Per reporting segment and for the total (simulated jointly): the headline
-(P(hit target), P(within 5%) with their Monte Carlo errors, revenue
-P10/P50/P90 against the target, when the target is reached), a fan chart of
-cumulative closed-won revenue, pipeline coverage by week against the 3x bar,
-and the funnel stage by stage against what the target needs. Then the
-conversion rates beside the trailing raw rates, the top risks, the planning
-tables when present, and provenance.
+The page is the Jinja2 template ``templates/report.html.j2`` (autoescaped);
+this module only computes what it shows. Per reporting segment and for the
+total (simulated jointly): the headline (P(hit target), P(attainment >= 95%)
+with their Monte Carlo errors, revenue P10/P50/P90 against the target, the
+median date the target is reached, flagged when after the period end), a fan
+chart of cumulative closed-won revenue, pipeline coverage from the period
+start by week, and the units entering each stage in the period. Every number
+set against P(hit) comes from the same simulation. Then revenue by source
+(when the forecast has the ``revenue_from_*`` metrics), the deals most at
+risk of slipping (the per-deal outlook, ``deals.csv``), the conversion rates
+beside the trailing raw rates, the top risks (named drivers, from the
+sensitivity table), the stress and sensitivity results when given or found
+beside the forecast, and provenance. A forecast simulated without an open
+pipeline is flagged at the top.
 
 A small inline script records page errors and undecoded images into
 ``<body data-errors data-broken-images>`` so a headless browser can check the
@@ -17,12 +24,14 @@ page (see ``tests/report/test_browser.py``).
 from __future__ import annotations
 
 import datetime as dt
-import html
+import json
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -36,6 +45,7 @@ from simengine.report.data import (
     ParameterSummary,
     attr_date,
     find_parameter_file,
+    read_deals,
     read_forecast,
     read_parameter_summary,
     read_planning_tables,
@@ -105,13 +115,14 @@ class Headline:
         lo = fmt.date(self.start, self.ttt_p10)
         hi = fmt.date(self.start, self.ttt_p90)
         hi = "after the horizon" if hi == "not reached" else hi
-        return f"target reached {fmt.date(self.start, self.ttt_p50)} (80%: {lo} – {hi})"
+        return (f"target reached {fmt.date(self.start, self.ttt_p50)} (median; 80%: {lo} – {hi})")
 
     def text(self) -> str:
         """One line for a terminal: the numbers a revenue leader asks first."""
         return (
             f"P(hit) {fmt.percent_pm(self.prob_hit, self.prob_hit_se)}, "
-            f"P(within 5%) {fmt.percent_pm(self.prob_within_5pct, self.prob_within_5pct_se)}; "
+            f"P(attainment >= 95%) "
+            f"{fmt.percent_pm(self.prob_within_5pct, self.prob_within_5pct_se)}; "
             f"revenue P10/P50/P90 {fmt.money(self.revenue_p10)} / {fmt.money(self.revenue_p50)}"
             f" / {fmt.money(self.revenue_p90)} vs target {fmt.money(self.target)}; "
             f"{self.reached_text()}"
@@ -175,6 +186,9 @@ def reverse_funnel(
 ) -> FloatArray | None:
     """Units each stage needs for ``target``: target / mean deal / step rates.
 
+    A planning identity, not a forecast: it ignores timing and the open
+    pipeline, so the report does not set it against P(hit) (the goal seek of
+    :mod:`simengine.planning.goalseek` answers with the simulation).
     Deterministic, from the parameter means, walked backwards by
     :func:`simengine.planning.reverse.reverse_chain` (the planning tables'
     reverse funnel, exact arithmetic). Cells of the segment are pooled
@@ -215,26 +229,7 @@ def reverse_funnel(
     return need
 
 
-# ---------------------------------------------------------------- HTML pieces
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;
-background:#f6f7f9}
-main{max-width:1000px;margin:0 auto;padding:16px 24px 48px}
-h1{font-size:1.6em;margin:.6em 0 .2em} h2{margin-top:1.6em;border-bottom:2px solid #1f5fa8;
-padding-bottom:4px} h3{margin:1.2em 0 .4em}
-.meta{color:#666;font-size:.9em}
-.cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
-.card{background:#fff;border:1px solid #dde;border-radius:6px;padding:8px 12px;min-width:170px}
-.card .v{font-size:1.35em;font-weight:600} .card .l{font-size:.8em;color:#666}
-table{border-collapse:collapse;background:#fff;margin:8px 0;font-size:.9em}
-th,td{border:1px solid #dde;padding:4px 8px;text-align:right} th{background:#eef2f8}
-td:first-child,th:first-child{text-align:left}
-img{max-width:100%;background:#fff;border:1px solid #dde;border-radius:4px}
-.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;margin:8px 0}
-.risk{background:#fdecea;border-left:4px solid #c0392b;padding:6px 10px;margin:6px 0}
-nav a{margin-right:12px}
-"""
+# ---------------------------------------------------------------- page context
 
 _CHECK_SCRIPT = """
 window.__simengineErrors = [];
@@ -261,261 +256,261 @@ window.addEventListener('load', function () {
 });
 """
 
-
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _card(value: str, label: str) -> str:
-    return (f'<div class="card"><div class="v">{_e(value)}</div>'
-            f'<div class="l">{_e(label)}</div></div>')
+#: Deals shown in the "at risk of slipping" table.
+DEALS_SHOWN = 15
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("simengine.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
-def _img(uri: str, alt: str) -> str:
-    return f'<img src="{uri}" alt="{_e(alt)}">'
+def _cov(x: float) -> str:
+    """Format a coverage multiple with two decimals (2.97x never reads as the 3x bar)."""
+    return f"{x:.2f}x" if math.isfinite(x) else fmt.NA
 
 
-def _overview(heads: list[Headline]) -> str:
-    rows = [
-        [h.segment, fmt.money(h.target), fmt.percent_pm(h.prob_hit, h.prob_hit_se),
-         fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se), fmt.money(h.revenue_p10),
-         fmt.money(h.revenue_p50), fmt.money(h.revenue_p90), fmt.date(h.start, h.ttt_p50),
-         fmt.ratio(h.coverage_p50)]
-        for h in heads
-    ]
-    return _table(
-        ["segment", "target", "P(hit target)", "P(within 5%)", "revenue P10", "P50", "P90",
-         "target reached (median)", "coverage at start"], rows)
-
-
-def _segment_section(
-    ds: xr.Dataset, h: Headline, params: ParameterSummary | None
-) -> str:
+def _segment(ds: xr.Dataset, h: Headline, end: dt.date) -> dict[str, Any]:
     seg = h.segment
     q = ds["quantile"].values.astype(np.float64)
-    start, end = attr_date(ds, "start"), attr_date(ds, "end")
-    as_of = attr_date(ds, "as_of")
-    parts = [f'<section id="seg-{_e(seg)}"><h2>{_e(seg)}</h2>', '<div class="cards">',
-             _card(fmt.percent_pm(h.prob_hit, h.prob_hit_se), "P(hit target)"),
-             _card(fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se),
-                   "P(within ±5% of target)"),
-             _card(f"{fmt.money(h.revenue_p10)} / {fmt.money(h.revenue_p50)} / "
-                   f"{fmt.money(h.revenue_p90)}", f"revenue P10 / P50 / P90 vs target "
-                   f"{fmt.money(h.target)}"),
-             _card(fmt.date(h.start, h.ttt_p50), "expected day the target is reached"),
-             "</div>", f"<p>{_e(h.reached_text()[0].upper() + h.reached_text()[1:])}; "
-             f"reached within the horizon in {_e(fmt.percent(h.prob_reached))} of paths.</p>"]
-    # Fan chart of cumulative revenue.
+    start, as_of = attr_date(ds, "start"), attr_date(ds, "as_of")
     actual = None
     if "actual_revenue" in ds:
         actual = ds["actual_revenue"].sel(segment=seg).values.astype(np.float64)
     fan = charts.fan_chart(
         ds["date"].values, q, ds["cum_revenue"].sel(segment=seg).values, target=h.target,
         mean=ds["cum_revenue_mean"].sel(segment=seg).values, today=as_of, actual=actual,
-        period_end=end, title=f"{seg}: cumulative closed-won revenue from {start:%b %d, %Y}",
+        period_end=end, title=f"{seg}: cumulative closed-won revenue from {fmt.day(start)}",
     )
-    parts += ["<h3>Cumulative closed-won revenue</h3>",
-              _img(fan, f"fan chart of cumulative revenue, {seg}")]
-    if actual is None:
-        parts.append(f'<p class="meta">Today ({as_of:%b %d, %Y}) nothing has been won in the '
-                     "period yet: the period starts on or after the as-of date.</p>")
-    # Coverage.
-    cov = charts.coverage_chart(ds["week"].values, q, ds["coverage"].sel(segment=seg).values,
-                                title=f"{seg}: open pipeline value / period target, week ends")
-    parts += ["<h3>Pipeline coverage</h3>", _img(cov, f"pipeline coverage by week, {seg}"),
-              f"<p>Coverage at period start: <b>{_e(fmt.ratio(h.coverage_p50))}</b> (median) — "
-              f"<b>{_e(coverage_band(h.coverage_p50))}</b>. 3x at period start is the usual "
-              "bar, 3–3.5x the sweet spot; above 4x usually signals low-quality pipeline.</p>"]
-    # Funnel.
-    parts.append(_funnel_section(ds, seg, h.target, params))
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-def _funnel_section(
-    ds: xr.Dataset, seg: str, target: float, params: ParameterSummary | None
-) -> str:
-    stages = [str(s) for s in ds["stage"].values]
+    cov_lo = _stat(ds, seg, "coverage", "p10")
+    cov_hi = _stat(ds, seg, "coverage", "p90")
+    cov = charts.coverage_chart(
+        ds["week"].values, q, ds["coverage"].sel(segment=seg).values,
+        start=(start, cov_lo, h.coverage_p50, cov_hi),
+        title=f"{seg}: open pipeline value / period target, period start then week ends",
+    )
     ent = ds["entered"].sel(segment=seg)
     med = ent.sel(quantile=0.5, method="nearest").values
     lo = ent.sel(quantile=0.1, method="nearest").values
     hi = ent.sel(quantile=0.9, method="nearest").values
-    need = None
-    note = ""
-    if params is not None and list(params.stages) == stages:
-        need = reverse_funnel(params, seg, target)
-    elif params is not None:
-        note = "The parameter file's stages differ from the forecast's; no target need shown."
-    else:
-        note = "No parameter file found, so what the target needs is not shown."
-    chart = charts.funnel_chart(stages, med, lo, hi, need,
-                                title=f"{seg}: units entering each stage in the period")
+    stages = [str(s) for s in ds["stage"].values]
+    funnel = charts.funnel_chart(stages, med, lo, hi, None,
+                                 title=f"{seg}: units entering each stage in the period")
+    after_end = math.isfinite(h.ttt_p50) and h.start + dt.timedelta(days=h.ttt_p50) > end
+    text = h.reached_text()
+    return {
+        "segment": seg, "target": fmt.money(h.target),
+        "prob_hit": fmt.percent_pm(h.prob_hit, h.prob_hit_se),
+        "prob_95": fmt.percent_pm(h.prob_within_5pct, h.prob_within_5pct_se),
+        "p10": fmt.money(h.revenue_p10), "p50": fmt.money(h.revenue_p50),
+        "p90": fmt.money(h.revenue_p90),
+        "reached_date": fmt.date(h.start, h.ttt_p50), "after_end": after_end,
+        "reached_text": text[0].upper() + text[1:],
+        "prob_reached": fmt.percent(h.prob_reached),
+        "coverage": _cov(h.coverage_p50), "coverage_lo": _cov(cov_lo),
+        "coverage_hi": _cov(cov_hi), "coverage_band": coverage_band(h.coverage_p50),
+        "fan": fan, "coverage_chart": cov, "funnel": funnel, "nothing_won": actual is None,
+        "funnel_rows": [
+            {"stage": st, "median": fmt.count(med[k]),
+             "interval": f"{fmt.count(lo[k])} – {fmt.count(hi[k])}"}
+            for k, st in enumerate(stages)
+        ],
+    }
+
+
+def _sources(ds: xr.Dataset) -> dict[str, Any] | None:
+    """Mean period revenue by source, when the forecast has ``revenue_from_*`` metrics."""
+    metrics = [str(m) for m in ds["metric"].values]
+    found = [m for m in metrics if m.startswith("revenue_from_")]
+    if not found:
+        return None
+    names = {m: ("open pipeline at the as-of date" if m == "revenue_from_open"
+                 else f"new, entering at {m.removeprefix('revenue_from_new_')}")
+             for m in found}
     rows = []
-    for k, st in enumerate(stages):
-        n = need[k] if need is not None else float("nan")
-        gap = n - med[k] if need is not None else float("nan")
-        rows.append([st, fmt.count(med[k]), f"{fmt.count(lo[k])} – {fmt.count(hi[k])}",
-                     fmt.count(n), (("short " if gap > 0 else "ahead ") + fmt.count(abs(gap)))
-                     if math.isfinite(gap) else fmt.NA])
-    out = ["<h3>The funnel, stage by stage</h3>", _img(chart, f"funnel, {seg}"),
-           _table(["stage", "forecast (median)", "80% interval", "target needs", "gap"], rows)]
-    if need is not None:
-        top = stages[0]
-        out.append(
-            f"<p><b>Needs {_e(fmt.count(need[0]))} {_e(top)}s, the forecast has "
-            f"{_e(fmt.count(med[0]))}</b> (80%: {_e(fmt.count(lo[0]))} – {_e(fmt.count(hi[0]))})."
-            " The need is a deterministic reverse funnel from the parameter means (target / mean"
-            " deal / step rates), as if every won deal started at that stage inside the period;"
-            " the open pipeline at the as-of date already covers part of it.</p>"
-        )
-    if note:
-        out.append(f'<p class="note">{_e(note)}</p>')
-    return "\n".join(out)
+    for seg in (str(s) for s in ds["segment"].values):
+        vals = [_stat(ds, seg, m, "mean") for m in found]
+        total = sum(v for v in vals if math.isfinite(v))
+        rows.append({"segment": seg, "values": [
+            f"{fmt.money(v)} ({fmt.percent(v / total) if total > 0 else fmt.NA})" for v in vals
+        ]})
+    return {"columns": [names[m] for m in found], "rows": rows}
 
 
-def _rates_section(params: ParameterSummary | None, note: str | None) -> str:
-    out = ['<section id="rates"><h2>Conversion rates</h2>']
+def _deals(deals: pd.DataFrame | None, end: dt.date) -> dict[str, Any] | None:
+    if deals is None or deals.empty:
+        return None
+    d = deals.assign(at_risk=deals["amount"] * deals["p_open_at_period_end"])
+    top = d.sort_values(["at_risk", "id"], ascending=[False, True], kind="stable")
+    top = top.head(DEALS_SHOWN)
+    rows = []
+    for r in top.itertuples(index=False):
+        close = r.close_date_p50
+        has_close = close is not None and not pd.isna(close)
+        rows.append({
+            "id": str(r.id), "segment": str(r.segment), "stage": str(r.stage),
+            "age": fmt.count(r.age_days),
+            "amount": fmt.money(r.amount) + ("" if bool(r.amount_known) else " *"),
+            "won": fmt.percent(r.p_won_in_period), "lost": fmt.percent(r.p_lost_in_period),
+            "open": fmt.percent(r.p_open_at_period_end), "at_risk": fmt.money(r.at_risk),
+            "expected": fmt.money(r.expected_revenue_in_period),
+            "close": fmt.day(pd.Timestamp(close).date()) if has_close else "not within horizon",
+            "after_end": bool(has_close and pd.Timestamp(close).date() > end),
+        })
+    return {"rows": rows, "n": f"{len(deals):,}",
+            "expected_total": fmt.money(float(deals["expected_revenue_in_period"].sum())),
+            "estimated": not bool(top["amount_known"].all())}
+
+
+def _rates(params: ParameterSummary | None, note: str | None) -> dict[str, Any]:
     if params is None:
-        out.append(f'<p class="note">Conversion rates are not shown: {_e(note or "no file")}.</p>')
-        return "\n".join([*out, "</section>"])
+        return {"note": note or "no parameter file"}
     steps = params.stages[1:]
     mean = params.conversion.mean(axis=0)
     lo = np.quantile(params.conversion, 0.05, axis=0)
     hi = np.quantile(params.conversion, 0.95, axis=0)
+    raw_keys = [k for k in ("4q", "13w") if k in params.raw_rates]
+    label = {"4q": "raw, trailing 4 quarters", "13w": "raw, trailing 13 weeks"}
     rows = []
     for c, cell in enumerate(params.cells):
         for s, step in enumerate(steps):
-            raw = [fmt.percent(params.raw_rates[k][c, s], 1) if k in params.raw_rates else fmt.NA
-                   for k in ("4q", "13w")]
             rows.append([cell, f"{params.stages[s]} → {step}", fmt.percent(mean[c, s], 1),
-                         f"{fmt.percent(lo[c, s], 1)} – {fmt.percent(hi[c, s], 1)}", *raw])
-    out.append(f'<p class="meta">From the {_e(params.source)} file {_e(params.path)}; '
-               "90% credible interval. Raw rates are trailing converted/entered for units that "
-               "entered the step's first stage in the window (the numbers a revenue team usually "
-               "looks at).</p>")
-    if not params.raw_rates:
-        out.append('<p class="note">This file has no trailing raw rates (raw_rate_4q, '
-                   "raw_rate_13w in its constant_data).</p>")
-    out.append(_table(["cell", "step", "rate (mean)", "90% interval", "raw, trailing 4 quarters",
-                       "raw, trailing 13 weeks"], rows))
-    return "\n".join([*out, "</section>"])
+                         f"{fmt.percent(lo[c, s], 1)} – {fmt.percent(hi[c, s], 1)}",
+                         *(fmt.percent(params.raw_rates[k][c, s], 1) for k in raw_keys)])
+    return {"note": None, "source": params.source, "path": str(params.path), "rows": rows,
+            "raw_columns": [label[k] for k in raw_keys]}
 
 
-def _risks_from_forecast(
-    ds: xr.Dataset, heads: list[Headline], params: ParameterSummary | None
-) -> list[str]:
-    """Plain-word risks read off the forecast itself (no extra simulation)."""
-    risks: list[tuple[float, str]] = []
+def _stress_risks(df: pd.DataFrame, n: int = 2) -> list[str]:
+    """Name the scenarios that lower P(hit total) most, in words."""
+    need = {"scenario", "segment", "metric", "stat", "value", "delta", "delta_se"}
+    if not need <= set(df.columns):
+        return []
+    d = df[(df["metric"] == "attainment") & (df["stat"] == "prob_hit")
+           & (df["segment"] == "total") & (df["scenario"] != "baseline")]
+    out = []
+    for r in d.sort_values("delta", kind="stable").head(n).itertuples(index=False):
+        if not r.delta < 0:
+            break
+        title = str(getattr(r, "title", "") or r.scenario)
+        se = f" (± {100 * r.delta_se:.1f})" if math.isfinite(r.delta_se) else ""
+        out.append(f"Stress “{title}”: P(hit total) falls by {-100 * r.delta:.1f} points{se} "
+                   f"to {fmt.percent(r.value)}.")
+    return out
+
+
+def _risks(
+    heads: list[Headline], tables: dict[str, pd.DataFrame], deals: pd.DataFrame | None,
+    no_pipeline: bool,
+) -> dict[str, Any]:
+    from simengine.planning.sensitivity import top_risks
+
+    items: list[str] = []
+    basis = []
+    if "sensitivity" in tables:
+        try:
+            items += top_risks(tables["sensitivity"])
+            basis.append("the sensitivity analysis (the inputs whose adverse move lowers "
+                         "P(hit total) most)")
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass
+    if "stress" in tables:
+        stress = _stress_risks(tables["stress"])
+        if stress:
+            items += stress
+            basis.append("the stress tests")
+    if no_pipeline:
+        items.append("No open pipeline was loaded: the forecast counts only new units.")
+    if deals is not None and not deals.empty:
+        at_risk = float((deals["amount"] * deals["p_open_at_period_end"]).sum())
+        if at_risk > 0:
+            items.append(f"{fmt.money(at_risk)} of open pipeline value is expected to be "
+                         "still open at the period end (slipping), see the deals at risk.")
+            basis.append("the per-deal outlook")
     for h in heads:
-        if h.segment == "total":
-            continue
-        miss = 1.0 - h.prob_hit
-        gap = h.target - h.revenue_p50
-        risks.append((miss * h.target,
-                      f"{h.segment} misses its {fmt.money(h.target)} target with probability "
-                      f"{fmt.percent(miss)}"
-                      + (f"; the median outcome is {fmt.money(gap)} short." if gap > 0
-                         else f"; the median outcome is {fmt.money(-gap)} over.")))
-        if math.isfinite(h.coverage_p50) and h.coverage_p50 < charts.COVERAGE_BAR:
-            risks.append((miss * h.target * 0.9,
-                          f"{h.segment} starts the period with {fmt.ratio(h.coverage_p50)} "
-                          "pipeline coverage, below the 3x bar."))
-        if params is not None:
-            need = reverse_funnel(params, h.segment, h.target)
-            if need is not None:
-                ent = ds["entered"].sel(segment=h.segment)
-                med = ent.sel(quantile=0.5, method="nearest").values
-                stages = [str(s) for s in ds["stage"].values]
-                short = need[0] - med[0]
-                if short > 0 and math.isfinite(short):
-                    risks.append((miss * h.target * 0.8,
-                                  f"{h.segment} needs {fmt.count(need[0])} {stages[0]}s for its "
-                                  f"target from scratch; the forecast has {fmt.count(med[0])}."))
-    risks.sort(key=lambda r: -r[0])
-    return [r[1] for r in risks[:3]]
+        if (h.segment != "total" and math.isfinite(h.coverage_p50)
+                and h.coverage_p50 < charts.COVERAGE_BAR and not no_pipeline):
+            items.append(f"{h.segment} starts the period with {_cov(h.coverage_p50)} "
+                         "pipeline coverage, below the 3x bar.")
+    if not basis:
+        basis_text = ("No sensitivity or stress results were found: run `simengine sensitivity` "
+                      "and `simengine stress` (then `report --sensitivity/--stress`, or put "
+                      "them beside the forecast) to name the drivers.")
+    else:
+        basis_text = "From " + ", ".join(basis) + "."
+    return {"items": items[:5], "basis": basis_text}
 
 
-def _figure_img(plot: Any, df: pd.DataFrame, alt: str) -> str:
-    """Embed a planning module's chart; a chart that cannot be drawn is left out."""
-    if plot is None:
-        return ""
+def _figure(plot: Any, df: pd.DataFrame) -> str | None:
+    """Draw a planning module's chart as a data URI (``None`` if it cannot be drawn)."""
     try:
         fig = plot(df)
     except (TypeError, ValueError, KeyError, IndexError):
-        return ""
+        return None
     uri = charts.png_data_uri(fig)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)  # planning charts may be pyplot figures
-    return _img(uri, alt)
+    plt.close(fig)  # planning charts are pyplot figures
+    return uri
 
 
-def _stress_table(df: pd.DataFrame) -> str:
+def _pts(delta: float, se: float) -> str:
+    if not math.isfinite(delta):
+        return fmt.NA
+    return f"{100 * delta:+.1f} ± {100 * se:.2g} pts" if math.isfinite(se) else \
+        f"{100 * delta:+.1f} pts"
+
+
+def _stress(df: pd.DataFrame, path: str) -> dict[str, Any]:
+    from simengine.planning.stress import plot_stress
+
     need = {"scenario", "segment", "metric", "stat", "value", "delta", "delta_se"}
     if not need <= set(df.columns):
-        return _table([str(c) for c in df.columns],
-                      [[_cell(v) for v in row] for row in df.itertuples(index=False)])
+        return {"path": path, "chart": None, "columns": [str(c) for c in df.columns],
+                "rows": [[_cell(v) for v in row] for row in df.itertuples(index=False)]}
     d = df[(df["metric"] == "attainment") & (df["stat"] == "prob_hit")]
     rows = []
     for r in d.itertuples(index=False):
         title = str(getattr(r, "title", "") or "")
-        change = (f"{100 * r.delta:+.1f} ± {100 * r.delta_se:.2g} pts"
-                  if math.isfinite(r.delta_se) else "–")
-        rows.append([str(r.scenario), title if title != "nan" else "", str(r.segment),
-                     fmt.percent(r.value, 1), change])
-    return _table(["scenario", "what", "segment", "P(hit target)",
-                   "change vs baseline (± MC se, common random numbers)"], rows)
+        rows.append([str(r.scenario), "" if title == "nan" else title, str(r.segment),
+                     fmt.percent(r.value, 1),
+                     "–" if r.scenario == "baseline" else _pts(r.delta, r.delta_se)])
+    return {"path": path, "chart": _figure(plot_stress, df),
+            "columns": ["scenario", "what", "segment", "P(hit target)",
+                        "change vs baseline (± MC se)"], "rows": rows}
 
 
-def _planning_section(
-    ds: xr.Dataset, heads: list[Headline], params: ParameterSummary | None,
-    tables: dict[str, pd.DataFrame],
-) -> str:
-    out = ['<section id="risks"><h2>Top risks</h2>']
-    risks: list[str] = []
-    from simengine.planning import sensitivity as sens_mod
-    from simengine.planning import stress as stress_mod
+def _sensitivity(df: pd.DataFrame, path: str) -> dict[str, Any]:
+    from simengine.planning.sensitivity import plot_tornado
 
-    if "sensitivity" in tables and hasattr(sens_mod, "top_risks"):
-        try:
-            risks = [str(r) for r in sens_mod.top_risks(tables["sensitivity"])][:3]
-        except (TypeError, ValueError, KeyError, IndexError):
-            risks = []
-    if risks:
-        out.append('<p class="meta">From the sensitivity analysis (sensitivity.csv): which '
-                   "segment and step contribute most to the shortfall probability.</p>")
-    else:
-        risks = _risks_from_forecast(ds, heads, params)
-        out.append('<p class="meta">Read off this forecast (probability of missing × target, '
-                   "coverage, funnel need). Run the sensitivity command for step-level "
-                   "attribution.</p>")
-    out += [f'<div class="risk">{i}. {_e(r)}</div>' for i, r in enumerate(risks, 1)]
-    if "stress" in tables:
-        out += ["<h3>Stress tests (stress.csv)</h3>",
-                _figure_img(getattr(stress_mod, "plot_stress", None), tables["stress"],
-                            "stress tests: change in P(hit target)"),
-                _stress_table(tables["stress"])]
-    if "sensitivity" in tables:
-        df = tables["sensitivity"]
-        shown = df
-        if "outcome_segment" in shown.columns:
-            shown = shown[shown["outcome_segment"] == "total"]
-        if "delta_prob_hit" in shown.columns:
-            shown = shown.sort_values("delta_prob_hit", kind="stable")
-        shown = shown.head(12)
-        out += ["<h3>Sensitivity (sensitivity.csv)</h3>",
-                _figure_img(getattr(sens_mod, "plot_tornado", None), df, "sensitivity tornado"),
-                f'<p class="meta">The {len(shown)} moves that lower P(hit) for the total most '
-                f"(of {len(df)} rows in sensitivity.csv).</p>",
-                _table([str(c) for c in shown.columns],
-                       [[_cell(v) for v in row] for row in shown.itertuples(index=False)])]
-    return "\n".join([*out, "</section>"])
+    need = {"input", "direction", "basis", "from_value", "to_value", "outcome_segment",
+            "prob_hit", "delta_prob_hit", "delta_prob_hit_se", "what"}
+    if not need <= set(df.columns):
+        return {"path": path, "chart": None, "columns": [str(c) for c in df.columns],
+                "rows": [[_cell(v) for v in row] for row in df.head(12).itertuples(index=False)]}
+    d = df[df["outcome_segment"] == "total"].sort_values("delta_prob_hit", kind="stable")
+
+    def value(what: str, v: float) -> str:
+        if what == "conversion":
+            return fmt.percent(v, 1)
+        if what == "delay":
+            return fmt.days(v)
+        if what == "deal_size":
+            return fmt.money(v)
+        return fmt.count(v)
+
+    rows = [[str(r.input), f"{r.direction} ({r.basis})",
+             f"{value(str(r.what), r.from_value)} → {value(str(r.what), r.to_value)}",
+             fmt.percent(r.prob_hit, 1), _pts(r.delta_prob_hit, r.delta_prob_hit_se)]
+            for r in d.head(12).itertuples(index=False)]
+    return {"path": path, "chart": _figure(plot_tornado, df),
+            "columns": ["input", "move", "value", "P(hit total)", "change (± MC se)"],
+            "rows": rows}
 
 
 def _cell(v: object) -> str:
@@ -524,27 +519,81 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def _provenance(ds: xr.Dataset, forecast_dir: Path) -> str:
-    keys = ["source", "seed", "paths", "block_size", "as_of", "start", "end", "horizon_end",
-            "sketch_rel_error", "input_sha256", "versions"]
-    rows = [[k, str(ds.attrs[k])] for k in keys if k in ds.attrs]
-    return ('<section id="provenance"><h2>Provenance</h2>'
-            f'<p class="meta">Forecast directory: {_e(forecast_dir)}</p>'
-            + _table(["attribute", "value"], rows) + "</section>")
+def _provenance(ds: xr.Dataset) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for k in ("source", "seed", "paths", "block_size", "open_units", "as_of", "start", "end",
+              "horizon_end"):
+        if k in ds.attrs:
+            v = ds.attrs[k]
+            rows.append((k, fmt.count(float(v)) if k in ("paths", "block_size", "open_units")
+                         else str(v)))
+    if "sketch_rel_error" in ds.attrs:
+        rows.append(("quantile sketch relative error",
+                     f"≤ {100 * float(ds.attrs['sketch_rel_error']):.2f}%"))
+    for k, title in (("input_paths", "input files"), ("input_sha256", "input SHA-256"),
+                     ("versions", "package versions")):
+        if k not in ds.attrs:
+            continue
+        try:
+            val = json.loads(str(ds.attrs[k]))
+        except json.JSONDecodeError:
+            val = str(ds.attrs[k])
+        if isinstance(val, dict):
+            text = "\n".join(f"{a}: {b}" for a, b in sorted(val.items()))
+        else:
+            text = str(val)
+        rows.append((title, text))
+    return rows
+
+
+def _no_pipeline(ds: xr.Dataset, deals: pd.DataFrame | None) -> bool:
+    """Whether the forecast was simulated without open units at the as-of date."""
+    if "open_units" in ds.attrs:
+        return int(ds.attrs["open_units"]) == 0
+    if deals is not None:
+        return deals.empty
+    return False
+
+
+def _table_path(
+    given: str | Path | None, name: str, fdir: Path
+) -> tuple[pd.DataFrame | None, str]:
+    if given is not None:
+        p = Path(given)
+        f = p / f"{name}.csv" if p.is_dir() else p
+        if not f.is_file():
+            from simengine.errors import InputError
+
+            raise InputError.single(f, f"no {name}.csv here; run `simengine {name} --out DIR`")
+        return pd.read_csv(f), str(f)
+    near = (fdir / f"{name}.csv", fdir / name / f"{name}.csv", fdir.parent / name / f"{name}.csv")
+    for f in near:
+        if f.is_file():
+            return pd.read_csv(f), str(f)
+    return None, ""
 
 
 def build_report(
-    forecast_dir: str | Path, *, parameters: str | Path | None = None
+    forecast_dir: str | Path,
+    *,
+    parameters: str | Path | None = None,
+    stress: str | Path | None = None,
+    sensitivity: str | Path | None = None,
 ) -> str:
     """Build the report page of a forecast directory.
 
     Parameters
     ----------
     forecast_dir : str or Path
-        Directory written by ``simengine simulate`` (``forecast.nc``).
+        Directory written by ``simengine simulate`` (``forecast.nc``, and
+        ``deals.csv`` when it has open units).
     parameters : str or Path, optional
         The posterior or assumptions file the forecast came from; by default
         found through the forecast's recorded input paths.
+    stress, sensitivity : str or Path, optional
+        ``stress.csv`` / ``sensitivity.csv`` (or their directories); by
+        default looked for in the forecast directory, its ``stress/`` and
+        ``sensitivity/`` subdirectories, and beside it.
 
     Returns
     -------
@@ -555,7 +604,7 @@ def build_report(
     ------
     InputError
         If the forecast is missing or does not follow the contract, or an
-        explicitly given parameter file is unreadable.
+        explicitly given parameter, stress or sensitivity file is unreadable.
     """
     fdir = Path(forecast_dir)
     ds = read_forecast(fdir)
@@ -569,35 +618,40 @@ def build_report(
         path, kind, note = find_parameter_file(ds, fdir)
         if path is not None:
             params = read_parameter_summary(path, kind, ds)
+    tables = read_planning_tables(fdir)
+    paths: dict[str, str] = {}
+    for name, given in (("stress", stress), ("sensitivity", sensitivity)):
+        df, where = _table_path(given, name, fdir)
+        if df is not None:
+            tables[name], paths[name] = df, where
+    deals = read_deals(fdir)
     heads = headlines(ds)
     start, end, as_of = attr_date(ds, "start"), attr_date(ds, "end"), attr_date(ds, "as_of")
-    banner = ""
-    if params is not None and params.converged is False:
-        banner = ('<p class="risk"><b>The fit behind this forecast missed the convergence '
-                  f"gate</b> ({_e(params.path)} is flagged simengine_converged=false): treat "
-                  "the probabilities with caution and refit with more draws.</p>")
-    nav = " ".join(f'<a href="#seg-{_e(h.segment)}">{_e(h.segment)}</a>' for h in heads)
-    body = [
-        f"<h1>Revenue forecast {start:%b %d, %Y} – {end:%b %d, %Y}</h1>",
-        f'<p class="meta">As of {as_of:%b %d, %Y} · {_e(fmt.count(ds.attrs.get("paths")))} '
-        f"simulated paths · seed {_e(ds.attrs.get('seed', 'n/a'))} · parameters from "
-        f"{_e(ds.attrs.get('source', 'n/a'))}. Probabilities carry their Monte Carlo error "
-        "(± one standard error).</p>",
-        f"<nav>{nav} <a href=\"#rates\">rates</a> <a href=\"#risks\">risks</a> "
-        "<a href=\"#provenance\">provenance</a></nav>",
-        banner, "<h2>Overview</h2>", _overview(heads),
-        '<p class="meta">The total is simulated jointly with the segments, not summed.</p>',
-        *(_segment_section(ds, h, params) for h in heads),
-        _rates_section(params, note),
-        _planning_section(ds, heads, params, read_planning_tables(fdir)),
-        _provenance(ds, fdir),
-    ]
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>simengine forecast {start:%Y-%m-%d} – {end:%Y-%m-%d}</title>"
-        f"<style>{_CSS}</style><script>{_CHECK_SCRIPT}</script></head>\n"
-        "<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n"
-    )
+    no_pipeline = _no_pipeline(ds, deals)
+    context = {
+        "check_script": _CHECK_SCRIPT,
+        "period": f"{fmt.day(start)} – {fmt.day(end)}",
+        "period_iso": f"{start:%Y-%m-%d} – {end:%Y-%m-%d}",
+        "as_of": fmt.day(as_of), "start": fmt.day(start), "end": fmt.day(end),
+        "paths": fmt.count(ds.attrs.get("paths")), "seed": ds.attrs.get("seed", fmt.NA),
+        "source": ds.attrs.get("source", fmt.NA),
+        "unconverged": str(params.path) if params is not None and params.converged is False
+        else None,
+        "no_pipeline": no_pipeline,
+        "heads": [_segment(ds, h, end) for h in heads],
+        "sources": _sources(ds),
+        "deals": _deals(deals, end),
+        "rates": _rates(params, note),
+        "risks": _risks(heads, tables, deals, no_pipeline),
+        "stress": _stress(tables["stress"], paths.get("stress", "stress.csv"))
+        if "stress" in tables else None,
+        "sensitivity": _sensitivity(tables["sensitivity"],
+                                    paths.get("sensitivity", "sensitivity.csv"))
+        if "sensitivity" in tables else None,
+        "forecast_dir": str(fdir),
+        "provenance": _provenance(ds),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
 
 
 def write_report(
@@ -605,6 +659,8 @@ def write_report(
     out: str | Path | None = None,
     *,
     parameters: str | Path | None = None,
+    stress: str | Path | None = None,
+    sensitivity: str | Path | None = None,
     force: bool = False,
 ) -> Path:
     """Write ``report.html`` (atomically) and return its path.
@@ -615,12 +671,13 @@ def write_report(
         The forecast directory.
     out : str or Path, optional
         Output file; default ``forecast_dir / "report.html"``.
-    parameters : str or Path, optional
+    parameters, stress, sensitivity : str or Path, optional
         See :func:`build_report`.
     force : bool
         Replace an existing file.
     """
-    page = build_report(forecast_dir, parameters=parameters)
+    page = build_report(forecast_dir, parameters=parameters, stress=stress,
+                        sensitivity=sensitivity)
     target = Path(out) if out is not None else Path(forecast_dir) / "report.html"
     with atomic_file(target, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")

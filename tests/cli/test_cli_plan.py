@@ -166,7 +166,7 @@ def test_plan_capacity_warning_with_given_reps(tmp_path, capsys):
     )
 
 
-def test_plan_goal_seek_beside_the_reverse_funnel(tmp_path):
+def test_plan_goal_seek_beside_the_reverse_funnel(tmp_path, capsys):
     a, p = write_inputs(tmp_path)
     out = tmp_path / "out"
     argv = [
@@ -196,6 +196,18 @@ def test_plan_goal_seek_beside_the_reverse_funnel(tmp_path):
     assert gs[gs.segment == "smb"].iloc[0].reverse_funnel == pytest.approx(smb.units)
     assert (gs.status == "ok").all()
     assert (gs.prob_hit >= 0.5).all()
+    # issue 19: a goal seek is announced only where it has rows (no sql/won entries)
+    text = capsys.readouterr().out
+    assert "goal seek: mql volume" in text
+    assert "goal seek: opportunity volume" in text
+    assert "goal seek: sql volume" not in text
+    # a gap only where the plan sets a volume (smb mql = 1,000), blank elsewhere
+    smb_gap = gs[(gs.segment == "smb") & (gs.stage == "mql")].iloc[0]
+    assert smb_gap.gap == pytest.approx(smb_gap.needed - 1000.0)
+    assert gs[gs.segment == "ent"].gap.isna().all()
+    assert gs[gs.segment == "ent"].planned.isna().all()
+    # no rep-capacity warning when no --reps constrains the team
+    assert "warning" not in text
 
 
 def test_goal_seek_reps_at_the_first_stage(tmp_path):

@@ -98,7 +98,9 @@ def test_goal_seek_finds_the_closed_form_volume(q):
     slope = poisson.pmf(K - 1, lam) * P_WIN  # dP/dunits of the exact curve
     assert res.needed_se == pytest.approx(math.sqrt(q * (1 - q) / n) / slope, rel=0.35)
     assert res.prob_hit >= q
-    assert res.gap == pytest.approx(res.needed - 40.0)
+    # issue 19: no gap where the plan gives no volume (it was needed - baseline)
+    assert math.isnan(res.planned)
+    assert math.isnan(res.gap)
 
 
 def test_goal_seek_edge_cases():
@@ -164,3 +166,4 @@ def test_goal_seek_table_with_a_planned_volume(params):
     assert mid.baseline_units == 400.0
     assert mid.gap == pytest.approx(mid.needed - 400.0)
     assert np.isnan(df[df.segment == "smb"].iloc[0].planned)
+    assert np.isnan(df[df.segment == "smb"].iloc[0].gap)

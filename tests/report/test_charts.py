@@ -57,3 +57,36 @@ def test_coverage_and_funnel_charts_render():
     img = _decode(charts.funnel_chart(["mql", "sql", "opportunity", "won"], med, lo, hi,
                                       np.array([5840.0, 1752.0, 700.0, 140.0])))
     assert img.shape[0] > 100
+
+
+def test_coverage_starts_at_the_period_start_and_rules_only_there():
+    """Issue 19, item 3: the chart's first point is the period-start coverage the text
+    quotes; the 3x/3.5x/4x rules (period-start rules) are drawn only at the start; the
+    legend is outside the axes and the band is not clipped."""
+    import matplotlib.dates as mdates
+
+    weeks = np.datetime64("2027-01-10") + 7 * np.arange(13)
+    rng = np.random.default_rng(3)
+    cov = np.sort(rng.lognormal(np.log(5.0), 0.3, size=(13, Q.size)), axis=1)
+    start = (dt.date(2027, 1, 4), 2.7, 2.97, 3.3)
+    fig = charts.coverage_figure(weeks, Q, cov, start=start)
+    (ax,) = fig.axes
+    median = next(line for line in ax.get_lines() if line.get_label() == "median")
+    x0 = mdates.date2num(np.datetime64("2027-01-04"))
+    assert median.get_xdata()[0] == np.datetime64("2027-01-04")
+    assert median.get_ydata()[0] == 2.97
+    for label in ("3x bar", "4x: check pipeline quality"):
+        rule = next(line for line in ax.get_lines() if line.get_label() == label)
+        xs = mdates.date2num(np.asarray(rule.get_xdata()))
+        assert xs.min() == x0
+        assert xs.max() - x0 < 14  # a short bar at the start, not across the weeks
+    assert ax.get_legend() is None  # the legend is the figure's, outside the axes
+    assert len(fig.legends) == 1
+    assert ax.get_ylim()[1] >= cov[:, 6].max()  # the whole 80% band (p90) is inside the axes
+
+
+def test_funnel_axis_is_log_from_one():
+    """Issue 19, item 1: no "0" tick on a log axis squeezing differences."""
+    uri = charts.funnel_chart(["mql", "won"], np.array([3000.0, 40.0]), np.array([2800.0, 30.0]),
+                              np.array([3200.0, 50.0]), None)
+    assert _decode(uri).shape[0] > 0

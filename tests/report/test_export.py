@@ -100,3 +100,54 @@ def test_outputs_are_readable_by_others(forecast_dir):
         assert out.stat().st_mode & 0o777 == 0o755
     finally:
         os.umask(mask)
+
+
+_PLAN = """start = 2027-01-04
+end = 2027-04-04
+as_of = 2027-01-04
+[targets]
+smb = 600000
+mid = 1500000
+ent = 2000000
+"""
+
+_RECORDS = """id,segment,channel,mql_at,sql_at,opportunity_at,won_at,lost_at,amount
+A-1,mid,web,2026-11-01,2026-11-05,2026-11-20,,,25000
+A-2,mid,out,2026-12-01,2026-12-10,,,,
+A-3,smb,web,2026-12-20,,,,,
+A-4,ent,web,2026-12-01,2026-12-03,2026-12-10,,,150000
+A-5,ent,web,2026-10-01,2026-10-03,2026-10-10,2026-12-20,,90000
+"""
+
+
+def test_simulate_writes_deals_and_export_has_them(models_dir, tmp_path):
+    """The per-deal outlook from `simulate --pipeline` to deals.parquet (issue 19)."""
+    import xarray as xr
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(_PLAN)
+    rec = tmp_path / "r.csv"
+    rec.write_text(_RECORDS)
+    out = tmp_path / "fc"
+    argv = ["simulate", "--assumptions", str(models_dir / "assumptions.toml"), "--plan",
+            str(plan), "--paths", "400", "--seed", "7", "--block-size", "200", "--out", str(out),
+            "--pipeline", str(rec), "--model", str(models_dir / "demo.toml")]
+    assert main(argv) == 0
+    deals = pd.read_csv(out / "deals.csv")
+    assert list(deals["id"]) == ["A-1", "A-2", "A-3", "A-4"]  # A-5 was won before the as-of
+    assert list(deals["stage"]) == ["opportunity", "sql", "mql", "opportunity"]
+    assert deals.loc[3, "amount"] == 150000.0
+    assert bool(deals.loc[3, "amount_known"]) is True
+    assert bool(deals.loc[1, "amount_known"]) is False
+    with xr.open_dataset(out / "forecast.nc", group="deals", engine="h5netcdf") as g:
+        assert list(g["id"].values) == ["A-1", "A-2", "A-3", "A-4"]
+    assert main(["export", str(out), "--format", "parquet"]) == 0
+    table = pq.read_table(out / "export-parquet" / "deals.parquet")
+    assert table.schema.equals(SCHEMAS["deals"])
+    d = table.to_pandas()
+    total = d["p_won_in_period"] + d["p_lost_in_period"] + d["p_open_at_period_end"]
+    np.testing.assert_allclose(total, 1.0, rtol=0, atol=1e-12)
+    assert (d[["p_won_in_period", "p_lost_in_period", "p_open_at_period_end"]] >= 0).all().all()
+    assert main(["export", str(out), "--format", "csv"]) == 0
+    csv = pd.read_csv(out / "export-csv" / "deals.csv")
+    assert list(csv.columns) == SCHEMAS["deals"].names
