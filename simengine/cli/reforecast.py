@@ -66,6 +66,9 @@ def reforecast(
     from simengine.history.store import HistoryStore
     from simengine.io.records import load_records
 
+    from simengine._quiet import ignore_pytensor_blas_notice
+
+    ignore_pytensor_blas_notice()
     if cluster is not None:
         from simengine.engine.distributed import parse_cluster
 

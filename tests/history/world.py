@@ -33,7 +33,7 @@ DELAY = (np.log(25.0), 0.6)
 LOSS = (np.log(30.0), 0.7)
 SIZE = {"east": (np.log(10_000.0), 0.4), "west": (np.log(15_000.0), 0.4)}
 START, END = dt.date(2017, 7, 1), dt.date(2017, 9, 30)
-TARGETS = {"east": 420_000.0, "west": 480_000.0}
+TARGETS = {"east": 1_650_000.0, "west": 2_050_000.0}
 
 
 def spec(tmp: Path) -> FunnelSpec:
