@@ -57,6 +57,7 @@ def reforecast(
     """
     import time
 
+    from simengine._quiet import ignore_pytensor_blas_notice
     from simengine.backtest.summary import parse_origins
     from simengine.cli._common import console
     from simengine.cli._planning_options import block_map_for
@@ -65,8 +66,6 @@ def reforecast(
     from simengine.history.reforecast import ReforecastConfig, run_reforecast
     from simengine.history.store import HistoryStore
     from simengine.io.records import load_records
-
-    from simengine._quiet import ignore_pytensor_blas_notice
 
     ignore_pytensor_blas_notice()
     if cluster is not None:

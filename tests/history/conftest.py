@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import world  # noqa: E402
+import world
 
 
 @pytest.fixture(scope="module")

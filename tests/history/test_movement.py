@@ -89,7 +89,8 @@ def test_parts_add_up_to_the_recorded_change(moved):
     combines the four runs' batch-means errors.
     """
     z = _z_scores(moved)
-    assert np.isfinite(z).all() and z.size == 6
+    assert np.isfinite(z).all()
+    assert z.size == 6
     crit = norm.ppf(1 - ALPHA / (2 * z.size))
     assert np.all(np.abs(z) <= crit), z
     # each step is recorded with its paired se, and the moves are real (not all ~0)

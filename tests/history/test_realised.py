@@ -43,7 +43,8 @@ def test_whole_period_is_realised_plus_the_simulated_rest_path_by_path(wrecords,
     n, seed = 4000, 7
     run = simulate_to_date(params, plan, rt, paths=n, seed=seed, batches=4, threads=1)
     sub = remaining_plan(plan, AS_OF)
-    assert sub.start == AS_OF + dt.timedelta(days=1) and sub.end == plan.end
+    assert sub.start == AS_OF + dt.timedelta(days=1)
+    assert sub.end == plan.end
     x = run_paths(prepare(params, sub), 0, n, seed).scalars[:, :, 0]  # (path, g) revenue
     segs = [*world.SEGMENTS, "total"]
     r = np.array([rt.revenue[s] for s in segs])

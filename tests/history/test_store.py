@@ -48,7 +48,8 @@ def test_record_roundtrip_and_dedupe(tmp_path):
     assert list(snaps["snapshot_id"]) == ["s1"]
     assert len(store.table("summary")) == len(rec.summary)
     units = store.table("open_units")
-    assert list(units["unit_id"]) == ["a", "b"] and units["p_win"].tolist() == [0.3, 0.4]
+    assert list(units["unit_id"]) == ["a", "b"]
+    assert units["p_win"].tolist() == [0.3, 0.4]
     out = store.export_parquet(tmp_path / "pq")
     assert {p.name for p in out} >= {"snapshots.parquet", "open_units.parquet"}
 
@@ -153,7 +154,8 @@ def test_corrupt_file_is_refused_and_untouched(tmp_path, content, capsys):
         HistoryStore(p).record(world.record("s1", dt.date(2017, 7, 1)))
     assert main(["history", "list", "--store", str(p)]) == 2
     assert "not a simengine history store" in capsys.readouterr().err
-    assert _sha(p) == sha and not (tmp_path / "store.duckdb.wal").exists()
+    assert _sha(p) == sha
+    assert not (tmp_path / "store.duckdb.wal").exists()
 
 
 def test_foreign_duckdb_file_is_refused_and_untouched(tmp_path, capsys):

@@ -112,8 +112,14 @@ def params(
     )
 
 
-def record(sid: str, as_of: dt.date, targets: dict[str, float] | None = None, *,
-           spec_sha: str = "spec-a", end: dt.date = END):
+def record(
+    sid: str,
+    as_of: dt.date,
+    targets: dict[str, float] | None = None,
+    *,
+    spec_sha: str = "spec-a",
+    end: dt.date = END,
+):
     """A small snapshot record with made-up numbers (store tests)."""
     from simengine.history.store import SnapshotRecord
 
@@ -122,15 +128,39 @@ def record(sid: str, as_of: dt.date, targets: dict[str, float] | None = None, *,
     rows = []
     for i, s in enumerate(segs):
         base = 1000.0 * (i + 1)
-        rows += [(s, "revenue", st, base * f) for st, f in (("p10", 0.8), ("p50", 1.0), ("p90", 1.2))]
+        rows += [
+            (s, "revenue", st, base * f) for st, f in (("p10", 0.8), ("p50", 1.0), ("p90", 1.2))
+        ]
         rows += [(s, "attainment", "prob_hit", 0.5), (s, "attainment", "prob_hit_se", 0.01)]
     return SnapshotRecord(
-        snapshot_id=sid, as_of=as_of, start=START, end=end, targets=tg,
+        snapshot_id=sid,
+        as_of=as_of,
+        start=START,
+        end=end,
+        targets=tg,
         summary=pd.DataFrame(rows, columns=["segment", "metric", "stat", "value"]),
-        fan_end=pd.DataFrame([(s, 0.5, 1000.0) for s in segs], columns=["segment", "quantile", "value"]),
-        open_units=pd.DataFrame({"unit_id": ["a", "b"], "segment": ["east", "west"], "cell": ["east", "west"],
-                                 "stage": ["opportunity"] * 2, "age_days": [1.0, 2.0],
-                                 "amount": [np.nan, 5.0], "p_win": [0.3, 0.4], "p_win_in_period": [0.2, 0.3]}),
-        realised=dict.fromkeys(segs, 0.0), spec_sha256=spec_sha, data_sha256="d", posterior_sha256="p",
-        plan_sha256="x", seed=1, paths=100, converged=True, source="posterior",
+        fan_end=pd.DataFrame(
+            [(s, 0.5, 1000.0) for s in segs], columns=["segment", "quantile", "value"]
+        ),
+        open_units=pd.DataFrame(
+            {
+                "unit_id": ["a", "b"],
+                "segment": ["east", "west"],
+                "cell": ["east", "west"],
+                "stage": ["opportunity"] * 2,
+                "age_days": [1.0, 2.0],
+                "amount": [np.nan, 5.0],
+                "p_win": [0.3, 0.4],
+                "p_win_in_period": [0.2, 0.3],
+            }
+        ),
+        realised=dict.fromkeys(segs, 0.0),
+        spec_sha256=spec_sha,
+        data_sha256="d",
+        posterior_sha256="p",
+        plan_sha256="x",
+        seed=1,
+        paths=100,
+        converged=True,
+        source="posterior",
     )
