@@ -29,7 +29,14 @@ from simengine.engine.forecast import Forecast
 from simengine.history.store import SnapshotRecord, plan_key
 from simengine.params import FunnelParameters
 
-__all__ = ["fan_at_end", "open_unit_table", "snapshot_from_forecast", "win_probabilities"]
+__all__ = [
+    "fan_at_end",
+    "open_unit_table",
+    "snapshot_from_forecast",
+    "snapshot_id",
+    "spec_identity",
+    "win_probabilities",
+]
 
 
 def win_probabilities(
@@ -129,6 +136,35 @@ def fan_at_end(fc: Forecast) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["segment", "quantile", "value"])
 
 
+def snapshot_id(
+    key: str,
+    as_of: dt.date,
+    seed: int,
+    paths: int,
+    inputs: dict[str, str],
+    data_sha256: str | None,
+    posterior_sha256: str | None,
+) -> str:
+    """Return the id of a snapshot: a hash of its plan key, as-of date, seed, paths and inputs.
+
+    The same forecast recorded twice gets the same id (and is kept once);
+    the plan file's own hash is left out (it changes with its ``as_of``).
+    """
+    ident = json.dumps(
+        {
+            "plan": key,
+            "as_of": as_of.isoformat(),
+            "seed": int(seed),
+            "paths": int(paths),
+            "inputs": {k: v for k, v in inputs.items() if k != "plan"},
+            "data": data_sha256,
+            "posterior": posterior_sha256,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
 def snapshot_from_forecast(
     fc: Forecast,
     *,
@@ -161,20 +197,11 @@ def snapshot_from_forecast(
     start = dt.date.fromisoformat(attrs["start"])
     end = dt.date.fromisoformat(attrs["end"])
     key = plan_key(start, end, targets, spec_sha256)
-    ident = json.dumps(
-        {
-            "plan": key,
-            "as_of": as_of.isoformat(),
-            "seed": int(attrs["seed"]),
-            "paths": int(attrs["paths"]),
-            "inputs": {k: v for k, v in inputs.items() if k != "plan"},
-            "data": data_sha256,
-            "posterior": posterior_sha256,
-        },
-        sort_keys=True,
+    sid = snapshot_id(
+        key, as_of, int(attrs["seed"]), int(attrs["paths"]), inputs, data_sha256, posterior_sha256
     )
     return SnapshotRecord(
-        snapshot_id=hashlib.sha256(ident.encode()).hexdigest()[:16],
+        snapshot_id=sid,
         as_of=as_of,
         start=start,
         end=end,

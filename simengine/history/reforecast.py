@@ -37,8 +37,8 @@ from simengine.config.plan import Plan
 from simengine.config.spec import FunnelSpec
 from simengine.history.movement import METRICS, waterfall, with_recorded
 from simengine.history.realised import realised_to_date, simulate_to_date
-from simengine.history.record import open_unit_table, snapshot_from_forecast
-from simengine.history.store import HistoryStore
+from simengine.history.record import open_unit_table, snapshot_from_forecast, snapshot_id
+from simengine.history.store import HistoryStore, plan_key
 
 if TYPE_CHECKING:
     from simengine.engine.simulate import BlockMap
@@ -160,6 +160,7 @@ def run_reforecast(
 
         remaining_plan(plan, d)
     ids: list[str] = []
+    recorded = set(store.snapshots()["snapshot_id"]) if store.path.exists() else set()
     params_by: dict[dt.date, FunnelParameters] = {}
     for d in dates:
         odir = out_dir / "asof" / d.isoformat()
@@ -172,6 +173,19 @@ def run_reforecast(
         params_by[d] = params
         rt = realised_to_date(known, spec, plan, d, list(params.segments))
         post_sha = file_sha256(post)
+        sid = snapshot_id(
+            plan_key(plan.start, plan.end, plan.targets, spec.sha256),
+            d,
+            seed,
+            cfg.paths,
+            {"posterior": post_sha},
+            data_sha,
+            post_sha,
+        )
+        if sid in recorded:
+            step(d, "already recorded")
+            ids.append(sid)
+            continue
         step(d, "simulate")
         run = simulate_to_date(
             params,
@@ -208,6 +222,8 @@ def run_reforecast(
         rec = _with_summary(rec, pd.concat([rec.summary, extra], ignore_index=True))
         added = store.record(rec)
         step(d, "recorded" if added else "already recorded")
+        if rec.snapshot_id != sid:  # the id is computed before simulating to skip recorded ones
+            raise RuntimeError(f"snapshot id {rec.snapshot_id} differs from the expected {sid}")
         ids.append(rec.snapshot_id)
     key = None
     for i in range(1, len(dates)):
