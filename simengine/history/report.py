@@ -184,8 +184,10 @@ def _waterfall_chart(rows: pd.DataFrame, title: str) -> str:
     ax.set_xticks(range(len(labels)))  # type: ignore[attr-defined]
     ax.set_xticklabels(labels, rotation=20, fontsize=8)  # type: ignore[attr-defined]
     ax.yaxis.set_major_formatter(_money_fmt())  # type: ignore[attr-defined]
-    lo = min(prev, level, start) * 0.8
-    ax.set_ylim(bottom=max(0.0, lo))  # type: ignore[attr-defined]
+    levels = np.cumsum([prev, *(float(r.get(st, 0.0)) for st in [*STEPS, "residual"])])
+    lo, hi = float(levels.min()), float(levels.max())
+    pad = 0.08 * max(hi - lo, abs(hi) * 0.02, 1.0)
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)  # type: ignore[attr-defined]
     ax.set_title(title)  # type: ignore[attr-defined]
     fig.tight_layout()
     return png_data_uri(fig)
