@@ -80,6 +80,7 @@ def _z_scores(rows, drop: str | None = None):
     return np.array(zs)
 
 
+@pytest.mark.slow
 def test_parts_add_up_to_the_recorded_change(moved):
     """|recorded change - sum of steps| <= z_(1-alpha/2m) * se, alpha = 0.01 family-wise.
 
@@ -99,6 +100,7 @@ def test_parts_add_up_to_the_recorded_change(moved):
     assert abs(g.loc["revenue won", "value"]) > 10 * g.loc["revenue won", "se"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop", ["refit", "revenue won", "new pipeline"])
 def test_mutation_a_missing_step_fails(moved, drop):
     """Power: leaving a step out of the sum is caught by the same test."""
@@ -107,6 +109,7 @@ def test_mutation_a_missing_step_fails(moved, drop):
     assert np.any(np.abs(z) > crit), z
 
 
+@pytest.mark.slow
 def test_residual_rows_are_recorded_change_minus_steps(moved):
     for (_s, _m), g in moved.groupby(["segment", "metric"]):
         g = g.set_index("step")
