@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = ["01-quickstart.ipynb", "02-real-crm.ipynb"]
+NOTEBOOKS = ["01-quickstart.ipynb", "02-real-crm.ipynb", "03-reforecast.ipynb"]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -29,7 +29,7 @@ def test_committed_without_outputs(repo_root: Path, name: str):
 def test_notebook_runs(repo_root: Path, name: str, request: pytest.FixtureRequest):
     from nbclient import NotebookClient
 
-    if name.startswith("02"):
+    if name.startswith(("02", "03")):
         request.getfixturevalue("crm_dir")  # skips where ../shared is absent
     nb = nbformat.read(repo_root / "notebooks" / name, as_version=4)
     client = NotebookClient(

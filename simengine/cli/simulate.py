@@ -106,6 +106,10 @@ def simulate_cmd(
     ] = 50_000,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     cluster: ClusterOpt = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Also record the forecast in this history store (DuckDB)."),
+    ] = None,
 ) -> None:
     """Simulate funnel paths and write forecast.nc and summary.csv."""
     from simengine.engine import simulate
@@ -118,6 +122,10 @@ def simulate_cmd(
         from simengine.engine.distributed import parse_cluster
 
         parse_cluster(cluster)
+    if store is not None:  # a foreign or corrupt store fails before the simulation
+        from simengine.history.store import HistoryStore
+
+        HistoryStore(store).check()
     the_plan = load_plan(plan)
     params = load_parameters(
         plan=the_plan,
@@ -175,6 +183,11 @@ def simulate_cmd(
             end_section=i == len(segs) - 2,
         )
     console.print(table)
+    if store is not None:
+        from simengine.cli.history import record_forecast_dir
+
+        added, key = record_forecast_dir(out, store)
+        console.print(f"{'recorded in' if added else 'already in'} {store} (plan {key})")
 
 
 def _deals(
