@@ -90,7 +90,7 @@ def load_inputs(
         params = read_assumptions(src, n_draws=n_draws, seed=seed, as_of=plan.as_of)
         kind = "assumptions"
         if pipeline is not None and model is not None:
-            from simengine.config.assumptions import pipeline_from_records
+            from simengine.snapshot import pipeline_from_records
 
             ou = pipeline_from_records(
                 pipeline, model, params.as_of, params.segments, params.stages
