@@ -44,3 +44,17 @@ def test_error_messages_keep_square_brackets(monkeypatch, capsys):
     assert main(["fit"]) == 3
     err = capsys.readouterr().err
     assert "([model] draws/tune)" in err
+
+
+def test_every_command_module_is_registered() -> None:
+    """A new command module that is not listed in simengine/cli/__init__.py fails here."""
+    import pkgutil
+
+    import simengine.cli as cli
+
+    public = {m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")}
+    assert {m.__name__.rsplit(".", 1)[1] for m in cli.COMMAND_MODULES} == public
+    names = {c.name for c in cli.app.registered_commands} | {
+        g.name for g in cli.app.registered_groups
+    }
+    assert {"simulate", "history", "reforecast", "fit", "backtest"} <= names
