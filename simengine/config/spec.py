@@ -151,17 +151,16 @@ class ModelOptions:
         Per-part sampler options (``[model.parts.<part>]``, part one of
         :data:`MODEL_PARTS`, keys ``target_accept`` and ``mass_matrix``)
         that override the ones above for that part's model.
-    deal_size_centred_min_deals : float
-        Cells with at least this many won amounts have their deal-size
-        log-sd sampled centred, the others non-centred; ``inf`` (TOML
-        ``inf``) samples all non-centred, for data whose cells' log-sds are
-        nearly equal (``simengine.fitting.deal_size.CENTRED_MIN_DEALS``).
-    delay_centred_min_delays : float
-        Cells whose every step has at least this many observed delays have
-        their log-median delays sampled centred, the others non-centred;
-        ``inf`` samples all non-centred, for data whose cells' delays are
-        nearly equal, where the centred levels make a funnel as their spread
-        nears 0 (``simengine.fitting.conversion.CENTRED_MIN_DELAYS``).
+    deal_size_centred_min_deals : float or None
+        ``None`` (TOML ``"auto"``, the default): each cell's deal-size log-sd
+        is sampled centred or not by how informative its amounts are
+        (``simengine.fitting.deal_size.centring``). Expert override: a number
+        centres the cells with at least that many won amounts; ``inf`` none.
+    delay_centred_min_delays : float or None
+        ``None`` (``"auto"``, the default): log-median delay levels centred
+        or not from the data (``simengine.fitting.conversion.centring``). A
+        number centres them when every cell and step has that many delays;
+        ``inf`` never.
     """
 
     drift: bool = True
@@ -177,8 +176,8 @@ class ModelOptions:
     mass_matrix: str = "diag"
     priors: dict[str, float] = field(default_factory=dict)
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deal_size_centred_min_deals: float = 30.0
-    delay_centred_min_delays: float = 30.0
+    deal_size_centred_min_deals: float | None = None
+    delay_centred_min_delays: float | None = None
 
 
 @dataclass(frozen=True)
@@ -371,6 +370,10 @@ def parse_spec(text: str, source: str = "<spec>") -> FunnelSpec:
     )
 
 
+_AUTO_KEYS = ("deal_size_centred_min_deals", "delay_centred_min_delays")
+"""``[model]`` options that also accept ``"auto"`` (centring chosen from the data)."""
+
+
 def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
     if not isinstance(raw, dict):
         issues.append(Issue(file, None, "model", repr(raw), "must be a table"))
@@ -401,6 +404,9 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
             )
             continue
         want = types[key]
+        if key in _AUTO_KEYS and value == "auto":
+            kwargs[key] = None
+            continue
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
@@ -427,15 +433,15 @@ def _parse_options(raw: Any, file: str, issues: list[Issue]) -> ModelOptions:
             opts.sampler,
             issues,
         )
-    for key in ("deal_size_centred_min_deals", "delay_centred_min_delays"):
-        if not getattr(opts, key) >= 0:  # also NaN
+    for key in _AUTO_KEYS:
+        if getattr(opts, key) is not None and not getattr(opts, key) >= 0:  # also NaN
             issues.append(
                 Issue(
                     file,
                     None,
                     f"model.{key}",
                     str(getattr(opts, key)),
-                    "must be >= 0 (inf: every cell non-centred)",
+                    "must be >= 0 (inf: every cell non-centred) or \"auto\"",
                 )
             )
     for key in ("drift_period_days", "arrival_history_weeks", "draws", "tune", "chains"):
