@@ -42,7 +42,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import multiprocessing
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields, replace
@@ -486,14 +488,23 @@ def _arrival_replicates(
     n_pairs = int(np.count_nonzero(data.arrival_active))
     if len(observed) != 1:
         return None
-    with model:
-        pp = pm.sample_posterior_predictive(
-            idata,
-            var_names=[observed[0].name],
-            random_seed=seed,
-            progressbar=False,
-            return_inferencedata=False,
-        )
+    # the predictive draws compile with PyTensor's C backend: its BLAS notice is
+    # not actionable (see simengine._quiet)
+    log = logging.getLogger("pymc")
+    level = log.level
+    with model, warnings.catch_warnings():
+        ignore_pytensor_blas_notice()
+        log.setLevel(logging.WARNING)  # not "Sampling: [...]" on the console
+        try:
+            pp = pm.sample_posterior_predictive(
+                idata,
+                var_names=[observed[0].name],
+                random_seed=seed,
+                progressbar=False,
+                return_inferencedata=False,
+            )
+        finally:
+            log.setLevel(level)
     rep = np.asarray(pp[observed[0].name])
     rep = rep.reshape(-1, *rep.shape[2:])
     if rep.ndim != 3 or rep.shape[1:] != (n_pairs, data.n_weeks):

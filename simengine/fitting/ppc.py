@@ -41,6 +41,7 @@ __all__ = [
     "PpcMiss",
     "PpcResult",
     "arrivals_check",
+    "check_lines",
     "conversion_check",
     "deal_size_check",
     "tail_probability",
@@ -270,3 +271,27 @@ def deal_size_check(
     obs = np.exp(data.recent_deal_sum_log[cells] / n[cells])
     labels = [data.cells[i] for i in cells]
     return _result("deal_size", what, labels, obs, rep)
+
+
+def check_lines(checks: dict[str, dict[str, object]]) -> list[str]:
+    """Return one line per part from a posterior's ``simengine_ppc`` attr (parsed).
+
+    Parameters
+    ----------
+    checks : dict of str to dict
+        ``{part: PpcResult.as_json()}``.
+
+    Returns
+    -------
+    list of str
+        :meth:`PpcResult.line` of each part.
+    """
+    out = []
+    for part, c in checks.items():
+        misses = tuple(
+            PpcMiss(str(m["cell"]), float(m["observed"]), float(m["lo"]), float(m["hi"]))
+            for m in c["outside"]  # type: ignore[attr-defined]
+        )
+        res = PpcResult(part, str(c["what"]), int(c["checked"]), misses, float(c["band"]))  # type: ignore[call-overload]
+        out.append(res.line())
+    return out
