@@ -29,6 +29,7 @@ predictive p-values are, if anything, conservative: they concentrate towards
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -273,7 +274,7 @@ def deal_size_check(
     return _result("deal_size", what, labels, obs, rep)
 
 
-def check_lines(checks: dict[str, dict[str, object]]) -> list[str]:
+def check_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
     """Return one line per part from a posterior's ``simengine_ppc`` attr (parsed).
 
     Parameters
@@ -290,8 +291,8 @@ def check_lines(checks: dict[str, dict[str, object]]) -> list[str]:
     for part, c in checks.items():
         misses = tuple(
             PpcMiss(str(m["cell"]), float(m["observed"]), float(m["lo"]), float(m["hi"]))
-            for m in c["outside"]  # type: ignore[attr-defined]
+            for m in c["outside"]
         )
-        res = PpcResult(part, str(c["what"]), int(c["checked"]), misses, float(c["band"]))  # type: ignore[call-overload]
+        res = PpcResult(part, str(c["what"]), int(c["checked"]), misses, float(c["band"]))
         out.append(res.line())
     return out
