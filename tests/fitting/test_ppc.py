@@ -25,6 +25,7 @@ AS_OF = dt.date(2026, 1, 5)
 MAX_FALSE = 12
 REPS = 100
 DRAWS = 1000
+UNITS = 15
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,10 @@ def base(records_factory, spec_factory):
 
 
 def _cohort(base, rng):
-    """Recent groups: every (cell, step), ages 1..91 days, 5 units each."""
+    """Recent groups: every (cell, step), every third age up to 91 days, 15 units each."""
     n_cells, n_steps = len(base.cells), len(base.steps)
     c, s, a = np.meshgrid(
-        np.arange(n_cells), np.arange(n_steps), np.arange(1, RECENT_DAYS + 1), indexing="ij"
+        np.arange(n_cells), np.arange(n_steps), np.arange(1, RECENT_DAYS + 1, 3), indexing="ij"
     )
     c, s, a = c.ravel(), s.ravel(), a.ravel().astype(float)
     p = rng.uniform(0.2, 0.6, (n_cells, n_steps))
@@ -56,7 +57,7 @@ def _posterior(rng, p, mu, sigma):
 
 def _observe(rng, c, s, a, p, mu, sigma):
     q = p[c, s] * ndtr((np.log(a) - mu[c, s]) / sigma)
-    return rng.binomial(5, q).astype(float)
+    return rng.binomial(UNITS, q).astype(float)
 
 
 def _conversion_data(base, c, s, a, converted):
@@ -66,7 +67,7 @@ def _conversion_data(base, c, s, a, converted):
         recent_step=s,
         recent_period=np.zeros(c.size, np.int64),
         recent_age=a,
-        recent_count=np.full(c.size, 5.0),
+        recent_count=np.full(c.size, float(UNITS)),
         recent_converted=converted,
     )
 
@@ -82,6 +83,7 @@ def _false_warnings(base, monkeypatch=None, alpha=None):
     return warned
 
 
+@pytest.mark.slow
 def test_conversion_check_is_silent_when_the_model_is_right(base, monkeypatch):
     k = len(base.cells) * len(base.steps)
     assert k >= 6  # enough cells for the Bonferroni correction to matter
