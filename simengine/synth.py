@@ -33,6 +33,17 @@ Generative process (all defaults in :class:`SynthConfig`):
   that applies from the as-of date on (the *current* rate). Earlier periods
   follow a random walk on the logit scale backwards from the current rate
   (innovation sd ``drift_sd``).
+* **Regime shifts** (optional, off by default). A level jump in arrivals:
+  from week ``arrival_jump_week`` on (relative to the as-of date: negative
+  in the history, 0 the plan period's first week) every arrival mean is
+  multiplied by ``arrival_jump_factor``. A step change in a conversion rate:
+  units that enter the from-stage of step ``conversion_step_stage`` (named
+  by its to-stage) from week ``conversion_step_week`` on convert with the
+  rate multiplied by ``conversion_step_factor``. Both apply to the history
+  and to the plan period's expected figures, and are recorded in
+  ``truth.json`` (``regime_shifts``); the other truth tables stay the
+  baseline, before any shift. They draw no random numbers, so a shift
+  changes the data but not the stream of draws.
 * **Deal size.** Won units carry ``amount ~ lognormal(deal_size_mu,
   deal_size_sigma)`` per cell, rounded to cents; open and lost units have no
   amount.
@@ -182,6 +193,20 @@ class SynthConfig:
     expectation_reps : int
         Conditional continuations per open unit for the expected figures.
         Default 20.
+    arrival_jump_week : int or None
+        First week (relative to the as-of date; negative: in the history) of
+        a level jump in every arrival mean. Default None: no jump.
+    arrival_jump_factor : float
+        The jump's multiplier of the arrival means. Default 1.
+    conversion_step_week : int or None
+        First week of a step change in one step's conversion rate, by the
+        week a unit entered the step's from-stage. Default None: none.
+    conversion_step_stage : str
+        The step, named by its to-stage (``sql``, ``opportunity``, ``won``).
+        Default ``"won"``.
+    conversion_step_factor : float
+        Multiplier of that step's rate from the week on; the shifted rate
+        must stay below 1 in every cell and drift period. Default 1.
     """
 
     as_of: dt.date = dt.date(2027, 1, 4)
@@ -219,6 +244,11 @@ class SynthConfig:
     target_factor: float = 1.05
     expectation_paths: int = 20_000
     expectation_reps: int = 20
+    arrival_jump_week: int | None = None
+    arrival_jump_factor: float = 1.0
+    conversion_step_week: int | None = None
+    conversion_step_stage: str = "won"
+    conversion_step_factor: float = 1.0
 
     def __post_init__(self) -> None:
         n_seg, n_ch = len(self.segments), len(self.channels)
@@ -273,6 +303,13 @@ class SynthConfig:
             raise ValueError("SynthConfig expectation sizes must be >= 1")
         if self.target_factor <= 0:
             raise ValueError("SynthConfig.target_factor must be positive")
+        if not (self.arrival_jump_factor > 0 and self.conversion_step_factor > 0):
+            raise ValueError("SynthConfig regime-shift factors must be positive")
+        if self.conversion_step_stage not in STAGES[1:]:
+            raise ValueError(
+                f"SynthConfig.conversion_step_stage must be one of {list(STAGES[1:])}, "
+                f"got {self.conversion_step_stage!r}"
+            )
         names = [*self.segments, *self.channels]
         if any(not n or "/" in n or n != n.strip() for n in names):
             raise ValueError("segment and channel names must be non-blank and contain no '/'")
@@ -314,10 +351,23 @@ class _Truth:
     deal_mu: FloatArray  # (cell,)
     deal_sigma: FloatArray  # (cell,)
     period_days: int
+    step_shift: tuple[int, float, float] | None = None  # (step, from day, rate factor)
+    arrival_jump: tuple[int, float] | None = None  # (from week, mean factor)
 
-    def conversion_at(self, cell: IntArray, step: int, t: FloatArray) -> FloatArray:
+    def conversion_at(self, cell: IntArray, step: int | IntArray, t: FloatArray) -> FloatArray:
         """Conversion probability of ``step`` for units entering its from-stage at ``t``."""
-        return np.asarray(expit(self.logit_by_period[cell, step, self.period_of(t)]))
+        p = np.asarray(expit(self.logit_by_period[cell, step, self.period_of(t)]))
+        if self.step_shift is not None:
+            k, day, factor = self.step_shift
+            p = p * np.where((np.asarray(step) == k) & (np.asarray(t) >= day), factor, 1.0)
+        return p
+
+    def arrival_factor(self, week: FloatArray) -> FloatArray:
+        """Multiplier of the arrival means in weeks ``week`` (the level jump)."""
+        w = np.asarray(week, dtype=np.float64)
+        if self.arrival_jump is None:
+            return np.ones_like(w)
+        return np.where(w >= self.arrival_jump[0], self.arrival_jump[1], 1.0)
 
     def period_of(self, t: FloatArray) -> IntArray:
         """Drift period (0 = current) of continuous times ``t`` (days from as-of)."""
@@ -363,6 +413,19 @@ def _build_truth(cfg: SynthConfig, rng: np.random.Generator, weeks: int) -> _Tru
         np.log(np.asarray(cfg.deal_median))[seg_of] + np.asarray(cfg.channel_deal_shift)[ch_of]
     )
     deal_sigma = np.asarray(cfg.deal_sigma, dtype=np.float64)[seg_of]
+    step_shift = None
+    if cfg.conversion_step_week is not None:
+        k = STAGES.index(cfg.conversion_step_stage) - 1
+        top = float(np.max(expit(current[:, k, None] + walk[:, k, :])))
+        if top * cfg.conversion_step_factor >= 1.0:
+            raise ValueError(
+                f"SynthConfig.conversion_step_factor {cfg.conversion_step_factor:g} takes the "
+                f"{cfg.conversion_step_stage} rate {top:.3f} to 1 or above"
+            )
+        step_shift = (k, 7.0 * cfg.conversion_step_week, float(cfg.conversion_step_factor))
+    jump = None
+    if cfg.arrival_jump_week is not None:
+        jump = (int(cfg.arrival_jump_week), float(cfg.arrival_jump_factor))
     return _Truth(
         cells=cells,
         cell_segment=seg_of,
@@ -377,6 +440,8 @@ def _build_truth(cfg: SynthConfig, rng: np.random.Generator, weeks: int) -> _Tru
         deal_mu=deal_mu,
         deal_sigma=deal_sigma,
         period_days=cfg.drift_period_days,
+        step_shift=step_shift,
+        arrival_jump=jump,
     )
 
 
@@ -435,7 +500,7 @@ def _continue_open(
     u = rng.random(n)
     v = rng.random(n)
     step = np.minimum(stage, _N_STEPS - 1)  # stage < last for open units
-    p = expit(tr.logit_by_period[cell, step, tr.period_of(t_stage)])
+    p = tr.conversion_at(cell, step, t_stage)
     log_a = np.log(np.maximum(-t_stage, 1e-9))
     mu_c, s_c = tr.delay_mu[cell, step], tr.delay_sigma[cell, step]
     mu_l, s_l = tr.loss_mu[step], tr.loss_sigma[step]
@@ -483,7 +548,11 @@ def _expected_period(
     new_units = np.zeros((n_cells, len(ENTRY_STAGES)))
     for ci in range(n_cells):
         for e in range(len(ENTRY_STAGES)):
-            weekly = tr.arrival_mean[ci, e] * np.exp(tr.arrival_trend[ci, e] * (j + 0.5))
+            weekly = (
+                tr.arrival_mean[ci, e]
+                * np.exp(tr.arrival_trend[ci, e] * (j + 0.5))
+                * tr.arrival_factor(j)
+            )
             new_units[ci, e] = weekly.sum()
             if new_units[ci, e] == 0:
                 continue
@@ -547,6 +616,28 @@ def _cell_table(tr: _Truth, values: FloatArray, labels: tuple[str, ...]) -> dict
         cell: {lab: float(values[ci, j]) for j, lab in enumerate(labels)}
         for ci, cell in enumerate(tr.cells)
     }
+
+
+def _shifts_dict(cfg: SynthConfig) -> dict[str, Any]:
+    """Return the regime shifts, with the first day each applies to (``null``: none)."""
+    out: dict[str, Any] = {"arrival_jump": None, "conversion_step": None}
+    if cfg.arrival_jump_week is not None:
+        out["arrival_jump"] = {
+            "week": cfg.arrival_jump_week,
+            "from": (cfg.as_of + dt.timedelta(days=7 * cfg.arrival_jump_week)).isoformat(),
+            "factor": cfg.arrival_jump_factor,
+            "applies_to": "every arrival mean (all cells and entry stages) from that week on",
+        }
+    if cfg.conversion_step_week is not None:
+        out["conversion_step"] = {
+            "week": cfg.conversion_step_week,
+            "from": (cfg.as_of + dt.timedelta(days=7 * cfg.conversion_step_week)).isoformat(),
+            "step": cfg.conversion_step_stage,
+            "factor": cfg.conversion_step_factor,
+            "applies_to": "the step's rate (every cell and drift period) for units entering "
+            "its from-stage on or after that day",
+        }
+    return out
 
 
 def _truth_dict(
@@ -615,6 +706,7 @@ def _truth_dict(
         "loss_delay_sigma": {s: float(tr.loss_sigma[k]) for k, s in enumerate(STAGES[:-1])},
         "deal_size_mu": {c: float(tr.deal_mu[ci]) for ci, c in enumerate(tr.cells)},
         "deal_size_sigma": {c: float(tr.deal_sigma[ci]) for ci, c in enumerate(tr.cells)},
+        "regime_shifts": _shifts_dict(cfg),
         "period": {
             "start": cfg.as_of.isoformat(),
             "end": (cfg.as_of + dt.timedelta(days=7 * cfg.period_weeks - 1)).isoformat(),
@@ -661,6 +753,7 @@ def generate(seed: int, weeks: int = 104, config: SynthConfig | None = None) -> 
     # Weekly arrival counts, (week, cell, entry): gamma-Poisson negative binomial.
     j = np.arange(-weeks, 0, dtype=np.float64)
     mean = tr.arrival_mean[None] * np.exp(tr.arrival_trend[None] * (j[:, None, None] + 0.5))
+    mean = mean * tr.arrival_factor(j)[:, None, None]
     a = np.broadcast_to(tr.arrival_alpha, mean.shape)
     pos = a > 0
     g = rng.gamma(np.where(pos, 1.0 / np.where(pos, a, 1.0), 1.0), np.where(pos, a, 1.0))

@@ -376,3 +376,117 @@ def test_open_units_continue_from_their_conditional_law(stage, age):
     # Not vacuous: the open units' win chance differs from a fresh unit's.
     fresh = times[:, -1]
     assert abs((fresh >= 0).mean() - (ref >= 0).mean()) > 10 * se
+
+
+# ---------------------------------------------------------------- regime shifts
+
+
+SHIFTED = SynthConfig(
+    drift_sd=0.0,
+    arrival_jump_week=-30,
+    arrival_jump_factor=1.8,
+    conversion_step_week=-60,
+    conversion_step_stage="won",
+    conversion_step_factor=0.55,
+)
+
+
+@pytest.fixture(scope="module")
+def shifted() -> SynthResult:
+    return generate(13, weeks=156, config=SHIFTED)
+
+
+def test_regime_shifts_same_bytes_and_recorded(tmp_path, shifted):
+    a = write(tmp_path / "a", generate(5, weeks=40, config=SHIFTED))
+    b = write(tmp_path / "b", generate(5, weeks=40, config=SHIFTED))
+    plain = write(tmp_path / "c", generate(5, weeks=40))
+    for name in ("records.csv", "plan.toml", "truth.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "records.csv").read_bytes() != (plain / "records.csv").read_bytes()
+    shifts = json.loads((a / "truth.json").read_text())["regime_shifts"]
+    assert shifts["arrival_jump"]["week"] == -30
+    assert shifts["arrival_jump"]["factor"] == 1.8
+    assert shifts["arrival_jump"]["from"] == (AS_OF - dt.timedelta(weeks=30)).isoformat()
+    assert shifts["conversion_step"]["step"] == "won"
+    assert shifts["conversion_step"]["factor"] == 0.55
+    assert json.loads((plain / "truth.json").read_text())["regime_shifts"] == {
+        "arrival_jump": None,
+        "conversion_step": None,
+    }
+    with pytest.raises(ValueError, match="conversion_step_stage"):
+        SynthConfig(conversion_step_week=-3, conversion_step_stage="mql")
+    with pytest.raises(ValueError, match="to 1 or above"):
+        generate(1, weeks=10, config=SynthConfig(conversion_step_week=-3, conversion_step_factor=5))
+
+
+def test_arrival_jump_scales_the_weekly_means(shifted):
+    """Totals before and after the jump against the NB truth (4 SE; alpha 6e-5 each).
+
+    The mutation (the jump ignored) must fail: the after-jump total is
+    compared with the unjumped mean too and must be far outside its band.
+    """
+    df, t = shifted.records, shifted.truth
+    weeks = t["weeks"]
+    stage_cols = [f"{s}_at" for s in STAGES]
+    entry_date = df[stage_cols].bfill(axis=1).iloc[:, 0]
+    entry_stage = np.asarray(STAGES)[df[stage_cols].notna().to_numpy().argmax(axis=1)]
+    week = -1 - (_days_before(entry_date).astype(int) - 1) // 7  # -1 = the last week
+    cell = (df["segment"] + "/" + df["channel"]).to_numpy()
+    j = np.arange(-weeks, 0)
+    after = j >= -30
+    for c in t["cells"]:
+        sel = (cell == c) & (entry_stage == "mql")
+        n = np.bincount(week[sel] + weeks, minlength=weeks).astype(float)
+        base = t["arrival_rate"][c]["mql"] * np.exp(t["arrival_trend"][c]["mql"] * (j + 0.5))
+        m = base * np.where(after, 1.8, 1.0)
+        var = m + t["arrival_dispersion"][c]["mql"] * m**2
+        for part in (after, ~after):
+            z = (n[part].sum() - m[part].sum()) / math.sqrt(var[part].sum())
+            assert abs(z) < Z, (c, z)
+        z_unjumped = (n[after].sum() - base[after].sum()) / math.sqrt(var[after].sum())
+        assert z_unjumped > Z, (c, z_unjumped)
+
+
+def test_conversion_step_changes_the_rate_from_its_week(shifted):
+    """Wins by as-of of the units entering opportunity, before and after the step (4 SE).
+
+    Given its entry day, a unit has won by the as-of date with probability
+    ``p F(a)`` (``p`` its rate, ``F`` the truth's lognormal delay, ``a`` its
+    age), so the count is a sum of independent Bernoullis: mean ``sum q``,
+    variance ``sum q (1 - q)``. Drift is off, so ``p`` is the baseline rate
+    before the step and 0.55 times it after. Mutation: the step ignored.
+    """
+    df, t = shifted.records, shifted.truth
+    at = df["opportunity_at"]
+    cell = (df["segment"] + "/" + df["channel"]).to_numpy()
+    age = _days_before(at)
+    step_day = 60 * 7  # week -60 begins 420 days before as-of
+    won = df["won_at"].notna().to_numpy()
+    for c in t["cells"]:
+        sel = at.notna().to_numpy() & (cell == c)
+        p0 = t["conversion"][c]["won"]
+        # the entry's continuous time lies within its day: take the day's middle
+        log_a = np.log(age[sel] + 0.5)
+        f = norm.cdf((log_a - t["delay_mu"][c]["won"]) / t["delay_sigma"][c]["won"])
+        late = age[sel] <= step_day
+        q = np.where(late, 0.55 * p0, p0) * f
+        for part in (late, ~late):
+            z = (won[sel][part].sum() - q[part].sum()) / math.sqrt((q * (1 - q))[part].sum())
+            assert abs(z) < Z, (c, z)
+        q_unstepped = p0 * f[late]
+        z_mut = (won[sel][late].sum() - q_unstepped.sum()) / math.sqrt(
+            (q_unstepped * (1 - q_unstepped)).sum()
+        )
+        assert z_mut < -Z, (c, z_mut)
+
+
+def test_cli_synth_regime_shift_options(tmp_path, capsys):
+    out = tmp_path / "shifted"
+    args = ["synth", "--out", str(out), "--seed", "3", "--weeks", "20"]
+    assert main([*args, "--arrival-jump-week", "-5", "--arrival-jump-factor", "2"]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["regime_shifts"]["arrival_jump"]["factor"] == 2.0
+    assert truth["regime_shifts"]["conversion_step"] is None
+    bad = ["--conversion-step-week", "-3", "--conversion-step-stage", "lead", "--force"]
+    assert main([*args, *bad]) == 2
+    assert "conversion_step_stage" in capsys.readouterr().err

@@ -2,9 +2,14 @@
 
 Fits the conversion/delay cure model, the arrival model and the deal-size
 model (:mod:`simengine.fitting`) to the records known on ``--as-of``, runs the
-convergence gate, writes the posterior file atomically and prints, per
-segment and step, the fitted conversion (mean and 90% interval) beside the
-trailing 4-quarter and 13-week raw rates. A failed gate raises
+convergence gate (sampling a part that misses it once more with longer
+tuning, a higher target_accept and the low-rank mass matrix, and saying so),
+writes the posterior file atomically and prints, per segment and step, the
+fitted conversion (mean and 90% interval) beside the trailing 4-quarter and
+13-week raw rates, then one line per model part saying whether the last
+quarter before the as-of date sits inside the posterior predictive bands
+(:mod:`simengine.fitting.ppc`), naming the cells where it does not. A
+failed gate raises
 :class:`~simengine.errors.ConvergenceError` (exit 3) and writes nothing,
 unless ``--allow-unconverged``.
 """
@@ -12,6 +17,7 @@ unless ``--allow-unconverged``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -103,7 +109,8 @@ def fit_cmd(
     ] = True,
 ) -> None:
     """Fit the Bayesian funnel models to DATA as known on --as-of; write a posterior file."""
-    from simengine.fitting.fit import fit, settings_from_spec
+    from simengine.fitting.fit import attempt_lines, fit, settings_from_spec
+    from simengine.fitting.ppc import check_lines
     from simengine.io.posterior import write_posterior
     from simengine.io.provenance import file_sha256
     from simengine.io.records import load_records
@@ -143,6 +150,12 @@ def fit_cmd(
         )
     write_posterior(idata, out, force=force)
     console.print(summary_table(idata))
+    attrs = idata["posterior"].attrs
+    for line in attempt_lines(json.loads(attrs["simengine_fit_attempts"])):
+        console.print(f"[bold]retry:[/] {line}", highlight=False)
+    for line in check_lines(json.loads(attrs["simengine_ppc"])):
+        style = "bold yellow" if "WARNING" in line else "bold"
+        console.print(f"[{style}]check:[/] {line}", highlight=False)
     if idata["posterior"].attrs["simengine_converged"] == "false":
         console.print(
             "[bold yellow]warning:[/] the fit missed the convergence gate; the file is "

@@ -166,8 +166,13 @@ _MassMatrix = Annotated[
     str, rule(lambda v: v in MASS_MATRICES, "must be 'diag' or 'low_rank'", after=True)
 ]
 _Threshold = Annotated[
-    float,  # NaN fails v >= 0
-    rule(lambda v: v >= 0, "must be >= 0 (inf: every cell non-centred)", after=True),
+    float | None,  # None = "auto"; NaN fails v >= 0
+    rule(
+        lambda v: v is None or v >= 0,
+        'must be >= 0 (inf: every cell non-centred) or "auto"',
+        after=True,
+    ),
+    BeforeValidator(lambda v: None if v == "auto" else v),
 ]
 
 
@@ -239,17 +244,16 @@ class ModelOptions:
         Per-part sampler options (``[model.parts.<part>]``, part one of
         :data:`MODEL_PARTS`, keys ``target_accept`` and ``mass_matrix``)
         that override the ones above for that part's model.
-    deal_size_centred_min_deals : float
-        Cells with at least this many won amounts have their deal-size
-        log-sd sampled centred, the others non-centred; ``inf`` (TOML
-        ``inf``) samples all non-centred, for data whose cells' log-sds are
-        nearly equal.
-    delay_centred_min_delays : float
-        Cells whose every step has at least this many observed delays have
-        their log-median delays sampled centred, the others non-centred;
-        ``inf`` samples all non-centred, for data whose cells' delays are
-        nearly equal, where the centred levels make a funnel as their spread
-        nears 0.
+    deal_size_centred_min_deals : float or None
+        ``None`` (TOML ``"auto"``, the default): each cell's deal-size log-sd
+        is sampled centred or not by how informative its amounts are
+        (``simengine.fitting.deal_size.centring``). Expert override: a number
+        centres the cells with at least that many won amounts; ``inf`` none.
+    delay_centred_min_delays : float or None
+        ``None`` (``"auto"``, the default): log-median delay levels centred
+        or not from the data (``simengine.fitting.conversion.centring``). A
+        number centres them when every cell and step has that many delays;
+        ``inf`` never.
 
     Notes
     -----
@@ -278,8 +282,8 @@ class ModelOptions:
         str, Annotated[float, rule(lambda v: is_number(v) and v > 0, "must be a positive number")]
     ] = field(default_factory=dict)
     parts: dict[str, dict[str, float | str]] = field(default_factory=dict)
-    deal_size_centred_min_deals: _Threshold = 30.0
-    delay_centred_min_delays: _Threshold = 30.0
+    deal_size_centred_min_deals: _Threshold = None
+    delay_centred_min_delays: _Threshold = None
 
     def for_part(self, part: str) -> tuple[float, str]:
         """Return ``(target_accept, mass_matrix)`` for one model part."""

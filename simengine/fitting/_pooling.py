@@ -5,8 +5,18 @@ group ``g`` has plenty of data (its likelihood pins ``x[g]``; the non-centred
 form would then tie ``sd`` and the offset into a narrow banana) and
 *non-centred* (``x = parent + sd * z``, ``z ~ Normal(0, 1)``) where data are
 thin (the prior dominates; the centred form would make a funnel). Both give
-the same model; only the sampler's geometry changes. The threshold is a
-count of observations informing the group.
+the same model; only the sampler's geometry changes.
+
+Which groups are centred is chosen from the data (:func:`centred_mask`), by
+the classic rule (Papaspiliopoulos, Roberts & Sköld 2007; Betancourt &
+Girolami 2015): centred where the group's likelihood is more informative
+about its level than the population is, i.e. where the likelihood precision
+of the level times the population variance is at least 1. The population
+spread is estimated from the groups' own estimates and standard errors
+(:func:`spread_estimate`, a moment estimator); where it comes out as 0 (the
+groups look alike) every group is non-centred, since the posterior of the
+spread then reaches towards 0, where the centred form makes a funnel. A
+count threshold (``threshold``) remains as an expert override.
 """
 
 from __future__ import annotations
@@ -19,21 +29,99 @@ from pytensor.tensor import TensorVariable
 
 __all__ = [
     "CENTRED_MIN_OBS",
+    "centred_mask",
     "group_cov",
     "marginal_levels",
     "pooled",
+    "spread_estimate",
     "tree_levels",
     "zero_sum_offsets",
 ]
 
 CENTRED_MIN_OBS = float("inf")
-"""A group with at least this many observations is sampled centred.
+"""Count threshold of :func:`pooled` when neither a threshold nor a mask is given.
 
-Infinite (non-centred everywhere) by default: on the test funnel (4 cells,
-6 drift periods) non-centred pooling with ``target_accept = 0.99`` was the
-only setting that passed the gate for all three parts; centring groups with
-40 or more observations left 7 divergences in the conversion model.
+Infinite: non-centred everywhere. The models pass a data-driven mask
+(:func:`centred_mask`) instead.
 """
+
+
+def spread_estimate(
+    est: npt.ArrayLike, var: npt.ArrayLike, groups: npt.ArrayLike | None = None
+) -> float | None:
+    """Moment estimate of the sd of true levels around their group means.
+
+    The DerSimonian–Laird estimator, within groups: with estimates ``y_i``
+    of sampling variances ``v_i`` (weights ``w_i = 1/v_i``) and ``G`` groups,
+    ``Q = sum_i w_i (y_i - ybar_g(i))²`` (``ybar_g`` the weighted group
+    mean) has expectation ``(n - G) + tau² (sum_i w_i - sum_g S2_g / S1_g)`` (``S1_g``,
+    ``S2_g``: the sums of ``w_i`` and ``w_i²`` over group ``g``),
+    so ``tau² = max(0, (Q - (n - G)) / that factor)``. Elements with a
+    non-finite estimate or variance are left out.
+
+    Parameters
+    ----------
+    est, var : array_like, shape (n,)
+        Per-cell estimates and their sampling variances.
+    groups : array_like of int, shape (n,), optional
+        Group of each cell (default: one group).
+
+    Returns
+    -------
+    float or None
+        The estimated sd (0.0 when the cells vary no more than their
+        sampling noise), or ``None`` when no group has two usable cells.
+    """
+    y = np.asarray(est, dtype=np.float64).ravel()
+    v = np.asarray(var, dtype=np.float64).ravel()
+    g = np.zeros(y.size, np.int64) if groups is None else np.asarray(groups, np.int64).ravel()
+    ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
+    y, v, g = y[ok], v[ok], g[ok]
+    q = 0.0
+    df = 0
+    denom = 0.0
+    for label in np.unique(g):
+        sel = g == label
+        if sel.sum() < 2:
+            continue
+        w = 1.0 / v[sel]
+        mean = float(np.sum(w * y[sel]) / np.sum(w))
+        q += float(np.sum(w * (y[sel] - mean) ** 2))
+        df += int(sel.sum()) - 1
+        denom += float(np.sum(w) - np.sum(w**2) / np.sum(w))
+    if df == 0 or denom <= 0:
+        return None
+    return float(np.sqrt(max(0.0, (q - df) / denom)))
+
+
+def centred_mask(precision: npt.ArrayLike, spread: float | None, fallback: float) -> np.ndarray:
+    """Return where a level is sampled centred: ``precision * spread² >= 1``.
+
+    ``precision`` is the likelihood precision of each level (e.g. ``n /
+    sigma²`` for a mean of ``n`` observations with sd ``sigma``), ``spread``
+    the population sd of the levels around their parent (from
+    :func:`spread_estimate`), or ``fallback`` (e.g. the prior mean of the
+    spread) when it could not be estimated. Where the likelihood is the
+    sharper of the two the posterior of the level is the likelihood's, which
+    the centred form samples without a funnel; where the population is the
+    sharper the non-centred form does.
+
+    Parameters
+    ----------
+    precision : array_like
+        Likelihood precision of each level (0 where no data).
+    spread : float or None
+        Estimated population sd.
+    fallback : float
+        Used when ``spread`` is None.
+
+    Returns
+    -------
+    ndarray of bool, the shape of ``precision``
+    """
+    tau = fallback if spread is None else spread
+    p = np.asarray(precision, dtype=np.float64)
+    return np.where(np.isfinite(p), p, 0.0) * tau**2 >= 1.0
 
 
 def pooled(
@@ -43,8 +131,9 @@ def pooled(
     n_obs: npt.ArrayLike,
     dims: str | tuple[str, ...],
     threshold: float | None = None,
+    centred: npt.ArrayLike | None = None,
 ) -> TensorVariable:
-    """Return ``x ~ Normal(parent, sd)`` with per-element centring by data size.
+    """Return ``x ~ Normal(parent, sd)`` with per-element centring.
 
     Parameters
     ----------
@@ -55,19 +144,25 @@ def pooled(
     sd : TensorVariable
         Pooling scale (scalar or broadcastable).
     n_obs : array_like
-        Observations informing each element; sets the element's centring.
+        Observations informing each element (used with ``threshold``).
     dims : str or tuple of str
         Model dims of the variable.
     threshold : float, optional
-        Centred where ``n_obs >= threshold`` (default :data:`CENTRED_MIN_OBS`).
+        Centred where ``n_obs >= threshold`` (default :data:`CENTRED_MIN_OBS`);
+        ignored when ``centred`` is given.
+    centred : array_like of bool, optional
+        Which elements are centred (e.g. from :func:`centred_mask`).
 
     Returns
     -------
     TensorVariable
         The level ``x``.
     """
-    limit = CENTRED_MIN_OBS if threshold is None else threshold
-    centred = np.asarray(n_obs, dtype=float) >= limit
+    if centred is None:
+        limit = CENTRED_MIN_OBS if threshold is None else threshold
+        centred = np.asarray(n_obs, dtype=float) >= limit
+    else:
+        centred = np.broadcast_to(np.asarray(centred, dtype=bool), np.shape(n_obs))
     mu = pt.where(centred, parent, 0.0)
     sigma = pt.where(centred, sd, 1.0)
     raw = pm.Normal(f"{name}_raw", mu=mu, sigma=sigma, dims=dims)
@@ -158,6 +253,7 @@ def marginal_levels(
     n_obs: npt.ArrayLike,
     dims: tuple[str, str],
     threshold: float,
+    centred: npt.ArrayLike | None = None,
 ) -> TensorVariable:
     """Cell levels with the global and group levels integrated out.
 
@@ -166,9 +262,12 @@ def marginal_levels(
     the fixed-scale segment offsets are Gaussian, so they are marginalised
     exactly: no global/segment/cell ridge is left for the sampler and the only
     hierarchical scale is ``sd_cell``. The levels are sampled centred
-    (``f"{name}"``) when every cell has at least ``threshold`` observations
-    (the data pin each level; no funnel), else non-centred
-    (``x = loc + chol(cov) z``, ``f"{name}_z"``).
+    (``f"{name}"``) when every cell is centred (the data pin each level; no
+    funnel), non-centred (``x = loc + chol(cov) z``, ``f"{name}_z"``) when
+    none is, and otherwise, per row ``k``, the centred cells ``C`` as
+    ``f"{name}_{k}"`` ~ ``MvNormal(loc, cov_CC)`` and the others ``N`` from
+    their exact conditional, ``x_N = loc + cov_NC cov_CC^-1 (x_C - loc) +
+    chol(cov_N|C) z`` (``f"{name}_z_{k}"``): the same joint law.
 
     Parameters
     ----------
@@ -180,12 +279,14 @@ def marginal_levels(
         From :func:`group_cov`.
     sd_cell : TensorVariable or None
         Learned cell spread (``None``: no cell term, e.g. one cell per segment).
-    n_obs : array_like, shape (k, cell) or (cell,)
+    n_obs : array_like, shape (k, cell)
         Observations informing each level.
     dims : tuple of str
         ``(outer, "cell")`` model dims.
     threshold : float
-        Minimum observations for the centred form.
+        Minimum observations for the centred form (when ``centred`` is None).
+    centred : array_like of bool, shape (k, cell), optional
+        Which levels are centred (e.g. from :func:`centred_mask`).
 
     Returns
     -------
@@ -198,13 +299,47 @@ def marginal_levels(
         cov = cov + sd_cell**2 * pt.eye(n_cells)
     mean = pt.as_tensor_variable(loc)
     mean = mean[:, None] + pt.zeros((1, n_cells)) if mean.ndim == 1 else mean + pt.zeros(n_cells)
-    if float(np.min(np.asarray(n_obs, dtype=float))) >= threshold:
-        x = pm.MvNormal(name, mu=mean, cov=cov, dims=dims)
+    n = np.asarray(n_obs, dtype=float)
+    if centred is None:
+        # the count rule centres all levels or none
+        mask = np.full(n.shape, float(np.min(n)) >= threshold)
     else:
+        mask = np.asarray(centred, dtype=bool)
+    if mask.all():
+        x = pm.MvNormal(name, mu=mean, cov=cov, dims=dims)
+    elif not mask.any():
         chol = pt.linalg.cholesky(cov)
         z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
         x = mean + z @ chol.T
+    else:
+        rows = [_mixed_row(f"{name}_{k}", mean[k], cov, mask[k]) for k in range(len(mask))]
+        x = pt.stack(rows, axis=0)
     return x.T
+
+
+def _mixed_row(
+    name: str, mean: TensorVariable, cov: TensorVariable, centred: np.ndarray
+) -> TensorVariable:
+    """One row of :func:`marginal_levels`: centred cells drawn, the rest conditional."""
+    c = np.flatnonzero(centred)
+    o = np.flatnonzero(~centred)
+    n = centred.size
+    if o.size == 0:
+        return pm.MvNormal(name, mu=mean, cov=cov, shape=n)
+    if c.size == 0:
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=n)
+        return mean + pt.linalg.cholesky(cov) @ z
+    s_cc = cov[c][:, c]
+    s_oc = cov[o][:, c]
+    s_oo = cov[o][:, o]
+    x_c = pm.MvNormal(name, mu=mean[c], cov=s_cc, shape=c.size)
+    gain = pt.linalg.solve(s_cc, s_oc.T, assume_a="pos").T
+    cond = s_oo - gain @ s_oc.T
+    z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=o.size)
+    x_o = mean[o] + gain @ (x_c - mean[c]) + pt.linalg.cholesky(cond) @ z
+    out = pt.zeros(n)
+    out = pt.set_subtensor(out[c], x_c)
+    return pt.set_subtensor(out[o], x_o)
 
 
 def tree_levels(

@@ -23,10 +23,13 @@ terms are evaluated from sufficient statistics
 (:class:`~simengine.fitting.data.FunnelData`) as weighted ``pm.Potential``
 terms, so the model's size does not grow with the number of units.
 
-Pooling (non-centred, priors in :mod:`~simengine.fitting.priors`): logit
-conversion of a cell = step's global logit + segment offset + cell offset
-(the cell level is dropped when every segment has one cell); log-median delay
-is pooled the same way; the log delay sd is pooled cell-around-step.
+Pooling (priors in :mod:`~simengine.fitting.priors`): logit conversion of a
+cell = step's global logit + segment offset + cell offset (the cell level is
+dropped when every segment has one cell); log-median delay is pooled the same
+way; the log delay sd and the log-median time to loss are pooled
+cell-around-step. Each cell level, and each drift step, is sampled centred
+or non-centred by how informative its data are (:func:`centring`, the rule of
+:func:`~simengine.fitting._pooling.centred_mask`).
 
 Drift: the logit rate of each cell and step follows a Gaussian random walk
 over drift periods with one pooled innovation sd. It is parameterised from
@@ -43,11 +46,24 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from simengine.fitting._pooling import group_cov, marginal_levels, pooled
+from simengine.fitting._pooling import (
+    centred_mask,
+    group_cov,
+    marginal_levels,
+    pooled,
+    spread_estimate,
+)
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
-__all__ = ["CENTRED_MIN_DELAYS", "CENTRED_MIN_UNITS", "OUTPUT_VARS", "build_model", "data_arrays"]
+__all__ = [
+    "CENTRED_MIN_DELAYS",
+    "CENTRED_MIN_UNITS",
+    "OUTPUT_VARS",
+    "build_model",
+    "centring",
+    "data_arrays",
+]
 
 OUTPUT_VARS = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
 """Posterior variables of this model that go into the posterior file."""
@@ -56,25 +72,170 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 CENTRED_MIN_UNITS = 200
-"""Logit levels are sampled centred when every (cell, step) has this many units.
+"""Count rule of the logit levels when centring is by count (tests, overrides).
 
 200 units at a 30% rate give a logit standard error of about 0.15 over the
-history, below the prior mean (0.5) of the cell spread: the data pin the
-levels (see :func:`~simengine.fitting._pooling.marginal_levels`).
+history, below the prior mean (0.5) of the cell spread.
 """
 
 CENTRED_MIN_DELAYS = 30.0
-"""Log-median delays are sampled centred when every (cell, step) has this many delays.
+"""Count rule of the log-median delay levels when centring is by count.
 
 The standard error of a log-median from ``n`` lognormal delays is
 ``sigma/sqrt(n)`` (about 0.11 at 30 with ``sigma`` = 0.6), below the prior
-mean (0.5) of the cell spread. This is the default of ``[model]
-delay_centred_min_delays`` (``build_model``'s ``centred_min_delays``);
-``inf`` samples the levels non-centred, for data whose cells' delays are
-nearly equal: there the posterior of their spread ``delay_cell_sd`` reaches
-towards 0 and the centred levels make a funnel (the demo data; README,
-"Known limits").
+mean (0.5) of the cell spread. Used when ``build_model``'s
+``centred_min_delays`` (the spec's ``[model] delay_centred_min_delays``) is
+a number instead of ``None`` (the data-driven rule, :func:`centring`).
 """
+
+_MIN_VAR = 1e-4
+"""Floor of a sample variance of log delays in :func:`centring` (ties, one delay)."""
+
+
+def _gauss_stats(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-element mean and sample variance of logs from ``n, Σ, Σ²`` (NaN where ``n`` < 2)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, s1 / np.maximum(n, 1.0), np.nan)
+        var = (s2 - n * np.nan_to_num(mean) ** 2) / np.maximum(n - 1.0, 1.0)
+    var = np.where(n >= 2, np.maximum(var, _MIN_VAR), np.nan)
+    return mean, var
+
+
+def _spread_by_column(
+    est: np.ndarray, var: np.ndarray, groups: np.ndarray | None
+) -> float | None:
+    """One spread estimate for all columns of ``(cell, k)`` estimates (groups per column)."""
+    n_cells, k = est.shape
+    g = np.zeros(n_cells, np.int64) if groups is None else np.asarray(groups, np.int64)
+    grp = (g[:, None] * k + np.arange(k)[None, :]).ravel()
+    return spread_estimate(est.ravel(), var.ravel(), grp)
+
+
+def centring(
+    data: FunnelData,
+    priors: Priors = DEFAULT_PRIORS,
+    *,
+    centred_min_delays: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Which levels of the conversion model are sampled centred, from the data.
+
+    Each level's likelihood precision (from the sufficient statistics) is
+    compared with the population variance of its kind of level, estimated
+    across cells (:func:`~simengine.fitting._pooling.spread_estimate`):
+    centred where ``precision * spread² >= 1``
+    (:func:`~simengine.fitting._pooling.centred_mask`).
+
+    * Logit levels (last period): precision of the anchor, ``sum_t w_t / (1 +
+      w_t d² (P - 1 - t))`` with ``w_t = r_t p(1 - p)`` (``r_t`` units
+      resolved in period ``t``) and ``d`` the drift spread; spread: cells
+      around their segment (or the segment prior when a segment has one cell).
+    * Drift steps between periods ``t`` and ``t + 1``: precision ``1 / (1/w_t
+      + 1/w_{t+1})``; spread: the drift sd estimated from the differences of
+      consecutive periods' logits.
+    * Log-median delays and times to loss: ``n / s²``; log delay sds:
+      ``2 (n - 1)``.
+
+    Parameters
+    ----------
+    data : FunnelData
+        Sufficient statistics.
+    priors : Priors
+        Prior means of the spreads, used where a spread cannot be estimated
+        (fewer than two cells with data in any group).
+    centred_min_delays : float, optional
+        Expert override of the log-median delay levels: centred when every
+        cell has this many delays (:data:`CENTRED_MIN_DELAYS`; ``inf``:
+        never); ``None``: the rule above.
+
+    Returns
+    -------
+    dict of str to ndarray of bool
+        ``conversion_level`` (step, cell), ``drift`` (cell, step, period - 1),
+        ``delay_mu`` (step, cell), ``delay_log_sigma`` (cell, step),
+        ``loss_mu`` (cell, step).
+    """
+    n_cells, n_steps, n_periods = data.n_converted.shape
+    n_segments = len(data.segments)
+    with_cells = n_cells > n_segments
+    seg = data.cell_segment if n_segments > 1 else np.zeros(n_cells, np.int64)
+    conv = np.asarray(data.n_converted, np.float64)
+    res = conv + np.asarray(data.n_lost, np.float64)
+    # logit per (cell, step, period) with half-unit smoothing; binomial precision
+    p = (conv + 0.5) / (res + 1.0)
+    w = res * p * (1.0 - p)
+    logit_p = np.log(p / (1.0 - p))
+    with np.errstate(divide="ignore"):
+        var_t = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), np.nan)
+    drift_mask = np.zeros((n_cells, n_steps, max(n_periods - 1, 0)), bool)
+    d_sd = 0.0
+    if n_periods > 1:
+        diff = logit_p[:, :, 1:] - logit_p[:, :, :-1]
+        v = var_t[:, :, 1:] + var_t[:, :, :-1]
+        ok = np.isfinite(v)
+        if ok.any():
+            wt = 1.0 / v[ok]
+            d2 = float(np.sum(wt * (diff[ok] ** 2 - v[ok])) / np.sum(wt))
+            d_sd = float(np.sqrt(max(d2, 0.0)))
+        else:
+            d_sd = priors.drift_sd
+        with np.errstate(divide="ignore"):
+            prec = np.where(np.isfinite(v), 1.0 / np.where(np.isfinite(v), v, 1.0), 0.0)
+        drift_mask = centred_mask(prec, d_sd, priors.drift_sd)
+    # the anchor's precision: each period's information discounted by the walk
+    # from that period to the last
+    ahead = (n_periods - 1 - np.arange(n_periods))[None, None, :]
+    anchor = np.sum(w / (1.0 + w * d_sd**2 * ahead), axis=2)
+    tot_p = (conv.sum(axis=2) + 0.5) / (res.sum(axis=2) + 1.0)
+    tot_w = res.sum(axis=2) * tot_p * (1.0 - tot_p)
+    est = np.log(tot_p / (1.0 - tot_p))
+    with np.errstate(divide="ignore"):
+        var_c = np.where(tot_w > 0, 1.0 / np.where(tot_w > 0, tot_w, 1.0), np.nan)
+    if with_cells:
+        spread = _spread_by_column(est, var_c, seg)
+        fallback = priors.conversion_cell_sd
+    else:
+        spread = None
+        fallback = priors.conversion_segment_sd if n_segments > 1 else priors.conversion_logit_sd
+    level_mask = centred_mask(anchor, spread, fallback).T
+
+    mean_d, var_d = _gauss_stats(data.delay_n, data.delay_sum_log, data.delay_sum_log2)
+    if centred_min_delays is not None:
+        delay_mask = np.full(
+            (n_steps, n_cells), float(np.min(data.delay_n)) >= centred_min_delays
+        )
+    else:
+        prec_d = np.where(np.isfinite(var_d), data.delay_n / np.nan_to_num(var_d, nan=1.0), 0.0)
+        if with_cells:
+            spread = _spread_by_column(mean_d, var_d / np.maximum(data.delay_n, 1.0), seg)
+            fallback = priors.delay_cell_sd
+        else:
+            spread = None
+            fallback = priors.delay_segment_sd if n_segments > 1 else priors.delay_mu_sd
+        delay_mask = centred_mask(prec_d, spread, fallback).T
+    # log sd: estimate 0.5 log s², sampling variance ~ 1 / (2 (n - 1))
+    n_d = data.delay_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = 0.5 * np.log(var_d)
+        v_ls = np.where(n_d >= 2, 1.0 / (2.0 * np.maximum(n_d - 1.0, 1.0)), np.nan)
+    sigma_mask = centred_mask(
+        np.where(n_d >= 2, 2.0 * (n_d - 1.0), 0.0),
+        _spread_by_column(log_s, v_ls, None),
+        priors.delay_sigma_cell_sd,
+    )
+    mean_l, var_l = _gauss_stats(data.loss_n, data.loss_sum_log, data.loss_sum_log2)
+    prec_l = np.where(np.isfinite(var_l), data.loss_n / np.nan_to_num(var_l, nan=1.0), 0.0)
+    loss_mask = centred_mask(
+        prec_l,
+        _spread_by_column(mean_l, var_l / np.maximum(data.loss_n, 1.0), None),
+        priors.loss_cell_sd,
+    )
+    return {
+        "conversion_level": level_mask,
+        "drift": drift_mask,
+        "delay_mu": delay_mask,
+        "delay_log_sigma": sigma_mask,
+        "loss_mu": loss_mask,
+    }
 
 
 def build_model(
@@ -82,6 +243,7 @@ def build_model(
     priors: Priors = DEFAULT_PRIORS,
     *,
     centred_min_delays: float | None = None,
+    centred: dict[str, np.ndarray] | None = None,
 ) -> pm.Model:
     """Build the conversion + delay cure model for the given statistics.
 
@@ -92,8 +254,13 @@ def build_model(
     priors : Priors
         Prior scales.
     centred_min_delays : float, optional
-        Delays every (cell, step) needs for the log-median delay levels to be
-        sampled centred (``inf``: never); default :data:`CENTRED_MIN_DELAYS`.
+        Expert override: delays every (cell, step) needs for the log-median
+        delay levels to be sampled centred (``inf``: never); ``None`` (the
+        default): chosen from the data (:func:`centring`).
+    centred : dict of str to ndarray, optional
+        Which levels are centred, as :func:`centring` returns (default:
+        :func:`centring` of ``data``); fixes the model's structure, e.g. to
+        refit other statistics with the same compiled model.
 
     Returns
     -------
@@ -107,6 +274,9 @@ def build_model(
     n_segments = len(data.segments)
     seg = data.cell_segment
     with_cells = n_cells > n_segments
+    cm = centred
+    if cm is None:
+        cm = centring(data, priors, centred_min_delays=centred_min_delays)
     coords = {
         "cell": list(data.cells),
         "segment": list(data.segments),
@@ -133,13 +303,23 @@ def build_model(
             n_from.T,
             ("step", "cell"),
             CENTRED_MIN_UNITS,
+            centred=cm["conversion_level"],
         )
         if n_periods > 1:
             tau = scale_prior("drift_sd", priors.drift_sd)
-            eps = pm.Normal("drift_z", 0.0, 1.0, shape=(n_cells, n_steps, n_periods - 1))
-            # offset of period t from the last period: -tau * sum_{u >= t} eps_u
+            # drift steps: centred (sd tau) where the two periods' data pin the step,
+            # else standardised (tau * z)
+            dc = np.asarray(cm["drift"], bool)
+            raw = pm.Normal(
+                "drift_z",
+                0.0,
+                pt.where(dc, tau, 1.0),
+                shape=(n_cells, n_steps, n_periods - 1),
+            )
+            eps = pt.where(dc, raw, tau * raw)
+            # offset of period t from the last period: -sum_{u >= t} eps_u
             back = pt.cumsum(eps[:, :, ::-1], axis=2)[:, :, ::-1]
-            offsets = pt.concatenate([-tau * back, pt.zeros((n_cells, n_steps, 1))], axis=2)
+            offsets = pt.concatenate([-back, pt.zeros((n_cells, n_steps, 1))], axis=2)
             logit = logit_last[:, :, None] + offsets
         else:
             logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
@@ -160,7 +340,8 @@ def build_model(
             dsd_cell,
             n_d.T,
             ("step", "cell"),
-            CENTRED_MIN_DELAYS if centred_min_delays is None else centred_min_delays,
+            CENTRED_MIN_DELAYS,
+            centred=cm["delay_mu"],
         )
         ls = pm.Normal(
             "delay_log_sigma_global",
@@ -169,15 +350,24 @@ def build_model(
             dims="step",
         )
         lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
-        log_sigma = pooled("delay_log_sigma_cell", ls[None, :], lsd, n_d, ("cell", "step"))
+        log_sigma = pooled(
+            "delay_log_sigma_cell",
+            ls[None, :],
+            lsd,
+            n_d,
+            ("cell", "step"),
+            centred=cm["delay_log_sigma"],
+        )
         mu = pm.Deterministic("delay_mu", mu, dims=("cell", "step"))
         sigma = pm.Deterministic("delay_sigma", pt.exp(log_sigma), dims=("cell", "step"))
 
         # --- time to loss of non-converters (lognormal; competing risk)
         lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")
         lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
-        lmz = pm.Normal("loss_cell_z", 0.0, 1.0, dims=("cell", "step"))
-        loss_mu = pm.Deterministic("loss_mu", lm[None, :] + lmsd * lmz, dims=("cell", "step"))
+        loss_level = pooled(
+            "loss_cell", lm[None, :], lmsd, data.loss_n, ("cell", "step"), centred=cm["loss_mu"]
+        )
+        loss_mu = pm.Deterministic("loss_mu", loss_level, dims=("cell", "step"))
         loss_log_sigma = pm.Normal(
             "loss_log_sigma", priors.loss_log_sigma_loc, priors.loss_log_sigma_sd, dims="step"
         )[None, :] + pt.zeros((n_cells, n_steps))

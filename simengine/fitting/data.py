@@ -13,6 +13,11 @@ PyMC models never loop over units:
 * **arrivals**: new units per complete week (7-day windows ending the day
   before the as-of date) per cell and entry stage.
 * **deal size**: lognormal sufficient statistics of won amounts per cell.
+* **the last quarter** (:data:`RECENT_DAYS` before the as-of date), for the
+  fit's posterior predictive check (:mod:`simengine.fitting.ppc`): the units
+  that entered each step's from-stage in it, grouped by (cell, step, drift
+  period, age) with the number converted by the as-of date, and the count
+  and sum of log amounts of the deals won in it.
 
 Conventions (documented contract of the fit):
 
@@ -43,7 +48,7 @@ Conventions (documented contract of the fit):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +59,7 @@ from simengine.config.spec import CELL_SEP, FunnelSpec
 __all__ = [
     "MAX_DRIFT_PERIODS",
     "MIN_DELAY_DAYS",
+    "RECENT_DAYS",
     "FunnelData",
     "build_data",
     "cell_labels",
@@ -68,8 +74,19 @@ MIN_DELAY_DAYS = 0.5
 MAX_DRIFT_PERIODS = 12
 """At most this many drift periods; older entries share the first period."""
 
+RECENT_DAYS = 91
+"""The last quarter before the as-of date, checked by the posterior predictive check."""
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+def _empty_int() -> IntArray:
+    return np.zeros(0, np.int64)
+
+
+def _empty_float() -> FloatArray:
+    return np.zeros(0, np.float64)
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,16 @@ class FunnelData:
     snapshot : pandas.DataFrame
         One row per unit open at the as-of date: ``id``, ``cell``, ``stage``,
         ``age_days``, ``amount`` (NaN where unknown).
+    recent_cell, recent_step, recent_period : ndarray of int64, shape (rgroup,)
+        Groups of the units that entered a step's from-stage in the last
+        :data:`RECENT_DAYS` days (left truncation applied as above).
+    recent_age : ndarray of float64, shape (rgroup,)
+        Their age at the as-of date (days, floored at :data:`MIN_DELAY_DAYS`).
+    recent_count, recent_converted : ndarray of float64, shape (rgroup,)
+        Units in the group, and how many of them converted by the as-of date.
+    recent_deal_n, recent_deal_sum_log : ndarray of float64, shape (cell,)
+        Count and sum of log amounts of the deals won in the last
+        :data:`RECENT_DAYS` days.
     """
 
     stages: tuple[str, ...]
@@ -145,6 +172,14 @@ class FunnelData:
     deal_sum_log: FloatArray
     deal_sum_log2: FloatArray
     snapshot: pd.DataFrame
+    recent_cell: IntArray = field(default_factory=_empty_int)
+    recent_step: IntArray = field(default_factory=_empty_int)
+    recent_period: IntArray = field(default_factory=_empty_int)
+    recent_age: FloatArray = field(default_factory=_empty_float)
+    recent_count: FloatArray = field(default_factory=_empty_float)
+    recent_converted: FloatArray = field(default_factory=_empty_float)
+    recent_deal_n: FloatArray = field(default_factory=_empty_float)
+    recent_deal_sum_log: FloatArray = field(default_factory=_empty_float)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -310,6 +345,7 @@ def build_data(
     l_s1 = np.zeros((n_cells, n_steps))
     l_s2 = np.zeros((n_cells, n_steps))
     groups: list[pd.DataFrame] = []
+    recent: list[pd.DataFrame] = []
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
         if observed_from is not None:
@@ -336,6 +372,21 @@ def build_data(
         np.add.at(l_n[:, j - 1], c[lst], 1.0)
         np.add.at(l_s1[:, j - 1], c[lst], logl)
         np.add.at(l_s2[:, j - 1], c[lst], logl**2)
+        rec = t_from >= -RECENT_DAYS
+        if rec.any():
+            r = pd.DataFrame(
+                {
+                    "cell": c[rec],
+                    "step": j - 1,
+                    "period": per[rec],
+                    "age": np.maximum(-t_from[rec], MIN_DELAY_DAYS),
+                    "conv": conv[rec].astype(np.float64),
+                }
+            )
+            agg = r.groupby(["cell", "step", "period", "age"]).agg(
+                count=("conv", "size"), converted=("conv", "sum")
+            )
+            recent.append(agg.reset_index())
         if opn.any():
             age = np.maximum(-t_from[opn], MIN_DELAY_DAYS)
             g = pd.DataFrame({"cell": c[opn], "step": j - 1, "period": per[opn], "age": age})
@@ -351,6 +402,20 @@ def build_data(
     else:
         open_cell = open_step = open_period = np.zeros(0, np.int64)
         open_age = open_count = np.zeros(0)
+
+    if recent:
+        rg = pd.concat(recent, ignore_index=True)
+        rg = rg.sort_values(["cell", "step", "period", "age"], kind="stable")
+        rec_arrays = {
+            "recent_cell": rg["cell"].to_numpy(np.int64),
+            "recent_step": rg["step"].to_numpy(np.int64),
+            "recent_period": rg["period"].to_numpy(np.int64),
+            "recent_age": rg["age"].to_numpy(np.float64),
+            "recent_count": rg["count"].to_numpy(np.float64),
+            "recent_converted": rg["converted"].to_numpy(np.float64),
+        }
+    else:
+        rec_arrays = {}
 
     # Arrivals: complete 7-day weeks ending the day before as-of, within the data.
     weeks = 0
@@ -375,6 +440,13 @@ def build_data(
     deal_n = np.bincount(ci[ok], minlength=n_cells).astype(np.float64)
     deal_s1 = np.bincount(ci[ok], weights=la, minlength=n_cells).astype(np.float64)
     deal_s2 = np.bincount(ci[ok], weights=la**2, minlength=n_cells).astype(np.float64)
+    won_at = rel[:, -1] if n_units else np.zeros(0)
+    ok_recent = ok & (won_at >= -RECENT_DAYS)
+    la_recent = np.log(amt[ok_recent])
+    recent_deal_n = np.bincount(ci[ok_recent], minlength=n_cells).astype(np.float64)
+    recent_deal_s1 = np.bincount(ci[ok_recent], weights=la_recent, minlength=n_cells).astype(
+        np.float64
+    )
 
     # Snapshot of open units.
     is_open = keep & ~reached[:, -1] & ~is_lost if n_units else np.zeros(0, bool)
@@ -416,4 +488,7 @@ def build_data(
         deal_sum_log=deal_s1,
         deal_sum_log2=deal_s2,
         snapshot=snap,
+        recent_deal_n=recent_deal_n,
+        recent_deal_sum_log=recent_deal_s1,
+        **rec_arrays,
     )

@@ -6,7 +6,9 @@ segment around a global level; given the sigmas its likelihood is Gaussian,
 so the three levels integrate out exactly and are drawn back from their
 conditionals (:func:`~simengine.fitting._pooling.tree_levels`): the sampler
 sees only the scales, with no funnel. ``log deal_size_sigma`` is pooled cell
-around a global level (priors in :mod:`~simengine.fitting.priors`). The
+around a global level (priors in :mod:`~simengine.fitting.priors`), each
+cell centred or non-centred by how informative its amounts are
+(:func:`centring`). The
 likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per cell,
 as ``pm.Data`` (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``), so a compiled
 model refits new statistics of the same cells (see
@@ -20,11 +22,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from simengine.fitting._pooling import pooled, tree_levels
+from simengine.fitting._pooling import centred_mask, pooled, spread_estimate, tree_levels
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
-__all__ = ["OUTPUT_VARS", "build_model"]
+__all__ = ["CENTRED_MIN_DEALS", "OUTPUT_VARS", "build_model", "centring"]
 
 OUTPUT_VARS = ("deal_size_mu", "deal_size_sigma")
 """Posterior variables of this model that go into the posterior file."""
@@ -32,22 +34,61 @@ OUTPUT_VARS = ("deal_size_mu", "deal_size_sigma")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 CENTRED_MIN_DEALS = 30.0
-"""Default: a cell with at least this many won amounts has its log-sd level sampled centred.
+"""Count rule of the cell log-sd levels when centring is by count.
 
 With ``n`` amounts the standard error of the cell's log-sd is about
-``1/sqrt(2n)`` (0.13 at 30), below the prior mean of its spread (0.3): the
-data pin the level, where the centred form samples well. Where the cells'
-log-sds are nearly equal (their fitted spread below a cell's standard
-error) the centred form makes a funnel instead; the spec's ``[model]
-deal_size_centred_min_deals = inf`` then samples every cell non-centred.
+``1/sqrt(2n)`` (0.13 at 30). Used when ``build_model``'s
+``centred_min_deals`` (the spec's ``[model] deal_size_centred_min_deals``)
+is a number; ``None`` (the default) chooses from the data (:func:`centring`).
 """
+
+
+def centring(
+    data: FunnelData, priors: Priors = DEFAULT_PRIORS, *, centred_min_deals: float | None = None
+) -> np.ndarray:
+    """Which cells' log-sd levels are sampled centred.
+
+    By default from the data: a cell's log sample sd has likelihood precision
+    about ``2 (n - 1)``; the cells' spread of log-sds is estimated across
+    cells (:func:`~simengine.fitting._pooling.spread_estimate`), and a cell
+    is centred where ``2 (n - 1) spread² >= 1``
+    (:func:`~simengine.fitting._pooling.centred_mask`). Where the cells'
+    log-sds are nearly equal the spread comes out near 0 and every cell is
+    non-centred (the centred form makes a funnel there).
+
+    Parameters
+    ----------
+    data : FunnelData
+        Won amounts' statistics (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``).
+    priors : Priors
+        ``deal_size_sigma_cell_sd`` is the spread used when it cannot be
+        estimated (fewer than two cells with two amounts).
+    centred_min_deals : float, optional
+        Expert override: centred where a cell has at least this many amounts
+        (``inf``: never).
+
+    Returns
+    -------
+    ndarray of bool, shape (cell,)
+    """
+    n = np.asarray(data.deal_n, np.float64)
+    if centred_min_deals is not None:
+        return n >= centred_min_deals
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = data.deal_sum_log / np.maximum(n, 1.0)
+        var = (data.deal_sum_log2 - n * mean**2) / np.maximum(n - 1.0, 1.0)
+        log_s = np.where(n >= 2, 0.5 * np.log(np.maximum(var, 1e-8)), np.nan)
+        v = np.where(n >= 2, 1.0 / (2.0 * np.maximum(n - 1.0, 1.0)), np.nan)
+    prec = np.where(n >= 2, 2.0 * (n - 1.0), 0.0)
+    return centred_mask(prec, spread_estimate(log_s, v), priors.deal_size_sigma_cell_sd)
 
 
 def build_model(
     data: FunnelData,
     priors: Priors = DEFAULT_PRIORS,
     *,
-    centred_min_deals: float = CENTRED_MIN_DEALS,
+    centred_min_deals: float | None = None,
+    centred: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the deal-size model.
 
@@ -57,10 +98,14 @@ def build_model(
         Sufficient statistics (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``).
     priors : Priors
         Prior scales.
-    centred_min_deals : float
-        Cells with at least this many won amounts have their log-sd level
-        sampled centred, the others non-centred (``inf``: all non-centred);
-        see :data:`CENTRED_MIN_DEALS`.
+    centred_min_deals : float, optional
+        Expert override: cells with at least this many won amounts have their
+        log-sd level sampled centred, the others non-centred (``inf``: all
+        non-centred); ``None`` (the default): chosen from the data
+        (:func:`centring`).
+    centred : ndarray of bool, shape (cell,), optional
+        Which cells are centred (default :func:`centring` of ``data``); fixes
+        the model's structure.
 
     Returns
     -------
@@ -84,9 +129,12 @@ def build_model(
             priors.deal_size_log_sigma_sd,
         )
         lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
-        log_sigma = pooled(
-            "deal_size_log_sigma_cell", ls, lsd, n, "cell", threshold=centred_min_deals
+        mask = (
+            centring(data, priors, centred_min_deals=centred_min_deals)
+            if centred is None
+            else centred
         )
+        log_sigma = pooled("deal_size_log_sigma_cell", ls, lsd, n, "cell", centred=mask)
         sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
         # data containers: a compiled model refits new statistics of the same cells
         n = pm.Data("deal_n", data.deal_n)

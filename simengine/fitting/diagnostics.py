@@ -155,13 +155,16 @@ def _finite_min(x: np.ndarray) -> float:
     return float(x.min()) if np.all(np.isfinite(x)) else 0.0
 
 
-def raise_if_failed(results: Iterable[GateResult]) -> None:
+def raise_if_failed(results: Iterable[GateResult], tried: Iterable[str] = ()) -> None:
     """Raise :class:`~simengine.errors.ConvergenceError` listing every failure.
 
     Parameters
     ----------
     results : iterable of GateResult
         Gate results of the model parts.
+    tried : iterable of str
+        Lines saying which sampler settings were already tried (the fit's
+        automatic retry); included in the message.
 
     Raises
     ------
@@ -170,5 +173,9 @@ def raise_if_failed(results: Iterable[GateResult]) -> None:
     """
     failures = [f for r in results for f in r.failures]
     if failures:
-        msg = "the fit missed the convergence gate:\n  " + "\n  ".join(failures) + "\n" + _ADVICE
+        msg = "the fit missed the convergence gate:\n  " + "\n  ".join(failures) + "\n"
+        done = list(tried)
+        if done:
+            msg += "Already tried:\n  " + "\n  ".join(done) + "\n"
+        msg += _ADVICE
         raise ConvergenceError(msg, failures)

@@ -7,6 +7,15 @@ parameters, so they are fitted separately with the same chain and draw
 counts), runs the convergence gate on each, and merges their posteriors
 into the posterior-file layout (see :mod:`simengine.io.posterior`).
 
+Defaults that converge without hand tuning: each model chooses which levels
+are sampled centred from the data (see :mod:`simengine.fitting._pooling`),
+and a part that misses the gate is sampled once more with the settings of
+:func:`retry_settings` (longer tuning, a higher target acceptance, nutpie's
+low-rank mass matrix). What was tried is recorded in the posterior's
+``simengine_fit_attempts`` attr. Each part's posterior then gets a posterior
+predictive check of the last quarter (:mod:`simengine.fitting.ppc`), recorded
+in ``simengine_ppc``.
+
 Seeds: the user's seed feeds a :class:`numpy.random.SeedSequence`; each model
 part gets its own child seed (``conversion``, ``arrivals``, ``deal_size`` in
 that order), so the same data and seed give bitwise the same draws.
@@ -32,10 +41,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import multiprocessing
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 
 import arviz as az
 import numpy as np
@@ -48,7 +59,7 @@ from threadpoolctl import threadpool_limits
 from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.config.spec import MODEL_PARTS, FunnelSpec, ModelOptions
 from simengine.config.tables import STRICT
-from simengine.fitting import arrivals, conversion, deal_size
+from simengine.fitting import arrivals, conversion, deal_size, ppc
 from simengine.fitting._compiled import CACHE, CacheInfo
 from simengine.fitting.data import FunnelData, build_data, first_exit
 from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
@@ -65,6 +76,7 @@ __all__ = [
     "fit",
     "fit_data",
     "part_seeds",
+    "retry_settings",
     "sample_model",
     "settings_from_spec",
     "single_threaded_blas",
@@ -93,6 +105,9 @@ class FitSettings(ModelOptions):
     def prior_scales(self) -> Priors:
         """The default priors with the ``priors`` overrides applied."""
         return resolve_priors(self.priors)
+
+    retry: bool = True
+    """Sample a part that missed the gate once more with :func:`retry_settings`."""
 
     def as_json(self) -> dict[str, object]:
         """Return the settings as JSON values: what a posterior file records.
@@ -127,6 +142,29 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
     resolve_priors(spec.options.priors, spec.path or "<spec>")
     given = {k: v for k, v in overrides.items() if v is not None}
     return FitSettings(**{**asdict(spec.options), **given})
+
+
+RETRY_TUNE_FACTOR = 2
+"""The retry tunes this many times longer than the first attempt."""
+
+RETRY_TARGET_ACCEPT = 0.95
+"""The retry's target acceptance, or halfway from the first attempt's to 1 if that is higher."""
+
+
+def retry_settings(
+    tune: int, target_accept: float, mass_matrix: str, sampler: str
+) -> tuple[int, float, str]:
+    """Return ``(tune, target_accept, mass_matrix)`` of the automatic retry.
+
+    Longer tuning (:data:`RETRY_TUNE_FACTOR` times) lets the step size and
+    mass matrix settle; a higher target acceptance (:data:`RETRY_TARGET_ACCEPT`,
+    or halfway to 1 from a higher first setting) takes smaller steps through
+    curved regions; nutpie's low-rank mass matrix adapts to correlated
+    parameters (the PyMC sampler keeps its own).
+    """
+    ta = RETRY_TARGET_ACCEPT if target_accept < RETRY_TARGET_ACCEPT else (1 + target_accept) / 2
+    mm = "low_rank" if sampler == "nutpie" else mass_matrix
+    return RETRY_TUNE_FACTOR * tune, round(ta, 4), mm
 
 
 def part_seeds(seed: int) -> dict[str, int]:
@@ -283,7 +321,15 @@ def _stats(idata: az.InferenceData, prefix: str) -> xr.Dataset:
     return out.rename({k: f"{prefix}{k}" for k in keep}) if prefix else out
 
 
-_PartResult = tuple[xr.Dataset, xr.Dataset, GateResult]
+@dataclass(frozen=True)
+class _PartResult:
+    """One part's posterior (file variables), sample stats, gate, attempts and check."""
+
+    post: xr.Dataset
+    stats: xr.Dataset
+    gate: GateResult
+    attempts: tuple[dict[str, object], ...]
+    check: ppc.PpcResult
 
 
 def _build_part(part: str, data: FunnelData, st: FitSettings) -> tuple[pm.Model, tuple[str, ...]]:
@@ -313,24 +359,105 @@ def _build_part(part: str, data: FunnelData, st: FitSettings) -> tuple[pm.Model,
 def _fit_part(
     part: str, data: FunnelData, st: FitSettings, seeds: dict[str, int], progress: bool
 ) -> _PartResult:
-    """Build, sample and gate one part; return its posterior, sample stats and gate."""
+    """Build, sample, gate (retrying once) and check one part."""
     model, out_vars = _build_part(part, data, st)
     target_accept, mass_matrix = st.for_part(part)
-    idata = sample_model(
-        model,
-        draws=st.draws,
-        tune=st.tune,
-        chains=st.chains,
-        target_accept=target_accept,
-        seed=seeds[part],
-        sampler=st.sampler,
-        mass_matrix=mass_matrix,
-        progress=progress,
-        label=part,
-    )
-    gate = check_convergence(idata, [*_free_names(model), *out_vars], part=part)
+    tune = st.tune
+    attempts: list[dict[str, object]] = []
+    while True:
+        idata = sample_model(
+            model,
+            draws=st.draws,
+            tune=tune,
+            chains=st.chains,
+            target_accept=target_accept,
+            seed=seeds[part],
+            sampler=st.sampler,
+            mass_matrix=mass_matrix,
+            progress=progress,
+            label=part,
+        )
+        gate = check_convergence(idata, [*_free_names(model), *out_vars], part=part)
+        attempts.append(
+            {
+                "tune": tune,
+                "target_accept": target_accept,
+                "mass_matrix": mass_matrix,
+                "passed": gate.ok,
+                "failures": list(gate.failures),
+            }
+        )
+        if gate.ok or not st.retry or len(attempts) > 1:
+            break
+        tune, target_accept, mass_matrix = retry_settings(
+            tune, target_accept, mass_matrix, st.sampler
+        )
     post = idata["posterior"][list(out_vars)].reset_coords(drop=True)
-    return post, _stats(idata, "" if part == "conversion" else f"{part}_"), gate
+    check = _check_part(part, model, idata, data, seeds[part])
+    stats = _stats(idata, "" if part == "conversion" else f"{part}_")
+    return _PartResult(post, stats, gate, tuple(attempts), check)
+
+
+def _draws(idata: az.InferenceData, name: str) -> np.ndarray:
+    """Return a posterior variable's draws with chain and draw stacked first."""
+    x = np.asarray(idata["posterior"][name].values)
+    return x.reshape(-1, *x.shape[2:])
+
+
+def _check_part(
+    part: str, model: pm.Model, idata: az.InferenceData, data: FunnelData, seed: int
+) -> ppc.PpcResult:
+    """Run the part's posterior predictive check of the last quarter (:mod:`~.ppc`)."""
+    check_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1, np.uint32)[0])
+    if part == "conversion":
+        return ppc.conversion_check(
+            data,
+            _draws(idata, "conversion_by_period"),
+            _draws(idata, "delay_mu"),
+            _draws(idata, "delay_sigma"),
+            check_seed,
+        )
+    if part == "deal_size":
+        return ppc.deal_size_check(
+            data, _draws(idata, "deal_size_mu"), _draws(idata, "deal_size_sigma"), check_seed
+        )
+    return ppc.arrivals_check(data, _arrival_replicates(model, idata, data, check_seed))
+
+
+def _arrival_replicates(
+    model: pm.Model, idata: az.InferenceData, data: FunnelData, seed: int
+) -> np.ndarray | None:
+    """Posterior predictive replicates of the arrival model's weekly counts, or None.
+
+    The model's one observed variable, of shape (pair, week) for the active
+    pairs; ``None`` if the model has no such variable.
+    """
+    observed = list(model.observed_RVs)
+    n_pairs = int(np.count_nonzero(data.arrival_active))
+    if len(observed) != 1:
+        return None
+    # the predictive draws compile with PyTensor's C backend: its BLAS notice is
+    # not actionable (see simengine._quiet)
+    log = logging.getLogger("pymc")
+    level = log.level
+    with model, warnings.catch_warnings():
+        ignore_pytensor_blas_notice()
+        log.setLevel(logging.WARNING)  # not "Sampling: [...]" on the console
+        try:
+            pp = pm.sample_posterior_predictive(
+                idata,
+                var_names=[observed[0].name],
+                random_seed=seed,
+                progressbar=False,
+                return_inferencedata=False,
+            )
+        finally:
+            log.setLevel(level)
+    rep = np.asarray(pp[observed[0].name])
+    rep = rep.reshape(-1, *rep.shape[2:])
+    if rep.ndim != 3 or rep.shape[1:] != (n_pairs, data.n_weeks):
+        return None
+    return rep
 
 
 def _fit_parts(
@@ -454,23 +581,66 @@ def fit(
             if on_part is not None:
                 on_part(part)
             done[part] = _fit_part(part, data, st, seeds, progress)
-    posts = [done[p][0] for p in PARTS]
-    stats = [done[p][1] for p in PARTS]
-    gates = [done[p][2] for p in PARTS]
+    posts = [done[p].post for p in PARTS]
+    stats = [done[p].stats for p in PARTS]
+    gates = [done[p].gate for p in PARTS]
     converged = all(g.ok for g in gates)
     if not converged and not allow_unconverged:
-        raise_if_failed(gates)
+        raise_if_failed(gates, tried=_tried(done))
     posterior = xr.merge(posts, compat="equals", join="exact")
     sample_stats = xr.merge(stats, join="exact")
     if not st.arrival_trend:
         posterior["arrival_trend"] = xr.zeros_like(posterior["arrival_trend"])
     posterior.attrs = _attrs(spec, data, seed, st, converged, gates, data_sha256)
+    posterior.attrs["simengine_fit_attempts"] = json.dumps(
+        {p: list(done[p].attempts) for p in PARTS}
+    )
+    posterior.attrs["simengine_ppc"] = json.dumps({p: done[p].check.as_json() for p in PARTS})
     idata_out = az.InferenceData(
         posterior=posterior,
         sample_stats=sample_stats,
         constant_data=_constant_data(records, spec, as_of, data),
     )
     return idata_out
+
+
+def attempt_lines(attempts: dict[str, list[dict[str, object]]]) -> list[str]:
+    """One line per part that needed the retry: what was tried and how it ended.
+
+    Parameters
+    ----------
+    attempts : dict of str to list of dict
+        The posterior's ``simengine_fit_attempts`` (parsed).
+
+    Returns
+    -------
+    list of str
+        Empty when every part passed at its first attempt.
+    """
+    lines = []
+    for part, tries in attempts.items():
+        if len(tries) < 2:
+            continue
+        first, last = tries[0], tries[-1]
+
+        def how(a: dict[str, object]) -> str:
+            mm = "low-rank" if a["mass_matrix"] == "low_rank" else "diagonal"
+            return f"tune {a['tune']}, target_accept {a['target_accept']}, {mm} mass matrix"
+
+        failures = list(first["failures"])  # type: ignore[call-overload]
+        why = failures[0].split(": ", 1)[-1] + (
+            f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        )
+        outcome = "passed" if last["passed"] else "missed the gate again"
+        lines.append(
+            f"{part}: missed the gate with {how(first)} ({why}); retried with {how(last)}: "
+            f"{outcome}"
+        )
+    return lines
+
+
+def _tried(done: dict[str, _PartResult]) -> list[str]:
+    return attempt_lines({p: list(r.attempts) for p, r in done.items()})
 
 
 def _constant_data(

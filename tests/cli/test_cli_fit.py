@@ -47,6 +47,9 @@ def test_failed_gate_is_exit_3_and_writes_nothing_then_allow(inputs, capsys):
     assert "raw 4Q" in text
     assert "ent/ads" in text
     assert "simengine_converged=false" in text
+    assert "retry:" in text
+    assert "retried with" in text
+    assert text.count("check:") == 3  # one predictive-check line per part
     with pytest.warns(UserWarning, match="convergence gate"):
         p = read_parameters(out)
     assert p.as_of.isoformat() == "2026-01-05"

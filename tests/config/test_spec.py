@@ -129,7 +129,9 @@ def test_bad_spec_names_the_key_and_rule(text, column, rule):
     )
 
 
-@pytest.mark.parametrize(("value", "expected"), [("inf", math.inf), ("50", 50.0), ("", 30.0)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("inf", math.inf), ("50", 50.0), ('"auto"', None), ("", None)]
+)
 def test_deal_size_centring_option(value, expected):
     text = 'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\n' + (
         f"deal_size_centred_min_deals = {value}" if value else "draws = 10"
@@ -137,7 +139,9 @@ def test_deal_size_centring_option(value, expected):
     assert parse_spec(text).options.deal_size_centred_min_deals == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [("inf", math.inf), ("12", 12.0), ("", 30.0)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("inf", math.inf), ("12", 12.0), ('"auto"', None), ("", None)]
+)
 def test_delay_centring_option(value, expected):
     text = 'stages = ["a", "b"]\npipeline_stage = "a"\n[model]\n' + (
         f"delay_centred_min_delays = {value}" if value else "draws = 10"

@@ -44,14 +44,15 @@ def test_signature_ignores_data_values_and_sees_structure(one_cell):
     assert graph_signature(conversion.build_model(b, wider)) != key
     few = replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1))
     many = replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS))
-    assert graph_signature(deal_size.build_model(few)) != graph_signature(
-        deal_size.build_model(many)
+    count = deal_size.CENTRED_MIN_DEALS  # the count rule (an expert override)
+    assert graph_signature(deal_size.build_model(few, centred_min_deals=count)) != graph_signature(
+        deal_size.build_model(many, centred_min_deals=count)
     )
     # centred_min_deals = inf samples every cell non-centred: the graph of cells
     # that all have too few deals to be centred
     assert graph_signature(
         deal_size.build_model(many, centred_min_deals=math.inf)
-    ) == graph_signature(deal_size.build_model(few))
+    ) == graph_signature(deal_size.build_model(few, centred_min_deals=count))
     renamed = replace(b, cells=("ent/web",))
     assert graph_signature(conversion.build_model(renamed)) != key
 
@@ -81,12 +82,13 @@ def test_lru_keeps_at_most_maxsize_models(one_cell):
     _, b = one_cell
     few = replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1))
     many = replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS))
+    count = deal_size.CENTRED_MIN_DEALS
     cache = CompiledModelCache(maxsize=1)
-    cache.get(deal_size.build_model(many))
-    cache.get(deal_size.build_model(few))  # another graph: evicts the first
+    cache.get(deal_size.build_model(many, centred_min_deals=count))
+    cache.get(deal_size.build_model(few, centred_min_deals=count))  # another graph: evicts
     assert tuple(cache.info()) == (0, 2, 1, 1)
-    cache.get(deal_size.build_model(few))
-    cache.get(deal_size.build_model(many))  # evicted: compiled again
+    cache.get(deal_size.build_model(few, centred_min_deals=count))
+    cache.get(deal_size.build_model(many, centred_min_deals=count))  # evicted: compiled again
     assert tuple(cache.info()) == (1, 3, 1, 1)
     cache.clear()
     assert tuple(cache.info()) == (0, 0, 0, 1)

@@ -76,7 +76,10 @@ def test_data_containers_carry_all_the_statistics(records_factory, spec_factory)
         loss_sum_log2=data_a.loss_sum_log2 * 1.2,
         open_age=data_a.open_age * rng.uniform(0.5, 2.0, data_a.open_age.size),
     )
-    model_a, model_b = conversion.build_model(data_a), conversion.build_model(data_b)
+    # the centring is fixed when a model is built: build both with data_a's
+    fixed = conversion.centring(data_a)
+    model_a = conversion.build_model(data_a, centred=fixed)
+    model_b = conversion.build_model(data_b, centred=fixed)
     point = {k: v + 0.1 for k, v in model_b.initial_point().items()}  # off the start
     logp_a = model_a.compile_logp()
     before = logp_a(point)
@@ -89,12 +92,13 @@ def test_data_containers_carry_all_the_statistics(records_factory, spec_factory)
 
 
 def test_delay_centring_option_switches_the_delay_levels(records_factory, spec_factory):
-    """``centred_min_delays``: centred levels by default here, non-centred with inf; same data."""
+    """``centred_min_delays``: a count rule centres these levels, inf never; same data."""
     spec = spec_factory(drift=False)
     df, _ = records_factory(1, history_days=500, segments=("ent",), channels=("ads", "web"))
     data = build_data(df, spec, AS_OF)
-    assert data.delay_n.min() >= conversion.CENTRED_MIN_DELAYS  # the default centres them
-    default = {v.name for v in conversion.build_model(data).free_RVs}
+    assert data.delay_n.min() >= conversion.CENTRED_MIN_DELAYS  # the count rule centres them
+    count = conversion.CENTRED_MIN_DELAYS
+    default = {v.name for v in conversion.build_model(data, centred_min_delays=count).free_RVs}
     never = {v.name for v in conversion.build_model(data, centred_min_delays=float("inf")).free_RVs}
     assert "delay_mu_level" in default
     assert "delay_mu_level_z" not in default

@@ -52,15 +52,10 @@ def test_conversion_sufficient_stats_match_brute_force(tiny):
     assert data.n_periods == 4  # 300 days back, 91-day periods
     model = conversion.build_model(data)
     point = _random_point(model, 1)
-    p_tp, mu, sigma = _eval(model, ["conversion_by_period", "delay_mu", "delay_sigma"], point)
-    lm_g, lsd, lz, lls = (
-        point["loss_mu_global"],
-        np.exp(point["loss_cell_sd_log__"]),
-        point["loss_cell_z"],
-        point["loss_log_sigma"],
+    p_tp, mu, sigma, loss_mu = _eval(
+        model, ["conversion_by_period", "delay_mu", "delay_sigma", "loss_mu"], point
     )
-    loss_mu = lm_g[None, :] + lsd * lz
-    loss_sigma = np.exp(lls)
+    loss_sigma = np.exp(point["loss_log_sigma"])
     got = _potentials_logp(model, point)
 
     # brute force, one unit and one step at a time, straight from the records

@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 
 from simengine.errors import ConvergenceError
-from simengine.fitting import conversion, deal_size
+from simengine.fitting import deal_size
 from simengine.fitting.data import build_data
 from simengine.fitting.fit import (
+    attempt_lines,
     fit,
     part_seeds,
+    retry_settings,
     sample_model,
     settings_from_spec,
     single_threaded_blas,
@@ -49,8 +51,30 @@ def test_short_run_is_flagged_and_in_file_layout(short):
     assert post.attrs["simengine_as_of"] == "2026-01-05"
     assert post.attrs["simengine_seed"] == "123"
     settings = json.loads(post.attrs["simengine_fit_settings"])
-    assert settings["deal_size_centred_min_deals"] == deal_size.CENTRED_MIN_DEALS
-    assert settings["delay_centred_min_delays"] == conversion.CENTRED_MIN_DELAYS
+    # centring chosen from the data (no expert override in the spec)
+    assert settings["deal_size_centred_min_deals"] is None
+    assert settings["delay_centred_min_delays"] is None
+    # every part missed the gate at 30 draws: each was retried once, with the
+    # retry's settings, and the attempts are recorded
+    attempts = json.loads(post.attrs["simengine_fit_attempts"])
+    assert set(attempts) == {"conversion", "arrivals", "deal_size"}
+    for part, tries in attempts.items():
+        first = tries[0]
+        assert first["tune"] == 30, part
+        assert not first["passed"], part
+        assert len(tries) == 2, part
+        assert (tries[1]["tune"], tries[1]["target_accept"], tries[1]["mass_matrix"]) == (
+            retry_settings(30, first["target_accept"], first["mass_matrix"], "nutpie")
+        )
+    assert retry_settings(1000, 0.9, "diag", "nutpie") == (2000, 0.95, "low_rank")
+    assert retry_settings(1000, 0.98, "diag", "pymc") == (2000, 0.99, "diag")
+    lines = attempt_lines(attempts)
+    assert len(lines) == 3
+    assert all("retried with tune 60" in line for line in lines)
+    # the predictive check of each part is recorded
+    checks = json.loads(post.attrs["simengine_ppc"])
+    assert set(checks) == {"conversion", "arrivals", "deal_size"}
+    assert checks["arrivals"]["checked"] == 4  # one entry stage, four cells
     for name, dims in {
         "conversion": ("cell", "step"),
         "delay_mu": ("cell", "step"),
@@ -78,6 +102,8 @@ def test_gate_raises_and_names_parameters(short):
     assert exc.value.failures
     assert any(":" in f for f in exc.value.failures)  # "part: parameter check"
     assert "--allow-unconverged" in str(exc.value)
+    assert "Already tried" in str(exc.value)
+    assert "retried with" in str(exc.value)
 
 
 def test_round_trip_through_the_file(short, tmp_path):

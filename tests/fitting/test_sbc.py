@@ -268,13 +268,17 @@ def test_simulator_matches_the_truth():
 def non_centred(monkeypatch):
     """Sample every level non-centred, whatever the replication's counts.
 
-    Which levels are centred depends on the data (``CENTRED_MIN_UNITS``,
-    ``CENTRED_MIN_DELAYS``) and changes the compiled graph (the model is the
-    same); fixing the choice keeps one compilation per fitting prior. The
-    non-centred form is the one used for thin data, where SBC is hardest.
+    Which levels are centred depends on the data (``conversion.centring``)
+    and changes the compiled graph (the model is the same); fixing the choice
+    keeps one compilation per fitting prior. The non-centred form is the one
+    used for thin data, where SBC is hardest.
     """
-    monkeypatch.setattr(conversion, "CENTRED_MIN_UNITS", float("inf"))
-    monkeypatch.setattr(conversion, "CENTRED_MIN_DELAYS", float("inf"))
+    real = conversion.centring
+
+    def never(data, priors=DEFAULT_PRIORS, *, centred_min_delays=None):
+        return {k: np.zeros_like(v, bool) for k, v in real(data, priors).items()}
+
+    monkeypatch.setattr(conversion, "centring", never)
 
 
 @pytest.mark.slow
