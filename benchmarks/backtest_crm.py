@@ -1,11 +1,10 @@
 """Backtest simengine on the shared CRM export and print the comparison table.
 
-Monthly origins from 2017-06-30 to 2017-09-30, each followed by a 13-week
-(91-day) period: the export's close dates end on 2017-12-31, so the last
-origin whose whole period is observed is 2017-09-30 (period 2017-10-01 ..
-2017-12-30); the first is the earliest month-end with three quarters of
-history behind it (engage dates start in late 2016), enough for the
-arrival model's trailing weeks and the drift periods.
+Six monthly origins from 2017-04-30 to 2017-09-30, each followed by a
+13-week (91-day) period: the export's close dates end on 2017-12-31, so the
+last origin whose whole period is observed is 2017-09-30 (period 2017-10-01
+.. 2017-12-30); the first is two months after the first recorded close
+(2017-03-01), the least history a left-truncated fit can start from.
 
 At each origin the funnel is fitted on what was known then
 (:func:`simengine.io.records.as_of_view`), the period is simulated, and
@@ -43,7 +42,14 @@ __all__ = ["main", "skill_table"]
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "crm-opportunities" / "sales_pipeline.csv"
 SPEC = REPO / "models" / "crm-opportunities.toml"
-ORIGINS = [dt.date(2017, 6, 30), dt.date(2017, 7, 31), dt.date(2017, 8, 31), dt.date(2017, 9, 30)]
+ORIGINS = [
+    dt.date(2017, 4, 30),
+    dt.date(2017, 5, 31),
+    dt.date(2017, 6, 30),
+    dt.date(2017, 7, 31),
+    dt.date(2017, 8, 31),
+    dt.date(2017, 9, 30),
+]
 COLS = ["crps", "cover_50", "cover_80", "cover_90", "ape_p50", "pit"]
 BASELINES = ["run_rate", "spreadsheet", "weighted_pipeline"]
 

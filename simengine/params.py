@@ -23,7 +23,27 @@ array                    shape                       meaning
                                                      to loss of a unit that does not take
                                                      the step (days); None = never lost
 ``loss_sigma``           (draw, cell, step)          optional: its log-scale sd
+``dormant``              (draw, cell, step)          optional (with ``loss_*``): share of the
+                                                     units that do not take the step which
+                                                     stay open for good (never lost); None = 0
+``conversion_drift_sd``  (draw,)                     optional: sd of the logit conversion
+                                                     random walk per drift period; the
+                                                     forecast steps it ahead; None = 0
+``arrival_level_sd``     (draw, entry_stage)         optional: sd of the weekly random walk
+                                                     of the log arrival level, one walk per
+                                                     entry stage shared by its cells; the
+                                                     forecast steps it ahead; None = 0
 =======================  ==========================  =====================================
+
+Uncertainty about the period ahead: the fitted conversion is the last drift
+period's (the one running at the as-of date) and the arrival rate the level
+of the last week before it. Both move on as random walks after the as-of
+date: a unit entering on day ``t`` (from the as-of date) lives
+``t // drift_period_days + 1`` drift periods after the last fitted one, so
+its logit rate is the fitted one plus that many Normal(0,
+``conversion_drift_sd``) steps; week ``w`` of arrivals has its level moved by
+``w + 1`` Normal(0, ``arrival_level_sd``) steps. The steps are drawn per path
+(:mod:`simengine.engine`); without the scales there is no drift ahead.
 
 ``entry_stage`` always spans every stage but the last (``stages[:-1]``), with
 rate 0 where units do not enter.
@@ -100,6 +120,18 @@ class FunnelParameters:
         means a non-converter is never lost (it stays open), so an open unit
         aged ``a`` converts with ``p (1 - F(a)) / (1 - p F(a))``; with them,
         ``p (1 - F(a)) / (p (1 - F(a)) + (1 - p) (1 - G(a)))``.
+    dormant : ndarray, shape (draw, cell, step), or None
+        Share ``q`` of the non-converters of a step that never leave (stay
+        open for good: the stale deals of a CRM); needs ``loss_*``. An open
+        unit aged ``a`` then converts with ``p S_F(a) / (p S_F(a) + (1 - p)
+        ((1 - q) S_G(a) + q))``. None means 0.
+    conversion_drift_sd : ndarray, shape (draw,), or None
+        Innovation sd of the logit conversion random walk per drift period
+        (None = no drift ahead).
+    drift_period_days : int
+        Length of a drift period (days).
+    arrival_level_sd : ndarray, shape (draw, entry_stage), or None
+        Weekly innovation sd of the log arrival level (None = no drift ahead).
     open_units : OpenUnits
     source : str
         ``"posterior"`` or ``"assumptions"``.
@@ -123,6 +155,10 @@ class FunnelParameters:
     deal_size_sigma: FloatArray
     loss_mu: FloatArray | None = None
     loss_sigma: FloatArray | None = None
+    dormant: FloatArray | None = None
+    conversion_drift_sd: FloatArray | None = None
+    drift_period_days: int = 91
+    arrival_level_sd: FloatArray | None = None
     open_units: OpenUnits = field(default_factory=OpenUnits.empty)
     source: str = "assumptions"
     attrs: dict[str, str] = field(default_factory=dict)
@@ -144,12 +180,28 @@ class FunnelParameters:
             raise ValueError("loss_mu and loss_sigma go together: give both or neither")
         if self.loss_sigma is not None:
             expect |= {"loss_mu": (d, c, s), "loss_sigma": (d, c, s)}
+        if self.dormant is not None:
+            if self.loss_sigma is None:
+                raise ValueError("dormant needs loss_mu and loss_sigma (the time to loss)")
+            expect["dormant"] = (d, c, s)
+        if self.conversion_drift_sd is not None:
+            expect["conversion_drift_sd"] = (d,)
+        if self.arrival_level_sd is not None:
+            expect["arrival_level_sd"] = (d, e)
         for name, shape in expect.items():
             got = getattr(self, name).shape
             if got != shape:
                 raise ValueError(f"FunnelParameters.{name} has shape {got}, expected {shape}")
         if self.loss_sigma is not None and np.any(self.loss_sigma < 0):
             raise ValueError("log-scale sds must be >= 0")
+        if self.dormant is not None and np.any((self.dormant < 0) | (self.dormant > 1)):
+            raise ValueError("dormant shares must lie in [0, 1]")
+        for name in ("conversion_drift_sd", "arrival_level_sd"):
+            v = getattr(self, name)
+            if v is not None and np.any(v < 0):
+                raise ValueError(f"{name} must be >= 0")
+        if self.drift_period_days < 1:
+            raise ValueError("drift_period_days must be >= 1")
         if self.cell_segment.shape != (c,):
             raise ValueError("cell_segment must have one entry per cell")
         if np.any((self.conversion < 0) | (self.conversion > 1)):

@@ -14,14 +14,17 @@ as-of date and the period ``(0, H]``, ``H = period_days``:
   ``arrival_rate``, ``b`` = ``arrival_trend``); one arriving at ``t`` is won
   in the period with probability ``p F(H - t)`` (``F`` = lognormal delay);
 * a unit open at age ``a`` converts with ``pc(a)`` (the engine's law:
-  ``p S_F(a) / (p S_F(a) + (1 - p) S_G(a))`` with the fitted time to loss
-  ``G``, else ``p S_F(a) / (1 - p F(a))``) and is then won in the period
+  ``p S_F(a) / (p S_F(a) + (1 - p) ((1 - q) S_G(a) + q))`` with the fitted
+  time to loss ``G`` and dormant share ``q`` (0 if absent), else
+  ``p S_F(a) / (1 - p F(a))``) and is then won in the period
   with probability ``(F(a + H) - F(a)) / S_F(a)``;
 * a won unit's amount has mean ``exp(mu + sigma^2 / 2)`` (lognormal), or its
   known amount for open units that carry one.
 
 The engine's day flooring and the period's first day are ignored (an error
-of about a day in ninety).
+of about a day in ninety), and so is the drift ahead (its steps have mean 0
+on the logit and log scales, so they move these means only through the
+curvature of the links).
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def explain_origin(
     has_loss = "loss_mu" in post and "loss_sigma" in post
     lmu = draws("loss_mu")[:, 0] if has_loss else None
     lsg = draws("loss_sigma")[:, 0] if has_loss else None
+    dorm = draws("dormant")[:, 0] if (has_loss and "dormant" in post) else None
     deal = np.exp(draws("deal_size_mu") + 0.5 * draws("deal_size_sigma") ** 2)
 
     h = float(period_days)
@@ -140,7 +144,8 @@ def explain_origin(
         sf_ah = _sf_log(a + h, dmu[i][None, :], dsg[i][None, :])
         if lmu is not None and lsg is not None:
             sg_a = _sf_log(a, lmu[i][None, :], lsg[i][None, :])
-            pc = p[i] * sf_a / (p[i] * sf_a + (1.0 - p[i]) * sg_a)
+            q = dorm[i] if dorm is not None else np.zeros_like(p[i])
+            pc = p[i] * sf_a / (p[i] * sf_a + (1.0 - p[i]) * ((1.0 - q) * sg_a + q))
         else:
             pc = p[i] * sf_a / (1.0 - p[i] * (1.0 - sf_a))
         w_open = pc * np.where(sf_a > 0, (sf_a - sf_ah) / np.where(sf_a > 0, sf_a, 1.0), 0.0)

@@ -58,7 +58,13 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``base = (c * S + e) * (3S + 2)``: arrivals ``base``, conversions
 ``base + 1 + s``, delays ``base + 1 + S + s``, leaving delays
 ``base + 1 + 2S + s``, amounts ``base + 1 + 3S``; open units of cell ``c``:
-``C S (3S + 2) + c``. A week's unit days are drawn from the conversion
+``C S (3S + 2) + c``; the drift ahead (:func:`_conversion_walk`,
+:func:`_level_walk`): the conversion walk of cell ``c`` and step ``s``
+``C S (3S + 2) + C + c S + s``, the arrival level walk of entry stage ``e``
+``C S (3S + 2) + C + C S + e``. These last are seeded and drawn only when the
+parameters carry positive innovation sds, and a dormant unit's extra
+uniform only when its share is positive, so without them every stream
+draws what it drew before. A week's unit days are drawn from the conversion
 stream of step ``e`` (their number depends only on ``p_e``), so a change of a
 later step's rate leaves arrivals and first conversions untouched. A change
 of what the streams draw changes paths' numbers, not their law; such changes
@@ -90,6 +96,7 @@ poisson = _rng.poisson
 binomial = _rng.binomial
 ndtr = _rng.ndtr
 lognormal_truncated_tail = _rng.lognormal_truncated_tail
+std_normal = _rng.std_normal
 
 
 @jit
@@ -175,6 +182,12 @@ def _arrivals(  # pragma: no cover
     pdc,
     ent,
     counts,
+    convk,
+    has_drift,
+    drift_days,
+    lvl,
+    has_lvl,
+    dorm,
 ):
     """Play out the new units of cell ``c`` at entry stage ``e``, week by week.
 
@@ -201,10 +214,21 @@ def _arrivals(  # pragma: no cover
     winners are played (units ``j < counts[S]``, who come first in every
     stream); the others draw nothing. Which units draw depends only on the
     binomial counts, never on the draws themselves, so the law is unchanged.
+
+    Drift ahead: with ``has_lvl`` week ``w``'s mean is also multiplied by
+    ``lvl[e, w]`` (the path's arrival level walk); with ``has_drift`` the
+    week's cohort converts, at every step, with ``convk[c, s, 7 w //
+    drift_days]`` (the path's conversion walk, drift periods after the as-of
+    date) instead of ``conv[d, c, s]``. A pipeline unit that stops at step
+    ``s`` stays open for good with probability ``dorm[d, c, s]`` (a uniform
+    from its leaving stream, drawn only when that share is positive) and
+    otherwise leaves after a draw from the leaving law.
     """
     S = conv.shape[2]
     for w in range(n_weeks):
         mw = m * math.exp(tr * w) if tr != 0.0 else m
+        if has_lvl:
+            mw *= lvl[e, w]
         if alpha > 0.0:
             mw *= gamma(states, 1.0 / alpha, base) * alpha
         nw = poisson(states, mw, base) if mw > 0.0 else 0
@@ -213,9 +237,10 @@ def _arrivals(  # pragma: no cover
         d0 = 7 * w
         post = d0 > end_off  # only this week's winners can matter (see above)
         counts[e] = nw
+        kd = (7 * w) // drift_days
         for s in range(e, S):
             k = counts[s]
-            p = conv[d, c, s]
+            p = convk[c, s, kd] if has_drift else conv[d, c, s]
             if k == 0 or p <= 0.0:
                 counts[s + 1] = 0
             elif p >= 1.0:
@@ -249,6 +274,9 @@ def _arrivals(  # pragma: no cover
                 if day > cov_last:
                     continue
                 _pipe(pdv, pdc, g, day, amt, 1.0, cov_last)
+                q = dorm[d, c, e]
+                if q > 0.0 and uniform(states, r_leave) < q:
+                    continue  # dormant: stays open
                 t_out = day + lognormal(states, lmu[d, c, e], lsig[d, c, e], r_leave)
                 if t_out < sim_days:
                     _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
@@ -288,6 +316,9 @@ def _arrivals(  # pragma: no cover
                     rev[g, dd] += amt
                     if in_cov:
                         _pipe(pdv, pdc, g, dd, amt, -1.0, cov_last)
+            q = dorm[d, c, reached] if reached < S else 0.0
+            if q > 0.0 and alive and in_cov and uniform(states, base + 1 + 2 * S + reached) < q:
+                continue  # dormant: stays open
             if alive and in_cov and reached < S:
                 t_out = t + lognormal(
                     states, lmu[d, c, reached], lsig[d, c, reached], base + 1 + 2 * S + reached
@@ -326,6 +357,7 @@ def _open_units(  # pragma: no cover
     ent,
     tails,
     tails_done,
+    dorm,
 ):
     """Play out the open units, run by run of equal (cell, stage, age).
 
@@ -346,6 +378,12 @@ def _open_units(  # pragma: no cover
     met (``tails_done[d]``) and read back for every later path of that draw
     (bitwise the same values; a block of 50,000 paths meets each of 4,000
     draws 12 or 13 times).
+
+    Dormant units (``dorm[d, c, s] = q > 0``, with a time to loss): an open
+    unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G + q))``; a
+    pipeline non-converter is then lost with ``(1 - q) S_G / ((1 - q) S_G +
+    q)`` (one more uniform) and else stays open; a unit that converts and
+    later stops at step ``s`` stays open with ``dorm[d, c, s]``.
     """
     S = conv.shape[2]
     cached = tails.shape[0] > 0
@@ -381,13 +419,16 @@ def _open_units(  # pragma: no cover
                 alpha_l, sl = _alpha(a, lm, ls), tails[d, k, 1]
             else:
                 alpha_l, sl = _tail(a, lm, ls)
-            den = p * sf + (1.0 - p) * sl
+            q = dorm[d, c, s0]
+            den = p * sf + (1.0 - p) * ((1.0 - q) * sl + q)
             pc = p * sf / den if den > 0.0 else p
+            p_lost = (1.0 - q) * sl / ((1.0 - q) * sl + q) if q > 0.0 else 1.0
         else:
             # never lost: a non-converter stays open for ever
             alpha_l, sl = alpha, sf
             den = 1.0 - p * (1.0 - sf)
             pc = p * sf / den if den > 0.0 else 1.0
+            p_lost = 1.0
         for u in range(lo, hi):
             amt = oamt[u]
             if s0 >= pipe:
@@ -397,6 +438,8 @@ def _open_units(  # pragma: no cover
             converts = uniform(states, ro) < pc
             if not converts:
                 if s0 >= pipe:
+                    if p_lost < 1.0 and uniform(states, ro) >= p_lost:
+                        continue  # dormant: stays open
                     if has_loss:
                         x = _above(states, ro, lm, ls, a, alpha_l, sl)
                     else:
@@ -428,11 +471,56 @@ def _open_units(  # pragma: no cover
                 if uniform(states, ro) < conv[d, c, s]:
                     t += lognormal(states, dmu[d, c, s], dsig[d, c, s], ro)
                 else:
-                    if in_cov:
+                    q = dorm[d, c, s]
+                    if in_cov and not (q > 0.0 and uniform(states, ro) < q):
                         t_out = t + lognormal(states, lmu[d, c, s], lsig[d, c, s], ro)
                         if t_out < sim_days:
                             _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
                     break
+
+
+@jit
+def _conversion_walk(root, path, d, conv, dsd, xbase, states, convk):  # pragma: no cover
+    """Fill ``convk[c, s, k]``: the path's conversion ``k + 1`` drift periods ahead.
+
+    The logit of ``conv[d, c, s]`` plus ``k + 1`` Normal(0, ``dsd[d]``)
+    steps, from stream ``xbase + c S + s`` (one per cell and step, so a
+    change of one cell's rate leaves the others' walks untouched). Rates of
+    0 or 1 do not move.
+    """
+    C = conv.shape[1]
+    S = conv.shape[2]
+    sd = dsd[d]
+    for c in range(C):
+        for s in range(S):
+            row = xbase + c * S + s
+            p0 = conv[d, c, s]
+            if sd <= 0.0 or p0 <= 0.0 or p0 >= 1.0:
+                for k in range(convk.shape[2]):
+                    convk[c, s, k] = p0
+                continue
+            seed_stream(root, path, row, states, row)
+            x = math.log(p0) - math.log1p(-p0)
+            for k in range(convk.shape[2]):
+                x += sd * std_normal(states, row)
+                convk[c, s, k] = 1.0 / (1.0 + math.exp(-x))
+
+
+@jit
+def _level_walk(root, path, d, lsd, lbase, states, lvl):  # pragma: no cover
+    """Fill ``lvl[e, w] = exp(sum of w + 1 Normal(0, lsd[d, e]) steps)``, stream ``lbase + e``."""
+    for e in range(lvl.shape[0]):
+        sd = lsd[d, e]
+        if sd <= 0.0:
+            for w in range(lvl.shape[1]):
+                lvl[e, w] = 1.0
+            continue
+        row = lbase + e
+        seed_stream(root, path, row, states, row)
+        y = 0.0
+        for w in range(lvl.shape[1]):
+            y += sd * std_normal(states, row)
+            lvl[e, w] = math.exp(y)
 
 
 @jit
@@ -463,8 +551,10 @@ def _path(root, path, model, scratch):  # pragma: no cover
         _week_days,
         _targets,
         ogroup,
+        ahead,
     ) = model
-    states, rev, pdv, pdc, ent, counts, tails, tails_done = scratch
+    dorm, _has_dorm, dsd, has_drift, drift_days, _n_drift, lsd, has_level, level_on = ahead
+    states, rev, pdv, pdc, ent, counts, tails, tails_done, convk, lvl = scratch
     d = path % conv.shape[0]
     C = conv.shape[1]
     S = conv.shape[2]
@@ -479,6 +569,11 @@ def _path(root, path, model, scratch):  # pragma: no cover
     # day before the start); pipeline changes after it are never read
     n_w = _week_days.shape[0]
     cov_last = _week_days[n_w - 1] if n_w > 0 else start_off - 1
+    xbase = C * S * per + C  # streams of the drift ahead (after the open units')
+    if has_drift:
+        _conversion_walk(root, path, d, conv, dsd, xbase, states, convk)
+    if has_level:
+        _level_walk(root, path, d, lsd, xbase + C * S, states, lvl)
     for c in range(C):
         g = cseg[c]
         for e in range(S):
@@ -490,6 +585,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
             m = rate[d, c, e]
             if m <= 0.0:
                 continue
+            lvl_on = has_level == 1 and level_on[c, e] == 1
             _arrivals(
                 m,
                 trend[d, c, e],
@@ -518,6 +614,12 @@ def _path(root, path, model, scratch):  # pragma: no cover
                 pdc,
                 ent,
                 counts,
+                convk,
+                has_drift,
+                drift_days,
+                lvl,
+                lvl_on,
+                dorm,
             )
     obase = C * S * per
     n_groups = ogroup.shape[0] - 1
@@ -553,6 +655,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
             ent,
             tails,
             tails_done,
+            dorm,
         )
     for g in range(G):
         for i in range(rev.shape[1]):
@@ -636,6 +739,7 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
     are then computed path by path.
     """
     conv, sim_days, targets, ogroup = model[0], model[18], model[22], model[23]
+    n_drift = model[24][5]
     G1 = targets.shape[0]
     S1 = conv.shape[2] + 1
     n_draws = conv.shape[0]
@@ -653,6 +757,8 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         np.zeros(S1, np.int64),  # cohort counts per stage
         tails,  # tail masses of the open units' runs, per draw
         np.zeros(tails.shape[0], np.uint8),  # which draws' tails are filled
+        np.zeros((conv.shape[1], conv.shape[2], n_drift)),  # conversion walk ahead
+        np.ones((conv.shape[2], (sim_days + 6) // 7)),  # arrival level walk ahead
     )
 
 
@@ -687,7 +793,9 @@ def paths_kernel(  # pragma: no cover
     arrival_trend, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,
     has_loss, cell_segment, entry_active, open_cell, open_stage, open_age,
     open_amount, pipeline_stage, sim_days, start_off, end_off, week_days,
-    targets, open_group)``; the open units are sorted by (cell, stage, age)
+    targets, open_group, ahead)`` with ``ahead = (dormant, has_dormant,
+    conv_drift_sd, has_drift, drift_days, n_drift, level_sd, has_level,
+    level_on)``; the open units are sorted by (cell, stage, age)
     and ``open_group`` holds the start of each run of equal (cell, stage,
     age), then their count.
     """

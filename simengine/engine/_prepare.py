@@ -10,6 +10,18 @@ in proportion to each draw's own rates (equally if they are all zero), and
 the arrival trend of those cells and stage is set to 0 (the plan gives the
 level).
 
+Drift ahead (see :mod:`simengine.params`): ``conv_drift_sd`` (draw,) and
+``level_sd`` (draw, entry_stage) are the innovation sds (zeros when the
+parameters have none; ``has_drift``/``has_level`` say whether any is
+positive, and without them the kernels draw nothing more, so their streams
+stay bitwise those of a posterior without scales). ``n_drift`` is the number
+of drift periods ahead that units entering before the horizon can reach.
+Planned ``new_units`` fix the level of their cells and stage, so the level
+walk is off there (``level_on`` = 0).
+
+Dormant units: ``dormant`` (draw, cell, step), zeros without it
+(``has_dormant`` = 0).
+
 Time to loss: when the parameters carry ``loss_mu``/``loss_sigma`` (the
 fitted competing risk), ``has_loss`` is 1 and ``leave_mu``/``leave_sigma`` are
 those arrays: a unit that does not take a step is lost after a draw from
@@ -76,6 +88,15 @@ class Prepared:
     week_days: IntArray
     targets: FloatArray
     open_group: IntArray
+    dormant: FloatArray
+    has_dormant: int
+    conv_drift_sd: FloatArray
+    has_drift: int
+    drift_days: int
+    n_drift: int
+    level_sd: FloatArray
+    has_level: int
+    level_on: IntArray
 
     @property
     def n_segments(self) -> int:
@@ -97,7 +118,7 @@ class Prepared:
         """Random streams per path (see ``_kernels``)."""
         c = len(self.params.cells)
         e = self.n_stages - 1
-        return c * e * (3 * e + 2) + c
+        return c * e * (3 * e + 2) + c + c * e + e
 
 
 def _c(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
@@ -167,6 +188,7 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
     rate = np.array(params.arrival_rate, dtype=np.float64, copy=True)
     trend = np.array(params.arrival_trend, dtype=np.float64, copy=True)
     weeks_in_period = plan.period_days / 7.0
+    level_on = np.ones((n_cells, n_steps), np.int64)
     for seg, per_stage in plan.new_units.items():
         g = params.segments.index(seg)
         cells = np.flatnonzero(params.cell_segment == g)
@@ -178,6 +200,7 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
             share = np.where(tot > 0, own / np.where(tot > 0, tot, 1.0), 1.0 / cells.size)
             rate[:, cells, e] = weekly * share
             trend[:, cells, e] = 0.0
+            level_on[cells, e] = 0
     entry_active = (rate.max(axis=0) > 0).astype(np.int64)  # (cell, entry_stage)
     targets = np.array(
         [plan.targets[s] for s in params.segments] + [plan.total_target], dtype=np.float64
@@ -185,6 +208,22 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
     start_off, end_off = plan.start_offset, plan.end_offset
     order, open_group = _open_groups(ou.cell, ou.stage, ou.age_days)
     week_days = np.arange(start_off + 6, end_off + 1, 7, dtype=np.int64)
+    n_draws = params.n_draws
+    dormant = np.zeros((n_draws, n_cells, n_steps)) if params.dormant is None else params.dormant
+    drift_sd = (
+        np.zeros(n_draws) if params.conversion_drift_sd is None else params.conversion_drift_sd
+    )
+    level_sd = (
+        np.zeros((n_draws, n_steps)) if params.arrival_level_sd is None else params.arrival_level_sd
+    )
+    for name, arr in (
+        ("dormant", dormant),
+        ("conversion_drift_sd", drift_sd),
+        ("arrival_level_sd", level_sd),
+    ):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"FunnelParameters.{name} has non-finite values")
+    drift_days = int(params.drift_period_days)
     return Prepared(
         params=params,
         plan=plan,
@@ -212,6 +251,15 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         week_days=week_days,
         targets=targets,
         open_group=open_group,
+        dormant=_c(dormant),
+        has_dormant=int(has_loss and bool(np.any(dormant > 0))),
+        conv_drift_sd=_c(drift_sd),
+        has_drift=int(bool(np.any(drift_sd > 0))),
+        drift_days=drift_days,
+        n_drift=max(1, (plan.sim_days - 1) // drift_days + 1),
+        level_sd=_c(level_sd),
+        has_level=int(bool(np.any(level_sd > 0))),
+        level_on=_c(level_on, np.int64),
     )
 
 

@@ -219,6 +219,17 @@ def _args(prepared: Prepared) -> tuple[object, ...]:
         p.week_days,
         p.targets,
         p.open_group,
+        (
+            p.dormant,
+            p.has_dormant,
+            p.conv_drift_sd,
+            p.has_drift,
+            p.drift_days,
+            p.n_drift,
+            p.level_sd,
+            p.has_level,
+            p.level_on,
+        ),
     )
     return (model, p.n_streams)
 

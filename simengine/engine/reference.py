@@ -4,6 +4,12 @@ The same model as :mod:`simengine.engine._kernels`, vectorised over paths and
 units with one :class:`numpy.random.Generator`; its random numbers differ from
 the engine's, so the two agree in distribution, not path by path. Memory
 grows with the number of paths times units: use it for up to ~10^4 paths.
+
+The drift ahead is drawn the engine's way: per path, a conversion walk per
+(cell, step) over drift periods and an arrival level walk per entry stage
+over weeks; a new unit's conversions use its arrival week's drift period
+(``7 (day // 7) // drift_days``), open units the fitted (last-period) rates.
+Dormant non-converters (``dormant``) stay open instead of leaving.
 """
 
 from __future__ import annotations
@@ -69,11 +75,14 @@ def _units(
     stage: int,
     amt: F64,
     pipe_now: bool,
+    conv: F64 | None = None,
 ) -> None:
     """Move units that just entered ``stage`` at times ``t`` on through the funnel.
 
     ``amt`` is NaN where not yet known; units get an amount and join the
     pipeline where ``pipe_now`` (first stage) or on entering the pipeline stage.
+    ``conv`` (unit, step), if given, holds the units' own conversion rates
+    (the drift ahead); else the draws' fitted ones are used.
     """
     pr = acc.pr
     S = pr.n_stages - 1
@@ -81,6 +90,8 @@ def _units(
     while path.size:
         alive = t < pr.sim_days
         path, d, c, t, amt = path[alive], d[alive], c[alive], t[alive], amt[alive]
+        if conv is not None:
+            conv = conv[alive]
         g = pr.cell_segment[c]
         day = t.astype(np.int64)
         acc.enter(path, g, stage, day)
@@ -96,19 +107,24 @@ def _units(
             np.add.at(acc.rev, (path, g, day), amt)
             acc.pipe(path, g, day, amt, -1.0)
             return
-        conv = rng.random(path.size) < pr.conversion[d, c, stage]
+        p = pr.conversion[d, c, stage] if conv is None else conv[:, stage]
+        takes = rng.random(path.size) < p
         delay = np.exp(rng.normal(pr.delay_mu[d, c, stage], pr.delay_sigma[d, c, stage]))
         if stage >= pr.pipeline_stage:
             # non-converters leave the pipeline after a draw from the leaving law
             # (time to loss, or the step's delay law without loss information)
-            lost = ~conv
+            q = pr.dormant[d, c, stage]
+            lost = ~takes & ~(rng.random(path.size) < q)  # dormant units stay open
             dl, cl = d[lost], c[lost]
             t_out = t[lost] + np.exp(
                 rng.normal(pr.leave_mu[dl, cl, stage], pr.leave_sigma[dl, cl, stage])
             )
             ok = t_out < pr.sim_days
             acc.pipe(path[lost][ok], g[lost][ok], t_out[ok].astype(np.int64), amt[lost][ok], -1.0)
-        path, d, c, t, amt = path[conv], d[conv], c[conv], t[conv] + delay[conv], amt[conv]
+        path, d, c, t = path[takes], d[takes], c[takes], t[takes] + delay[takes]
+        amt = amt[takes]
+        if conv is not None:
+            conv = conv[takes]
         stage += 1
 
 
@@ -140,6 +156,19 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
     draw = np.arange(n) % D
     n_weeks = (days + 6) // 7
     week = np.arange(n_weeks)
+    # drift ahead: conversion walk (path, cell, step, period), level walk (path, e, week)
+    n_k = pr.n_drift
+    conv_k = np.broadcast_to(pr.conversion[draw][..., None], (n, C, S, n_k)).copy()
+    inner = (conv_k > 0) & (conv_k < 1)
+    with np.errstate(divide="ignore"):
+        logit = np.log(conv_k) - np.log1p(-conv_k)
+    walk = np.cumsum(rng.standard_normal((n, C, S, n_k)), axis=3)
+    conv_k = np.where(
+        inner, special.expit(logit + walk * pr.conv_drift_sd[draw][:, None, None, None]), conv_k
+    )
+    level = np.exp(
+        np.cumsum(rng.standard_normal((n, S, n_weeks)), axis=2) * pr.level_sd[draw][:, :, None]
+    )
     for c in range(C):
         for e in range(S):
             if not pr.entry_active[c, e]:
@@ -147,6 +176,8 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
             m = pr.arrival_rate[draw, c, e][:, None] * np.exp(
                 pr.arrival_trend[draw, c, e][:, None] * week[None, :]
             )
+            if pr.level_on[c, e]:
+                m = m * level[:, e, :]
             alpha = pr.arrival_dispersion[draw, c, e]
             pos = alpha > 0
             mult = np.ones((n, n_weeks))
@@ -161,7 +192,10 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
             t = np.repeat(day, reps).astype(np.float64)
             dd = draw[path]
             cc = np.full(path.size, c, np.int64)
-            _units(rng, acc, path, dd, cc, t, e, np.full(path.size, np.nan), e >= pr.pipeline_stage)
+            k = np.repeat((7 * (day // 7)) // pr.drift_days, reps)
+            uconv = conv_k[path, c, :, k]  # (unit, step)
+            amt0 = np.full(path.size, np.nan)
+            _units(rng, acc, path, dd, cc, t, e, amt0, e >= pr.pipeline_stage, uconv)
     n_open = pr.open_cell.size
     if n_open:
         path = np.repeat(np.arange(n), n_open)
@@ -180,11 +214,16 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
         p = pr.conversion[d, oc, s0]
         mu, sg = pr.delay_mu[d, oc, s0], pr.delay_sigma[d, oc, s0]
         sf = _lognormal_sf(a, mu, sg)
+        q = pr.dormant[d, oc, s0]
+        dormant = np.zeros(path.size, bool)
         if pr.has_loss:
             lmu, lsg = pr.leave_mu[d, oc, s0], pr.leave_sigma[d, oc, s0]
-            den = p * sf + (1.0 - p) * _lognormal_sf(a, lmu, lsg)
+            sl = _lognormal_sf(a, lmu, lsg)
+            den = p * sf + (1.0 - p) * ((1.0 - q) * sl + q)
             with np.errstate(divide="ignore", invalid="ignore"):
                 pc = np.where(den > 0, p * sf / den, p)
+                p_lost = np.where(q > 0, (1.0 - q) * sl / ((1.0 - q) * sl + q), 1.0)
+            dormant = rng.random(path.size) >= p_lost
         else:
             den = 1.0 - p * (1.0 - sf)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -194,7 +233,7 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
         if pr.has_loss:
             x = np.where(conv, x, _truncated_below(rng, lmu, lsg, a))
         t = np.maximum(x - a, 0.0)
-        lost = ~conv & in_pipe & (t < days)
+        lost = ~conv & ~dormant & in_pipe & (t < days)
         acc.pipe(path[lost], g[lost], t[lost].astype(np.int64), amt[lost], -1.0)
         for stage in range(1, S + 1):
             sel = conv & (s0 + 1 == stage)

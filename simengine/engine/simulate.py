@@ -67,9 +67,7 @@ def thread_block_map(threads: int) -> BlockMap:
     """
     n = max(1, threads)
 
-    def block_map(
-        prepared: Prepared, blocks: Sequence[Block], seed: int
-    ) -> Iterator[BlockSummary]:
+    def block_map(prepared: Prepared, blocks: Sequence[Block], seed: int) -> Iterator[BlockSummary]:
         with ThreadPoolExecutor(max_workers=n) as pool:
             pending: list[Future[BlockSummary]] = []
             nxt = 0
@@ -220,4 +218,3 @@ def forecast_meta(
     if input_paths:
         meta["input_paths"] = dict(input_paths)
     return meta
-

@@ -8,11 +8,17 @@ Required (see docs/contracts.md, "The posterior file"):
   ``delay_mu(cell, step)``, ``delay_sigma(cell, step)``,
   ``arrival_rate(cell, entry_stage)``, ``arrival_dispersion(cell, entry_stage)``,
   ``deal_size_mu(cell)``, ``deal_size_sigma(cell)``; optional
-  ``arrival_trend(cell, entry_stage)`` (absent = 0);
+  ``arrival_trend(cell, entry_stage)`` (absent = 0), ``loss_mu``/``loss_sigma``
+  ``(cell, step)``, ``dormant(cell, step)`` (with ``loss_*``; absent = 0),
+  and the innovation scales of the drift ahead (absent = no drift ahead):
+  ``conversion_drift_sd`` (no dims: per drift period, logit scale) and
+  ``arrival_level_sd(entry_stage)`` (per week, log scale);
 * ``posterior.attrs``: ``simengine_stages`` (JSON list) and
   ``simengine_as_of`` (ISO date); optional ``simengine_pipeline_stage``
   (default ``"opportunity"`` if a stage, else ``stages[-2]``),
-  ``simengine_converged``;
+  ``simengine_converged``, ``simengine_drift_period_days`` (days of a drift
+  period; needed with ``conversion_drift_sd``, else read from
+  ``simengine_fit_settings``);
 * optional group ``constant_data`` (dim ``unit``): ``open_cell``,
   ``open_stage``, ``open_age_days``, ``open_amount`` (the as-of open units).
 
@@ -70,14 +76,23 @@ OPTIONAL_VARS: dict[str, tuple[str, ...]] = {
     "arrival_trend": ("cell", "entry_stage"),
     "loss_mu": ("cell", "step"),
     "loss_sigma": ("cell", "step"),
+    "dormant": ("cell", "step"),
+    "conversion_drift_sd": (),
+    "arrival_level_sd": ("entry_stage",),
 }
-"""Optional posterior variables: ``arrival_trend`` (absent = 0, flat) and the
+"""Optional posterior variables: ``arrival_trend`` (absent = 0, flat); the
 log-scale time to loss of a unit that does not convert, ``loss_mu`` and
 ``loss_sigma`` (both or neither; absent = non-converters are never lost, the
-plain cure law ``p (1 - F(a)) / (1 - p F(a))`` for open units)."""
+plain cure law ``p (1 - F(a)) / (1 - p F(a))`` for open units); ``dormant``,
+the share of non-converters that stay open for good (needs ``loss_*``;
+absent = 0); the drift ahead's innovation sds ``conversion_drift_sd`` (logit
+rate, per drift period) and ``arrival_level_sd`` (log arrival level, per
+week; absent = no drift ahead)."""
 
 REQUIRED_ATTRS = ("simengine_stages", "simengine_as_of")
 """``posterior.attrs`` every file must carry."""
+
+_NONNEG = ("dormant", "conversion_drift_sd", "arrival_level_sd")
 
 _OPEN_VARS = ("open_cell", "open_stage", "open_age_days", "open_amount")
 
@@ -202,6 +217,24 @@ def _validate(idata: az.InferenceData, f: str) -> None:
         vals = np.asarray(post[name].values, dtype=float)
         if not np.all(np.isfinite(vals)):
             issues.append(Issue(f, None, f"posterior.{name}", "nan/inf", "values must be finite"))
+        elif name in _NONNEG and np.any(vals < 0):
+            issues.append(Issue(f, None, f"posterior.{name}", str(vals.min()), "must be >= 0"))
+        elif name == "dormant" and np.any(vals > 1):
+            issues.append(Issue(f, None, f"posterior.{name}", str(vals.max()), "must be <= 1"))
+    if "dormant" in post and "loss_mu" not in post:
+        issues.append(
+            Issue(f, None, "posterior.dormant", "", "needs loss_mu and loss_sigma (time to loss)")
+        )
+    if "conversion_drift_sd" in post and _drift_days(post.attrs) is None:
+        issues.append(
+            Issue(
+                f,
+                None,
+                "posterior.attrs.simengine_drift_period_days",
+                str(post.attrs.get("simengine_drift_period_days", "")),
+                "a positive whole number of days is needed with conversion_drift_sd",
+            )
+        )
     for dim in ("cell", "step", "entry_stage"):
         if dim not in post.coords and dim in post.dims:
             issues.append(
@@ -281,6 +314,21 @@ def _validate_open(cd: xr.Dataset, f: str, stages: list[str], cells: list[str]) 
         raise InputError(issues[:200], summary=f"invalid posterior file {f}")
 
 
+def _drift_days(attrs: dict[str, object]) -> int | None:
+    """Days of a drift period: the attribute, else the fit settings' ``drift_period_days``."""
+    raw: object = attrs.get("simengine_drift_period_days")
+    if raw is None and "simengine_fit_settings" in attrs:
+        try:
+            raw = json.loads(str(attrs["simengine_fit_settings"])).get("drift_period_days")
+        except (ValueError, AttributeError):
+            raw = None
+    try:
+        days = int(str(raw))
+    except ValueError:
+        return None
+    return days if days >= 1 else None
+
+
 def _flat(da: xr.DataArray) -> np.ndarray:
     """Stack (chain, draw) into one chain-major draw axis."""
     arr = np.asarray(da.values, dtype=np.float64)
@@ -346,6 +394,13 @@ def read_parameters(path: str | Path) -> FunnelParameters:
                 out[:, :, stages.index(e)] = vals[:, :, k]
         return out
 
+    level_sd = None
+    if "arrival_level_sd" in post:
+        level_sd = np.zeros((n_draws, n_entry))
+        vals = _flat(post["arrival_level_sd"])
+        for k, e in enumerate(entry_file):
+            level_sd[:, stages.index(e)] = vals[:, k]
+
     open_units = OpenUnits.empty()
     if "constant_data" in idata.groups() and "open_cell" in idata["constant_data"]:
         cd = idata["constant_data"]
@@ -387,6 +442,12 @@ def read_parameters(path: str | Path) -> FunnelParameters:
             deal_size_sigma=_flat(post["deal_size_sigma"]),
             loss_mu=_flat(post["loss_mu"]) if has_loss else None,
             loss_sigma=_flat(post["loss_sigma"]) if has_loss else None,
+            dormant=_flat(post["dormant"]) if "dormant" in post else None,
+            conversion_drift_sd=(
+                _flat(post["conversion_drift_sd"]) if "conversion_drift_sd" in post else None
+            ),
+            drift_period_days=_drift_days(post.attrs) or 91,
+            arrival_level_sd=level_sd,
             open_units=open_units,
             source="posterior",
             attrs=attrs,
