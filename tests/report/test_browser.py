@@ -177,11 +177,13 @@ def full_dom(chromium, forecast_ds, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("full")
     fdir = write_forecast_dir(_with_sources_and_late_target(forecast_ds), root / "fc")
     _deals_table().to_csv(fdir / "deals.csv", index=False)
-    (root / "stress").mkdir()
-    _stress_table().to_csv(root / "stress" / "stress.csv", index=False)
+    (fdir / "stress").mkdir()
+    _stress_table().to_csv(fdir / "stress" / "stress.csv", index=False)
+    (root / "stress").mkdir()  # another forecast's table beside this one: never read
+    _stress_table().assign(title="NOT THIS ONE").to_csv(root / "stress" / "stress.csv")
     sens = root / "sens.csv"
     _sensitivity_table().to_csv(sens, index=False)
-    # stress found beside the forecast (DIR/../stress/stress.csv); sensitivity given
+    # stress found in the forecast directory (DIR/stress/stress.csv); sensitivity given
     report = write_report(fdir, sensitivity=sens)
     text, attrs = _dom(chromium, report, root / "profile")
     assert int(attrs["data-images"]) == 12 + 2  # + stress chart and tornado
@@ -237,6 +239,7 @@ def test_item4_sources_stress_sensitivity_and_named_risks(full_dom, bare_dom):
     assert "new, entering at mql" in sources
     assert 'id="sources"' not in bare_dom  # only when the engine wrote revenue_from_*
     assert "MQLs -20%" in _section(full_dom, "stress")
+    assert "NOT THIS ONE" not in full_dom
     assert "ent opportunity → won conversion" in _section(full_dom, "sensitivity")
     risks = _section(full_dom, "risks")
     assert "ent opportunity → won conversion: one posterior sd lower" in risks
