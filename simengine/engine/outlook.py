@@ -29,7 +29,12 @@ The first step's time is exact (tail masses of the truncated lognormal on
 a grid of :data:`GRID_STEP` days); later steps are chained by convolving
 grid masses, treating mass as uniform within a grid cell, which is exact
 for a one-step unit and leaves an error of order ``GRID_STEP^2`` times the
-density's curvature for the others. Nothing here draws a random number.
+density's curvature for the others. The probabilities are linear in the
+first step's masses, so the chain is applied once per (cell, stage) and
+draw, backwards (its adjoint), and each unit costs one dot product per
+draw. The median close date mixes the win-time laws of at most
+:data:`MEDIAN_DRAWS` evenly spaced draws. Nothing here draws a random
+number.
 
 Outcomes are read at the end of the period's last day (day ``end_offset``):
 ``p_won_in_period`` and ``p_lost_in_period`` count wins and losses from the
@@ -47,18 +52,25 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas._libs.tslibs.nattype import NaTType
 from scipy.signal import fftconvolve
 from scipy.special import ndtr
 
 from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
 
-__all__ = ["COLUMNS", "GRID_STEP", "deal_outlook"]
+__all__ = ["COLUMNS", "GRID_STEP", "MEDIAN_DRAWS", "deal_outlook"]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Width (days) of the time grid later steps are chained on; divides a day.
 GRID_STEP = 0.25
+
+#: Draws (evenly spaced) whose win-time laws the median close date mixes.
+MEDIAN_DRAWS = 128
+
+#: Draws processed at once (bounds the memory of the survival grids).
+_CHUNK = 1024
 
 #: Columns of ``deals.csv`` / the ``deals`` export table, in order.
 COLUMNS = (
@@ -111,6 +123,46 @@ def _chain(a: FloatArray, d: FloatArray) -> FloatArray:
     return out
 
 
+def _chain_adjoint(w: FloatArray, d: FloatArray) -> FloatArray:
+    """Weights ``v`` with ``<a, v> = <_chain(a, d), w>`` for every ``a`` (same grid)."""
+    n = w.shape[1]
+    rt = 0.5 * w
+    rt[:, :-1] += 0.5 * w[:, 1:]
+    return fftconvolve(rt, d[:, ::-1], axes=1)[:, n - 1 : 2 * n - 1]
+
+
+class _Survival:
+    """``S_F`` of one step for a chunk of draws on an absolute grid ``m h``, or pointwise."""
+
+    def __init__(self, mu: FloatArray, sigma: FloatArray, h: float, length: int | None) -> None:
+        self.mu, self.sigma, self.h = mu[:, None], sigma[:, None], h
+        self.grid = None
+        if length is not None:
+            self.grid = _survival(h * np.arange(length, dtype=np.float64)[None, :], self.mu,
+                                  self.sigma)
+
+    def at(self, a: float, n: int) -> FloatArray:
+        """``S_F(a + k h)`` for ``k = 0 .. n``, shape (draw, n + 1)."""
+        m = a / self.h
+        if self.grid is not None and m == round(m):
+            k = round(m)
+            return self.grid[:, k : k + n + 1]
+        return _survival(a + self.h * np.arange(n + 1, dtype=np.float64)[None, :], self.mu,
+                         self.sigma)
+
+
+def _first_step(s_grid: FloatArray) -> FloatArray:
+    """Bin masses of ``X - a``, ``X ~ F | X > a``, from ``S_F(a + k h)`` (first column = S_F(a)).
+
+    Past the law's reach (``S_F(a) = 0``: a point mass passed, or the far tail)
+    the step is taken at once, as the engine's truncated draw does.
+    """
+    sf = s_grid[:, :1]
+    masses = np.clip(s_grid[:, :-1] - s_grid[:, 1:], 0.0, None) / np.where(sf > 0, sf, 1.0)
+    masses[:, 0] = np.where(sf[:, 0] > 0, masses[:, 0], 1.0)
+    return masses
+
+
 def deal_outlook(
     params: FunnelParameters,
     plan: Plan,
@@ -158,88 +210,111 @@ def deal_outlook(
     h = 1.0 / per_day
     sim_days = plan.sim_days
     start_off, end_off = plan.start_offset, plan.end_offset
-    n = sim_days * per_day  # bins up to the horizon
-    lo_bin, hi_bin = start_off * per_day, (end_off + 1) * per_day
+    n_full = sim_days * per_day  # bins up to the horizon
+    n_e = (end_off + 1) * per_day  # bins up to the end of the period's last day
+    lo_bin = start_off * per_day
+    e_time = float(end_off + 1)
     S = len(params.stages) - 1
+    n_draws = params.n_draws
     conv, dmu, dsig = params.conversion, params.delay_mu, params.delay_sigma
     has_loss = params.loss_mu is not None
     lmu = params.loss_mu if params.loss_mu is not None else dmu
     lsig = params.loss_sigma if params.loss_sigma is not None else dsig
     deal_mean = np.exp(params.deal_size_mu + 0.5 * params.deal_size_sigma**2)  # (draw, cell)
-    mids = h * (np.arange(n, dtype=np.float64) + 0.5)
-    e_time = float(end_off + 1)  # outcomes read at the end of day end_off
+    mids = h * (np.arange(n_e, dtype=np.float64) + 0.5)
+    med_draws = np.unique(np.linspace(0, n_draws - 1, min(n_draws, MEDIAN_DRAWS)).round()
+                          ).astype(np.int64)
 
-    step_masses: dict[tuple[int, int], FloatArray] = {}
-
-    def masses(c: int, j: int) -> FloatArray:
-        if (c, j) not in step_masses:
-            step_masses[(c, j)] = _bin_masses(dmu[:, c, j], dsig[:, c, j], n, h)
-        return step_masses[(c, j)]
-
-    won_p = np.zeros(n_units)
-    lost_p = np.zeros(n_units)
-    won_period = np.zeros(n_units)
-    revenue = np.zeros(n_units)
-    amount_shown = np.zeros(n_units)
-    close_day = np.full(n_units, -1, dtype=np.int64)
-    keys = np.stack([ou.cell.astype(np.float64), ou.stage.astype(np.float64), ou.age_days], 1)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    for k, u0 in enumerate(first):
-        c, s0, a = int(ou.cell[u0]), int(ou.stage[u0]), float(ou.age_days[u0])
-        p = conv[:, c, s0]
-        mu, sg = dmu[:, c, s0], dsig[:, c, s0]
-        sf = _survival(np.array(a), mu, sg)
-        if has_loss:
-            sl = _survival(np.array(a), lmu[:, c, s0], lsig[:, c, s0])
-            den = p * sf + (1.0 - p) * sl
-            pc = np.where(den > 0, p * sf / np.where(den > 0, den, 1.0), p)
-        else:
-            den = 1.0 - p * (1.0 - sf)
-            pc = np.where(den > 0, p * sf / np.where(den > 0, den, 1.0), 1.0)
-        # non-converters of the first step leave after X - a, X ~ L | X > a
-        sl_a = _survival(np.array(a), lmu[:, c, s0], lsig[:, c, s0])
-        sl_e = _survival(np.array(a + e_time), lmu[:, c, s0], lsig[:, c, s0])
-        left = np.where(sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0)
-        lost = (1.0 - pc) * left
-        # the first step's time: X - a, X ~ F | X > a, as bin masses
-        edges = a + h * np.arange(n + 1, dtype=np.float64)
-        s_edges = _survival(edges[None, :], mu[:, None], sg[:, None])
-        safe = np.where(sf > 0, sf, 1.0)[:, None]
-        reach = np.clip(s_edges[:, :-1] - s_edges[:, 1:], 0.0, None) / safe
-        # beyond the lognormal's tail (or a point mass passed) the step is at once
-        reach[:, 0] = np.where(sf > 0, reach[:, 0], 1.0)
-        reach *= pc[:, None]
-        for j in range(s0 + 1, S):
-            q = conv[:, c, j]
-            ok = mids < e_time
-            f_leave = 1.0 - _survival(e_time - mids[None, ok], lmu[:, c, j, None],
-                                      lsig[:, c, j, None])
-            lost = lost + (1.0 - q) * (reach[:, ok] * f_leave).sum(axis=1)
-            reach = q[:, None] * _chain(reach, masses(c, j))
-        by_end = reach[:, :hi_bin].sum(axis=1)
-        in_period = reach[:, lo_bin:hi_bin].sum(axis=1)
-        cum = np.cumsum(reach.mean(axis=0))  # mixture over draws
-        daily = cum[per_day - 1 :: per_day]  # P(win, T < day + 1), day 0 .. sim_days-1
-        day50 = -1
-        if daily.size and daily[-1] > 0:
-            day50 = int(np.searchsorted(daily, 0.5 * daily[-1], side="left"))
-        for u in np.flatnonzero(inverse == k):
-            amt = float(ou.amount[u])
-            amt_d = deal_mean[:, c] if np.isnan(amt) else np.full(len(p), amt)
-            won_p[u] = float(by_end.mean())
-            lost_p[u] = float(lost.mean())
-            won_period[u] = float(in_period.mean())
-            revenue[u] = float((in_period * amt_d).mean())
-            amount_shown[u] = float(amt_d.mean())
-            close_day[u] = day50
-    won_p = np.clip(won_p, 0.0, 1.0)
-    lost_p = np.clip(lost_p, 0.0, 1.0 - won_p)
+    # sums over draws, per unit
+    won_sum = np.zeros(n_units)
+    lost_sum = np.zeros(n_units)
+    rev_sum = np.zeros(n_units)
+    won_period_sum = np.zeros(n_units)
+    amt_sum = np.zeros(n_units)
+    daily_mix = np.zeros((n_units, sim_days))  # P(win on a day < k + 1), summed over med draws
+    amounts = ou.amount.astype(np.float64)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for u in range(n_units):
+        groups.setdefault((int(ou.cell[u]), int(ou.stage[u])), []).append(u)
+    passes = [(np.arange(d0, min(d0 + _CHUNK, n_draws)), False)
+              for d0 in range(0, n_draws, _CHUNK)]
+    passes.append((med_draws, True))  # the median's draws, over the whole horizon
+    for dr, median in passes:
+        n_grid = n_full if median else n_e
+        for (c, s0), members in groups.items():
+            units = np.asarray(members, dtype=np.int64)
+            ages = ou.age_days[units]
+            uniq, inverse = np.unique(ages, return_inverse=True)
+            inverse = np.asarray(inverse).reshape(-1)
+            later = list(range(s0 + 1, S))
+            # adjoint weights of the later steps on the first step's bins (bins < n_e)
+            w_won = np.ones((len(dr), n_e))
+            w_in = np.zeros((len(dr), n_e))
+            w_in[:, lo_bin:] = 1.0
+            w_lost = np.zeros((len(dr), n_e))
+            step_masses = {}
+            for j in reversed(later):
+                dm = _bin_masses(dmu[dr, c, j], dsig[dr, c, j], n_grid, h)
+                step_masses[j] = dm
+                if median:
+                    continue
+                q = conv[dr, c, j][:, None]
+                g = 1.0 - _survival(e_time - mids[None, :], lmu[dr, c, j, None],
+                                    lsig[dr, c, j, None])
+                w_won = q * _chain_adjoint(w_won, dm)
+                w_in = q * _chain_adjoint(w_in, dm)
+                w_lost = q * _chain_adjoint(w_lost, dm) + (1.0 - q) * g
+            p = conv[dr, c, s0]
+            integral = bool(np.all(uniq * per_day == np.round(uniq * per_day)))
+            length = round(float(uniq.max()) * per_day) + n_grid + 1 if integral else None
+            surv_f = _Survival(dmu[dr, c, s0], dsig[dr, c, s0], h, length)
+            # per draw and age: P(convert), and P(a non-converter has left by the end)
+            lm, ls = lmu[dr, c, s0, None], lsig[dr, c, s0, None]
+            sf_all = _survival(uniq[None, :], dmu[dr, c, s0, None], dsig[dr, c, s0, None])
+            sl_a = _survival(uniq[None, :], lm, ls)
+            sl_e = _survival(uniq[None, :] + e_time, lm, ls)
+            pk = p[:, None]
+            if has_loss:
+                den = pk * sf_all + (1.0 - pk) * sl_a
+                pc_all = np.where(den > 0, pk * sf_all / np.where(den > 0, den, 1.0), pk)
+            else:
+                den = 1.0 - pk * (1.0 - sf_all)
+                pc_all = np.where(den > 0, pk * sf_all / np.where(den > 0, den, 1.0), 1.0)
+            left_all = np.where(sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0)
+            for k, a in enumerate(uniq):
+                s_grid = surv_f.at(float(a), n_grid)
+                pc, left = pc_all[:, k], left_all[:, k]
+                t1 = _first_step(s_grid)  # (draw, n_grid)
+                if median:
+                    reach = pc[:, None] * t1
+                    for j in later:
+                        reach = conv[dr, c, j][:, None] * _chain(reach, step_masses[j])
+                    day_mix = np.cumsum(reach.sum(axis=0))[per_day - 1 :: per_day]
+                    for u in units[inverse == k]:
+                        daily_mix[u] += day_mix
+                    continue
+                won = pc * np.einsum("dt,dt->d", t1, w_won)
+                in_period = pc * np.einsum("dt,dt->d", t1, w_in)
+                lost = (1.0 - pc) * left + pc * np.einsum("dt,dt->d", t1, w_lost)
+                for u in units[inverse == k]:
+                    amt = amounts[u]
+                    amt_d = deal_mean[dr, c] if np.isnan(amt) else np.full(len(dr), amt)
+                    won_sum[u] += won.sum()
+                    lost_sum[u] += lost.sum()
+                    won_period_sum[u] += in_period.sum()
+                    rev_sum[u] += (in_period * amt_d).sum()
+                    amt_sum[u] += amt_d.sum()
+    won_p = np.clip(won_sum / n_draws, 0.0, 1.0)
+    lost_p = np.clip(lost_sum / n_draws, 0.0, 1.0 - won_p)
     open_p = np.clip(1.0 - won_p - lost_p, 0.0, 1.0)
-    as_of = params.as_of
-    close = [
-        pd.Timestamp(as_of + dt.timedelta(days=int(d))) if d >= 0 else pd.NaT for d in close_day
-    ]
+    close: list[pd.Timestamp | NaTType] = []
+    for u in range(n_units):
+        mix = daily_mix[u]
+        if mix.size and mix[-1] > 0:
+            day = int(np.searchsorted(mix, 0.5 * mix[-1], side="left"))
+            close.append(pd.Timestamp(params.as_of + dt.timedelta(days=day)))
+        else:
+            close.append(pd.NaT)
     cells = np.asarray(params.cells, dtype=object)
     segs = np.asarray(params.segments, dtype=object)
     stages = np.asarray(params.stages, dtype=object)
@@ -250,12 +325,12 @@ def deal_outlook(
             "cell": cells[ou.cell] if n_units else [],
             "stage": stages[ou.stage] if n_units else [],
             "age_days": ou.age_days.astype(np.float64),
-            "amount": amount_shown,
-            "amount_known": ~np.isnan(ou.amount),
+            "amount": amt_sum / n_draws,
+            "amount_known": ~np.isnan(amounts),
             "p_won_in_period": won_p,
             "p_lost_in_period": lost_p,
             "p_open_at_period_end": open_p,
-            "expected_revenue_in_period": revenue,
+            "expected_revenue_in_period": rev_sum / n_draws,
             "close_date_p50": pd.to_datetime(pd.Series(close, dtype="datetime64[ns]")),
         },
         columns=list(COLUMNS),

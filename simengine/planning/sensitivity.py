@@ -412,7 +412,9 @@ def plot_tornado(df: pd.DataFrame, ax: Any = None, *, segment: str = "total", to
     d = df[df["outcome_segment"] == segment].sort_values("rank", kind="stable")
     labels = list(dict.fromkeys(d["input"]))[:top]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.6 + 0.35 * max(1, len(labels))))
+        fig, ax = plt.subplots(
+            figsize=(8, 0.6 + 0.35 * max(1, len(labels))), layout="constrained"
+        )  # room for the input labels
     else:
         fig = ax.figure
     y = np.arange(len(labels), dtype=float)

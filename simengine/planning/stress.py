@@ -197,7 +197,8 @@ def plot_stress(df: pd.DataFrame, ax: Any = None, *, segment: str | None = None)
     segs = list(dict.fromkeys(d["segment"]))
     if ax is None:
         fig, ax = plt.subplots(
-            figsize=(8, 0.5 + 0.45 * max(1, len(scen)) * max(1, len(segs)) ** 0.5)
+            figsize=(8, 0.5 + 0.45 * max(1, len(scen)) * max(1, len(segs)) ** 0.5),
+            layout="constrained",  # room for the scenario titles
         )
     else:
         fig = ax.figure

@@ -566,8 +566,8 @@ def _table_path(
 
             raise InputError.single(f, f"no {name}.csv here; run `simengine {name} --out DIR`")
         return pd.read_csv(f), str(f)
-    near = (fdir / f"{name}.csv", fdir / name / f"{name}.csv", fdir.parent / name / f"{name}.csv")
-    for f in near:
+    # only inside the forecast directory: a table beside it may be another forecast's
+    for f in (fdir / f"{name}.csv", fdir / name / f"{name}.csv"):
         if f.is_file():
             return pd.read_csv(f), str(f)
     return None, ""
@@ -592,8 +592,8 @@ def build_report(
         found through the forecast's recorded input paths.
     stress, sensitivity : str or Path, optional
         ``stress.csv`` / ``sensitivity.csv`` (or their directories); by
-        default looked for in the forecast directory, its ``stress/`` and
-        ``sensitivity/`` subdirectories, and beside it.
+        default looked for in the forecast directory and its ``stress/`` and
+        ``sensitivity/`` subdirectories (``simengine stress --out DIR/stress``).
 
     Returns
     -------

@@ -90,3 +90,23 @@ def test_funnel_axis_is_log_from_one():
     uri = charts.funnel_chart(["mql", "won"], np.array([3000.0, 40.0]), np.array([2800.0, 30.0]),
                               np.array([3200.0, 50.0]), None)
     assert _decode(uri).shape[0] > 0
+
+
+def test_date_ticks_read_like_the_text():
+    """Issue 19, item 5: ticks read "Jan 4" (the report's date style), never "2027-01"."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    x = np.datetime64("2027-01-04") + np.arange(90)
+    ax.plot(x, np.arange(90.0))
+    charts._date_axis(ax)
+    FigureCanvasAgg(fig).draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels
+    for text in labels:
+        month, day = text.split(" ")
+        assert month in ("Dec", "Jan", "Feb", "Mar", "Apr")
+        assert day.isdigit()
+        assert not day.startswith("0")
