@@ -20,7 +20,11 @@ history_app = typer.Typer(
 
 
 def record_forecast_dir(forecast_dir: Path, store: Path, label: str = "") -> tuple[bool, str]:
-    """Record the forecast in ``forecast_dir`` in ``store``; return (added, plan key)."""
+    """Record the forecast in ``forecast_dir`` in ``store``; return (added, plan key).
+
+    A forecast whose period, targets or spec differ from every plan already
+    in the store is kept apart under its own plan key, and a note says so.
+    """
     import json
 
     from simengine.engine.forecast import Forecast
@@ -47,7 +51,17 @@ def record_forecast_dir(forecast_dir: Path, store: Path, label: str = "") -> tup
     rec = snapshot_from_forecast(
         fc, spec_sha256=spec_sha, converged=converged, label=label or str(forecast_dir)
     )
-    return hs.record(rec), rec.plan_key
+    keys = set(hs.snapshots()["plan_key"]) if hs.path.exists() else set()
+    added = hs.record(rec)
+    if added and keys and rec.plan_key not in keys:
+        from simengine.cli._common import console
+
+        console.print(
+            f"note: its period {rec.start} – {rec.end}, targets or spec differ from the "
+            f"store's other snapshots: kept apart under its own plan key {rec.plan_key} "
+            f"(the store has {len(keys)} other plan(s))"
+        )
+    return added, rec.plan_key
 
 
 def add(

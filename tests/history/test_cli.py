@@ -43,6 +43,12 @@ def test_simulate_store_then_add_list_report(models_dir, tmp_path, capsys):
     assert main(["history", "report", "--store", str(store), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "history.html").exists()
     assert (tmp_path / "rep" / "variance.parquet").exists()
+    # another period: kept apart, with a note
+    other = tmp_path / "other.toml"
+    other.write_text(PLAN.replace("2027-04-04", "2027-03-31"), encoding="utf-8")
+    common[common.index(str(plan))] = str(other)
+    assert main([*common, "--seed", "1", "--out", str(tmp_path / "f3"), "--store", str(store)]) == 0
+    assert "kept apart under its own plan key" in capsys.readouterr().out
 
 
 def test_simulate_refuses_a_foreign_store_before_simulating(models_dir, tmp_path, capsys):
