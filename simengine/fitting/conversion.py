@@ -5,15 +5,15 @@ conversion probability ``p = conversion[c, s, t]`` and lognormal delay
 ``F``/``f`` (``delay_mu[c, s]``, ``delay_sigma[c, s]``), the likelihood is
 
 * converted after ``d`` days: ``p f(d)``;
-* lost before converting, after ``l`` days: ``(1 - p) (1 - q) g(l)``;
+* lost before converting, after ``l`` days: ``(1 - p) g(l)``;
 * still open at the as-of date, aged ``a`` days:
-  ``p (1 - F(a)) + (1 - p) ((1 - q) (1 - G(a)) + q)``.
+  ``p (1 - F(a)) + (1 - p) (1 - G(a))``.
 
-``q`` (``dormant``, per cell and step, pooled cell-around-step on the logit
-scale) is the share of non-converters that never leave: deals left open in
-the CRM for good. Without it, units open far beyond every recorded delay can
-only be explained by long tails of ``F`` and ``G``, and the engine then
-converts them in the forecast period.
+The posterior contract also knows a dormant share of non-converters that
+never leave (``dormant``); this model does not fit it: with one lognormal
+delay law it is confounded with a long delay tail, and where the window of
+recorded exits is short it took most non-converters as dormant (CRM export,
+docs/validation-crm.md).
 
 ``G``/``g`` is a lognormal time to loss per cell and step (pooled
 cell-around-step), written to the posterior file as ``loss_mu`` and
@@ -77,7 +77,6 @@ OUTPUT_VARS = (
     "delay_sigma",
     "loss_mu",
     "loss_sigma",
-    "dormant",
     "conversion_drift_sd",
 )
 """Posterior variables of this model that go into the posterior file."""
@@ -390,24 +389,12 @@ def build_model(
         )[None, :] + pt.zeros((n_cells, n_steps))
         pm.Deterministic("loss_sigma", pt.exp(loss_log_sigma), dims=("cell", "step"))
 
-        # --- dormant share of non-converters (never lost), logit pooled cell-around-step
-        qg = pm.Normal(
-            "dormant_logit_global", priors.dormant_logit_loc, priors.dormant_logit_sd, dims="step"
-        )
-        qsd = scale_prior("dormant_cell_sd", priors.dormant_cell_sd)
-        qz = pm.Normal("dormant_cell_z", 0.0, 1.0, dims=("cell", "step"))
-        q_logit = qg[None, :] + qsd * qz
-        pm.Deterministic("dormant", pm.math.sigmoid(q_logit), dims=("cell", "step"))
-        log_q = -pt.softplus(-q_logit)
-        log_1mq = -pt.softplus(q_logit)
-
         # --- likelihood from sufficient statistics (pm.Data: a compiled model can be
         # refitted to new statistics of the same funnel, e.g. nutpie's with_data)
         d = {k: pm.Data(k, v) for k, v in data_arrays(data).items()}
         pm.Potential(
             "conversion_loglik",
-            pt.sum(d["n_converted"] * log_p)
-            + pt.sum(d["n_lost"] * (log_1mp + log_1mq[:, :, None])),
+            pt.sum(d["n_converted"] * log_p) + pt.sum(d["n_lost"] * log_1mp),
         )
         pm.Potential(
             "delay_loglik",
@@ -431,9 +418,8 @@ def build_model(
 
             # open at age a: converts later (p S_F(a)) or is lost later ((1-p) S_G(a))
             surv_conv = log_p.flatten()[i3] + _normal_lsf(at(mu), at(sigma), log_a)
-            surv_loss = log_1mp.flatten()[i3] + pt.logaddexp(
-                at(log_1mq) + _normal_lsf(at(loss_mu), at(pt.exp(loss_log_sigma)), log_a),
-                at(log_q),
+            surv_loss = log_1mp.flatten()[i3] + _normal_lsf(
+                at(loss_mu), at(pt.exp(loss_log_sigma)), log_a
             )
             censored = pt.logaddexp(surv_conv, surv_loss)
             pm.Potential("censored_loglik", pt.sum(d["open_count"] * censored))

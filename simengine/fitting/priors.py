@@ -71,11 +71,6 @@ class Priors:
     arrival_dispersion_sd : float
         Half-normal scale of ``sqrt(arrival_dispersion)`` (0.5: the NB
         ``var = m + d m^2`` with ``d`` mostly below 1).
-    dormant_logit_loc, dormant_logit_sd : float
-        Normal prior of a step's global logit share of non-converters that
-        never leave (-3 ± 1.5: about 5%, plausibly 0.3% to 45%).
-    dormant_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of those logits.
     arrival_level_sd : float
         Prior mean (gamma, shape 2) of the weekly innovation sd of the log
         arrival level (0.05: the level moves about ±18% in a quarter at one
@@ -115,9 +110,6 @@ class Priors:
     arrival_trend_cell_sd: float = 0.005
     arrival_dispersion_sd: float = 0.5
     arrival_level_sd: float = 0.05
-    dormant_logit_loc: float = -3.0
-    dormant_logit_sd: float = 1.5
-    dormant_cell_sd: float = 0.5
     deal_size_mu_loc: float = 8.0
     deal_size_mu_sd: float = 3.0
     deal_size_segment_sd: float = 0.5
