@@ -530,8 +530,9 @@ def test_sbc_catches_a_misspecified_prior_on_thin_data(non_centred):
     replications) must give uniform ranks here too; the misspecified prior
     :data:`WRONG_PRIORS` (30 replications, truths still from the default
     prior) pulls every posterior towards 88%, so the true rates rank at the
-    bottom (seed 22: chi-square 136.7, 166.0, 166.0, 151.3 against 25.5;
-    the default prior at seed 21: 8.4, 10.4, 7.8, 14.0).
+    bottom (seed 22, conversions only: chi-square 136.7, 166.0, 166.0, 151.3,
+    far above the 20-quantity threshold 29.7; the default prior at seed 21:
+    8.4, 10.4, 7.8, 14.0).
     """
     good = sbc_run(DEFAULT_PRIORS, seed=21, n_reps=N_REPS, n_units=THIN_UNITS)
     assert_calibrated(good, CHI2_CRIT, "SBC 20 units, non-centred")
