@@ -20,7 +20,7 @@ upper band catches it) and is as wide as the prior. The posterior sd of each
 check on its unconstrained scale (logit conversion, log median) is compared
 with a lower bound on the prior's marginal sd (the hyper-location sd alone,
 ``DEFAULT_PRIORS``): the median ratio must be below 0.3. With ~500 units a
-cell the ratio is ~0.1; a returned prior gives >= 1, so it fails surely.
+cell the ratio is about 0.05; a returned prior gives >= 1, so it fails surely.
 
 Convergence: every checked quantity must have converged in every fit
 (rank-normalised r_hat <= 1.01 and bulk ESS >= 400, the library's gate
