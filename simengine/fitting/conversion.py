@@ -114,9 +114,7 @@ def _gauss_stats(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndar
     return mean, var
 
 
-def _spread_by_column(
-    est: np.ndarray, var: np.ndarray, groups: np.ndarray | None
-) -> float | None:
+def _spread_by_column(est: np.ndarray, var: np.ndarray, groups: np.ndarray | None) -> float | None:
     """One spread estimate for all columns of ``(cell, k)`` estimates (groups per column)."""
     n_cells, k = est.shape
     g = np.zeros(n_cells, np.int64) if groups is None else np.asarray(groups, np.int64)
@@ -213,9 +211,7 @@ def centring(
 
     mean_d, var_d = _gauss_stats(data.delay_n, data.delay_sum_log, data.delay_sum_log2)
     if centred_min_delays is not None:
-        delay_mask = np.full(
-            (n_steps, n_cells), float(np.min(data.delay_n)) >= centred_min_delays
-        )
+        delay_mask = np.full((n_steps, n_cells), float(np.min(data.delay_n)) >= centred_min_delays)
     else:
         prec_d = np.where(np.isfinite(var_d), data.delay_n / np.nan_to_num(var_d, nan=1.0), 0.0)
         if with_cells:
@@ -365,24 +361,32 @@ def build_model(
             priors.delay_log_sigma_sd,
             dims="step",
         )
-        lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
-        log_sigma = pooled(
-            "delay_log_sigma_cell",
-            ls[None, :],
-            lsd,
-            n_d,
-            ("cell", "step"),
-            centred=cm["delay_log_sigma"],
-        )
+        if n_cells > 1:
+            lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
+            log_sigma = pooled(
+                "delay_log_sigma_cell",
+                ls[None, :],
+                lsd,
+                n_d,
+                ("cell", "step"),
+                centred=cm["delay_log_sigma"],
+            )
+        else:
+            # one cell: its level is the step's (a spread of one cell is not
+            # identified, and its prior alone makes a funnel)
+            log_sigma = ls[None, :]
         mu = pm.Deterministic("delay_mu", mu, dims=("cell", "step"))
         sigma = pm.Deterministic("delay_sigma", pt.exp(log_sigma), dims=("cell", "step"))
 
         # --- time to loss of non-converters (lognormal; competing risk)
         lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")
-        lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
-        loss_level = pooled(
-            "loss_cell", lm[None, :], lmsd, data.loss_n, ("cell", "step"), centred=cm["loss_mu"]
-        )
+        if n_cells > 1:
+            lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
+            loss_level = pooled(
+                "loss_cell", lm[None, :], lmsd, data.loss_n, ("cell", "step"), centred=cm["loss_mu"]
+            )
+        else:
+            loss_level = lm[None, :]
         loss_mu = pm.Deterministic("loss_mu", loss_level, dims=("cell", "step"))
         loss_log_sigma = pm.Normal(
             "loss_log_sigma", priors.loss_log_sigma_loc, priors.loss_log_sigma_sd, dims="step"

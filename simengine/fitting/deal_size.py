@@ -128,13 +128,17 @@ def build_model(
             priors.deal_size_log_sigma_loc,
             priors.deal_size_log_sigma_sd,
         )
-        lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
-        mask = (
-            centring(data, priors, centred_min_deals=centred_min_deals)
-            if centred is None
-            else centred
-        )
-        log_sigma = pooled("deal_size_log_sigma_cell", ls, lsd, n, "cell", centred=mask)
+        if n_cells > 1:
+            lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
+            mask = (
+                centring(data, priors, centred_min_deals=centred_min_deals)
+                if centred is None
+                else centred
+            )
+            log_sigma = pooled("deal_size_log_sigma_cell", ls, lsd, n, "cell", centred=mask)
+        else:
+            # one cell: its log-sd is the global one (no spread to learn)
+            log_sigma = ls + pt.zeros(n_cells)
         sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
         # data containers: a compiled model refits new statistics of the same cells
         n = pm.Data("deal_n", data.deal_n)
