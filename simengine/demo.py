@@ -189,7 +189,9 @@ def run_demo(
     with _step(con, timings, "simulate", f"simulate {paths:,} paths (simengine simulate)"):
         with warnings.catch_warnings():
             # read_parameters warns on an unconverged file; the demo said so above.
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings(
+                "ignore", message=r".*missed the convergence gate", category=UserWarning
+            )
             params = read_parameters(posterior)
         # Recorded as `simengine simulate` does; the report finds the posterior
         # next to the forecast directory by this hash.
