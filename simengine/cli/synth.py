@@ -44,7 +44,7 @@ def synth(
     ] = "won",
     conversion_step_factor: Annotated[
         float,
-        typer.Option("--conversion-step-factor", min=0.0, min_open=True, help="The rate's factor."),
+        typer.Option("--conversion-step-factor", help="The rate's factor (> 0)."),
     ] = 1.0,
 ) -> None:
     """Write records.csv, plan.toml and truth.json of a synthetic CRM (spec models/demo.toml).
