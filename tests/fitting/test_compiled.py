@@ -30,6 +30,18 @@ def one_cell(records_factory, spec_factory):
     return [build_data(df, spec, AS_OF - dt.timedelta(days=d)) for d in (7, 0)]
 
 
+def _two_cells(d):
+    """``d``'s deal statistics in two cells (a one-cell deal-size model has no cell level)."""
+    return replace(
+        d,
+        cells=("ent/ads", "ent/web"),
+        cell_segment=np.zeros(2, np.int64),
+        deal_n=np.repeat(d.deal_n, 2),
+        deal_sum_log=np.repeat(d.deal_sum_log, 2),
+        deal_sum_log2=np.repeat(d.deal_sum_log2, 2),
+    )
+
+
 def test_signature_ignores_data_values_and_sees_structure(one_cell):
     a, b = one_cell
     # different statistics and a different number of open groups ...
@@ -42,8 +54,8 @@ def test_signature_ignores_data_values_and_sees_structure(one_cell):
     # a prior, a centring decision or the cells change the graph
     wider = replace(DEFAULT_PRIORS, conversion_logit_sd=DEFAULT_PRIORS.conversion_logit_sd * 2)
     assert graph_signature(conversion.build_model(b, wider)) != key
-    few = replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1))
-    many = replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS))
+    few = _two_cells(replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1)))
+    many = _two_cells(replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS)))
     count = deal_size.CENTRED_MIN_DEALS  # the count rule (an expert override)
     assert graph_signature(deal_size.build_model(few, centred_min_deals=count)) != graph_signature(
         deal_size.build_model(many, centred_min_deals=count)
@@ -80,8 +92,8 @@ def test_cache_hit_samples_bitwise_like_a_fresh_compile(one_cell, caplog):
 
 def test_lru_keeps_at_most_maxsize_models(one_cell):
     _, b = one_cell
-    few = replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1))
-    many = replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS))
+    few = _two_cells(replace(b, deal_n=np.minimum(b.deal_n, deal_size.CENTRED_MIN_DEALS - 1)))
+    many = _two_cells(replace(b, deal_n=np.maximum(b.deal_n, deal_size.CENTRED_MIN_DEALS)))
     count = deal_size.CENTRED_MIN_DEALS
     cache = CompiledModelCache(maxsize=1)
     cache.get(deal_size.build_model(many, centred_min_deals=count))
