@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo synth test lint typecheck unit test-slow bench bench-compare clean
+.PHONY: install demo synth test lint typecheck unit test-slow test-slow-ci bench bench-compare clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ unit: $(STAMP)
 ## calibration, demo and notebooks); CI runs them too.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+## The slow checks CI runs within its 90 minutes: every slow test but the heavy ones.
+test-slow-ci: $(STAMP)
+	$(BIN)/python -m pytest -m "slow and not heavy" -q
 
 ## Speed benchmarks (pytest-benchmark; figures in docs/performance.md). Every run is saved under
 ## benchmarks/results/<machine>/NNNN_<commit>_<date>.json (autosave).

@@ -25,6 +25,7 @@ def test_committed_without_outputs(repo_root: Path, name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs(repo_root: Path, name: str, request: pytest.FixtureRequest):
     from nbclient import NotebookClient

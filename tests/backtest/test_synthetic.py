@@ -133,6 +133,7 @@ def test_pit_dispersion_band_has_its_size_and_power():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 # 8 fits + 8 x 20,000 paths: ~40 min on a loaded 2-core machine, past the
 # suite's 1800 s default.
 @pytest.mark.timeout(5400)

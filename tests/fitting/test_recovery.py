@@ -172,6 +172,7 @@ def mutate(checks, kind: str, rng: np.random.Generator):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(3600)
 def test_recovery_coverage_shrinkage_and_convergence(records_factory, spec_factory):
     fits = [unconstrained(fitted_checks(records_factory, spec_factory, s)) for s in SEEDS]

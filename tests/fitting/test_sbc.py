@@ -402,6 +402,7 @@ def assert_calibrated(run: SBCRun, crit: float, label: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sbc_ranks_are_uniform_and_the_censoring_error_is_caught(non_centred):
     """300 units a cell, non-centred levels: all 20 quantities calibrated; two mutations caught.
 
@@ -441,6 +442,7 @@ replication, so the library itself would centre these levels."""
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sbc_centred_form_on_large_cells(centred):
     """1,000 units a cell, centred levels: all 20 quantities calibrated; the censoring error caught."""
     good = sbc_run(DEFAULT_PRIORS, seed=31, n_reps=N_REPS, n_units=LARGE_UNITS)
@@ -503,6 +505,7 @@ def deal_sbc_run(*, seed: int, n_reps: int, transform=None) -> SBCRun:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sbc_deal_size(monkeypatch):
     """Deal log medians and log sds calibrated (50 deals a cell); doubled amounts caught."""
     monkeypatch.setattr(deal_size, "CENTRED_MIN_DEALS", 30.0)
@@ -527,6 +530,7 @@ most true rates lie far below what this prior allows.
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_sbc_catches_a_misspecified_prior_on_thin_data(non_centred):
     """With 20 units a cell the prior shapes the posterior: the right one passes, a wrong one fails.
 
