@@ -71,6 +71,15 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", min=1, help="Worker threads in-process (default: all cores)."),
 ]
+FitDrawsOpt = Annotated[
+    int | None, typer.Option("--draws", min=1, help="Override the spec's draws per chain.")
+]
+TuneOpt = Annotated[
+    int | None, typer.Option("--tune", min=1, help="Override the spec's tuning steps per chain.")
+]
+ChainsOpt = Annotated[
+    int | None, typer.Option("--chains", min=1, help="Override the spec's chains.")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing --out.")]
 ClusterOpt = Annotated[
     str | None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from simengine.cli import _planning_options as opt
 from simengine.errors import InputError
 
 __all__ = ["register"]
@@ -35,12 +36,10 @@ def backtest(
         int, typer.Option("--paths", min=1000, help="Monte Carlo paths per origin.")
     ] = 100_000,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
-    draws: Annotated[
-        int | None, typer.Option("--draws", min=1, help="Override the spec's draws per chain.")
-    ] = None,
-    tune: Annotated[int | None, typer.Option("--tune", min=1)] = None,
-    chains: Annotated[int | None, typer.Option("--chains", min=1)] = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    draws: opt.FitDrawsOpt = None,
+    tune: opt.TuneOpt = None,
+    chains: opt.ChainsOpt = None,
+    threads: opt.ThreadsOpt = None,
     workers: Annotated[
         int,
         typer.Option(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from simengine.engine.forecast import Forecast
-from simengine.history.store import SnapshotRecord, plan_key
+from simengine.history.store import OPEN_UNIT_COLUMNS, SnapshotRecord, plan_key
 from simengine.params import FunnelParameters
 
 __all__ = [
@@ -223,18 +223,7 @@ def snapshot_from_forecast(
 
 
 def _empty_units() -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=[
-            "unit_id",
-            "segment",
-            "cell",
-            "stage",
-            "age_days",
-            "amount",
-            "p_win",
-            "p_win_in_period",
-        ]
-    )
+    return pd.DataFrame(columns=list(OPEN_UNIT_COLUMNS))
 
 
 def spec_identity(posterior: Path | None, inputs: dict[str, str]) -> tuple[str | None, bool | None]:

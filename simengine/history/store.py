@@ -63,6 +63,7 @@ from simengine.errors import InputError
 
 __all__ = [
     "FORMAT",
+    "OPEN_UNIT_COLUMNS",
     "SCHEMA_VERSION",
     "TABLES",
     "HistoryStore",
@@ -70,6 +71,11 @@ __all__ = [
     "Writer",
     "plan_key",
 ]
+
+OPEN_UNIT_COLUMNS = (
+    "unit_id", "segment", "cell", "stage", "age_days", "amount", "p_win", "p_win_in_period",
+)
+"""Columns of the ``open_units`` table (after ``snapshot_id``)."""
 
 FORMAT = "simengine-history"
 SCHEMA_VERSION = "1"
@@ -224,16 +230,7 @@ class Writer:
             "open_units",
             rec.snapshot_id,
             rec.open_units,
-            [
-                "unit_id",
-                "segment",
-                "cell",
-                "stage",
-                "age_days",
-                "amount",
-                "p_win",
-                "p_win_in_period",
-            ],
+            list(OPEN_UNIT_COLUMNS),
         )
         return True
 
