@@ -22,7 +22,6 @@ def test_demo_refuses_a_directory_it_did_not_write(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.heavy
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     # Short fit and few paths: this checks the wiring and the numbers' sanity, not speed.
