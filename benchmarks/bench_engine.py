@@ -43,7 +43,8 @@ def test_engine(benchmark, prepared, threads: int) -> None:
 
 
 def test_numpy_reference(benchmark, prepared) -> None:
-    benchmark.pedantic(reference_paths, args=(prepared, REFERENCE_PATHS, 1), rounds=2, iterations=1)
+    args = (prepared.params, prepared.plan, REFERENCE_PATHS, 1)
+    benchmark.pedantic(reference_paths, args=args, rounds=2, iterations=1)
     benchmark.extra_info["paths"] = REFERENCE_PATHS
     benchmark.extra_info["paths_per_s"] = REFERENCE_PATHS / benchmark.stats.stats.min
 

@@ -378,14 +378,12 @@ def engine_rate(paths: int, threads: int, block_size: int = 10_000) -> tuple[flo
 
 def reference_rate(paths: int = 1000) -> float:
     """Paths per CPU second of the NumPy reference (one thread)."""
-    from simengine.engine import prepare
     from simengine.engine.reference import reference_paths
 
     params, plan = standard_workload()
-    pr = prepare(params, plan)
-    reference_paths(pr, 20, 0)
+    reference_paths(params, plan, 20, 0)
     t0 = time.thread_time()
-    reference_paths(pr, paths, 1)
+    reference_paths(params, plan, paths, 1)
     return paths / (time.thread_time() - t0)
 
 

@@ -51,6 +51,9 @@ def engine_reference(k: int) -> list[dict[str, str]]:
     from simengine.engine import prepare, run_paths
     from simengine.engine.reference import reference_paths
 
+    def after(pr: object) -> int:
+        return pr.end_off - pr.start_off + 1  # type: ignore[attr-defined]
+
     configs = list(_configs())
     params, plan = configs[0][1]
     pr = prepare(params, plan)
@@ -68,22 +71,24 @@ def engine_reference(k: int) -> list[dict[str, str]]:
     m_checks = 0
     for s in range(k):
         sa, sb = 1000 + 2 * s, 1001 + 2 * s
-        b = reference_paths(pr, N, seed=sb)
+        b = reference_paths(params, plan, N, seed=sb)
         pv = family_pvalues(run_paths(pr, 0, N, seed=sa), b, pr.n_segments)
         m_checks = len(pv)
         null += bool(rejected(pv))
         mut += bool(rejected(family_pvalues(run_paths(pr_shift, 0, N, seed=sa), b, pr.n_segments)))
-        bl = reference_paths(pr_noloss, N, seed=sb)
+        bl = reference_paths(without, plan_loss, N, seed=sb)
         null_loss += bool(
             rejected(family_pvalues(run_paths(pr_noloss, 0, N, seed=sa), bl, pr.n_segments))
         )
         mut_loss += bool(
             rejected(family_pvalues(run_paths(pr_loss, 0, N, seed=sa), bl, pr.n_segments))
         )
-        b1 = reference_paths(pr1, N, seed=sb)
-        null_after += bool(rejected(after_period_pvalues(run_paths(pr1, 0, N, seed=sa), b1, pr1)))
+        b1 = reference_paths(p1, plan1, N, seed=sb)
+        null_after += bool(
+            rejected(after_period_pvalues(run_paths(pr1, 0, N, seed=sa), b1, after(pr1)))
+        )
         mut_after += bool(
-            rejected(after_period_pvalues(run_paths(pr1_low, 0, N, seed=sa), b1, pr1))
+            rejected(after_period_pvalues(run_paths(pr1_low, 0, N, seed=sa), b1, after(pr1)))
         )
         print(f"  engine vs reference: seed pair {s + 1}/{k}", flush=True)
     a = f"{ALPHA_FAMILY} (Bonferroni, {m_checks} checks)"

@@ -1,41 +1,53 @@
 """The Numba engine and the plain NumPy reference agree in distribution.
 
-Both simulate the same path model with different random numbers (one
-configuration has the fitted time to loss, the competing-risk law of open
-units and of leavers). Per configuration, n = m = 3000 paths each, one family
-of checks:
+Both simulate the same path model with different random numbers, and from
+inputs built apart: the engine from :func:`~simengine.engine.prepare`, the
+reference from the parameters and the plan itself
+(:func:`~simengine.engine.reference.reference_inputs`), so an error in
+``prepare()`` shows up here. One configuration has the fitted time to loss
+(the competing-risk law of open units and of leavers), others sales-sourced
+arrivals, a trend, a period off the weekly grid, planned new units.
 
-* two-sample KS on total revenue and on the coverage at the period start;
-* chi-square two-sample test on the won-deal counts (bins with >= 10 paths);
-* means of revenue, won deals, entered counts and coverage per segment, of the
-  coverage at every week end and of P(reach the target): two-sided z-tests of
-  the difference (se sqrt(s1^2/n + s2^2/m));
+Per configuration, n = m = 3000 paths each, one family of checks on every
+output, the revenue sources included (``tests/engine/comparison.py``: KS,
+chi-square and two-sided z-tests; 100-200 p-values). Family-wise error: each
+family is tested at ``ALPHA_FAMILY`` = 0.002 by Bonferroni (every p-value must
+exceed 0.002 / m). The module runs 5 configuration families, 2
+after-the-period families and (slow) 1 large family: a correct engine fails
+the module with probability at most 8 x 0.002 = 1.6% (Bonferroni across
+families; the checks are positively correlated, so the true rate is lower),
+and each seed pair is fixed, so CI sees the same outcome every run. Power:
+the same families with a mutated engine (a 10% lower last-step rate,
+post-period arrivals 15% lower, the loss law dropped, every open unit's
+revenue counted as new) must be rejected; they are, in the ``*_power`` /
+``*_detects_*`` tests below, by the same thresholds. ``scripts/power.py``
+measures the rejection rates over seeds (docs/validation-tests.md).
 
-about 90 p-values in all. Family-wise error: each configuration's family is
-tested at ``ALPHA_FAMILY`` = 0.002 by Bonferroni (every p-value must exceed
-0.002 / m; Holm rejects the family exactly when Bonferroni does, so it gains
-nothing for this all-or-nothing check). Over the 5 configurations, the 2
-after-the-period families and the slow large family, the module's family-wise
-error is at most 8 x 0.002 = 1.6% (Bonferroni across families; the checks are
-positively correlated, so the true rate is lower). Power: the same families
-with a mutated engine (a 10% lower last-step rate, post-period arrivals 15%
-lower, the loss law dropped) must be rejected; they are, in the ``*_power``
-tests below, by the same thresholds. ``scripts/power.py`` measures the
-rejection rates over seeds (docs/validation-tests.md).
-
-(The reference takes the engine's ``prepare()`` output as its input, so an
-error in ``prepare()`` is shared and invisible here; issue 21 tracks it.)
+``test_reference_inputs_agree_with_prepare`` checks the two input builders
+against each other exactly (the reference's arrays are written from the
+rules in ARCHITECTURE.md, not from ``prepare()``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from comparison import ALPHA_FAMILY, after_period_pvalues, family_pvalues, rejected
 from engine_helpers import make_params, make_plan, random_open_units
 from scipy import stats
 
 from simengine.engine import prepare, run_paths
-from simengine.engine.reference import reference_paths
+from simengine.engine.reference import reference_inputs, reference_paths
+
+__all__ = [  # scripts/power.py reuses the configurations and the family
+    "ALPHA_FAMILY",
+    "N",
+    "after_period_pvalues",
+    "family_pvalues",
+    "rejected",
+]
 
 N = 3_000
 
@@ -107,70 +119,6 @@ def _configs():
     )
 
 
-def _chi2_two_sample(a: np.ndarray, b: np.ndarray) -> float:
-    k = np.arange(int(max(a.max(), b.max())) + 1)
-    ca = np.bincount(a.astype(int), minlength=k.size)
-    cb = np.bincount(b.astype(int), minlength=k.size)
-    # pool sparse bins from both tails so every expected count is >= 5
-    table, acc = [], np.zeros(2)
-    for x, y in zip(ca, cb, strict=True):
-        acc += (x, y)
-        if acc.sum() >= 10:
-            table.append(acc.copy())
-            acc[:] = 0
-    if acc.sum():
-        table[-1] += acc
-    return float(stats.chi2_contingency(np.array(table).T).pvalue)
-
-
-ALPHA_FAMILY = 0.002
-"""Family-wise error of one configuration's checks (Bonferroni over its p-values)."""
-
-
-def _z_pvalue(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Two-sided p-value of equal means (None when both samples are constant)."""
-    se = np.sqrt(x.var() / x.size + y.var() / y.size)
-    if se == 0:
-        return None
-    return float(2 * stats.norm.sf(abs(x.mean() - y.mean()) / se))
-
-
-def family_pvalues(a, b, n_segments: int) -> dict[str, float]:
-    """Every check of one configuration, by name: engine paths ``a`` vs reference ``b``.
-
-    Constant metrics (both samples constant) are compared exactly instead and
-    raise AssertionError when they differ.
-    """
-    g_total = n_segments
-    out = {
-        "ks revenue": stats.ks_2samp(a.scalars[:, g_total, 0], b.scalars[:, g_total, 0]).pvalue,
-        "ks coverage": stats.ks_2samp(a.scalars[:, g_total, 2], b.scalars[:, g_total, 2]).pvalue,
-        "chi2 won deals": _chi2_two_sample(a.scalars[:, g_total, 3], b.scalars[:, g_total, 3]),
-    }
-    for g in range(n_segments + 1):
-        for k in range(a.scalars.shape[2]):
-            x, y = a.scalars[:, g, k], b.scalars[:, g, k]
-            p = _z_pvalue(x, y)
-            if p is None:
-                assert x.mean() == y.mean(), (g, k)
-            else:
-                out[f"mean g{g} k{k}"] = p
-        for w in range(a.week_coverage.shape[2]):
-            p = _z_pvalue(a.week_coverage[:, g, w], b.week_coverage[:, g, w])
-            if p is not None:
-                out[f"week coverage g{g} w{w}"] = p
-        p = _z_pvalue(np.isfinite(a.time_to_target[:, g]), np.isfinite(b.time_to_target[:, g]))
-        if p is not None:
-            out[f"P(hit) g{g}"] = p
-    return {k: float(v) for k, v in out.items()}
-
-
-def rejected(pvalues: dict[str, float], alpha: float = ALPHA_FAMILY) -> dict[str, float]:
-    """The checks a Bonferroni test of the family at ``alpha`` rejects (empty: all agree)."""
-    m = len(pvalues)
-    return {k: p for k, p in pvalues.items() if p <= alpha / m}
-
-
 @pytest.mark.parametrize(
     ("name", "config"), list(_configs()), ids=lambda v: v if isinstance(v, str) else ""
 )
@@ -178,10 +126,36 @@ def test_engine_matches_reference(name: str, config) -> None:
     params, plan = config
     pr = prepare(params, plan)
     a = run_paths(pr, 0, N, seed=31)
-    b = reference_paths(pr, N, seed=32)
+    b = reference_paths(params, plan, N, seed=32)
     pvalues = family_pvalues(a, b, pr.n_segments)
-    assert len(pvalues) > 50, len(pvalues)
+    assert len(pvalues) > 100, len(pvalues)
+    assert any(k.startswith("ks revenue_from_") for k in pvalues)  # the sources are compared
     assert not rejected(pvalues), (name, rejected(pvalues), len(pvalues))
+
+
+@pytest.mark.parametrize(
+    ("name", "config"), list(_configs()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_reference_inputs_agree_with_prepare(name: str, config) -> None:
+    """Two input builders written apart give the same arrays and day layout (exactly)."""
+    params, plan = config
+    pr = prepare(params, plan)
+    ri = reference_inputs(params, plan)
+    np.testing.assert_allclose(ri.arrival_rate, pr.arrival_rate, rtol=1e-15, atol=0.0)
+    np.testing.assert_array_equal(ri.arrival_trend, pr.arrival_trend)
+    np.testing.assert_array_equal(ri.level_walk_on, pr.level_on.astype(bool))
+    np.testing.assert_array_equal(ri.leave_mu, pr.leave_mu)
+    np.testing.assert_array_equal(ri.leave_sigma, pr.leave_sigma)
+    assert ri.has_loss == bool(pr.has_loss)
+    assert (ri.days, ri.start, ri.end) == (pr.sim_days, pr.start_off, pr.end_off)
+    np.testing.assert_array_equal(ri.week_ends, pr.week_days)
+    np.testing.assert_array_equal(ri.targets, pr.targets)
+    assert ri.pipeline_stage == pr.pipeline_stage
+
+
+def _after(pr) -> int:
+    """First day index (from the period start) after the period's end."""
+    return pr.end_off - pr.start_off + 1
 
 
 @pytest.mark.parametrize("which", [1, 3])
@@ -189,37 +163,22 @@ def test_engine_matches_reference_after_the_period(which: int) -> None:
     """Revenue after the period's end (the fan and time to target) has the reference's law.
 
     The engine plays only the winners of weeks that start after the period's
-    end; the reference plays every unit. KS at alpha 0.001 on the cumulative
-    revenue of the total at three days after the period's end (the last is
-    the horizon's) and on the day the target is reached, among the paths
-    that reach it.
+    end; the reference plays every unit. A family of 5 KS checks
+    (:func:`comparison.after_period_pvalues`) at ``ALPHA_FAMILY``: the
+    cumulative revenue of the total at three days after the period's end (the
+    last is the horizon's), the gain after the period, and the day the target
+    is reached among the paths that reach it.
     """
     params, plan = list(_configs())[which][1]
     pr = prepare(params, plan)
     a = run_paths(pr, 0, N, seed=33)
-    b = reference_paths(pr, N, seed=34)
-    after = pr.end_off - pr.start_off + 1  # first day index after the period
+    b = reference_paths(params, plan, N, seed=34)
+    after = _after(pr)
     assert pr.n_dates - after >= 9, "the horizon must reach past the period"
     gain_a = a.cum_revenue[:, -1, -1] - a.cum_revenue[:, -1, after - 1]
     assert gain_a.mean() > 0
-    pvalues = after_period_pvalues(a, b, pr)
+    pvalues = after_period_pvalues(a, b, after)
     assert not rejected(pvalues), (which, rejected(pvalues))
-
-
-def after_period_pvalues(a, b, pr) -> dict[str, float]:
-    """KS p-values of the after-the-period family (5 checks)."""
-    after = pr.end_off - pr.start_off + 1
-    out = {}
-    for i in (after, (after + pr.n_dates - 1) // 2, pr.n_dates - 1):
-        out[f"ks cum revenue day {i}"] = stats.ks_2samp(
-            a.cum_revenue[:, -1, i], b.cum_revenue[:, -1, i]
-        ).pvalue
-    gain_a = a.cum_revenue[:, -1, -1] - a.cum_revenue[:, -1, after - 1]
-    gain_b = b.cum_revenue[:, -1, -1] - b.cum_revenue[:, -1, after - 1]
-    out["ks gain after the period"] = stats.ks_2samp(gain_a, gain_b).pvalue
-    ta, tb = a.time_to_target[:, -1], b.time_to_target[:, -1]
-    out["ks time to target"] = stats.ks_2samp(ta[np.isfinite(ta)], tb[np.isfinite(tb)]).pvalue
-    return {k: float(v) for k, v in out.items()}
 
 
 def test_after_period_comparison_has_power() -> None:
@@ -228,8 +187,8 @@ def test_after_period_comparison_has_power() -> None:
     pr = prepare(params, plan)
     scaled = params.with_arrays(arrival_rate=params.arrival_rate * 0.85)
     a = run_paths(prepare(scaled, plan), 0, N, seed=33)
-    b = reference_paths(pr, N, seed=34)
-    assert "ks gain after the period" in rejected(after_period_pvalues(a, b, pr))
+    b = reference_paths(params, plan, N, seed=34)
+    assert "ks gain after the period" in rejected(after_period_pvalues(a, b, _after(pr)))
 
 
 def test_planned_new_units_set_the_period_total() -> None:
@@ -250,27 +209,46 @@ def test_comparison_has_power() -> None:
     plan = make_plan(target=300_000.0)
     shifted = params.with_arrays(conversion=params.conversion * np.array([1.0, 1.0, 0.9]))
     a = run_paths(prepare(shifted, plan), 0, N, seed=31)
-    pr = prepare(params, plan)
-    b = reference_paths(pr, N, seed=32)
-    bad = rejected(family_pvalues(a, b, pr.n_segments))
+    b = reference_paths(params, plan, N, seed=32)
+    bad = rejected(family_pvalues(a, b, len(params.segments)))
     assert {"ks revenue", "chi2 won deals"} <= set(bad), bad
+
+
+def test_comparison_detects_misattributed_sources() -> None:
+    """Power on the sources: open units' revenue counted as marketing-sourced is caught.
+
+    The mutation keeps ``revenue`` (and every other metric) as it is and moves
+    ``revenue_from_open`` into ``revenue_from_new_mql`` in the engine's paths.
+    """
+    params, plan = list(_configs())[2][1]
+    pr = prepare(params, plan)
+    a = run_paths(pr, 0, N, seed=31)
+    b = reference_paths(params, plan, N, seed=32)
+    moved = a.scalars.copy()
+    k_open, k_mql = 8, 9  # blocks.scalar_names: after the 4 entered_<stage>
+    moved[..., k_mql] += moved[..., k_open]
+    moved[..., k_open] = 0.0
+    bad = rejected(family_pvalues(replace(a, scalars=moved), b, pr.n_segments))
+    assert {"ks revenue_from_open", "ks revenue_from_new_mql"} <= set(bad), bad
+    assert "ks revenue" not in bad
 
 
 @pytest.mark.slow
 def test_engine_matches_reference_large() -> None:
-    """20,000 paths each, 23 KS tests as one family at ``ALPHA_FAMILY`` (Bonferroni).
+    """20,000 paths each, 31 KS tests as one family at ``ALPHA_FAMILY`` (Bonferroni).
 
-    Per test alpha 0.002 / 23 = 8.7e-5: KS critical distance about
-    2.23 sqrt(2 / 20000) = 0.022.
+    Per test alpha 0.002 / 31 = 6.5e-5: KS critical distance about
+    2.27 sqrt(2 / 20000) = 0.023.
     """
     params, plan = next(iter(_configs()))[1]
     pr = prepare(params, plan)
     n = 20_000
     a = run_paths(pr, 0, n, seed=41)
-    b = reference_paths(pr, n, seed=42)
+    b = reference_paths(params, plan, n, seed=42)
     pvalues = {}
     for g in range(pr.n_segments + 1):
-        for k in (0, 2, 3, 5, 6):  # revenue, coverage, won, entered sql/opportunity
+        # revenue, coverage, won, entered sql/opportunity, from open, from new mql
+        for k in (0, 2, 3, 5, 6, 8, 9):
             pvalues[f"g{g} k{k}"] = stats.ks_2samp(a.scalars[:, g, k], b.scalars[:, g, k]).pvalue
     for day in (30, 60, 90):
         pvalues[f"day {day}"] = stats.ks_2samp(
@@ -292,7 +270,6 @@ def test_comparison_detects_the_loss_law() -> None:
     without = with_loss.with_arrays(loss_mu=None, loss_sigma=None)  # type: ignore[arg-type]
     plan = make_plan(target=400_000.0, start_delay_days=7)
     a = run_paths(prepare(with_loss, plan), 0, N, seed=31)
-    pr = prepare(without, plan)
-    b = reference_paths(pr, N, seed=32)
-    bad = rejected(family_pvalues(a, b, pr.n_segments))
+    b = reference_paths(without, plan, N, seed=32)
+    bad = rejected(family_pvalues(a, b, len(without.segments)))
     assert {"ks coverage", "ks revenue"} <= set(bad), bad
