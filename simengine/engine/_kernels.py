@@ -148,15 +148,17 @@ def _above(states, row, mu, sigma, a, alpha, tail):  # pragma: no cover
 
 
 @jit
-def _pipe(scratch, g, day, amount, sign, cov_last):  # pragma: no cover
+def _pipe(pipeline_value, pipeline_count, g, day, amount, sign, cov_last):  # pragma: no cover
     """Add a pipeline entry (``sign`` 1) or exit (-1) on ``day`` (index ``day + 1``).
 
     Changes after day ``cov_last`` are never read (:func:`_metrics` stops at
-    the last week end), so they are not written.
+    the last week end), so they are not written. Takes the two arrays, not
+    the scratch tuple: it runs per pipeline event, and passing a tuple of
+    arrays costs a reference count per array per call.
     """
     if day <= cov_last:
-        scratch.pipeline_value[g, day + 1] += sign * amount
-        scratch.pipeline_count[g, day + 1] += sign
+        pipeline_value[g, day + 1] += sign * amount
+        pipeline_count[g, day + 1] += sign
 
 
 @jit
@@ -206,6 +208,8 @@ def _arrivals(
     entered = scratch.entered
     revenue = scratch.revenue
     source_revenue = scratch.source_revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
     conversion = model.conversion
     delay_mu = model.delay_mu
     delay_sigma = model.delay_sigma
@@ -269,13 +273,13 @@ def _arrivals(
                 amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                 if day > cov_last:
                     continue
-                _pipe(scratch, g, day, amt, 1.0, cov_last)
+                _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
                 q = dormant[d, c, e]
                 if q > 0.0 and uniform(states, r_leave) < q:
                     continue  # dormant: stays open
                 t_out = day + lognormal(states, leave_mu[d, c, e], leave_sigma[d, c, e], r_leave)
                 if t_out < sim_days:
-                    _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
+                    _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
         reached = S
         for j in range(cohort[S] if post else n_conv):
             while cohort[reached] <= j:
@@ -291,7 +295,7 @@ def _arrivals(
             if e >= pipe:
                 amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                 if day <= cov_last:
-                    _pipe(scratch, g, day, amt, 1.0, cov_last)
+                    _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
                     in_cov = True
             alive = True
             for s in range(e, reached):
@@ -306,14 +310,14 @@ def _arrivals(
                 if st == pipe:
                     amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                     if dd <= cov_last:
-                        _pipe(scratch, g, dd, amt, 1.0, cov_last)
+                        _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
                     revenue[g, dd] += amt
                     if start_offset <= dd <= end_offset:
                         source_revenue[g, 1 + e] += amt
                     if in_cov:
-                        _pipe(scratch, g, dd, amt, -1.0, cov_last)
+                        _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
             q = dormant[d, c, reached] if reached < S else 0.0
             if q > 0.0 and alive and in_cov and uniform(states, base + 1 + 2 * S + reached) < q:
                 continue  # dormant: stays open
@@ -325,7 +329,7 @@ def _arrivals(
                     base + 1 + 2 * S + reached,
                 )
                 if t_out < sim_days:
-                    _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
+                    _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
 
 
 @jit
@@ -362,10 +366,16 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     entered = scratch.entered
     revenue = scratch.revenue
     source_revenue = scratch.source_revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
     open_group = model.open_group
     open_cell = model.open_cell
     open_stage = model.open_stage
     open_age = model.open_age
+    open_amount = model.open_amount
+    cell_segment = model.cell_segment
+    deal_size_mu = model.deal_size_mu
+    deal_size_sigma = model.deal_size_sigma
     conversion = model.conversion
     delay_mu = model.delay_mu
     delay_sigma = model.delay_sigma
@@ -392,7 +402,7 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
         lo = open_group[k]
         hi = open_group[k + 1]
         c = open_cell[lo]
-        g = model.cell_segment[c]
+        g = cell_segment[c]
         s0 = open_stage[lo]
         a = open_age[lo]
         ro = obase + c
@@ -422,13 +432,11 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
             pc = p * sf / den if den > 0.0 else 1.0
             p_lost = 1.0
         for u in range(lo, hi):
-            amt = model.open_amount[u]
+            amt = open_amount[u]
             if s0 >= pipe:
                 if np.isnan(amt):
-                    amt = lognormal(
-                        states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], ro
-                    )
-                _pipe(scratch, g, -1, amt, 1.0, cov_last)
+                    amt = lognormal(states, deal_size_mu[d, c], deal_size_sigma[d, c], ro)
+                _pipe(pipeline_value, pipeline_count, g, -1, amt, 1.0, cov_last)
             converts = uniform(states, ro) < pc
             if not converts:
                 if s0 >= pipe:
@@ -440,7 +448,7 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                         x = _above(states, ro, mu, sg, a, alpha, sf)
                     t = max(x - a, 0.0)
                     if t < sim_days:
-                        _pipe(scratch, g, int(t), amt, -1.0, cov_last)
+                        _pipe(pipeline_value, pipeline_count, g, int(t), amt, -1.0, cov_last)
                 continue
             t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
@@ -452,18 +460,16 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                     entered[g, st] += 1
                 if st == pipe:
                     if np.isnan(amt):
-                        amt = lognormal(
-                            states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], ro
-                        )
+                        amt = lognormal(states, deal_size_mu[d, c], deal_size_sigma[d, c], ro)
                     if dd <= cov_last:
-                        _pipe(scratch, g, dd, amt, 1.0, cov_last)
+                        _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
                     revenue[g, dd] += amt
                     if start_offset <= dd <= end_offset:
                         source_revenue[g, 0] += amt
                     if in_cov:
-                        _pipe(scratch, g, dd, amt, -1.0, cov_last)
+                        _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
                     break
                 s = st
                 if uniform(states, ro) < conversion[d, c, s]:
@@ -473,7 +479,9 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                     if in_cov and not (q > 0.0 and uniform(states, ro) < q):
                         t_out = t + lognormal(states, leave_mu[d, c, s], leave_sigma[d, c, s], ro)
                         if t_out < sim_days:
-                            _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
+                            _pipe(
+                                pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last
+                            )
                     break
 
 

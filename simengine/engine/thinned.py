@@ -69,6 +69,8 @@ def _winners(model, scratch, d, c, e, g, base, n_weeks, level_walk_on):  # pragm
     entered = scratch.entered
     source_revenue = scratch.source_revenue
     conversion = model.conversion
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
     sim_days = model.sim_days
     start_offset = model.start_offset
     end_offset = model.end_offset
@@ -97,9 +99,7 @@ def _winners(model, scratch, d, c, e, g, base, n_weeks, level_walk_on):  # pragm
                 continue
             t = float(day)
             for s in range(e, S):
-                t += lognormal(
-                    states, model.delay_mu[d, c, s], model.delay_sigma[d, c, s], base + 1 + S + s
-                )
+                t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
             amt = lognormal(states, amount_mu, amount_sigma, base + 1 + 3 * S)
             if t >= sim_days:
                 continue
