@@ -111,3 +111,49 @@ def test_report_section_shows_the_split_with_bands(sourced, tmp_path: Path):
     assert f"{fmt.money(new['mean'].sum())} ({fmt.percent(share)})" in sec
     assert f"{fmt.money(tot.loc['new_mql', 'mean'])} (" in sec
     assert sec.count("data:image/png;base64,") == 1  # the total's chart
+
+
+def test_engine_forecast_sources_add_up_and_render(tmp_path: Path):
+    """A real engine forecast (assumptions + open deals): its sources as the report shows them.
+
+    The engine's contract: every won deal counts in exactly one source, so
+    the sources' means add up to the mean revenue (up to float rounding).
+    Units enter at mql and opportunity only, so sql is no source; open
+    units make the existing pipeline's share positive.
+    """
+    import datetime as dt
+
+    from simengine.config.assumptions import parse_assumptions
+    from simengine.config.plan import Plan
+    from simengine.engine import simulate
+    from simengine.params import OpenUnits
+
+    text = """
+stages = ["mql", "sql", "opportunity", "won"]
+as_of = 2027-01-04
+[segments.smb]
+new_per_week = { mql = 120.0, opportunity = 3.0 }
+conversion = { sql = [0.3, 0.0], opportunity = [0.5, 0.0], won = [0.3, 0.0] }
+delay_days = { sql = [4.0, 0.5], opportunity = [8.0, 0.5], won = [20.0, 0.5] }
+deal_size = [10000.0, 0.3]
+"""
+    ou = OpenUnits(cell=np.zeros(40, np.int64), stage=np.full(40, 2, np.int64),
+                   age_days=np.arange(40, dtype=np.float64), amount=np.full(40, np.nan))
+    params = parse_assumptions(text, n_draws=20, pipeline=ou)
+    start = dt.date(2027, 1, 4)
+    plan = Plan(start=start, end=start + dt.timedelta(days=90), as_of=start,
+                targets={"smb": 5e5}, text="t")
+    fc = simulate(params, plan, paths=2000, seed=5, block_size=500, threads=1)
+    fc.write(tmp_path / "fc")
+    table = sources_table(fc.dataset)
+    assert table is not None
+    smb = table[table.segment == "smb"].set_index("source")
+    assert smb.index.tolist() == ["open", "new_mql", "new_opportunity"]
+    revenue = float(fc.dataset["summary"].sel(segment="smb", metric="revenue", stat="mean"))
+    assert smb["mean"].sum() == pytest.approx(revenue, rel=1e-9)
+    assert (smb["mean"] > 0).all()
+    assert smb.loc["new_mql", "channel"] == "marketing"
+    assert smb.loc["new_opportunity", "channel"] == "sales"
+    html = build_report(tmp_path / "fc")
+    assert "new, marketing-sourced (entering at mql)" in html
+    assert "existing pipeline (open at the as-of date)" in html
