@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simengine.engine import _rng
+from simengine.engine._interface import KernelModel, kernel_model
 from simengine.engine._kernels import block_kernel, paths_kernel
 from simengine.engine._prepare import Prepared
 from simengine.engine._sketch import NBINS
@@ -187,51 +188,9 @@ class BlockSummary:
         self.blocks = (*self.blocks, *other.blocks)
 
 
-def _args(prepared: Prepared) -> tuple[object, ...]:
-    """Kernel arguments after ``(root, first[, n])``: the model tuple and the stream count.
-
-    The tuple's order is the one :func:`~simengine.engine._kernels.paths_kernel`
-    documents.
-    """
-    p = prepared
-    model = (
-        p.conversion,
-        p.delay_mu,
-        p.delay_sigma,
-        p.arrival_rate,
-        p.arrival_dispersion,
-        p.arrival_trend,
-        p.deal_size_mu,
-        p.deal_size_sigma,
-        p.leave_mu,
-        p.leave_sigma,
-        p.has_loss,
-        p.cell_segment,
-        p.entry_active,
-        p.open_cell,
-        p.open_stage,
-        p.open_age,
-        p.open_amount,
-        p.pipeline_stage,
-        p.sim_days,
-        p.start_off,
-        p.end_off,
-        p.week_days,
-        p.targets,
-        p.open_group,
-        (
-            p.dormant,
-            p.has_dormant,
-            p.conv_drift_sd,
-            p.has_drift,
-            p.drift_days,
-            p.n_drift,
-            p.level_sd,
-            p.has_level,
-            p.level_on,
-        ),
-    )
-    return (model, p.n_streams)
+def _args(prepared: Prepared) -> tuple[KernelModel, int]:
+    """Kernel arguments after ``(root, first[, n])``: the named model and the stream count."""
+    return (kernel_model(prepared), prepared.n_streams)
 
 
 def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:

@@ -247,7 +247,7 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
     outs = []
     for cache_max in (K.TAIL_CACHE_MAX_ENTRIES, 0):
         scratch = K._scratch(model, n_streams, cache_max)
-        assert (scratch[6].shape[0] > 0) == (cache_max > 0)
+        assert (scratch.tails.shape[0] > 0) == (cache_max > 0)
         res = (
             np.zeros((600, g1, k)),
             np.zeros((600, g1), np.int64),
