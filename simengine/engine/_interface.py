@@ -117,6 +117,9 @@ class PathScratch(NamedTuple):
     """(segment + 1, day + 1) pipeline unit count changes, index ``day + 1``."""
     entered: I64
     """(segment + 1, stage) units entering each stage in the period."""
+    source_revenue: F64
+    """(segment + 1, 1 + entry_stage) revenue won in the period by source: column 0 from
+    the open units, column ``1 + e`` from new units entering at entry stage ``e``."""
     cohort: I64
     """(stage,) a week's cohort counts per stage."""
     tails: F64

@@ -49,7 +49,8 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
 * **Amounts**: a unit gets its amount when it enters the pipeline stage (its
   own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
   towards pipeline value until it wins or leaves, and towards revenue on the
-  day it wins.
+  day it wins; revenue won in the period is also kept by source (the open
+  units; new units by entry stage), whose sum is the period's revenue.
 
 Random streams of path ``i`` are ``seed_stream(root, i, id)``; ids are fixed
 per purpose, so changing one cell's or step's parameters leaves the draws of
@@ -204,6 +205,7 @@ def _arrivals(
     cohort = scratch.cohort
     entered = scratch.entered
     revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
     conversion = model.conversion
     delay_mu = model.delay_mu
     delay_sigma = model.delay_sigma
@@ -308,6 +310,8 @@ def _arrivals(
                         in_cov = True
                 if st == S:
                     revenue[g, dd] += amt
+                    if start_offset <= dd <= end_offset:
+                        source_revenue[g, 1 + e] += amt
                     if in_cov:
                         _pipe(scratch, g, dd, amt, -1.0, cov_last)
             q = dormant[d, c, reached] if reached < S else 0.0
@@ -357,6 +361,7 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     tails_done = scratch.tails_done
     entered = scratch.entered
     revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
     open_group = model.open_group
     open_cell = model.open_cell
     open_stage = model.open_stage
@@ -455,6 +460,8 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                         in_cov = True
                 if st == S:
                     revenue[g, dd] += amt
+                    if start_offset <= dd <= end_offset:
+                        source_revenue[g, 0] += amt
                     if in_cov:
                         _pipe(scratch, g, dd, amt, -1.0, cov_last)
                     break
@@ -530,6 +537,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
     pipeline_value = scratch.pipeline_value
     pipeline_count = scratch.pipeline_count
     entered = scratch.entered
+    source_revenue = scratch.source_revenue
     conversion = model.conversion
     d = path % conversion.shape[0]
     C = conversion.shape[1]
@@ -540,6 +548,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
     pipeline_value[:] = 0.0
     pipeline_count[:] = 0.0
     entered[:] = 0
+    source_revenue[:] = 0.0
     n_weeks = (model.sim_days + 6) // 7
     # last day whose open pipeline is reported (the last week end, else the
     # day before the start); pipeline changes after it are never read
@@ -577,6 +586,8 @@ def _path(root, path, model, scratch):  # pragma: no cover
             pipeline_count[G, i] += pipeline_count[g, i]
         for i in range(entered.shape[1]):
             entered[G, i] += entered[g, i]
+        for i in range(source_revenue.shape[1]):
+            source_revenue[G, i] += source_revenue[g, i]
 
 
 @jit
@@ -586,7 +597,9 @@ def _metrics(
     """Per-path metrics from the scratch arrays.
 
     ``scalars[g, k]``: revenue, attainment, coverage at period start, won
-    deals, entered per stage; ``time_to_target[g]`` day index from start
+    deals, entered per stage, then revenue in the period by source (from the
+    open units, then from new units per entry stage; see
+    :func:`simengine.engine.blocks.scalar_names`); ``time_to_target[g]`` day index from start
     when the target is reached (-1 if never); ``cum_revenue[g, i]``
     cumulative revenue from the start to day ``start_offset + i``;
     ``week_coverage[g, k]`` coverage at week end ``k``.
@@ -595,6 +608,7 @@ def _metrics(
     pipeline_value = scratch.pipeline_value
     pipeline_count = scratch.pipeline_count
     entered = scratch.entered
+    source_revenue = scratch.source_revenue
     targets = model.targets
     start_offset = model.start_offset
     end_offset = model.end_offset
@@ -620,6 +634,8 @@ def _metrics(
         scalars[g, 3] = entered[g, S1 - 1]
         for k in range(S1):
             scalars[g, 4 + k] = entered[g, k]
+        for k in range(source_revenue.shape[1]):
+            scalars[g, 4 + S1 + k] = source_revenue[g, k]
         # open pipeline at the end of day w: prefix sums of the entry/exit diffs
         # through index w + 1 (0 when no unit is open, so no rounding residue)
         v = 0.0
@@ -664,6 +680,7 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         np.zeros((G1, sim_days + 1)),
         np.zeros((G1, sim_days + 1)),
         np.zeros((G1, S1), np.int64),
+        np.zeros((G1, S1)),
         np.zeros(S1, np.int64),
         tails,
         np.zeros(tails.shape[0], np.uint8),
@@ -738,7 +755,7 @@ def block_kernel(  # pragma: no cover
     first, n) and the inputs.
     """
     G1 = model.targets.shape[0]
-    K = 4 + model.conversion.shape[2] + 1
+    K = 4 + 2 * (model.conversion.shape[2] + 1)
     nd = model.sim_days - model.start_offset
     W = model.week_days.shape[0]
     scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
