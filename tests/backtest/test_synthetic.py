@@ -33,8 +33,10 @@ def test_random_shifts_are_the_seeds_own_and_change_the_data():
     afac = np.array([c.arrival_jump_factor for c in cfgs])
     cfac = np.array([c.conversion_step_factor for c in cfgs])
     for weeks in (jumps, steps):
-        assert weeks.min() >= -26 and weeks.max() <= -2
-        assert (weeks < -13).any() and (weeks >= -13).any()
+        assert weeks.min() >= -26
+        assert weeks.max() <= -2
+        assert (weeks < -13).any()
+        assert (weeks >= -13).any()
     assert 0.6 <= afac.min() < 1 < afac.max() <= 1.6
     assert 0.75 <= cfac.min() < 1 < cfac.max() <= 1.15
     assert {c.conversion_step_stage for c in cfgs} == {"sql", "opportunity", "won"}
