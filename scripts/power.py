@@ -156,8 +156,14 @@ def recovery() -> list[dict[str, str]]:
 
 
 def synthetic(reps: int) -> list[dict[str, str]]:
-    """tests/backtest/test_synthetic.py: PIT dispersion (24 segment PITs) and KS (8 totals)."""
-    from backtest.test_synthetic import SYNTH_ALPHA, SYNTH_SEEDS, dispersion_band
+    """tests/backtest/test_synthetic.py: segment PIT dispersion and the totals' normal score."""
+    from backtest.test_synthetic import (
+        SYNTH_ALPHA,
+        SYNTH_SEEDS,
+        dispersion_band,
+        normal_score,
+        normal_score_band,
+    )
 
     rng = np.random.default_rng(2026)
     n_seg = 3 * SYNTH_SEEDS
@@ -168,12 +174,18 @@ def synthetic(reps: int) -> list[dict[str, str]]:
         d = ((p - 0.5) ** 2).mean(axis=1)
         return float(np.mean((d < lo) | (d > hi)))
 
+    t_lo, t_hi = normal_score_band(SYNTH_SEEDS, alpha=SYNTH_ALPHA / 2)
     zt = rng.normal(size=(reps, SYNTH_SEEDS))
+
+    def rej_ns(p: np.ndarray) -> float:
+        s = np.array([normal_score(row) for row in p])
+        return float(np.mean((s < t_lo) | (s > t_hi)))
 
     def rej_ks(p: np.ndarray) -> float:
         ps = np.array([stats.kstest(row, "uniform").pvalue for row in p])
         return float(np.mean(ps <= SYNTH_ALPHA / 2))
 
+    zk = rng.normal(size=(2000, 8))
     rows = []
     for name, f in (("forecast 2x too narrow", 2.0), ("forecast 2x too wide", 0.5)):
         rows.append(
@@ -187,11 +199,20 @@ def synthetic(reps: int) -> list[dict[str, str]]:
         )
         rows.append(
             _row(
-                f"synthetic backtest, KS of {SYNTH_SEEDS} total PITs",
-                f"{rej_ks(stats.norm.cdf(zt[:2000])):.4f} (MC, nominal {SYNTH_ALPHA / 2})",
+                f"synthetic backtest, normal score of {SYNTH_SEEDS} total PITs",
+                f"{rej_ns(stats.norm.cdf(zt)):.4f} (MC, nominal {SYNTH_ALPHA / 2})",
                 name,
-                f"{rej_ks(stats.norm.cdf(f * zt[:2000])):.3f}",
-                "MC 2000 sets",
+                f"{rej_ns(stats.norm.cdf(f * zt)):.3f}",
+                f"MC {reps} sets",
+            )
+        )
+        rows.append(
+            _row(
+                "(replaced) KS of 8 total PITs",
+                f"{rej_ks(stats.norm.cdf(zk)):.4f} (MC, nominal {SYNTH_ALPHA / 2})",
+                name,
+                f"{rej_ks(stats.norm.cdf(f * zk)):.3f}",
+                "MC 2000 sets; the check before this change",
             )
         )
     return rows
@@ -234,16 +255,20 @@ def small_checks() -> list[dict[str, str]]:
             "closed form",
         )
     ]
-    # stress: se_batch / se_binomial ~ sqrt(chi2_9 / 9) in [0.4, 1.7]
-    a = stats.chi2.cdf(9 * 0.4**2, 9) + stats.chi2.sf(9 * 1.7**2, 9)
-    for name, power in (
-        ("batch SE 2x too large", stats.chi2.sf(9 * (1.7 / 2) ** 2, 9)),
-        ("batch SE 2x too small", stats.chi2.cdf(9 * (0.4 * 2) ** 2, 9)),
-    ):
+    # stress: se_batch / se_binomial ~ sqrt(chi2_d / d), d = batches - 1, two-sided band
+    from planning.test_stress import SE_ALPHA, SE_BATCHES, se_ratio_band
+
+    d = SE_BATCHES - 1
+    lo, hi = se_ratio_band()
+    a = stats.chi2.cdf(d * lo**2, d) + stats.chi2.sf(d * hi**2, d)
+    for name, c in (("batch SE 2x too large", 2.0), ("batch SE 2x too small", 0.5)):
+        # the observed ratio is c * sqrt(chi2_d / d): outside [lo, hi] when ...
+        power = stats.chi2.cdf(d * (lo / c) ** 2, d) + stats.chi2.sf(d * (hi / c) ** 2, d)
         rows.append(
             _row(
-                "stress: batch-means SE / binomial SE in [0.4, 1.7]",
-                f"{a:.4f} per segment (chi2_9)",
+                f"stress: batch-means SE / binomial SE in [{lo:.2f}, {hi:.2f}] "
+                f"({SE_BATCHES} batches)",
+                f"{a:.4f} per segment ({SE_ALPHA} over 3, chi2_{d})",
                 name,
                 f"{power:.3f} per segment",
                 "closed form",

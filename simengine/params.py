@@ -77,12 +77,20 @@ class OpenUnits:
         Days since it entered that stage, at the as-of date (>= 0).
     amount : ndarray of float64, shape (unit,)
         Its own deal value where known, else NaN.
+    ids : tuple of str, optional
+        The records' ids of the units, in the same order (the per-deal
+        outlook labels its rows with them); None when unknown.
     """
 
     cell: IntArray
     stage: IntArray
     age_days: FloatArray
     amount: FloatArray
+    ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids is not None and len(self.ids) != self.cell.shape[0]:
+            raise ValueError(f"{len(self.ids)} ids for {self.cell.shape[0]} open units")
 
     @classmethod
     def empty(cls) -> OpenUnits:

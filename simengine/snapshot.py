@@ -132,6 +132,7 @@ def open_units(
         stage=stage,
         age_days=(cut - day).astype(np.float64),
         amount=opened["amount"].to_numpy(np.float64),
+        ids=tuple(str(i) for i in opened["id"]) if "id" in opened else None,
     )
 
 
@@ -247,4 +248,5 @@ def pipeline_from_records(
         stage=ou.stage,
         age_days=ou.age_days,
         amount=ou.amount,
+        ids=ou.ids,
     )

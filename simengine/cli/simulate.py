@@ -195,8 +195,8 @@ def _deals(
 ) -> pd.DataFrame:
     """Compute the per-deal outlook of the open units, labelled by record id where known.
 
-    A posterior file keeps its open units without their ids, so they are
-    labelled ``unit-<index>`` then.
+    A posterior file stores its open units' record ids (the ``unit``
+    coordinate); files written before it did are labelled ``unit-<index>``.
     """
     from simengine.engine.outlook import deal_outlook
 

@@ -29,7 +29,13 @@ take the step (the competing risk of the fitted model): an open unit aged
 non-converter leaves the pipeline after that time. Give it for every step of
 every segment, or for none: without it non-converters are never lost (open
 units convert with ``p S_F(a) / (1 - p F(a))``) and leave the pipeline after
-a draw from the step's delay law.
+a draw from the step's delay law. A file without ``loss_days`` therefore
+reads exactly as before it existed (same inputs and seed, same forecast)
+rather than getting an invented default: a loss law is a planning
+assumption of its own, and the bundled ``models/assumptions.toml`` states
+one. Without it, lost deals stay in the pipeline for a delay's time, so
+where lost deals really leave sooner than won ones close coverage is
+overstated.
 
 Open units (``--pipeline records.csv --model SPEC``) come from
 :func:`pipeline_from_records`: each record's cell maps to the assumption

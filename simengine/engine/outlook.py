@@ -180,7 +180,8 @@ def deal_outlook(
         Period and horizon (day 0 = ``params.as_of``).
     ids : sequence of str, optional
         One label per open unit, in ``params.open_units`` order (record ids);
-        default ``unit-<index>``.
+        default the open units' own ids (``params.open_units.ids``), else
+        ``unit-<index>``.
     grid_step : float
         Grid width in days for chaining later steps (must divide a day).
 
@@ -201,7 +202,7 @@ def deal_outlook(
     ou = params.open_units
     n_units = len(ou)
     if ids is None:
-        ids = [f"unit-{k}" for k in range(n_units)]
+        ids = ou.ids if ou.ids is not None else [f"unit-{k}" for k in range(n_units)]
     if len(ids) != n_units:
         raise ValueError(f"{len(ids)} ids for {n_units} open units")
     per_day = round(1.0 / grid_step)

@@ -656,7 +656,12 @@ def _constant_data(
             "open_age_days": ("unit", ou.age_days),
             "open_amount": ("unit", ou.amount),
         },
-        coords={"unit": np.arange(len(ou)), "cell": list(data.cells), "step": list(data.steps)},
+        coords={
+            # the records' ids, so the per-deal outlook shows the CRM's labels
+            "unit": np.array(ou.ids if ou.ids is not None else [], dtype=str),
+            "cell": list(data.cells),
+            "step": list(data.steps),
+        },
     )
     for name, days in RAW_WINDOWS.items():
         rr = raw_rates(records, spec, as_of, days, cells=data.cells)

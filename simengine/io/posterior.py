@@ -20,7 +20,9 @@ Required (see docs/contracts.md, "The posterior file"):
   period; needed with ``conversion_drift_sd``, else read from
   ``simengine_fit_settings``);
 * optional group ``constant_data`` (dim ``unit``): ``open_cell``,
-  ``open_stage``, ``open_age_days``, ``open_amount`` (the as-of open units).
+  ``open_stage``, ``open_age_days``, ``open_amount`` (the as-of open units);
+  the ``unit`` coordinate holds the records' ids (strings; files with a
+  numeric ``unit`` read, their units labelled ``unit-<k>``).
 
 ``simengine fit`` also writes ``constant_data.raw_rate_4q`` /
 ``raw_rate_13w`` (cell, step) and the attrs ``simengine_diagnostics`` (JSON:
@@ -314,6 +316,20 @@ def _validate_open(cd: xr.Dataset, f: str, stages: list[str], cells: list[str]) 
         raise InputError(issues[:200], summary=f"invalid posterior file {f}")
 
 
+def _unit_ids(cd: xr.Dataset) -> tuple[str, ...] | None:
+    """Return the open units' record ids: the ``unit`` coordinate when it holds strings.
+
+    Files written before the ids were stored number their units 0, 1, ...;
+    they give None (the outlook then labels them ``unit-<k>``).
+    """
+    if "unit" not in cd.coords:
+        return None
+    values = cd.coords["unit"].values
+    if values.dtype.kind not in "OUS":
+        return None
+    return tuple(str(v) for v in values)
+
+
 def _drift_days(attrs: dict[str, object]) -> int | None:
     """Days of a drift period: the attribute, else the fit settings' ``drift_period_days``."""
     raw: object = attrs.get("simengine_drift_period_days")
@@ -409,6 +425,7 @@ def read_parameters(path: str | Path) -> FunnelParameters:
             stage=np.array([stages.index(str(s)) for s in cd["open_stage"].values], np.int64),
             age_days=np.asarray(cd["open_age_days"].values, np.float64),
             amount=np.asarray(cd["open_amount"].values, np.float64),
+            ids=_unit_ids(cd),
         )
     if attrs.get("simengine_converged", "true").lower() == "false":
         warnings.warn(

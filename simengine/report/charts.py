@@ -32,6 +32,7 @@ __all__ = [
     "fan_chart",
     "funnel_chart",
     "png_data_uri",
+    "sources_chart",
 ]
 
 #: Pipeline coverage at period start: 3x is the usual bar, 3-3.5x the sweet
@@ -282,6 +283,49 @@ def funnel_chart(
     ax.set_xlim(1, top * 1.5 if np.isfinite(top) and top > 1 else 10)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.count(v)))
     ax.set_xlabel("units entering the stage in the period (log scale, from 1)")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.grid(alpha=0.3, axis="x")
+    return png_data_uri(fig)
+
+
+def sources_chart(
+    labels: Sequence[str],
+    mean: npt.NDArray[np.float64],
+    low: npt.NDArray[np.float64],
+    high: npt.NDArray[np.float64],
+    *,
+    title: str = "",
+) -> str:
+    """Period revenue by source: mean bars with each source's own P10-P90 band.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Source labels, top first (existing pipeline, then new deals).
+    mean, low, high : ndarray, shape (source,)
+        Mean revenue of each source and its P10 and P90 over paths.
+    title : str
+
+    Returns
+    -------
+    str
+        PNG data URI.
+    """
+    n = len(labels)
+    y = np.arange(n)[::-1].astype(np.float64)
+    fig = Figure(figsize=(7.5, 0.55 * n + 1.3), layout="constrained")
+    ax = fig.add_subplot()
+    m = np.asarray(mean, dtype=np.float64)
+    colours = [_GREY if str(lab).startswith("existing") else _BLUE for lab in labels]
+    ax.barh(y, m, height=0.55, color=colours, alpha=0.8)
+    err = np.vstack([m - np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64) - m])
+    ax.errorbar(m, y, xerr=np.clip(err, 0, None), fmt="none", ecolor="black", capsize=3, lw=1,
+                label="P10 – P90 of the source")
+    ax.set_yticks(y, list(labels))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt.money(v)))
+    ax.set_xlim(left=0)
+    ax.set_xlabel("mean revenue won in the period (whiskers: P10 – P90)")
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     ax.grid(alpha=0.3, axis="x")

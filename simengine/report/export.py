@@ -30,6 +30,16 @@
     ``expected_revenue_in_period`` (float64), ``close_date_p50`` (date: the
     median close date given a win within the horizon; null if none). See
     :mod:`simengine.engine.outlook`.
+``sources``
+    revenue won in the period by source (when the forecast has the engine's
+    ``revenue_from_*`` metrics), one row per (segment, source): ``segment``,
+    ``source`` (``open`` or ``new_<entry_stage>``), ``origin`` (``existing
+    pipeline`` or ``new``), ``channel`` (``marketing`` for new units entering
+    at the first stage, ``sales`` at a later one, empty for the existing
+    pipeline), ``label`` (str), ``mean``, ``p10``, ``p50``, ``p90``,
+    ``share_of_mean_revenue`` (float64). The means of a segment's sources add
+    up to its mean revenue; the quantiles are each source's own. See
+    :mod:`simengine.report.sources`.
 
 Dates are real dates (Parquet ``date32``; ISO ``YYYY-MM-DD`` in CSV), never
 day offsets. ``total`` is a segment like the others (simulated jointly).
@@ -48,6 +58,7 @@ import xarray as xr
 from simengine.errors import InputError
 from simengine.io.atomic import atomic_dir, umask_mode
 from simengine.report.data import read_deals, read_forecast
+from simengine.report.sources import sources_table
 
 __all__ = ["FORMATS", "SCHEMAS", "export_tables", "write_exports"]
 
@@ -72,6 +83,11 @@ SCHEMAS: dict[str, pa.Schema] = {
                         ("p_open_at_period_end", pa.float64()),
                         ("expected_revenue_in_period", pa.float64()),
                         ("close_date_p50", pa.date32())]),
+    "sources": pa.schema([("segment", pa.string()), ("source", pa.string()),
+                          ("origin", pa.string()), ("channel", pa.string()),
+                          ("label", pa.string()), ("mean", pa.float64()), ("p10", pa.float64()),
+                          ("p50", pa.float64()), ("p90", pa.float64()),
+                          ("share_of_mean_revenue", pa.float64())]),
 }
 
 
@@ -95,7 +111,9 @@ def export_tables(
     -------
     dict of str to pandas.DataFrame
         ``fan``, ``coverage``, ``funnel``, ``summary`` and, when given,
-        ``deals``; columns in :data:`SCHEMAS` order, dates as ``datetime.date``.
+        ``deals``, and ``sources`` when the forecast has the
+        ``revenue_from_*`` metrics; columns in :data:`SCHEMAS` order, dates as
+        ``datetime.date``.
     """
     target = ds["target"].to_series()
     fan = _tidy(ds["cum_revenue"].transpose("segment", "date", "quantile"), "cum_revenue")
@@ -111,6 +129,9 @@ def export_tables(
     tables = {"fan": fan, "coverage": cov, "funnel": funnel, "summary": summary}
     if deals is not None:
         tables["deals"] = deals
+    sources = sources_table(ds)
+    if sources is not None:
+        tables["sources"] = sources
     out = {}
     for name, df in tables.items():
         schema = SCHEMAS[name]

@@ -9,7 +9,9 @@ median date the target is reached, flagged when after the period end), a fan
 chart of cumulative closed-won revenue, pipeline coverage from the period
 start by week, and the units entering each stage in the period. Every number
 set against P(hit) comes from the same simulation. Then revenue by source
-(when the forecast has the ``revenue_from_*`` metrics), the deals most at
+(when the forecast has the ``revenue_from_*`` metrics: existing pipeline vs
+new deals, marketing- vs sales-sourced, each with its own P10-P90 band; see
+:mod:`simengine.report.sources`), the deals most at
 risk of slipping (the per-deal outlook, ``deals.csv``), the conversion rates
 beside the trailing raw rates, the top risks (named drivers, from the
 sensitivity table), the stress and sensitivity results when given or found
@@ -50,6 +52,7 @@ from simengine.report.data import (
     read_parameter_summary,
     read_planning_tables,
 )
+from simengine.report.sources import sources_table
 
 __all__ = [
     "Headline",
@@ -324,22 +327,41 @@ def _segment(ds: xr.Dataset, h: Headline, end: dt.date) -> dict[str, Any]:
 
 
 def _sources(ds: xr.Dataset) -> dict[str, Any] | None:
-    """Mean period revenue by source, when the forecast has ``revenue_from_*`` metrics."""
-    metrics = [str(m) for m in ds["metric"].values]
-    found = [m for m in metrics if m.startswith("revenue_from_")]
-    if not found:
+    """Revenue by source (:mod:`simengine.report.sources`), when the forecast has it."""
+    table = sources_table(ds)
+    if table is None or table.empty:
         return None
-    names = {m: ("open pipeline at the as-of date" if m == "revenue_from_open"
-                 else f"new, entering at {m.removeprefix('revenue_from_new_')}")
-             for m in found}
     rows = []
-    for seg in (str(s) for s in ds["segment"].values):
-        vals = [_stat(ds, seg, m, "mean") for m in found]
-        total = sum(v for v in vals if math.isfinite(v))
-        rows.append({"segment": seg, "values": [
-            f"{fmt.money(v)} ({fmt.percent(v / total) if total > 0 else fmt.NA})" for v in vals
-        ]})
-    return {"columns": [names[m] for m in found], "rows": rows}
+    for seg, part in table.groupby("segment", sort=False):
+        revenue = _stat(ds, str(seg), "revenue", "mean")
+        new = part[part["origin"] == "new"]
+        by_channel = new.groupby("channel", sort=False)["mean"].sum()
+        rows.append({
+            "segment": seg,
+            "revenue": fmt.money(revenue),
+            "sources": [{
+                "label": r.label,
+                "mean": fmt.money(r.mean),
+                "share": fmt.percent(r.share_of_mean_revenue)
+                if math.isfinite(r.share_of_mean_revenue) else fmt.NA,
+                "band": f"{fmt.money(r.p10)} – {fmt.money(r.p90)}",
+            } for r in part.itertuples()],
+            "split": [(name, fmt.money(v), fmt.percent(v / revenue) if revenue > 0 else fmt.NA)
+                      for name, v in (
+                          ("existing pipeline", float(part.loc[part["origin"] != "new", "mean"]
+                                                      .sum())),
+                          ("new deals", float(new["mean"].sum())),
+                          ("marketing-sourced (new)", float(by_channel.get("marketing", 0.0))),
+                          ("sales-sourced (new)", float(by_channel.get("sales", 0.0))),
+                      )],
+        })
+    total = table[table["segment"] == "total"]
+    chart = None
+    if not total.empty:
+        chart = charts.sources_chart(total["label"].tolist(), total["mean"].to_numpy(),
+                                     total["p10"].to_numpy(), total["p90"].to_numpy(),
+                                     title="Total: revenue in the period by source")
+    return {"rows": rows, "chart": chart}
 
 
 def _deals(deals: pd.DataFrame | None, end: dt.date) -> dict[str, Any] | None:

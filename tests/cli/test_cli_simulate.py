@@ -148,7 +148,7 @@ def test_simulate_posterior_file_matches_in_process(tmp_path: Path, plan: Path) 
             "cell": list(params.cells),
             "step": list(params.steps),
             "entry_stage": entry,
-            "unit": np.arange(len(ou)),
+            "unit": np.array([f"CRM-{k:03d}" for k in range(len(ou))]),
         },
         dims={
             "conversion": ["cell", "step"],
@@ -191,3 +191,6 @@ def test_simulate_posterior_file_matches_in_process(tmp_path: Path, plan: Path) 
     assert fc.dataset.attrs["source"] == "posterior"
     direct = simulate(params, load_plan(plan), paths=300, seed=3, block_size=100, threads=1)
     pd.testing.assert_frame_equal(fc.summary, direct.summary)
+    # the deals carry the CRM's ids stored in the posterior file
+    deals = pd.read_csv(out / "deals.csv")
+    assert deals["id"].tolist() == [f"CRM-{k:03d}" for k in range(len(ou))]

@@ -28,6 +28,7 @@ from simengine.fitting.fit import (
     single_threaded_blas,
 )
 from simengine.io.posterior import read_parameters, write_posterior
+from simengine.snapshot import open_units
 
 AS_OF = dt.date(2026, 1, 5)
 
@@ -92,6 +93,11 @@ def test_short_run_is_flagged_and_in_file_layout(short):
     const = idata["constant_data"]
     data = build_data(df, spec, AS_OF)
     assert const.sizes["unit"] == len(data.snapshot) == data.open_count.sum()
+    # the unit coordinate holds the open records' ids, in open-unit order
+    ou = open_units(df, spec, AS_OF, list(post["cell"].values))
+    assert ou.ids is not None
+    assert [str(u) for u in const["unit"].values] == list(ou.ids)
+    assert set(ou.ids) <= set(df["id"].astype(str))
     assert np.all((const["raw_rate_4q"].values >= 0) & (const["raw_rate_4q"].values <= 1))
 
 
@@ -125,6 +131,7 @@ def test_round_trip_through_the_file(short, tmp_path):
     assert np.all(p.arrival_rate[:, :, 1:] == 0)  # nobody enters at qual/opp
     np.testing.assert_array_equal(p.deal_size_sigma, post["deal_size_sigma"].values.reshape(60, -1))
     assert len(p.open_units) == idata["constant_data"].sizes["unit"]
+    assert p.open_units.ids == tuple(str(u) for u in idata["constant_data"]["unit"].values)
 
 
 def test_same_seed_same_draws_bitwise(records_factory, spec_factory):

@@ -209,3 +209,35 @@ def test_loss_variables_are_read_and_go_together(tmp_path: Path):
     assert issue.file == str(path)
     assert issue.column == "posterior.loss_sigma"
     assert "both or neither" in issue.rule
+
+
+def test_unit_ids_label_the_deals(tmp_path: Path):
+    """The ``unit`` coordinate's record ids reach the per-deal outlook; numeric ones fall back."""
+    import dataclasses
+    import datetime as dt
+
+    from simengine.config.plan import Plan
+    from simengine.engine.outlook import deal_outlook
+
+    plan = Plan(
+        start=dt.date(2027, 1, 4),
+        end=dt.date(2027, 3, 31),
+        as_of=dt.date(2027, 1, 4),
+        targets={"smb": 1e5, "ent": 1e5},
+        text="t",
+    )
+    with_ids = user_idata()
+    with_ids.constant_data = with_ids.constant_data.assign_coords(
+        unit=np.array(["OPP-0042", "OPP-7"], dtype=object)
+    )
+    p = read_parameters(write_posterior(with_ids, tmp_path / "ids.nc"))
+    assert p.open_units.ids == ("OPP-0042", "OPP-7")
+    assert deal_outlook(p, plan)["id"].tolist() == ["OPP-0042", "OPP-7"]
+    # a file from before the ids were stored (unit = 0, 1): unit-<k>
+    old = read_parameters(write_posterior(user_idata(), tmp_path / "old.nc"))
+    assert old.open_units.ids is None
+    assert deal_outlook(old, plan)["id"].tolist() == ["unit-0", "unit-1"]
+    # explicit ids still win; a wrong count is an error
+    assert deal_outlook(p, plan, ids=["a", "b"])["id"].tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="1 ids for 2 open units"):
+        dataclasses.replace(p.open_units, ids=("x",))

@@ -138,6 +138,55 @@ def build_dataset(sim: SimPaths, seed: int) -> xr.Dataset:
     return ds
 
 
+#: Shares of a path's period revenue by source in with_sources (sql: nobody enters there).
+SOURCE_SHARES = {"open": 0.35, "new_mql": 0.45, "new_sql": 0.0, "new_opportunity": 0.20}
+
+
+def source_paths(rev: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Split each path's revenue into sources that add up to it path by path.
+
+    Each path's shares are Dirichlet around :data:`SOURCE_SHARES` (zero
+    shares stay zero), so the sources vary from path to path and have bands
+    of their own.
+    """
+    rng = np.random.default_rng(seed)
+    names = [k for k, v in SOURCE_SHARES.items() if v > 0]
+    w = rng.dirichlet([40.0 * SOURCE_SHARES[k] for k in names], size=rev.shape[0])
+    out = {k: np.zeros_like(rev) for k in SOURCE_SHARES}
+    for j, k in enumerate(names):
+        out[k] = rev * w[:, j]
+    out[names[-1]] = rev - sum(out[k] for k in names[:-1])  # exact sum, path by path
+    return out
+
+
+def source_stats(sim: SimPaths) -> dict[str, dict[str, dict[str, float]]]:
+    """``segment -> revenue_from_<source> -> stat -> value`` from the paths (total jointly)."""
+    per_seg = {s: source_paths(sim.cum[s][:, sim.end_offset], seed=k)
+               for k, s in enumerate(SEGMENTS)}
+    per_seg["total"] = {k: sum(per_seg[s][k] for s in SEGMENTS) for k in SOURCE_SHARES}
+    return {seg: {f"revenue_from_{k}": _stats(v) for k, v in src.items()}
+            for seg, src in per_seg.items()}
+
+
+def with_sources(ds: xr.Dataset, sim: SimPaths | None = None) -> xr.Dataset:
+    """The forecast with the engine's revenue_from_* metrics, computed from ``sim``'s paths."""
+    sim = sim if sim is not None else simulate_paths(seed=int(ds.attrs["seed"]))
+    table = source_stats(sim)
+    extra = list(next(iter(table.values())))
+    summ = ds["summary"]
+    add = xr.DataArray(
+        np.full((summ.sizes["segment"], len(extra), summ.sizes["stat"]), np.nan),
+        dims=("segment", "metric", "stat"),
+        coords={"segment": summ["segment"], "metric": extra, "stat": summ["stat"]},
+    )
+    for seg, metrics in table.items():
+        for m, st in metrics.items():
+            for k, v in st.items():
+                add.loc[{"segment": seg, "metric": m, "stat": k}] = v
+    return ds.drop_vars("summary").drop_dims("metric").assign(
+        summary=xr.concat([summ, add], dim="metric"))
+
+
 def write_forecast_dir(ds: xr.Dataset, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out / "forecast.nc", engine="h5netcdf")

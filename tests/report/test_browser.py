@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -142,15 +141,10 @@ def _sensitivity_table() -> pd.DataFrame:
 
 
 def _with_sources_and_late_target(ds: xr.Dataset) -> xr.Dataset:
-    """Add revenue_from_* metrics and a median time to target after the period end."""
-    extra = ["revenue_from_open", "revenue_from_new_mql"]
-    summ = ds["summary"]
-    add = xr.full_like(summ.isel(metric=slice(0, 2)), np.nan).assign_coords(metric=extra)
-    mean = summ.sel(metric="revenue", stat="mean")
-    add.loc[{"metric": "revenue_from_open", "stat": "mean"}] = 0.4 * mean
-    add.loc[{"metric": "revenue_from_new_mql", "stat": "mean"}] = 0.6 * mean
-    out = ds.drop_vars("summary").drop_dims("metric").assign(
-        summary=xr.concat([summ, add], dim="metric"))
+    """Add revenue_from_* metrics (report_sim.with_sources) and a late median time to target."""
+    from report_sim import with_sources
+
+    out = with_sources(ds)
     out["summary"].loc[{"segment": "ent", "metric": "time_to_target_days", "stat": "p50"}] = 100
     out.attrs = {**ds.attrs, "open_units": 3,
                  "input_sha256": json.dumps({"plan": "ab" * 32}),
@@ -186,7 +180,7 @@ def full_dom(chromium, forecast_ds, tmp_path_factory) -> str:
     # stress found in the forecast directory (DIR/stress/stress.csv); sensitivity given
     report = write_report(fdir, sensitivity=sens)
     text, attrs = _dom(chromium, report, root / "profile")
-    assert int(attrs["data-images"]) == 12 + 2  # + stress chart and tornado
+    assert int(attrs["data-images"]) == 12 + 3  # + sources chart, stress chart and tornado
     ARTIFACTS.mkdir(exist_ok=True)
     r = _run(chromium, root / "profile2", "--window-size=1100,2400",
              f"--screenshot={ARTIFACTS / 'report-issue19.png'}", report.resolve().as_uri())
@@ -235,8 +229,10 @@ def test_item3_coverage_text_is_the_charts_first_point(full_dom, forecast_ds):
 
 def test_item4_sources_stress_sensitivity_and_named_risks(full_dom, bare_dom):
     sources = _section(full_dom, "sources")
-    assert "open pipeline at the as-of date" in sources
-    assert "new, entering at mql" in sources
+    assert "existing pipeline (open at the as-of date)" in sources
+    assert "new, marketing-sourced (entering at mql)" in sources
+    assert "new, sales-sourced (entering at opportunity)" in sources
+    assert "entering at sql" not in sources  # nobody enters at sql: not a source
     assert 'id="sources"' not in bare_dom  # only when the engine wrote revenue_from_*
     assert "MQLs -20%" in _section(full_dom, "stress")
     assert "NOT THIS ONE" not in full_dom
@@ -245,6 +241,37 @@ def test_item4_sources_stress_sensitivity_and_named_risks(full_dom, bare_dom):
     assert "ent opportunity → won conversion: one posterior sd lower" in risks
     assert "MQLs -20%" in risks
     assert "misses its" not in risks  # no restating of the overview
+
+
+def test_sources_section_in_chromium(chromium, forecast_ds, sim_paths, tmp_path):
+    """Issue 19 item 4: the sources section renders (chart decoded) and is screenshotted.
+
+    The screenshot is of a copy of the page with every other section hidden
+    by one injected style rule (a headless screenshot shows only the top of
+    a page): the total's chart of revenue by source with P10-P90 whiskers,
+    the split table (existing pipeline / new, marketing / sales) and the
+    per-source bands.
+    """
+    from report_sim import with_sources, write_forecast_dir
+
+    fdir = write_forecast_dir(with_sources(forecast_ds, sim_paths), tmp_path / "fc")
+    report = write_report(fdir)
+    text, attrs = _dom(chromium, report, tmp_path / "profile")
+    assert int(attrs["data-images"]) == 12 + 1  # + the sources chart, decoded
+    sources = _section(text, "sources")
+    assert "marketing-sourced" in sources
+    assert "sales-sourced" in sources
+    assert "existing pipeline" in sources
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report-sources.png"
+    only = tmp_path / "sources-only.html"
+    page = report.read_text()
+    only.write_text(page.replace("</head>", "<style>section:not(#sources){display:none}</style>"
+                                 "</head>", 1))
+    r = _run(chromium, tmp_path / "profile2", "--window-size=1100,1300", f"--screenshot={shot}",
+             only.resolve().as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
 
 
 def test_item4_deals_at_risk_of_slipping(full_dom):

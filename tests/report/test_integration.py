@@ -71,7 +71,9 @@ def test_report_numbers_are_the_engine_numbers(engine_forecast):
         assert h.prob_hit == s[(h.segment, "attainment", "prob_hit")]
         assert h.revenue_p50 == s[(h.segment, "revenue", "p50")]
     page = build_report(engine_forecast)
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 3
+    # 3 charts per segment and the total; + revenue by source (the engine writes revenue_from_*)
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 3 + 1
+    assert '<section id="sources">' in page
 
 
 def test_reverse_funnel_from_the_assumptions(engine_forecast):
@@ -138,7 +140,7 @@ def test_stress_section_from_a_real_stress_run(engine_forecast, tmp_path):
     page = build_report(engine_forecast)
     assert '<section id="stress">' in page
     assert "MQLs -20%" in page
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 3 + 1
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 3 + 1 + 1
     # Fewer MQLs cannot raise P(hit) on common random numbers beyond noise: the reported
     # change for the total is negative.
     row = df[(df.scenario == "mqls-minus-20pct") & (df.segment == "total")
