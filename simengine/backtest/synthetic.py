@@ -23,6 +23,7 @@ at the origin, to tell a biased model from a biased engine.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ __all__ = [
     "ORIGIN_LAG_DAYS",
     "PERIOD_DAYS",
     "calibration",
+    "random_shifts",
     "recovery",
     "run_synthetic",
     "synthetic_case",
@@ -81,6 +83,45 @@ def synthetic_case(
     return res.records, origin, res.truth
 
 
+def random_shifts(seed: int) -> object:
+    """Return a generator configuration with regime shifts drawn from the seed.
+
+    The synthetic world of a non-stationary calibration run: each case gets
+    one level jump in every arrival mean and one step change in one step's
+    conversion rate, at weeks and by factors drawn from a stream of its own
+    (``numpy.random.default_rng([seed, 16])``, independent of the generator's
+    draws). Both weeks are uniform on ``-26 .. -2`` relative to the
+    generator's as-of date, so about half the shifts happen in the history
+    before the origin (week -13), which the fit can see, and half inside the
+    forecast period, which no model can see; the arrival factor is
+    log-uniform on [0.6, 1.6] and the conversion factor log-uniform on
+    [0.75, 1.15] (the generator's highest rate times 1.15 stays below 1).
+
+    Parameters
+    ----------
+    seed : int
+        The case's generator seed.
+
+    Returns
+    -------
+    SynthConfig
+        The default configuration with the shifts set (recorded by the
+        generator in ``truth.json`` under ``regime_shifts``).
+    """
+    from simengine.synth import STAGES, SynthConfig
+
+    rng = np.random.default_rng([seed, 16])
+    steps = STAGES[1:]
+    return dataclasses.replace(
+        SynthConfig(),
+        arrival_jump_week=int(rng.integers(-26, -1)),
+        arrival_jump_factor=float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))),
+        conversion_step_week=int(rng.integers(-26, -1)),
+        conversion_step_stage=str(steps[int(rng.integers(len(steps)))]),
+        conversion_step_factor=float(np.exp(rng.uniform(np.log(0.75), np.log(1.15)))),
+    )
+
+
 def run_synthetic(
     seeds: Sequence[int],
     spec: FunnelSpec,
@@ -89,7 +130,7 @@ def run_synthetic(
     forecaster: OriginForecaster,
     *,
     history_weeks: int = 52,
-    config: object | None = None,
+    config: object | Callable[[int], object] | None = None,
     on_case: Callable[[int, str], None] | None = None,
 ) -> pd.DataFrame:
     """Backtest one origin of each synthetic seed; resumable per seed.
@@ -108,8 +149,9 @@ def run_synthetic(
         simengine's forecaster (:func:`~simengine.backtest.run.simengine_forecaster`).
     history_weeks : int
         See :func:`synthetic_case`.
-    config : SynthConfig, optional
-        Generator parameters.
+    config : SynthConfig or callable, optional
+        Generator parameters, or a function of the seed that returns them
+        (e.g. :func:`random_shifts`).
     on_case : callable, optional
         Progress ``(seed, status)``.
 
@@ -125,7 +167,8 @@ def run_synthetic(
         raise ValueError(f"synthetic cases need period_days={PERIOD_DAYS}")
     frames = []
     for seed in seeds:
-        records, origin, truth = synthetic_case(seed, history_weeks, config)
+        case_config = config(seed) if callable(config) else config
+        records, origin, truth = synthetic_case(seed, history_weeks, case_config)
         case_dir = out_dir / f"seed-{seed}"
         case_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(case_dir / "truth.json", force=True) as tmp:
@@ -251,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the synthetic calibration and print the pooled tables.
 
     ``python -m simengine.backtest.synthetic --seeds 1-8 --out DIR
-    [--draws --tune --chains --paths --history-weeks]``.
+    [--draws --tune --chains --paths --history-weeks --shifts]``.
     """
     import argparse
 
@@ -268,6 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--history-weeks", type=int, default=52)
+    ap.add_argument(
+        "--shifts",
+        action="store_true",
+        help="regime shifts drawn per seed (random_shifts): arrival jump and conversion step",
+    )
     args = ap.parse_args(argv)
     ignore_pytensor_blas_notice()
     if "-" in args.seeds:
@@ -289,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg,
         fc,
         history_weeks=args.history_weeks,
+        config=random_shifts if args.shifts else None,
         on_case=lambda s, st: print(f"seed {s}: {st}", flush=True),
     )
     pd.set_option("display.width", 200)

@@ -301,7 +301,11 @@ class ModelOptions:
 class FunnelSpec:
     """A funnel: ordered stages, cells, pipeline stage, mapping and options.
 
-    Parameters
+    The spec names its own stages, in funnel order; every model, kernel and
+    report follows that order, and cells are the distinct values of the
+    ``segment_by`` columns.
+
+    Attributes
     ----------
     name : str
         Short name of the funnel.
@@ -312,13 +316,14 @@ class FunnelSpec:
     pipeline_stage : str
         First stage at which a unit counts as open pipeline.
     source : SourceMapping or None
-        How to read a source export; ``None`` if data come canonical.
+        How to read a source export (``None``: the data are canonical
+        records already).
     options : ModelOptions
         Model and sampler options.
     text : str
-        The TOML text the spec was read from (hashed for provenance).
+        The TOML text the spec was read from, hashed for provenance.
     path : str or None
-        Where it was read from.
+        The file it was read from.
     """
 
     name: str
@@ -376,14 +381,18 @@ class FunnelSpec:
 def load_spec(path: str | Path) -> FunnelSpec:
     """Read and check a funnel spec TOML file.
 
+    The file is read as UTF-8 TOML and handed to :func:`parse_spec`, which
+    names the file in every error.
+
     Parameters
     ----------
     path : str or Path
-        The ``.toml`` file.
+        The spec's ``.toml`` file.
 
     Returns
     -------
     FunnelSpec
+        The checked spec, with its text kept for provenance.
 
     Raises
     ------

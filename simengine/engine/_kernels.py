@@ -49,7 +49,8 @@ One path, from day 0 (the as-of date) to day ``sim_days - 1``:
 * **Amounts**: a unit gets its amount when it enters the pipeline stage (its
   own if known, else lognormal ``deal_size_mu/sigma`` of its cell); it counts
   towards pipeline value until it wins or leaves, and towards revenue on the
-  day it wins.
+  day it wins; revenue won in the period is also kept by source (the open
+  units; new units by entry stage), whose sum is the period's revenue.
 
 Random streams of path ``i`` are ``seed_stream(root, i, id)``; ids are fixed
 per purpose, so changing one cell's or step's parameters leaves the draws of
@@ -71,6 +72,10 @@ of what the streams draw changes paths' numbers, not their law; such changes
 are listed in CHANGELOG.md. The streams live in one table per path
 (``states``, one row per id) and the variates take the table and the row
 (:mod:`~simengine.engine._rng`).
+
+The kernels read their inputs by name from one
+:class:`~simengine.engine._interface.KernelModel` (``model``) and work in one
+:class:`~simengine.engine._interface.PathScratch` per thread (``scratch``).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ import math
 import numpy as np
 
 from simengine.engine import _rng
+from simengine.engine._interface import PathScratch
 from simengine.engine._jit import jit
 from simengine.engine._sketch import bin_index
 
@@ -142,65 +148,35 @@ def _above(states, row, mu, sigma, a, alpha, tail):  # pragma: no cover
 
 
 @jit
-def _pipe(pdv, pdc, g, day, amt, sign, cov_last):  # pragma: no cover
+def _pipe(scratch, g, day, amount, sign, cov_last):  # pragma: no cover
     """Add a pipeline entry (``sign`` 1) or exit (-1) on ``day`` (index ``day + 1``).
 
     Changes after day ``cov_last`` are never read (:func:`_metrics` stops at
     the last week end), so they are not written.
     """
     if day <= cov_last:
-        pdv[g, day + 1] += sign * amt
-        pdc[g, day + 1] += sign
+        scratch.pipeline_value[g, day + 1] += sign * amount
+        scratch.pipeline_count[g, day + 1] += sign
 
 
 @jit
-def _arrivals(  # pragma: no cover
-    m,
-    tr,
-    alpha,
-    n_weeks,
-    c,
-    e,
-    g,
-    d,
-    base,
-    states,
-    conv,
-    dmu,
-    dsig,
-    amu,
-    asig,
-    lmu,
-    lsig,
-    pipe,
-    sim_days,
-    start_off,
-    end_off,
-    cov_last,
-    rev,
-    pdv,
-    pdc,
-    ent,
-    counts,
-    convk,
-    has_drift,
-    drift_days,
-    lvl,
-    has_lvl,
-    dorm,
-):
+def _arrivals(
+    model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
+):  # pragma: no cover
     """Play out the new units of cell ``c`` at entry stage ``e``, week by week.
 
     Week ``w`` (days ``d0 = 7w .. d0 + 6``) gets ``nw`` units: Poisson with
-    mean ``m exp(tr w)``, times a Gamma(1/alpha, alpha) factor when ``alpha >
-    0``, from the arrival stream ``states[base]``. One call per (cell, entry
-    stage): the loop over weeks is inside, so the arrays are passed once.
-    A week's cohort is thinned step by step with one binomial per step; only the
-    units whose day matters draw it (uniform over the week, from the step-``e``
-    conversion stream): units that take the first step, and every unit when
-    ``e`` is at or past the pipeline stage. Units that stop at ``e`` before
-    the pipeline only count as entering ``e`` in the period: all of them when
-    the week lies inside it, else a Binomial(n, days inside / 7).
+    mean ``m exp(tr w)`` (``m``, ``tr``: ``model.arrival_rate``,
+    ``model.arrival_trend`` of draw ``d``), times a Gamma(1/alpha, alpha)
+    factor when the dispersion ``alpha > 0``, from the arrival stream
+    ``states[base]``. One call per (cell, entry stage): the loop over weeks
+    is inside. A week's cohort is thinned step by step with one binomial
+    per step; only the units whose day matters draw it (uniform over the
+    week, from the step-``e`` conversion stream): units that take the first
+    step, and every unit when ``e`` is at or past the pipeline stage. Units
+    that stop at ``e`` before the pipeline only count as entering ``e`` in
+    the period: all of them when the week lies inside it, else a
+    Binomial(n, days inside / 7).
 
     Pipeline value is read only through day ``cov_last`` (the last week end
     whose coverage is reported): a unit entering the pipeline later draws
@@ -208,218 +184,234 @@ def _arrivals(  # pragma: no cover
     a later step's rate leaves the amounts of the others untouched) but no
     time to leave.
 
-    A week that starts after the period's end (``7 w > end_off``) can only
+    A week that starts after the period's end (``7 w > end_offset``) can only
     change revenue after the period (the fan and time to target): its units
     enter no stage in the period and no reported pipeline. So only its
-    winners are played (units ``j < counts[S]``, who come first in every
+    winners are played (units ``j < cohort[S]``, who come first in every
     stream); the others draw nothing. Which units draw depends only on the
     binomial counts, never on the draws themselves, so the law is unchanged.
 
-    Drift ahead: with ``has_lvl`` week ``w``'s mean is also multiplied by
-    ``lvl[e, w]`` (the path's arrival level walk); with ``has_drift`` the
-    week's cohort converts, at every step, with ``convk[c, s, 7 w //
-    drift_days]`` (the path's conversion walk, drift periods after the as-of
-    date) instead of ``conv[d, c, s]``. A pipeline unit that stops at step
-    ``s`` stays open for good with probability ``dorm[d, c, s]`` (a uniform
-    from its leaving stream, drawn only when that share is positive) and
-    otherwise leaves after a draw from the leaving law.
+    Drift ahead: with ``level_walk_on`` week ``w``'s mean is also multiplied
+    by ``scratch.level_walk[e, w]`` (the path's arrival level walk); with
+    ``model.has_drift`` the week's cohort converts, at every step, with
+    ``scratch.conversion_walk[c, s, 7 w // drift_days]`` (the path's
+    conversion walk, drift periods after the as-of date) instead of
+    ``model.conversion[d, c, s]``. A pipeline unit that stops at step ``s``
+    stays open for good with probability ``model.dormant[d, c, s]`` (a
+    uniform from its leaving stream, drawn only when that share is
+    positive) and otherwise leaves after a draw from the leaving law.
     """
-    S = conv.shape[2]
+    states = scratch.states
+    cohort = scratch.cohort
+    entered = scratch.entered
+    revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
+    conversion = model.conversion
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
+    leave_mu = model.leave_mu
+    leave_sigma = model.leave_sigma
+    dormant = model.dormant
+    pipe = model.pipeline_stage
+    sim_days = model.sim_days
+    start_offset = model.start_offset
+    end_offset = model.end_offset
+    has_drift = model.has_drift
+    m = model.arrival_rate[d, c, e]
+    trend = model.arrival_trend[d, c, e]
+    alpha = model.arrival_dispersion[d, c, e]
+    S = conversion.shape[2]
     for w in range(n_weeks):
-        mw = m * math.exp(tr * w) if tr != 0.0 else m
-        if has_lvl:
-            mw *= lvl[e, w]
+        mw = m * math.exp(trend * w) if trend != 0.0 else m
+        if level_walk_on:
+            mw *= scratch.level_walk[e, w]
         if alpha > 0.0:
             mw *= gamma(states, 1.0 / alpha, base) * alpha
         nw = poisson(states, mw, base) if mw > 0.0 else 0
         if nw == 0:
             continue
         d0 = 7 * w
-        post = d0 > end_off  # only this week's winners can matter (see above)
-        counts[e] = nw
-        kd = (7 * w) // drift_days
+        post = d0 > end_offset  # only this week's winners can matter (see above)
+        cohort[e] = nw
+        kd = (7 * w) // model.drift_days
         for s in range(e, S):
-            k = counts[s]
-            p = convk[c, s, kd] if has_drift else conv[d, c, s]
+            k = cohort[s]
+            p = scratch.conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
             if k == 0 or p <= 0.0:
-                counts[s + 1] = 0
+                cohort[s + 1] = 0
             elif p >= 1.0:
-                counts[s + 1] = k
+                cohort[s + 1] = k
             else:
-                counts[s + 1] = binomial(states, k, p, base + 1 + s)
+                cohort[s + 1] = binomial(states, k, p, base + 1 + s)
         r_day = base + 1 + e
-        lo = max(start_off, d0)
-        hi = min(end_off, d0 + 6, sim_days - 1)
+        lo = max(start_offset, d0)
+        hi = min(end_offset, d0 + 6, sim_days - 1)
         n_in = hi - lo + 1
-        n_conv = counts[e + 1]
-        mu_a = amu[d, c]
-        sg_a = asig[d, c]
+        n_conv = cohort[e + 1]
+        amount_mu = model.deal_size_mu[d, c]
+        amount_sigma = model.deal_size_sigma[d, c]
         r_amt = base + 1 + 3 * S
         if e < pipe:
             n_stop = nw - n_conv
             if n_stop > 0 and n_in > 0:
                 if n_in >= 7:
-                    ent[g, e] += n_stop
+                    entered[g, e] += n_stop
                 else:
-                    ent[g, e] += binomial(states, n_stop, n_in / 7.0, r_day)
+                    entered[g, e] += binomial(states, n_stop, n_in / 7.0, r_day)
         elif not post:
             r_leave = base + 1 + 2 * S + e
             for _ in range(n_conv, nw):
                 day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
                 if day >= sim_days:
                     continue
-                if start_off <= day <= end_off:
-                    ent[g, e] += 1
-                amt = lognormal(states, mu_a, sg_a, r_amt)
+                if start_offset <= day <= end_offset:
+                    entered[g, e] += 1
+                amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                 if day > cov_last:
                     continue
-                _pipe(pdv, pdc, g, day, amt, 1.0, cov_last)
-                q = dorm[d, c, e]
+                _pipe(scratch, g, day, amt, 1.0, cov_last)
+                q = dormant[d, c, e]
                 if q > 0.0 and uniform(states, r_leave) < q:
                     continue  # dormant: stays open
-                t_out = day + lognormal(states, lmu[d, c, e], lsig[d, c, e], r_leave)
+                t_out = day + lognormal(states, leave_mu[d, c, e], leave_sigma[d, c, e], r_leave)
                 if t_out < sim_days:
-                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
+                    _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
         reached = S
-        for j in range(counts[S] if post else n_conv):
-            while counts[reached] <= j:
+        for j in range(cohort[S] if post else n_conv):
+            while cohort[reached] <= j:
                 reached -= 1
             day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
             if day >= sim_days:
                 continue
-            if start_off <= day <= end_off:
-                ent[g, e] += 1
+            if start_offset <= day <= end_offset:
+                entered[g, e] += 1
             t = float(day)
             amt = 0.0
             in_cov = False  # entered the pipeline by day cov_last
             if e >= pipe:
-                amt = lognormal(states, mu_a, sg_a, r_amt)
+                amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                 if day <= cov_last:
-                    _pipe(pdv, pdc, g, day, amt, 1.0, cov_last)
+                    _pipe(scratch, g, day, amt, 1.0, cov_last)
                     in_cov = True
             alive = True
             for s in range(e, reached):
-                t += lognormal(states, dmu[d, c, s], dsig[d, c, s], base + 1 + S + s)
+                t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
                 if t >= sim_days:
                     alive = False
                     break
                 dd = int(t)
                 st = s + 1
-                if start_off <= dd <= end_off:
-                    ent[g, st] += 1
+                if start_offset <= dd <= end_offset:
+                    entered[g, st] += 1
                 if st == pipe:
-                    amt = lognormal(states, mu_a, sg_a, r_amt)
+                    amt = lognormal(states, amount_mu, amount_sigma, r_amt)
                     if dd <= cov_last:
-                        _pipe(pdv, pdc, g, dd, amt, 1.0, cov_last)
+                        _pipe(scratch, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
-                    rev[g, dd] += amt
+                    revenue[g, dd] += amt
+                    if start_offset <= dd <= end_offset:
+                        source_revenue[g, 1 + e] += amt
                     if in_cov:
-                        _pipe(pdv, pdc, g, dd, amt, -1.0, cov_last)
-            q = dorm[d, c, reached] if reached < S else 0.0
+                        _pipe(scratch, g, dd, amt, -1.0, cov_last)
+            q = dormant[d, c, reached] if reached < S else 0.0
             if q > 0.0 and alive and in_cov and uniform(states, base + 1 + 2 * S + reached) < q:
                 continue  # dormant: stays open
             if alive and in_cov and reached < S:
                 t_out = t + lognormal(
-                    states, lmu[d, c, reached], lsig[d, c, reached], base + 1 + 2 * S + reached
+                    states,
+                    leave_mu[d, c, reached],
+                    leave_sigma[d, c, reached],
+                    base + 1 + 2 * S + reached,
                 )
                 if t_out < sim_days:
-                    _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
+                    _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
 
 
 @jit
-def _open_units(  # pragma: no cover
-    ogroup,
-    ocell,
-    ostage,
-    oage,
-    oamt,
-    cseg,
-    d,
-    states,
-    obase,
-    conv,
-    dmu,
-    dsig,
-    amu,
-    asig,
-    lmu,
-    lsig,
-    has_loss,
-    pipe,
-    sim_days,
-    start_off,
-    end_off,
-    cov_last,
-    rev,
-    pdv,
-    pdc,
-    ent,
-    tails,
-    tails_done,
-    dorm,
-):
+def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     """Play out the open units, run by run of equal (cell, stage, age).
 
-    Run ``k`` is units ``ogroup[k] .. ogroup[k + 1] - 1`` (sorted by
+    Run ``k`` is units ``open_group[k] .. open_group[k + 1] - 1`` (sorted by
     :func:`~simengine.engine._prepare.prepare`); unit draws come from the
     stream of its cell, ``states[obase + c]``. One call per path: the loop
-    over runs is inside, so the arrays are passed once. The conditional
-    conversion probability and the delay tails at ``a`` are computed once
-    per run. Each unit draws its own conversion; a
-    non-converter before the pipeline stage needs nothing more (it leaves no
-    trace), so only converters and pipeline units draw their next time. As
-    in :func:`_arrivals`, a unit entering the pipeline after ``cov_last`` draws no
-    time to leave.
+    over runs is inside. The conditional conversion probability and the
+    delay tails at ``a`` are computed once per run. Each unit draws its own
+    conversion; a non-converter before the pipeline stage needs nothing
+    more (it leaves no trace), so only converters and pipeline units draw
+    their next time. As in :func:`_arrivals`, a unit entering the pipeline
+    after ``cov_last`` draws no time to leave.
 
     The tail masses of the delay and loss laws at each run's age depend only
-    on the parameter draw ``d``: with a cache (``tails`` of shape (draws,
-    runs, 2), :func:`_scratch`), they are computed the first time a draw is
-    met (``tails_done[d]``) and read back for every later path of that draw
-    (bitwise the same values; a block of 50,000 paths meets each of 4,000
-    draws 12 or 13 times).
+    on the parameter draw ``d``: with a cache (``scratch.tails`` of shape
+    (draws, runs, 2), :func:`_scratch`), they are computed the first time a
+    draw is met (``scratch.tails_done[d]``) and read back for every later
+    path of that draw (bitwise the same values; a block of 50,000 paths
+    meets each of 4,000 draws 12 or 13 times).
 
-    Dormant units (``dorm[d, c, s] = q > 0``, with a time to loss): an open
-    unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G + q))``; a
-    pipeline non-converter is then lost with ``(1 - q) S_G / ((1 - q) S_G +
-    q)`` (one more uniform) and else stays open; a unit that converts and
-    later stops at step ``s`` stays open with ``dorm[d, c, s]``.
+    Dormant units (``model.dormant[d, c, s] = q > 0``, with a time to loss):
+    an open unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G +
+    q))``; a pipeline non-converter is then lost with ``(1 - q) S_G / ((1 -
+    q) S_G + q)`` (one more uniform) and else stays open; a unit that
+    converts and later stops at step ``s`` stays open with ``dormant[d, c,
+    s]``.
     """
-    S = conv.shape[2]
+    states = scratch.states
+    tails = scratch.tails
+    tails_done = scratch.tails_done
+    entered = scratch.entered
+    revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
+    open_group = model.open_group
+    open_cell = model.open_cell
+    open_stage = model.open_stage
+    open_age = model.open_age
+    conversion = model.conversion
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
+    leave_mu = model.leave_mu
+    leave_sigma = model.leave_sigma
+    dormant = model.dormant
+    has_loss = model.has_loss
+    pipe = model.pipeline_stage
+    sim_days = model.sim_days
+    start_offset = model.start_offset
+    end_offset = model.end_offset
+    S = conversion.shape[2]
     cached = tails.shape[0] > 0
     if cached and tails_done[d] == 0:
-        for k in range(ogroup.shape[0] - 1):
-            lo = ogroup[k]
-            c = ocell[lo]
-            s0 = ostage[lo]
-            tails[d, k, 0] = _tail(oage[lo], dmu[d, c, s0], dsig[d, c, s0])[1]
+        for k in range(open_group.shape[0] - 1):
+            lo = open_group[k]
+            c = open_cell[lo]
+            s0 = open_stage[lo]
+            tails[d, k, 0] = _tail(open_age[lo], delay_mu[d, c, s0], delay_sigma[d, c, s0])[1]
             if has_loss:
-                tails[d, k, 1] = _tail(oage[lo], lmu[d, c, s0], lsig[d, c, s0])[1]
+                tails[d, k, 1] = _tail(open_age[lo], leave_mu[d, c, s0], leave_sigma[d, c, s0])[1]
         tails_done[d] = 1
-    for k in range(ogroup.shape[0] - 1):
-        lo = ogroup[k]
-        hi = ogroup[k + 1]
-        c = ocell[lo]
-        g = cseg[c]
-        s0 = ostage[lo]
-        a = oage[lo]
+    for k in range(open_group.shape[0] - 1):
+        lo = open_group[k]
+        hi = open_group[k + 1]
+        c = open_cell[lo]
+        g = model.cell_segment[c]
+        s0 = open_stage[lo]
+        a = open_age[lo]
         ro = obase + c
-        p = conv[d, c, s0]
-        mu = dmu[d, c, s0]
-        sg = dsig[d, c, s0]
+        p = conversion[d, c, s0]
+        mu = delay_mu[d, c, s0]
+        sg = delay_sigma[d, c, s0]
         if cached:
             alpha, sf = _alpha(a, mu, sg), tails[d, k, 0]
         else:
             alpha, sf = _tail(a, mu, sg)
-        lm = lmu[d, c, s0]
-        ls = lsig[d, c, s0]
+        lm = leave_mu[d, c, s0]
+        ls = leave_sigma[d, c, s0]
         if has_loss:
             # competing risks: converts after F (prob p) or is lost after G (1 - p)
             if cached:
                 alpha_l, sl = _alpha(a, lm, ls), tails[d, k, 1]
             else:
                 alpha_l, sl = _tail(a, lm, ls)
-            q = dorm[d, c, s0]
+            q = dormant[d, c, s0]
             den = p * sf + (1.0 - p) * ((1.0 - q) * sl + q)
             pc = p * sf / den if den > 0.0 else p
             p_lost = (1.0 - q) * sl / ((1.0 - q) * sl + q) if q > 0.0 else 1.0
@@ -430,11 +422,13 @@ def _open_units(  # pragma: no cover
             pc = p * sf / den if den > 0.0 else 1.0
             p_lost = 1.0
         for u in range(lo, hi):
-            amt = oamt[u]
+            amt = model.open_amount[u]
             if s0 >= pipe:
                 if np.isnan(amt):
-                    amt = lognormal(states, amu[d, c], asig[d, c], ro)
-                _pipe(pdv, pdc, g, -1, amt, 1.0, cov_last)
+                    amt = lognormal(
+                        states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], ro
+                    )
+                _pipe(scratch, g, -1, amt, 1.0, cov_last)
             converts = uniform(states, ro) < pc
             if not converts:
                 if s0 >= pipe:
@@ -446,7 +440,7 @@ def _open_units(  # pragma: no cover
                         x = _above(states, ro, mu, sg, a, alpha, sf)
                     t = max(x - a, 0.0)
                     if t < sim_days:
-                        _pipe(pdv, pdc, g, int(t), amt, -1.0, cov_last)
+                        _pipe(scratch, g, int(t), amt, -1.0, cov_last)
                 continue
             t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
@@ -454,354 +448,286 @@ def _open_units(  # pragma: no cover
             while t < sim_days:
                 st = s + 1
                 dd = int(t)
-                if start_off <= dd <= end_off:
-                    ent[g, st] += 1
+                if start_offset <= dd <= end_offset:
+                    entered[g, st] += 1
                 if st == pipe:
                     if np.isnan(amt):
-                        amt = lognormal(states, amu[d, c], asig[d, c], ro)
+                        amt = lognormal(
+                            states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], ro
+                        )
                     if dd <= cov_last:
-                        _pipe(pdv, pdc, g, dd, amt, 1.0, cov_last)
+                        _pipe(scratch, g, dd, amt, 1.0, cov_last)
                         in_cov = True
                 if st == S:
-                    rev[g, dd] += amt
+                    revenue[g, dd] += amt
+                    if start_offset <= dd <= end_offset:
+                        source_revenue[g, 0] += amt
                     if in_cov:
-                        _pipe(pdv, pdc, g, dd, amt, -1.0, cov_last)
+                        _pipe(scratch, g, dd, amt, -1.0, cov_last)
                     break
                 s = st
-                if uniform(states, ro) < conv[d, c, s]:
-                    t += lognormal(states, dmu[d, c, s], dsig[d, c, s], ro)
+                if uniform(states, ro) < conversion[d, c, s]:
+                    t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], ro)
                 else:
-                    q = dorm[d, c, s]
+                    q = dormant[d, c, s]
                     if in_cov and not (q > 0.0 and uniform(states, ro) < q):
-                        t_out = t + lognormal(states, lmu[d, c, s], lsig[d, c, s], ro)
+                        t_out = t + lognormal(states, leave_mu[d, c, s], leave_sigma[d, c, s], ro)
                         if t_out < sim_days:
-                            _pipe(pdv, pdc, g, int(t_out), amt, -1.0, cov_last)
+                            _pipe(scratch, g, int(t_out), amt, -1.0, cov_last)
                     break
 
 
 @jit
-def _conversion_walk(root, path, d, conv, dsd, xbase, states, convk):  # pragma: no cover
-    """Fill ``convk[c, s, k]``: the path's conversion ``k + 1`` drift periods ahead.
+def _conversion_walk(root, path, d, model, xbase, scratch):  # pragma: no cover
+    """Fill ``scratch.conversion_walk[c, s, k]``: the conversion ``k + 1`` drift periods ahead.
 
-    The logit of ``conv[d, c, s]`` plus ``k + 1`` Normal(0, ``dsd[d]``)
-    steps, from stream ``xbase + c S + s`` (one per cell and step, so a
-    change of one cell's rate leaves the others' walks untouched). Rates of
-    0 or 1 do not move.
+    The logit of ``model.conversion[d, c, s]`` plus ``k + 1`` Normal(0,
+    ``model.conversion_drift_sd[d]``) steps, from stream ``xbase + c S + s``
+    (one per cell and step, so a change of one cell's rate leaves the
+    others' walks untouched). Rates of 0 or 1 do not move.
     """
-    C = conv.shape[1]
-    S = conv.shape[2]
-    sd = dsd[d]
+    conversion = model.conversion
+    states = scratch.states
+    walk = scratch.conversion_walk
+    C = conversion.shape[1]
+    S = conversion.shape[2]
+    sd = model.conversion_drift_sd[d]
     for c in range(C):
         for s in range(S):
             row = xbase + c * S + s
-            p0 = conv[d, c, s]
+            p0 = conversion[d, c, s]
             if sd <= 0.0 or p0 <= 0.0 or p0 >= 1.0:
-                for k in range(convk.shape[2]):
-                    convk[c, s, k] = p0
+                for k in range(walk.shape[2]):
+                    walk[c, s, k] = p0
                 continue
             seed_stream(root, path, row, states, row)
             x = math.log(p0) - math.log1p(-p0)
-            for k in range(convk.shape[2]):
+            for k in range(walk.shape[2]):
                 x += sd * std_normal(states, row)
-                convk[c, s, k] = 1.0 / (1.0 + math.exp(-x))
+                walk[c, s, k] = 1.0 / (1.0 + math.exp(-x))
 
 
 @jit
-def _level_walk(root, path, d, lsd, lbase, states, lvl):  # pragma: no cover
-    """Fill ``lvl[e, w] = exp(sum of w + 1 Normal(0, lsd[d, e]) steps)``, stream ``lbase + e``."""
-    for e in range(lvl.shape[0]):
-        sd = lsd[d, e]
+def _level_walk(root, path, d, model, lbase, scratch):  # pragma: no cover
+    """Fill ``scratch.level_walk[e, w]`` = exp(sum of ``w + 1`` Normal(0, sd) steps).
+
+    ``sd = model.arrival_level_sd[d, e]``, from stream ``lbase + e``.
+    """
+    states = scratch.states
+    walk = scratch.level_walk
+    for e in range(walk.shape[0]):
+        sd = model.arrival_level_sd[d, e]
         if sd <= 0.0:
-            for w in range(lvl.shape[1]):
-                lvl[e, w] = 1.0
+            for w in range(walk.shape[1]):
+                walk[e, w] = 1.0
             continue
         row = lbase + e
         seed_stream(root, path, row, states, row)
         y = 0.0
-        for w in range(lvl.shape[1]):
+        for w in range(walk.shape[1]):
             y += sd * std_normal(states, row)
-            lvl[e, w] = math.exp(y)
+            walk[e, w] = math.exp(y)
 
 
 @jit
 def _path(root, path, model, scratch):  # pragma: no cover
-    """Simulate one path into per-segment scratch arrays (row G = total)."""
-    (
-        conv,
-        dmu,
-        dsig,
-        rate,
-        disp,
-        trend,
-        amu,
-        asig,
-        lmu,
-        lsig,
-        has_loss,
-        cseg,
-        active,
-        ocell,
-        ostage,
-        oage,
-        oamt,
-        pipe,
-        sim_days,
-        start_off,
-        end_off,
-        _week_days,
-        _targets,
-        ogroup,
-        ahead,
-    ) = model
-    dorm, _has_dorm, dsd, has_drift, drift_days, _n_drift, lsd, has_level, level_on = ahead
-    states, rev, pdv, pdc, ent, counts, tails, tails_done, convk, lvl = scratch
-    d = path % conv.shape[0]
-    C = conv.shape[1]
-    S = conv.shape[2]
-    G = rev.shape[0] - 1
+    """Simulate one path into the per-segment arrays of ``scratch`` (row G = total)."""
+    states = scratch.states
+    revenue = scratch.revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
+    entered = scratch.entered
+    source_revenue = scratch.source_revenue
+    conversion = model.conversion
+    d = path % conversion.shape[0]
+    C = conversion.shape[1]
+    S = conversion.shape[2]
+    G = revenue.shape[0] - 1
     per = 3 * S + 2
-    rev[:] = 0.0
-    pdv[:] = 0.0
-    pdc[:] = 0.0
-    ent[:] = 0
-    n_weeks = (sim_days + 6) // 7
+    revenue[:] = 0.0
+    pipeline_value[:] = 0.0
+    pipeline_count[:] = 0.0
+    entered[:] = 0
+    source_revenue[:] = 0.0
+    n_weeks = (model.sim_days + 6) // 7
     # last day whose open pipeline is reported (the last week end, else the
     # day before the start); pipeline changes after it are never read
-    n_w = _week_days.shape[0]
-    cov_last = _week_days[n_w - 1] if n_w > 0 else start_off - 1
+    week_days = model.week_days
+    n_w = week_days.shape[0]
+    cov_last = week_days[n_w - 1] if n_w > 0 else model.start_offset - 1
     xbase = C * S * per + C  # streams of the drift ahead (after the open units')
-    if has_drift:
-        _conversion_walk(root, path, d, conv, dsd, xbase, states, convk)
-    if has_level:
-        _level_walk(root, path, d, lsd, xbase + C * S, states, lvl)
+    if model.has_drift:
+        _conversion_walk(root, path, d, model, xbase, scratch)
+    if model.has_level:
+        _level_walk(root, path, d, model, xbase + C * S, scratch)
     for c in range(C):
-        g = cseg[c]
+        g = model.cell_segment[c]
         for e in range(S):
-            if active[c, e] == 0:
+            if model.entry_active[c, e] == 0:
                 continue
             base = (c * S + e) * per
             for k in range(per):
                 seed_stream(root, path, base + k, states, base + k)
-            m = rate[d, c, e]
-            if m <= 0.0:
+            if model.arrival_rate[d, c, e] <= 0.0:
                 continue
-            lvl_on = has_level == 1 and level_on[c, e] == 1
-            _arrivals(
-                m,
-                trend[d, c, e],
-                disp[d, c, e],
-                n_weeks,
-                c,
-                e,
-                g,
-                d,
-                base,
-                states,
-                conv,
-                dmu,
-                dsig,
-                amu,
-                asig,
-                lmu,
-                lsig,
-                pipe,
-                sim_days,
-                start_off,
-                end_off,
-                cov_last,
-                rev,
-                pdv,
-                pdc,
-                ent,
-                counts,
-                convk,
-                has_drift,
-                drift_days,
-                lvl,
-                lvl_on,
-                dorm,
-            )
+            level_walk_on = model.has_level == 1 and model.level_walk_on[c, e] == 1
+            _arrivals(model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on)
     obase = C * S * per
-    n_groups = ogroup.shape[0] - 1
+    n_groups = model.open_group.shape[0] - 1
     if n_groups > 0:
         for c in range(C):
             seed_stream(root, path, obase + c, states, obase + c)
-        _open_units(
-            ogroup,
-            ocell,
-            ostage,
-            oage,
-            oamt,
-            cseg,
-            d,
-            states,
-            obase,
-            conv,
-            dmu,
-            dsig,
-            amu,
-            asig,
-            lmu,
-            lsig,
-            has_loss,
-            pipe,
-            sim_days,
-            start_off,
-            end_off,
-            cov_last,
-            rev,
-            pdv,
-            pdc,
-            ent,
-            tails,
-            tails_done,
-            dorm,
-        )
+        _open_units(model, scratch, d, obase, cov_last)
     for g in range(G):
-        for i in range(rev.shape[1]):
-            rev[G, i] += rev[g, i]
-        for i in range(pdv.shape[1]):
-            pdv[G, i] += pdv[g, i]
-            pdc[G, i] += pdc[g, i]
-        for i in range(ent.shape[1]):
-            ent[G, i] += ent[g, i]
+        for i in range(revenue.shape[1]):
+            revenue[G, i] += revenue[g, i]
+        for i in range(pipeline_value.shape[1]):
+            pipeline_value[G, i] += pipeline_value[g, i]
+            pipeline_count[G, i] += pipeline_count[g, i]
+        for i in range(entered.shape[1]):
+            entered[G, i] += entered[g, i]
+        for i in range(source_revenue.shape[1]):
+            source_revenue[G, i] += source_revenue[g, i]
 
 
 @jit
-def _metrics(  # pragma: no cover
-    rev,
-    pdv,
-    pdc,
-    ent,
-    targets,
-    start_off,
-    end_off,
-    week_days,
-    scal,
-    ttt,
-    cum,
-    wcov,
-):
+def _metrics(
+    model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+):  # pragma: no cover
     """Per-path metrics from the scratch arrays.
 
-    ``scal[g, k]``: revenue, attainment, coverage at period start, won deals,
-    entered per stage; ``ttt[g]`` day index from start when the target is
-    reached (-1 if never); ``cum[g, i]`` cumulative revenue from the start to
-    day ``start_off + i``; ``wcov[g, k]`` coverage at week end ``k``.
+    ``scalars[g, k]``: revenue, attainment, coverage at period start, won
+    deals, entered per stage, then revenue in the period by source (from the
+    open units, then from new units per entry stage; see
+    :func:`simengine.engine.blocks.scalar_names`); ``time_to_target[g]`` day index from start
+    when the target is reached (-1 if never); ``cum_revenue[g, i]``
+    cumulative revenue from the start to day ``start_offset + i``;
+    ``week_coverage[g, k]`` coverage at week end ``k``.
     """
-    G1 = rev.shape[0]
-    S1 = ent.shape[1]
-    nd = cum.shape[1]
+    revenue = scratch.revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
+    entered = scratch.entered
+    source_revenue = scratch.source_revenue
+    targets = model.targets
+    start_offset = model.start_offset
+    end_offset = model.end_offset
+    week_days = model.week_days
+    G1 = revenue.shape[0]
+    S1 = entered.shape[1]
+    nd = cum_revenue.shape[1]
     for g in range(G1):
         tgt = targets[g]
         c_sum = 0.0
         reached = -1
         r_period = 0.0
         for i in range(nd):
-            c_sum += rev[g, start_off + i]
-            cum[g, i] = c_sum
+            c_sum += revenue[g, start_offset + i]
+            cum_revenue[g, i] = c_sum
             if reached < 0 and c_sum >= tgt:
                 reached = i
-            if start_off + i == end_off:
+            if start_offset + i == end_offset:
                 r_period = c_sum
-        ttt[g] = reached
-        scal[g, 0] = r_period
-        scal[g, 1] = r_period / tgt
-        scal[g, 3] = ent[g, S1 - 1]
+        time_to_target[g] = reached
+        scalars[g, 0] = r_period
+        scalars[g, 1] = r_period / tgt
+        scalars[g, 3] = entered[g, S1 - 1]
         for k in range(S1):
-            scal[g, 4 + k] = ent[g, k]
+            scalars[g, 4 + k] = entered[g, k]
+        for k in range(source_revenue.shape[1]):
+            scalars[g, 4 + S1 + k] = source_revenue[g, k]
         # open pipeline at the end of day w: prefix sums of the entry/exit diffs
         # through index w + 1 (0 when no unit is open, so no rounding residue)
         v = 0.0
         cnt = 0.0
         k = 0
         n_w = week_days.shape[0]
-        for i in range(pdv.shape[1]):
-            v += pdv[g, i]
-            cnt += pdc[g, i]
-            if i == start_off:
-                scal[g, 2] = (v if cnt > 0.5 else 0.0) / tgt
+        for i in range(pipeline_value.shape[1]):
+            v += pipeline_value[g, i]
+            cnt += pipeline_count[g, i]
+            if i == start_offset:
+                scalars[g, 2] = (v if cnt > 0.5 else 0.0) / tgt
             while k < n_w and week_days[k] + 1 == i:
-                wcov[g, k] = (v if cnt > 0.5 else 0.0) / tgt
+                week_coverage[g, k] = (v if cnt > 0.5 else 0.0) / tgt
                 k += 1
-            if i >= start_off and k >= n_w:
+            if i >= start_offset and k >= n_w:
                 break
 
 
 @jit
 def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
-    """Per-thread scratch arrays of :func:`_path` (reused from path to path).
+    """Per-thread :class:`~simengine.engine._interface.PathScratch` (reused from path to path).
 
-    The last two are :func:`_open_units`' cache of tail masses per (draw,
-    run of open units), filled on first use; it is left empty (shape (0, 0,
-    2)) when it would hold more than ``tail_cache_max`` (draw, run) pairs
-    (the kernels pass ``TAIL_CACHE_MAX_ENTRIES``, 128 MiB), and the tails
-    are then computed path by path.
+    ``tails``/``tails_done`` are :func:`_open_units`' cache of tail masses
+    per (draw, run of open units), filled on first use; it is left empty
+    (shape (0, 0, 2)) when it would hold more than ``tail_cache_max`` (draw,
+    run) pairs (the kernels pass ``TAIL_CACHE_MAX_ENTRIES``, 128 MiB), and
+    the tails are then computed path by path.
     """
-    conv, sim_days, targets, ogroup = model[0], model[18], model[22], model[23]
-    n_drift = model[24][5]
-    G1 = targets.shape[0]
-    S1 = conv.shape[2] + 1
-    n_draws = conv.shape[0]
-    n_runs = ogroup.shape[0] - 1
+    conversion = model.conversion
+    sim_days = model.sim_days
+    G1 = model.targets.shape[0]
+    S1 = conversion.shape[2] + 1
+    n_draws = conversion.shape[0]
+    n_runs = model.open_group.shape[0] - 1
     if n_runs > 0 and n_draws * n_runs <= tail_cache_max:
         tails = np.empty((n_draws, n_runs, 2))
     else:
         tails = np.empty((0, 0, 2))
-    return (
-        np.zeros((n_streams, 4), np.uint64),  # stream states
-        np.zeros((G1, sim_days)),  # revenue by day
-        np.zeros((G1, sim_days + 1)),  # pipeline value diffs (index day + 1)
-        np.zeros((G1, sim_days + 1)),  # pipeline count diffs
-        np.zeros((G1, S1), np.int64),  # entered in the period, per stage
-        np.zeros(S1, np.int64),  # cohort counts per stage
-        tails,  # tail masses of the open units' runs, per draw
-        np.zeros(tails.shape[0], np.uint8),  # which draws' tails are filled
-        np.zeros((conv.shape[1], conv.shape[2], n_drift)),  # conversion walk ahead
-        np.ones((conv.shape[2], (sim_days + 6) // 7)),  # arrival level walk ahead
+    return PathScratch(
+        np.zeros((n_streams, 4), np.uint64),
+        np.zeros((G1, sim_days)),
+        np.zeros((G1, sim_days + 1)),
+        np.zeros((G1, sim_days + 1)),
+        np.zeros((G1, S1), np.int64),
+        np.zeros((G1, S1)),
+        np.zeros(S1, np.int64),
+        tails,
+        np.zeros(tails.shape[0], np.uint8),
+        np.zeros((conversion.shape[1], conversion.shape[2], model.n_drift)),
+        np.ones((conversion.shape[2], (sim_days + 6) // 7)),
     )
 
 
 @jit
-def _one_path(root, path, model, scratch, scal, ttt, cum, wcov):  # pragma: no cover
+def _one_path(  # pragma: no cover
+    root, path, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+):
     """Simulate path ``path`` and write its metrics (see :func:`_metrics`)."""
     _path(root, path, model, scratch)
-    _metrics(
-        scratch[1],
-        scratch[2],
-        scratch[3],
-        scratch[4],
-        model[22],
-        model[19],
-        model[20],
-        model[21],
-        scal,
-        ttt,
-        cum,
-        wcov,
-    )
+    _metrics(model, scratch, scalars, time_to_target, cum_revenue, week_coverage)
 
 
 @jit
 def paths_kernel(  # pragma: no cover
-    root, first, model, n_streams, out_scal, out_ttt, out_cum, out_wcov
+    root,
+    first,
+    model,
+    n_streams,
+    out_scalars,
+    out_time_to_target,
+    out_cum_revenue,
+    out_week_coverage,
 ):
     """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs.
 
-    ``model`` is the tuple built by :func:`simengine.engine.blocks._args`:
-    ``(conversion, delay_mu, delay_sigma, arrival_rate, arrival_dispersion,
-    arrival_trend, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,
-    has_loss, cell_segment, entry_active, open_cell, open_stage, open_age,
-    open_amount, pipeline_stage, sim_days, start_off, end_off, week_days,
-    targets, open_group, ahead)`` with ``ahead = (dormant, has_dormant,
-    conv_drift_sd, has_drift, drift_days, n_drift, level_sd, has_level,
-    level_on)``; the open units are sorted by (cell, stage, age)
-    and ``open_group`` holds the start of each run of equal (cell, stage,
-    age), then their count.
+    ``model`` is the :class:`~simengine.engine._interface.KernelModel` of a
+    prepared run (:func:`~simengine.engine._interface.kernel_model`); the
+    open units are sorted by (cell, stage, age) and ``open_group`` holds the
+    start of each run of equal (cell, stage, age), then their count.
     """
     scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
-    for q in range(out_scal.shape[0]):
-        _one_path(root, first + q, model, scratch, out_scal[q], out_ttt[q], out_cum[q], out_wcov[q])
+    for q in range(out_scalars.shape[0]):
+        _one_path(
+            root,
+            first + q,
+            model,
+            scratch,
+            out_scalars[q],
+            out_time_to_target[q],
+            out_cum_revenue[q],
+            out_week_coverage[q],
+        )
 
 
 @jit
@@ -823,50 +749,46 @@ def block_kernel(  # pragma: no cover
 ):
     """Simulate paths ``first .. first + n - 1`` and reduce them into the sketches.
 
-    ``model`` as in :func:`paths_kernel`. All reduction arrays are filled from
-    zero in path order, so a block's result depends only on (seed, first, n)
-    and the inputs.
+    ``model`` as in :func:`paths_kernel`; the reduction arrays are the
+    fields of :class:`~simengine.engine.blocks.BlockSummary`. All are filled
+    from zero in path order, so a block's result depends only on (seed,
+    first, n) and the inputs.
     """
-    conv, sim_days, start_off, week_days, targets = (
-        model[0],
-        model[18],
-        model[19],
-        model[21],
-        model[22],
-    )
-    G1 = targets.shape[0]
-    K = 4 + conv.shape[2] + 1
-    nd = sim_days - start_off
-    W = week_days.shape[0]
+    G1 = model.targets.shape[0]
+    K = 4 + 2 * (model.conversion.shape[2] + 1)
+    nd = model.sim_days - model.start_offset
+    W = model.week_days.shape[0]
     scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
-    scal = np.zeros((G1, K))
-    ttt = np.zeros(G1, np.int64)
-    cum = np.zeros((G1, nd))
-    wcov = np.zeros((G1, W))
+    scalars = np.zeros((G1, K))
+    time_to_target = np.zeros(G1, np.int64)
+    cum_revenue = np.zeros((G1, nd))
+    week_coverage = np.zeros((G1, W))
     for q in range(n):
-        _one_path(root, first + q, model, scratch, scal, ttt, cum, wcov)
+        _one_path(
+            root, first + q, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+        )
         cnt = q + 1.0
         for g in range(G1):
             for k in range(K):
-                x = scal[g, k]
+                x = scalars[g, k]
                 scal_hist[g, k, bin_index(x)] += 1
                 delta = x - welford[g, k, 1]
                 welford[g, k, 1] += delta / cnt
                 welford[g, k, 2] += delta * (x - welford[g, k, 1])
                 welford[g, k, 0] = cnt
-            att = scal[g, 1]
+            att = scalars[g, 1]
             if att >= 1.0:
                 hit[g] += 1
             if att >= 0.95:
                 within[g] += 1
-            if ttt[g] >= 0:
-                ttt_hist[g, ttt[g]] += 1
+            if time_to_target[g] >= 0:
+                ttt_hist[g, time_to_target[g]] += 1
             else:
                 ttt_hist[g, nd] += 1
             prev = -1.0
             b = 0
             for i in range(nd):
-                v = cum[g, i]
+                v = cum_revenue[g, i]
                 if v != prev:
                     b = bin_index(v)
                     prev = v
@@ -876,4 +798,4 @@ def block_kernel(  # pragma: no cover
                 cum_comp[g, i] = (t - cum_sum[g, i]) - y
                 cum_sum[g, i] = t
             for k in range(W):
-                wcov_hist[g, k, bin_index(wcov[g, k])] += 1
+                wcov_hist[g, k, bin_index(week_coverage[g, k])] += 1

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from simengine.engine import _rng
+from simengine.engine._interface import KernelModel, kernel_model
 from simengine.engine._kernels import block_kernel, paths_kernel
 from simengine.engine._prepare import Prepared
 from simengine.engine._sketch import NBINS
@@ -37,9 +38,11 @@ __all__ = [
     "BlockSummary",
     "PathMetrics",
     "merge_summaries",
+    "n_scalars",
     "plan_blocks",
     "run_block",
     "run_paths",
+    "scalar_names",
 ]
 
 
@@ -84,6 +87,41 @@ def plan_blocks(paths: int, block_size: int) -> list[Block]:
     ]
 
 
+def scalar_names(stages: Sequence[str]) -> list[str]:
+    """Names of the per-path scalar metrics (axis ``k``), in kernel order.
+
+    ``revenue`` (won in the period), ``attainment``, ``coverage`` (at the
+    period start), ``won_deals``, ``entered_<stage>`` for every stage, then
+    revenue won in the period by source: ``revenue_from_open`` (units open at
+    the as-of date) and ``revenue_from_new_<entry_stage>`` for every entry
+    stage (units entering there during the simulation). The sources add up
+    to ``revenue`` path by path (up to floating-point rounding).
+
+    Parameters
+    ----------
+    stages : sequence of str
+        The funnel's stages (the entry stages are all but the last).
+
+    Returns
+    -------
+    list of str
+    """
+    return [
+        "revenue",
+        "attainment",
+        "coverage",
+        "won_deals",
+        *(f"entered_{s}" for s in stages),
+        "revenue_from_open",
+        *(f"revenue_from_new_{s}" for s in stages[:-1]),
+    ]
+
+
+def n_scalars(n_stages: int) -> int:
+    """Length of the scalar axis ``k`` for ``n_stages`` stages (see :func:`scalar_names`)."""
+    return 4 + 2 * n_stages
+
+
 SUMMARY_ARRAYS = (
     "scal_hist",
     "welford",
@@ -102,8 +140,9 @@ SUMMARY_ARRAYS = (
 class BlockSummary:
     """Mergeable, fixed-size summary of some paths.
 
-    Axes: ``g`` = segments then total; ``k`` = scalar metrics (revenue,
-    attainment, coverage, won_deals, entered per stage); ``i`` = days from the
+    Axes: ``g`` = segments then total; ``k`` = scalar metrics
+    (:func:`scalar_names`: revenue, attainment, coverage, won_deals, entered
+    per stage, revenue by source); ``i`` = days from the
     period start to the horizon end; ``w`` = week ends in the period.
 
     Attributes
@@ -141,7 +180,7 @@ class BlockSummary:
     def zeros(cls, prepared: Prepared) -> BlockSummary:
         """Return an empty summary shaped for ``prepared``."""
         g1 = prepared.n_segments + 1
-        k = 4 + prepared.n_stages
+        k = n_scalars(prepared.n_stages)
         nd = prepared.n_dates
         w = prepared.week_days.shape[0]
         return cls(
@@ -187,51 +226,9 @@ class BlockSummary:
         self.blocks = (*self.blocks, *other.blocks)
 
 
-def _args(prepared: Prepared) -> tuple[object, ...]:
-    """Kernel arguments after ``(root, first[, n])``: the model tuple and the stream count.
-
-    The tuple's order is the one :func:`~simengine.engine._kernels.paths_kernel`
-    documents.
-    """
-    p = prepared
-    model = (
-        p.conversion,
-        p.delay_mu,
-        p.delay_sigma,
-        p.arrival_rate,
-        p.arrival_dispersion,
-        p.arrival_trend,
-        p.deal_size_mu,
-        p.deal_size_sigma,
-        p.leave_mu,
-        p.leave_sigma,
-        p.has_loss,
-        p.cell_segment,
-        p.entry_active,
-        p.open_cell,
-        p.open_stage,
-        p.open_age,
-        p.open_amount,
-        p.pipeline_stage,
-        p.sim_days,
-        p.start_off,
-        p.end_off,
-        p.week_days,
-        p.targets,
-        p.open_group,
-        (
-            p.dormant,
-            p.has_dormant,
-            p.conv_drift_sd,
-            p.has_drift,
-            p.drift_days,
-            p.n_drift,
-            p.level_sd,
-            p.has_level,
-            p.level_on,
-        ),
-    )
-    return (model, p.n_streams)
+def _args(prepared: Prepared) -> tuple[KernelModel, int]:
+    """Kernel arguments after ``(root, first[, n])``: the named model and the stream count."""
+    return (kernel_model(prepared), prepared.n_streams)
 
 
 def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
@@ -296,7 +293,8 @@ class PathMetrics:
     Attributes
     ----------
     scalars : ndarray, (path, g, k)
-        revenue, attainment, coverage, won_deals, entered per stage.
+        The metrics of :func:`scalar_names` (revenue, attainment, coverage,
+        won_deals, entered per stage, revenue by source).
     time_to_target : ndarray, (path, g)
         Days from the start until the target is reached; ``inf`` if never.
     cum_revenue : ndarray, (path, g, i)
@@ -316,7 +314,7 @@ def run_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetrics:
     ``n``, so this is for tests and diagnostics, not production runs.
     """
     g1 = prepared.n_segments + 1
-    k = 4 + prepared.n_stages
+    k = n_scalars(prepared.n_stages)
     scal = np.zeros((n, g1, k))
     ttt = np.zeros((n, g1), np.int64)
     cum = np.zeros((n, g1, prepared.n_dates))

@@ -7,7 +7,12 @@ Contract (docs/contracts.md, "summary.csv" and "forecast.nc"):
   ``revenue``, ``attainment``, ``time_to_target_days``, ``coverage`` (open
   pipeline value at the start of the period / the period's target),
   ``won_deals``, ``entered_<stage>`` for every stage (units entering it on a
-  day of the period); stats ``mean, sd, p05 .. p95``, plus ``prob_hit``,
+  day of the period), then revenue won in the period by source:
+  ``revenue_from_open`` (units open at the as-of date) and
+  ``revenue_from_new_<entry_stage>`` for every entry stage (units entering
+  there during the simulation; e.g. ``revenue_from_new_mql``,
+  ``revenue_from_new_opportunity``), whose means add up to the mean of
+  ``revenue``; stats ``mean, sd, p05 .. p95``, plus ``prob_hit``,
   ``prob_hit_se`` (P(attainment >= 1)), ``prob_within_5pct``,
   ``prob_within_5pct_se`` (P(attainment >= 0.95)) on attainment and
   ``prob_reached`` on time to target.
@@ -56,7 +61,7 @@ _BASIC = ("mean", "sd", *_STAT_Q)
 
 
 def metric_names(stages: tuple[str, ...] | list[str]) -> list[str]:
-    """Metric labels in output order."""
+    """Metric labels in output order (the sources of revenue last)."""
     return [
         "revenue",
         "attainment",
@@ -64,6 +69,8 @@ def metric_names(stages: tuple[str, ...] | list[str]) -> list[str]:
         "coverage",
         "won_deals",
         *(f"entered_{s}" for s in stages),
+        "revenue_from_open",
+        *(f"revenue_from_new_{s}" for s in stages[:-1]),
     ]
 
 
@@ -86,18 +93,20 @@ def _summary_frame(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["segment", "metric", "stat", "value"])
 
 
-def _summary_array(s: BlockSummary, nd: int, metrics: list[str]) -> npt.NDArray[np.float64]:
+def _summary_array(
+    s: BlockSummary, nd: int, metrics: list[str], n_stages: int
+) -> npt.NDArray[np.float64]:
     g1, k = s.welford.shape[:2]
     out = np.full((g1, len(metrics), len(STATS)), np.nan)
     vals = bin_values()
     ivals = bin_values(integer=True)
     qs = list(_STAT_Q.values())
     n = s.n
-    # scalar metric k -> metric row
+    # scalar metric k -> metric row (blocks.scalar_names order; time to target is row 2)
     rows = [0, 1, 3, 4, *range(5, 5 + k - 4)]
     for kk in range(k):
         j = rows[kk]
-        v = ivals if kk >= 3 else vals
+        v = ivals if 3 <= kk < 4 + n_stages else vals  # counts: won deals, entered
         out[:, j, 2:9] = hist_quantiles(s.scal_hist[:, kk], v, qs)
         out[:, j, 0] = s.welford[:, kk, 1]
         cnt = s.welford[:, kk, 0]
@@ -177,12 +186,14 @@ class Forecast:
         weeks = pd.date_range(
             pd.Timestamp(plan.start) + pd.Timedelta(days=6), pd.Timestamp(plan.end), freq="7D"
         )
-        k = summary.welford.shape[1]
         vals = bin_values()
         cum_q = hist_quantiles(summary.cum_hist, vals, QUANTILES)
         cum_mean = (summary.cum_sum - summary.cum_comp) / summary.n
         cov_q = hist_quantiles(summary.wcov_hist, vals, QUANTILES)
-        ent_q = hist_quantiles(summary.scal_hist[:, 4:k], bin_values(integer=True), QUANTILES)
+        n_st = len(stages)
+        ent_q = hist_quantiles(
+            summary.scal_hist[:, 4 : 4 + n_st], bin_values(integer=True), QUANTILES
+        )
         targets = np.array([plan.targets[s] for s in params.segments] + [plan.total_target])
         attrs: dict[str, Any] = {
             "seed": int(meta["seed"]),
@@ -205,7 +216,10 @@ class Forecast:
                 attrs[key] = v if isinstance(v, int | float) else str(v)
         ds = xr.Dataset(
             {
-                "summary": (("segment", "metric", "stat"), _summary_array(summary, nd, metrics)),
+                "summary": (
+                    ("segment", "metric", "stat"),
+                    _summary_array(summary, nd, metrics, n_st),
+                ),
                 "cum_revenue": (("segment", "date", "quantile"), cum_q),
                 "cum_revenue_mean": (("segment", "date"), cum_mean),
                 "coverage": (("segment", "week", "quantile"), cov_q),

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from scipy import special
 
 from simengine.engine._prepare import Prepared
-from simengine.engine.blocks import PathMetrics
+from simengine.engine.blocks import PathMetrics, n_scalars
 
 __all__ = ["reference_paths"]
 
@@ -35,6 +35,7 @@ class _Acc:
         self.pdv = np.zeros((n, g, days + 1))
         self.pdc = np.zeros((n, g, days + 1))
         self.ent = np.zeros((n, g, stages), np.int64)
+        self.src = np.zeros((n, g, stages))  # revenue in the period: open, new per entry stage
         self.pr = pr
 
     def pipe(self, path: I64, g: I64, day: I64, amt: F64, sign: float) -> None:
@@ -75,6 +76,7 @@ def _units(
     stage: int,
     amt: F64,
     pipe_now: bool,
+    source: int,
     conv: F64 | None = None,
 ) -> None:
     """Move units that just entered ``stage`` at times ``t`` on through the funnel.
@@ -82,7 +84,9 @@ def _units(
     ``amt`` is NaN where not yet known; units get an amount and join the
     pipeline where ``pipe_now`` (first stage) or on entering the pipeline stage.
     ``conv`` (unit, step), if given, holds the units' own conversion rates
-    (the drift ahead); else the draws' fitted ones are used.
+    (the drift ahead); else the draws' fitted ones are used. ``source`` is the
+    column of revenue by source the winners count in (0: open units, ``1 +
+    e``: new units entering at ``e``).
     """
     pr = acc.pr
     S = pr.n_stages - 1
@@ -105,6 +109,8 @@ def _units(
         first = False
         if stage == S:
             np.add.at(acc.rev, (path, g, day), amt)
+            inp = (day >= pr.start_off) & (day <= pr.end_off)
+            np.add.at(acc.src, (path[inp], g[inp], np.full(int(inp.sum()), source)), amt[inp])
             acc.pipe(path, g, day, amt, -1.0)
             return
         p = pr.conversion[d, c, stage] if conv is None else conv[:, stage]
@@ -195,7 +201,7 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
             k = np.repeat((7 * (day // 7)) // pr.drift_days, reps)
             uconv = conv_k[path, c, :, k]  # (unit, step)
             amt0 = np.full(path.size, np.nan)
-            _units(rng, acc, path, dd, cc, t, e, amt0, e >= pr.pipeline_stage, uconv)
+            _units(rng, acc, path, dd, cc, t, e, amt0, e >= pr.pipeline_stage, 1 + e, uconv)
     n_open = pr.open_cell.size
     if n_open:
         path = np.repeat(np.arange(n), n_open)
@@ -239,7 +245,7 @@ def reference_paths(prepared: Prepared, n: int, seed: int) -> PathMetrics:
             sel = conv & (s0 + 1 == stage)
             if sel.any():
                 pipe_now = stage == pr.pipeline_stage
-                _units(rng, acc, path[sel], d[sel], oc[sel], t[sel], stage, amt[sel], pipe_now)
+                _units(rng, acc, path[sel], d[sel], oc[sel], t[sel], stage, amt[sel], pipe_now, 0)
     return _metrics(acc, pr, n)
 
 
@@ -248,6 +254,7 @@ def _metrics(acc: _Acc, pr: Prepared, n: int) -> PathMetrics:
     pdv = np.concatenate([acc.pdv, acc.pdv.sum(axis=1, keepdims=True)], axis=1)
     pdc = np.concatenate([acc.pdc, acc.pdc.sum(axis=1, keepdims=True)], axis=1)
     ent = np.concatenate([acc.ent, acc.ent.sum(axis=1, keepdims=True)], axis=1)
+    src = np.concatenate([acc.src, acc.src.sum(axis=1, keepdims=True)], axis=1)
     tg = pr.targets[None, :]
     cum = np.cumsum(rev[:, :, pr.start_off :], axis=2)
     period = cum[:, :, pr.end_off - pr.start_off]
@@ -259,10 +266,11 @@ def _metrics(acc: _Acc, pr: Prepared, n: int) -> PathMetrics:
     cov0 = value[:, :, pr.start_off] / tg
     wcov = value[:, :, pr.week_days + 1] / tg[:, :, None]
     s1 = pr.n_stages
-    scal = np.zeros((n, pr.n_segments + 1, 4 + s1))
+    scal = np.zeros((n, pr.n_segments + 1, n_scalars(s1)))
     scal[:, :, 0] = period
     scal[:, :, 1] = period / tg
     scal[:, :, 2] = cov0
     scal[:, :, 3] = ent[:, :, -1]
-    scal[:, :, 4:] = ent
+    scal[:, :, 4 : 4 + s1] = ent
+    scal[:, :, 4 + s1 :] = src
     return PathMetrics(scal, ttt, cum, wcov)

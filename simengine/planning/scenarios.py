@@ -492,23 +492,19 @@ def apply_scenario(
 ) -> tuple[FunnelParameters, Plan]:
     """Apply a scenario's shocks in order; the inputs are not modified.
 
+    Each shock acts on the result of the one before it, through
+    :func:`apply_shock`, which also says what it returns and raises. A
+    shock that does not fit the parameters (unknown segment, stage or step)
+    raises :class:`~simengine.errors.InputError` naming the scenario file.
+
     Parameters
     ----------
     params : FunnelParameters
-        Baseline parameter draws.
+        Baseline draws the first shock acts on.
     plan : Plan
         Baseline plan.
     scenario : Scenario
-        The shocks.
-
-    Returns
-    -------
-    (FunnelParameters, Plan)
-
-    Raises
-    ------
-    InputError
-        If a shock does not fit the parameters (unknown segment, stage, step).
+        The shocks, in the order they apply.
     """
     for shock in scenario.shocks:
         params, plan = apply_shock(params, plan, shock, file=scenario.file)

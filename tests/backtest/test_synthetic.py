@@ -12,6 +12,7 @@ from simengine.backtest.scoring import DENSE_LEVELS, QuantileForecast, score
 from simengine.backtest.synthetic import (
     PERIOD_DAYS,
     calibration,
+    random_shifts,
     recovery,
     run_synthetic,
     synthetic_case,
@@ -20,6 +21,32 @@ from simengine.backtest.truth import realised
 from simengine.config.spec import load_spec
 from simengine.io.records import as_of_view
 from simengine.synth import SynthConfig
+
+
+def test_random_shifts_are_the_seeds_own_and_change_the_data():
+    # Same seed, same shifts; other seeds, other shifts, inside the documented
+    # ranges, on both sides of the origin (week -13) and of factor 1.
+    assert random_shifts(5) == random_shifts(5)
+    cfgs = [random_shifts(s) for s in range(1, 41)]
+    jumps = np.array([c.arrival_jump_week for c in cfgs])
+    steps = np.array([c.conversion_step_week for c in cfgs])
+    afac = np.array([c.arrival_jump_factor for c in cfgs])
+    cfac = np.array([c.conversion_step_factor for c in cfgs])
+    for weeks in (jumps, steps):
+        assert weeks.min() >= -26
+        assert weeks.max() <= -2
+        assert (weeks < -13).any()
+        assert (weeks >= -13).any()
+    assert 0.6 <= afac.min() < 1 < afac.max() <= 1.6
+    assert 0.75 <= cfac.min() < 1 < cfac.max() <= 1.15
+    assert {c.conversion_step_stage for c in cfgs} == {"sql", "opportunity", "won"}
+    # The shifted world is the one recorded in truth.json and generated.
+    plain, _, _ = synthetic_case(7, history_weeks=20)
+    shifted, _, truth = synthetic_case(7, history_weeks=20, config=random_shifts(7))
+    shifts = truth["regime_shifts"]
+    assert shifts["arrival_jump"]["week"] == random_shifts(7).arrival_jump_week
+    assert shifts["conversion_step"]["factor"] == random_shifts(7).conversion_step_factor
+    assert len(shifted) != len(plain)
 
 
 def test_synthetic_case_has_its_whole_period_in_the_file(models_dir):

@@ -12,9 +12,17 @@ from engine_helpers import make_params, make_plan, random_open_units
 
 from simengine.engine import Forecast, prepare, run_paths, simulate
 from simengine.engine._sketch import REL_ERROR
+from simengine.engine.blocks import scalar_names
 from simengine.errors import InputError
 
 STATS = ["mean", "sd", "p05", "p10", "p25", "p50", "p75", "p90", "p95"]
+STAGES = ("mql", "sql", "opportunity", "won")
+SOURCES = (
+    "revenue_from_open",
+    "revenue_from_new_mql",
+    "revenue_from_new_sql",
+    "revenue_from_new_opportunity",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,10 @@ def test_summary_csv_shape(fc_and_paths) -> None:
         "entered_sql",
         "entered_opportunity",
         "entered_won",
+        "revenue_from_open",
+        "revenue_from_new_mql",
+        "revenue_from_new_sql",
+        "revenue_from_new_opportunity",
     ]
     assert list(dict.fromkeys(s.metric)) == metrics
     per = s[s.segment == "mid"].groupby("metric", sort=False)["stat"].apply(list)
@@ -118,6 +130,12 @@ def test_numbers_match_the_paths(fc_and_paths) -> None:
         assert s[seg, "time_to_target_days", "p50"] == np.quantile(ttt, 0.5, method="inverted_cdf")
         won = pm.scalars[:, g, 3]
         assert s[seg, "won_deals", "p90"] == np.quantile(won, 0.9, method="inverted_cdf")
+        for name in SOURCES:
+            x = pm.scalars[:, g, scalar_names(STAGES).index(name)]
+            assert s[seg, name, "mean"] == pytest.approx(x.mean(), rel=1e-12, abs=1e-9)
+            assert s[seg, name, "sd"] == pytest.approx(x.std(ddof=1), rel=1e-9, abs=1e-9)
+            exact = np.quantile(x, 0.9, method="inverted_cdf")
+            assert abs(s[seg, name, "p90"] - exact) <= REL_ERROR * exact * (1 + 1e-9)
     cum = fc.dataset["cum_revenue"].sel(segment="total", quantile=0.5).values
     exact = np.quantile(pm.cum_revenue[:, 3], 0.5, axis=0, method="inverted_cdf")
     np.testing.assert_allclose(cum, exact, rtol=REL_ERROR * (1 + 1e-9))

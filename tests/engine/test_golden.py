@@ -26,7 +26,7 @@ from engine_helpers import make_params, make_plan
 from simengine.engine import simulate
 from simengine.params import FunnelParameters, OpenUnits
 
-GOLDEN_SHA256 = "3a69092e4ca793a1f9b3fdac04e9673ff5f3fd60e37d32656730499cc86c3f2e"
+GOLDEN_SHA256 = "bccc40df8623289058a8d6fb2b8768ffc9749dba5dcde7b57da8825f84a7ef2f"
 PATHS = 4_000
 SEED = 20270104
 

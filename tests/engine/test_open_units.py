@@ -227,7 +227,7 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
     """
     from simengine.engine import _kernels as K
     from simengine.engine import _rng
-    from simengine.engine.blocks import _args
+    from simengine.engine.blocks import _args, n_scalars
 
     rng = np.random.default_rng(5)
     n_open = 300
@@ -243,11 +243,11 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
     pr = prepare(params, make_plan(params.segments, target=2e6, weeks=13))
     model, n_streams = _args(pr)
     root = _rng.root_seed(3)
-    g1, k, nd, w = pr.n_segments + 1, 4 + pr.n_stages, pr.n_dates, pr.week_days.shape[0]
+    g1, k, nd, w = pr.n_segments + 1, n_scalars(pr.n_stages), pr.n_dates, pr.week_days.shape[0]
     outs = []
     for cache_max in (K.TAIL_CACHE_MAX_ENTRIES, 0):
         scratch = K._scratch(model, n_streams, cache_max)
-        assert (scratch[6].shape[0] > 0) == (cache_max > 0)
+        assert (scratch.tails.shape[0] > 0) == (cache_max > 0)
         res = (
             np.zeros((600, g1, k)),
             np.zeros((600, g1), np.int64),
