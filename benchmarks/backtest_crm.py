@@ -15,8 +15,9 @@ coverage, P50 absolute % error). Outputs (``backtest.csv``, ``pooled.csv``,
 same folder resumes.
 
 The export is left-truncated (its first recorded close is 2017-03-01; see
-``models/crm-opportunities.toml``), so the fits run with
-``left_truncated=True`` unless ``--no-left-truncated``. ``--workers N``
+``models/crm-opportunities.toml``): the fit detects it from the data
+(:func:`simengine.fitting.data.detect_left_truncation`);
+``--left-truncated true|false`` overrides the detection. ``--workers N``
 scores N origins at a time in separate processes (same scores as serial;
 the engine's threads are split between them).
 
@@ -100,9 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--period-days", type=int, default=91)
     ap.add_argument(
-        "--no-left-truncated",
-        action="store_true",
-        help="treat the export as complete (the statistics then include the survivors)",
+        "--left-truncated",
+        choices=["auto", "true", "false"],
+        default="auto",
+        help="auto: detected from the data; false: treat the export as complete",
     )
     ap.add_argument("--workers", type=int, default=1, help="origins scored at a time")
     ap.add_argument(
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         "draws": args.draws,
         "tune": args.tune,
         "chains": args.chains,
-        "left_truncated": not args.no_left_truncated,
+        "left_truncated": {"auto": None, "true": True, "false": False}[args.left_truncated],
     }
     t0 = time.perf_counter()
     progress = _Progress(time.time())

@@ -222,11 +222,14 @@ class ModelOptions:
         Fit a log-linear trend in weekly arrivals.
     arrival_history_weeks : int
         Weeks of history before the as-of date used for the arrival model.
-    left_truncated : bool
+    left_truncated : bool, optional
         The export only holds units still open on its first recorded close
         (a left-truncated file): fit conversions, delays and losses only on
         units that entered on or after that date, and start the arrival
-        window there (``simengine.fitting.data.first_exit``).
+        window there (``simengine.fitting.data.first_exit``). Absent (the
+        default): detected from the data at each as-of date
+        (``simengine.fitting.data.detect_left_truncation``); ``true`` or
+        ``false`` overrides the detection.
     draws, tune, chains : int
         Sampler settings (per chain).
     target_accept : float
@@ -269,7 +272,7 @@ class ModelOptions:
     drift_period_days: _AtLeastOne = 91
     arrival_trend: bool = True
     arrival_history_weeks: _AtLeastOne = 52
-    left_truncated: bool = False
+    left_truncated: bool | None = None
     draws: _AtLeastOne = 1000
     tune: _AtLeastOne = 1000
     chains: _AtLeastOne = 4

@@ -14,12 +14,15 @@ The law, per draw, for a unit of cell ``c`` aged ``a`` in stage ``s``
 the fitted time to loss ``G`` when the parameters carry it, else ``F``, as in
 :mod:`simengine.engine._prepare`):
 
-* it takes step ``s`` with ``p S_F(a) / (p S_F(a) + (1 - p) S_G(a))`` (with
-  a time to loss) or ``p S_F(a) / (1 - p F(a))`` (without), after ``X - a``,
-  ``X ~ F | X > a``; otherwise it leaves after ``X - a``, ``X ~ L | X > a``;
+* it takes step ``s`` with ``p S_F(a) / (p S_F(a) + (1 - p) ((1 - q) S_G(a)
+  + q))`` (with a time to loss; ``q`` the step's ``dormant`` share, 0 when
+  the parameters carry none) or ``p S_F(a) / (1 - p F(a))`` (without), after
+  ``X - a``, ``X ~ F | X > a``; otherwise it is dormant (stays open) with
+  ``q / ((1 - q) S_G(a) + q)`` and else leaves after ``X - a``,
+  ``X ~ L | X > a``;
 * every later step ``j`` is taken with ``conversion[j]`` after a
-  lognormal ``delay_mu/sigma[j]`` delay, else the unit leaves after a
-  lognormal ``L[j]`` time;
+  lognormal ``delay_mu/sigma[j]`` delay, else the unit stays open with
+  ``dormant[j]`` and otherwise leaves after a lognormal ``L[j]`` time;
 * a win on day ``floor(T)`` counts as period revenue when that day is in
   ``start_offset .. end_offset``; its amount is the unit's own, else the
   cell's mean won deal ``exp(mu + sigma^2 / 2)`` (the engine draws it from
@@ -221,6 +224,7 @@ def deal_outlook(
     has_loss = params.loss_mu is not None
     lmu = params.loss_mu if params.loss_mu is not None else dmu
     lsig = params.loss_sigma if params.loss_sigma is not None else dsig
+    dorm = params.dormant if params.dormant is not None else np.zeros_like(conv)
     deal_mean = np.exp(params.deal_size_mu + 0.5 * params.deal_size_sigma**2)  # (draw, cell)
     mids = h * (np.arange(n_e, dtype=np.float64) + 0.5)
     med_draws = np.unique(np.linspace(0, n_draws - 1, min(n_draws, MEDIAN_DRAWS)).round()
@@ -264,7 +268,8 @@ def deal_outlook(
                                     lsig[dr, c, j, None])
                 w_won = q * _chain_adjoint(w_won, dm)
                 w_in = q * _chain_adjoint(w_in, dm)
-                w_lost = q * _chain_adjoint(w_lost, dm) + (1.0 - q) * g
+                stay = dorm[dr, c, j][:, None]
+                w_lost = q * _chain_adjoint(w_lost, dm) + (1.0 - q) * (1.0 - stay) * g
             p = conv[dr, c, s0]
             integral = bool(np.all(uniq * per_day == np.round(uniq * per_day)))
             length = round(float(uniq.max()) * per_day) + n_grid + 1 if integral else None
@@ -275,13 +280,22 @@ def deal_outlook(
             sl_a = _survival(uniq[None, :], lm, ls)
             sl_e = _survival(uniq[None, :] + e_time, lm, ls)
             pk = p[:, None]
+            qk = dorm[dr, c, s0, None]
             if has_loss:
-                den = pk * sf_all + (1.0 - pk) * sl_a
+                # non-converters: dormant (q) or lost later ((1 - q) S_G(a))
+                rest = (1.0 - qk) * sl_a + qk
+                den = pk * sf_all + (1.0 - pk) * rest
                 pc_all = np.where(den > 0, pk * sf_all / np.where(den > 0, den, 1.0), pk)
+                # P(a non-converter leaves by the end): not dormant, and G ends by then
+                left_all = np.where(
+                    rest > 0, (1.0 - qk) * (sl_a - sl_e) / np.where(rest > 0, rest, 1.0), 1.0
+                )
             else:
                 den = 1.0 - pk * (1.0 - sf_all)
                 pc_all = np.where(den > 0, pk * sf_all / np.where(den > 0, den, 1.0), 1.0)
-            left_all = np.where(sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0)
+                left_all = np.where(
+                    sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0
+                )
             for k, a in enumerate(uniq):
                 s_grid = surv_f.at(float(a), n_grid)
                 pc, left = pc_all[:, k], left_all[:, k]

@@ -42,7 +42,8 @@ Conventions (documented contract of the fit):
   ``T0``, and the arrival window starts on or after ``T0``. The open-unit
   snapshot (the engine's pipeline) and the deal sizes keep every unit.
   :func:`first_exit` gives the first exit date recorded by the as-of date,
-  the natural ``T0`` of such an export.
+  the natural ``T0`` of such an export, and :func:`detect_left_truncation`
+  decides from the records whether an export is left-truncated there.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ __all__ = [
     "MAX_DRIFT_PERIODS",
     "MIN_DELAY_DAYS",
     "RECENT_DAYS",
+    "TRUNCATION_ALPHA",
     "FunnelData",
     "build_data",
     "cell_labels",
+    "detect_left_truncation",
     "first_exit",
     "known_at",
     "relative_days",
@@ -76,6 +79,9 @@ MAX_DRIFT_PERIODS = 12
 
 RECENT_DAYS = 91
 """The last quarter before the as-of date, checked by the posterior predictive check."""
+
+TRUNCATION_ALPHA = 1e-3
+"""Level of :func:`detect_left_truncation`'s test of a complete export."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -250,6 +256,78 @@ def first_exit(records: pd.DataFrame, spec: FunnelSpec, as_of: dt.date) -> dt.da
     if allx.size == 0:
         return None
     return pd.Timestamp(allx.min()).date()
+
+
+def detect_left_truncation(
+    records: pd.DataFrame,
+    spec: FunnelSpec,
+    as_of: dt.date,
+    *,
+    alpha: float = TRUNCATION_ALPHA,
+) -> dt.date | None:
+    """Return the first recorded exit if the export is left-truncated there, else ``None``.
+
+    In a complete export the units that entered before the first recorded
+    exit ``X0`` had the same chance to leave early as later units; a file
+    that holds only the units still open on ``X0`` shows none of their
+    exits. The test: from the units that entered on or after ``X0``, the
+    share ``H(t)`` that left (took a step or were lost) within ``t`` days,
+    among those followed for at least ``t`` days by ``as_of``; the expected
+    number of exits before ``X0`` of the ``n`` earlier units, entered ``t_i``
+    days before it, is ``m = sum_i H(t_i)`` (ages with no unit followed that
+    long count 0, which only makes the test more cautious). No such exit is
+    recorded (``X0`` is the first), which has probability ``exp(-m)`` under
+    a Poisson count of a complete export: the export is called truncated
+    when ``exp(-m) < alpha``.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (not modified).
+    spec : FunnelSpec
+        The funnel.
+    as_of : datetime.date
+        Data cut-off.
+    alpha : float
+        Level of the test (:data:`TRUNCATION_ALPHA`).
+
+    Returns
+    -------
+    datetime.date or None
+        ``X0`` (:func:`first_exit`) when the export is left-truncated there.
+    """
+    x0 = first_exit(records, spec, as_of)
+    if x0 is None:
+        return None
+    df = known_at(records, spec, as_of)
+    rel = np.column_stack([relative_days(df[c], as_of) for c in spec.stage_columns])
+    reached = ~np.isnan(rel)
+    n = len(df)
+    entry = np.argmax(reached, axis=1)
+    entry_rel = rel[np.arange(n), entry]
+    later = reached & (np.arange(rel.shape[1])[None, :] > entry[:, None])
+    step_rel = np.where(later, rel, np.inf).min(axis=1)
+    lost = relative_days(df["lost_at"], as_of)
+    exit_rel = np.fmin(step_rel, np.where(np.isnan(lost), np.inf, lost))
+    t0 = float(relative_days(pd.Series([pd.Timestamp(x0)]), as_of)[0])
+    before = entry_rel < t0
+    if not before.any():
+        return None
+    after = ~before
+    follow = -entry_rel[after]  # days followed by as-of
+    took = exit_rel[after] - entry_rel[after]  # inf if no exit yet
+    gaps = t0 - entry_rel[before]  # days from entry to X0
+    # H(t) per distinct gap: exited within t among units followed >= t days
+    order = np.argsort(follow)
+    follow_s, took_s = follow[order], took[order]
+    m = 0.0
+    uniq, counts = np.unique(np.floor(gaps), return_counts=True)
+    for g, k in zip(uniq, counts, strict=True):
+        lo = np.searchsorted(follow_s, g, side="left")
+        if lo >= follow_s.size:
+            continue
+        m += k * float(np.mean(took_s[lo:] <= g))
+    return x0 if np.exp(-m) < alpha else None
 
 
 def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:

@@ -61,7 +61,7 @@ from simengine.config.spec import MODEL_PARTS, FunnelSpec, ModelOptions
 from simengine.config.tables import STRICT
 from simengine.fitting import arrivals, conversion, deal_size, ppc
 from simengine.fitting._compiled import CACHE, CacheInfo
-from simengine.fitting.data import FunnelData, build_data, first_exit
+from simengine.fitting.data import FunnelData, build_data, detect_left_truncation, first_exit
 from simengine.fitting.diagnostics import GateResult, check_convergence, raise_if_failed
 from simengine.fitting.priors import Priors, resolve_priors
 from simengine.fitting.raw_rates import raw_rates
@@ -485,14 +485,20 @@ def fit_data(
     as_of : datetime.date
         Data cut-off.
     settings : FitSettings
-        Drift, arrival window and left truncation
-        (``observed_from`` = :func:`~simengine.fitting.data.first_exit` at ``as_of``).
+        Drift, arrival window and left truncation (``observed_from`` =
+        :func:`~simengine.fitting.data.first_exit` at ``as_of`` when
+        ``left_truncated`` is true, none when false, else
+        :func:`~simengine.fitting.data.detect_left_truncation`).
 
     Returns
     -------
     FunnelData
     """
     st = settings
+    if st.left_truncated is None:
+        observed_from = detect_left_truncation(records, spec, as_of)
+    else:
+        observed_from = first_exit(records, spec, as_of) if st.left_truncated else None
     return build_data(
         records,
         spec,
@@ -500,7 +506,7 @@ def fit_data(
         drift=st.drift,
         period_days=st.drift_period_days,
         history_weeks=st.arrival_history_weeks,
-        observed_from=first_exit(records, spec, as_of) if st.left_truncated else None,
+        observed_from=observed_from,
     )
 
 

@@ -12,7 +12,9 @@ with known delays, cut it the same way (drop every unit that left before
   survivors (so the test can fail).
 
 Also: ``first_exit`` finds ``T0`` from the records known at an as-of date,
-and ``FitSettings.left_truncated`` routes it into the fit's data.
+``detect_left_truncation`` tells a cut export from a complete one, and
+``FitSettings.left_truncated`` (true, false, or absent: detected) routes it
+into the fit's data.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ import pandas as pd
 import pytest
 
 from simengine.config.spec import parse_spec
-from simengine.fitting.data import build_data, first_exit
+from simengine.fitting.data import (
+    TRUNCATION_ALPHA,
+    build_data,
+    detect_left_truncation,
+    first_exit,
+)
 
 SPEC = parse_spec(
     """
@@ -155,13 +162,73 @@ def test_fit_settings_route_left_truncation(files):
     """FitSettings(left_truncated=True): the fit's data start at first_exit(as-of)."""
     from simengine.fitting.fit import FitSettings, fit_data
 
-    _, cut = files
+    full, cut = files
     st = FitSettings(drift=True, arrival_history_weeks=52)
     on = fit_data(cut, SPEC, AS_OF, dataclasses.replace(st, left_truncated=True))
-    off = fit_data(cut, SPEC, AS_OF, st)
+    off = fit_data(cut, SPEC, AS_OF, dataclasses.replace(st, left_truncated=False))
+    auto = fit_data(cut, SPEC, AS_OF, st)  # absent: detected (the cut file is truncated)
+    auto_full = fit_data(full, SPEC, AS_OF, st)  # the complete file is not
+    expect_full = build_data(full, SPEC, AS_OF)
     expect_on = build_data(cut, SPEC, AS_OF, observed_from=T0)
     expect_off = build_data(cut, SPEC, AS_OF)
     for name in _STATS:
         np.testing.assert_array_equal(getattr(on, name), getattr(expect_on, name), err_msg=name)
         np.testing.assert_array_equal(getattr(off, name), getattr(expect_off, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(auto, name), getattr(expect_on, name), err_msg=name)
+        np.testing.assert_array_equal(
+            getattr(auto_full, name), getattr(expect_full, name), err_msg=name
+        )
     assert on.delay_n.sum() < off.delay_n.sum()
+
+
+N_SEEDS = 20
+
+
+def test_detection_tells_cut_exports_from_complete_ones():
+    """Size and power of ``detect_left_truncation`` over independent exports.
+
+    Each complete export (2,000 units, other seeds than the fixture) is
+    called truncated with probability at most about ``TRUNCATION_ALPHA`` =
+    1e-3 (the Poisson bound of its docstring; the expected number of early
+    exits of a complete export is below 1, so it is far smaller): over 20
+    seeds, any false call has probability <= 2%, the test's alpha. Each cut
+    export (the same file without the exits before T0) hides about
+    ``sum_i H(t_i)``, several hundred, early exits here: every one must be
+    detected, at T0's date, also at an as-of date only 30 days after T0
+    (short follow-up). Mutation (power of the size check): the same test run
+    on the cut files must call them truncated, so a detector that always
+    says "complete" fails the second assertion, and one that always says
+    "truncated" fails the first.
+    """
+    as_of_soon = T0 + dt.timedelta(days=30)
+    false_calls = []
+    misses = []
+    for seed in range(100, 100 + N_SEEDS):
+        full = _complete(seed=seed, n=2000)
+        cut = _truncate(full)
+        if detect_left_truncation(full, SPEC, AS_OF) is not None:
+            false_calls.append(seed)
+        for as_of in (AS_OF, as_of_soon):
+            if detect_left_truncation(cut, SPEC, as_of) != first_exit(cut, SPEC, as_of):
+                misses.append((seed, as_of))
+    assert TRUNCATION_ALPHA <= 1e-3
+    assert false_calls == []
+    assert misses == []
+
+
+def test_detection_on_the_crm_export():
+    """The shared CRM export is left-truncated at its first close at every origin."""
+    from pathlib import Path
+
+    from simengine.config.spec import load_spec
+    from simengine.io.records import load_records
+
+    root = Path(__file__).resolve().parents[2]
+    data = root.parent / "shared/data/crm-opportunities/sales_pipeline.csv"
+    if not data.exists():
+        pytest.skip("shared CRM export not available")
+    spec = load_spec(root / "models/crm-opportunities.toml")
+    recs = load_records(data, spec)
+    for month_end in ("2017-04-30", "2017-06-30", "2017-09-30"):
+        as_of = dt.date.fromisoformat(month_end)
+        assert detect_left_truncation(recs, spec, as_of) == dt.date(2017, 3, 1)

@@ -148,3 +148,32 @@ def test_ids_must_match_the_units() -> None:
     params = _params(True, _units(3, 4, [2], seed=1, amount=1.0))
     with pytest.raises(ValueError, match="3 open units"):
         deal_outlook(params, make_plan(("smb", "ent")), ids=["a"])
+
+
+def test_dormant_units_match_the_engine() -> None:
+    """With a dormant share (non-converters that stay open), the outlook's revenue,
+    won deals and open pipeline at the period's end match the engine (same
+    ``Z``, two-sided). Power: the outlook of the same parameters without the
+    dormant share (the law before it) must miss the engine's open pipeline."""
+    from simengine.engine import prepare, run_paths
+
+    units = _units(300, 4, [1, 2], seed=7, amount=1.0)
+    base = _params(True, units, pipeline_stage=1)
+    dorm = np.full(base.conversion.shape, 0.35)
+    params = dataclasses.replace(base, dormant=dorm)
+    target = 1e6
+    plan = make_plan(("smb", "ent"), target=target, weeks=6, horizon_days=90)
+    fc = simulate(params, plan, paths=PATHS, seed=17, block_size=10_000, threads=1)
+    pm = run_paths(prepare(params, plan), 0, PATHS, seed=17)
+    deals = deal_outlook(params, plan)
+    wrong = deal_outlook(base, plan)
+    for g, seg in enumerate(("smb", "ent", "total")):
+        rows = deals if seg == "total" else deals[deals["segment"] == seg]
+        bad = wrong if seg == "total" else wrong[wrong["segment"] == seg]
+        assert abs(_z(rows["expected_revenue_in_period"].sum(), fc, seg, "revenue")) <= Z
+        assert abs(_z(rows["p_won_in_period"].sum(), fc, seg, "won_deals")) <= Z
+        open_end = pm.week_coverage[:, g, -1] * (2 * target if seg == "total" else target)
+        se = open_end.std(ddof=1) / np.sqrt(PATHS)
+        z = (rows["p_open_at_period_end"].sum() - open_end.mean()) / se
+        assert abs(z) <= Z, (seg, z)
+        assert abs((bad["p_open_at_period_end"].sum() - open_end.mean()) / se) > Z

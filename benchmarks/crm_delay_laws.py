@@ -1,0 +1,280 @@
+"""Design study: which delay law and dormant share would the CRM export support?
+
+A pooled (one cell, one step) maximum-likelihood fit of the cure model of
+:mod:`simengine.fitting.conversion` and of candidate extensions, at each of
+the six backtest origins, scored by closed forms against what the export
+shows in the next 91 days:
+
+* ``E[open won]``: expected wins in the period of the deals open at the
+  origin (every open deal, also those engaged before the first recorded
+  close), against the realised number;
+* ``E[new won]``: expected wins in the period of the deals engaged in it,
+  *given the realised engagement dates* (so the arrival model is out of the
+  comparison), against the realised number.
+
+Laws (``F`` time to win, ``G`` time to loss, ``p`` ever-won share, ``q``
+dormant share of non-converters, which never leave):
+
+* ``LN``: lognormal ``F`` and ``G``, no dormant share (the shipped fit);
+* ``LN+q``: with a fitted dormant share;
+* ``mixF+q``: ``F`` a two-component lognormal mixture (ordered medians);
+* ``mixFG+q``: ``F`` and ``G`` both mixtures;
+* ``cohort+q``: ``F`` and ``G`` mixtures whose slow-component share is per
+  entry month (the export's delays are bimodal *by cohort month*).
+
+``--delayed-entry`` adds the deals engaged before the first recorded close
+(left truncation, detected by
+:func:`~simengine.fitting.data.detect_left_truncation`) with the delayed-entry
+likelihood (each divided by its probability to be open at the first close);
+without it they are left out, as the shipped fit does. This is a study of
+the law's shape on this export, not a forecast: no pooling over cells, no
+drift, point estimates.
+
+Usage::
+
+    .venv/bin/python benchmarks/crm_delay_laws.py [--delayed-entry]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from scipy.special import expit
+from scipy.stats import norm
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "crm-opportunities" / "sales_pipeline.csv"
+SPEC = REPO / "models" / "crm-opportunities.toml"
+ORIGINS = ["2017-04-30", "2017-05-31", "2017-06-30", "2017-07-31", "2017-08-31", "2017-09-30"]
+PERIOD = 91.0
+LAWS = ("LN", "LN+q", "mixF+q", "mixFG+q", "cohort+q")
+
+
+def _lpdf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
+    return norm.logpdf((np.log(x) - mu) / s) - np.log(s) - np.log(x)
+
+
+def _lsf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
+    return norm.logsf((np.log(x) - mu) / s)
+
+
+def _law(theta: np.ndarray, w_logit: np.ndarray | None) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """Log density / log survival of a lognormal (2 params) or mixture (4 + weight)."""
+    if w_logit is None:
+        mu, s = theta[0], np.exp(theta[1])
+        return lambda x, dens: _lpdf(x, mu, s) if dens else _lsf(x, mu, s)
+    mu1, s1 = theta[0], np.exp(theta[1])
+    mu2, s2 = mu1 + np.exp(theta[2]), np.exp(theta[3])
+    lw, l1w = -np.logaddexp(0, -w_logit), -np.logaddexp(0, w_logit)
+
+    def f(x: np.ndarray, dens: bool) -> np.ndarray:
+        g = _lpdf if dens else _lsf
+        return np.logaddexp(l1w + g(x, mu1, s1), lw + g(x, mu2, s2))
+
+    return f
+
+
+def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]:
+    """MLE of one law on the units (columns dur, state, a0 (NaN: no delayed entry), month)."""
+    won = (units.state == "won").to_numpy()
+    lost = (units.state == "lost").to_numpy()
+    opn = ~won & ~lost
+    dur = units.dur.to_numpy(float)
+    a0 = units.a0.to_numpy(float)
+    de = ~np.isnan(a0)
+    mi = np.searchsorted(months, units.month.to_numpy())
+    mixf = law in ("mixF+q", "mixFG+q", "cohort+q")
+    mixg = law in ("mixFG+q", "cohort+q")
+    dorm = law != "LN"
+    n_m = len(months) if law == "cohort+q" else 1
+    nf, ng = (4 if mixf else 2), (4 if mixg else 2)
+
+    def unpack(x: np.ndarray) -> tuple:
+        i = 0
+        lp = x[i]
+        i += 1
+        th_f = x[i : i + nf]
+        i += nf
+        th_g = x[i : i + ng]
+        i += ng
+        lq = x[i] if dorm else -np.inf
+        i += 1
+        w = x[i : i + n_m] if mixf else None
+        return lp, th_f, th_g, lq, w
+
+    def laws(x: np.ndarray, idx: np.ndarray) -> tuple:
+        lp, th_f, th_g, lq, w = unpack(x)
+        wu = None if w is None else (w[mi[idx]] if n_m > 1 else w[0])
+        return lp, _law(th_f, wu), _law(th_g, wu if mixg else None), lq
+
+    def survival(lp: float, lq: float, sf: np.ndarray, sg: np.ndarray) -> np.ndarray:
+        logp, log1p = -np.logaddexp(0, -lp), -np.logaddexp(0, lp)
+        logq, log1q = (-np.logaddexp(0, -lq), -np.logaddexp(0, lq)) if dorm else (-np.inf, 0.0)
+        return np.logaddexp(logp + sf, log1p + np.logaddexp(log1q + sg, logq))
+
+    every = np.arange(len(dur))
+
+    def nll(x: np.ndarray) -> float:
+        lp, f, g, lq = laws(x, every)
+        logp, log1p = -np.logaddexp(0, -lp), -np.logaddexp(0, lp)
+        log1q = -np.logaddexp(0, lq) if dorm else 0.0
+        fd, gd = f(dur, True), g(dur, True)
+        ll = np.sum(logp + fd[won]) + np.sum(log1p + log1q + gd[lost])
+        ll += np.sum(survival(lp, lq, f(dur, False), g(dur, False))[opn])
+        if de.any():
+            ll -= np.sum(survival(lp, lq, f(a0, False), g(a0, False))[de])
+        if n_m > 1:
+            ll -= 0.5 * np.sum(unpack(x)[4] ** 2) / 4.0  # weak N(0, 2) on the cohort logits
+        return -float(ll)
+
+    mix0 = [np.log(10.0), np.log(0.5), np.log(2.0), np.log(0.3)]
+    x0 = np.r_[0.0, mix0 if mixf else [3.0, 0.0], mix0 if mixg else [3.0, 0.0], -1.0, np.zeros(n_m)]
+    if not mixf:
+        x0 = x0[: 1 + nf + ng + 1]
+    best = None
+    for trial in range(3):
+        jitter = np.random.default_rng(trial).normal(0, 0.3, x0.size) if trial else 0.0
+        r = optimize.minimize(nll, x0 + jitter, method="L-BFGS-B")
+        if best is None or r.fun < best.fun:
+            best = r
+    assert best is not None
+    lp, _, _, lq, _ = unpack(best.x)
+    return {
+        "x": best.x,
+        "nll": best.fun,
+        "p": expit(lp),
+        "q": expit(lq) if dorm else 0.0,
+        "survival": survival,
+    }
+
+
+def _units(
+    recs: pd.DataFrame, origin: pd.Timestamp, t0: pd.Timestamp | None, de: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fit's units at ``origin`` and every deal open there (for the closed forms)."""
+    e = recs.opportunity_at
+    close = recs.won_at.fillna(recs.lost_at)
+    known = e <= origin
+    closed = close.notna() & (close <= origin)
+    state = np.where(closed & recs.won_at.notna(), "won", np.where(closed, "lost", "open"))
+    dur = np.where(closed, (close - e).dt.days, (origin - e).dt.days).astype(float)
+    df = pd.DataFrame(
+        {"dur": np.maximum(dur, 0.5), "state": state, "month": e.dt.year * 12 + e.dt.month, "e": e}
+    )[known.to_numpy()]
+    df["a0"] = np.nan
+    if t0 is not None:
+        pre = df.e < t0
+        if de:
+            df.loc[pre, "a0"] = np.maximum((t0 - df.e[pre]).dt.days.astype(float), 0.5)
+        else:
+            df = df[~pre]
+    open_all = pd.DataFrame({"age": np.maximum(dur, 0.5), "month": df_month(e)})[
+        (known & ~closed).to_numpy()
+    ]
+    return df, open_all
+
+
+def df_month(e: pd.Series) -> pd.Series:
+    return e.dt.year * 12 + e.dt.month
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the study's table (one row per origin and law)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--delayed-entry", action="store_true")
+    args = ap.parse_args(argv)
+    from simengine.config.spec import load_spec
+    from simengine.fitting.data import detect_left_truncation
+    from simengine.io.records import load_records
+
+    spec = load_spec(SPEC)
+    recs = load_records(args.data, spec)
+    rows = []
+    for o in ORIGINS:
+        origin = pd.Timestamp(o)
+        end = origin + pd.Timedelta(days=PERIOD)
+        t0d = detect_left_truncation(recs, spec, dt.date.fromisoformat(o))
+        t0 = None if t0d is None else pd.Timestamp(t0d)
+        units, open_all = _units(recs, origin, t0, args.delayed_entry)
+        e, won_at = recs.opportunity_at, recs.won_at
+        close = won_at.fillna(recs.lost_at)
+        was_open = (e <= origin) & ~(close.notna() & (close <= origin))
+        real_open = int((was_open & (won_at > origin) & (won_at <= end)).sum())
+        new = (e > origin) & (e <= end)
+        real_new = int((new & (won_at <= end)).sum())
+        rem = np.maximum(((end - e[new]).dt.days + 0.5).to_numpy(float), 0.5)
+        new_month = df_month(e[new]).to_numpy()
+        months = np.unique(units.month.to_numpy())
+        for law in LAWS:
+            fit = _fit(units, law, months)
+            x, surv = fit["x"], fit["survival"]
+            lp, q = x[0], fit["q"]
+            lq = np.log(q / (1 - q)) if q > 0 else -np.inf
+            # open deals of months the fit left out (engaged before the first
+            # close, without --delayed-entry) take the nearest month's weight
+            age = open_all.age.to_numpy(float)
+            f_law, g_law = _fit_view(law, x, months, open_all.month.to_numpy())
+            sf, sg, sfe = f_law(age, False), g_law(age, False), f_law(age + PERIOD, False)
+            tot = surv(lp, lq, sf, sg)
+            pc = np.exp(np.log(expit(lp)) + sf - tot)
+            e_open = float(np.sum(pc * (1.0 - np.exp(sfe - sf))))
+            last = np.full(new_month.size, months[-1])
+            f_new, _ = _fit_view(law, x, months, last)
+            e_new = float(np.sum(expit(lp) * (1.0 - np.exp(f_new(rem, False)))))
+            rows.append(
+                {
+                    "origin": o,
+                    "law": law,
+                    "p": fit["p"],
+                    "q": q,
+                    "E_open_won": e_open,
+                    "open_won": real_open,
+                    "E_new_won": e_new,
+                    "new_won": real_new,
+                    "err_total_%": 100.0
+                    * (e_open + e_new - real_open - real_new)
+                    / (real_open + real_new),
+                }
+            )
+    out = pd.DataFrame(rows)
+    print(f"delayed entry of the pre-truncation deals: {args.delayed_entry}")
+    print(
+        out.to_string(
+            index=False, float_format=lambda v: f"{v:,.3f}" if abs(v) < 2 else f"{v:,.0f}"
+        )
+    )
+    print("\nmean |total error| % per law:")
+    print(
+        out.groupby("law", sort=False)["err_total_%"]
+        .apply(lambda s: s.abs().mean())
+        .to_string(float_format=lambda v: f"{v:.1f}")
+    )
+
+
+def _fit_view(law: str, x: np.ndarray, months: np.ndarray, unit_months: np.ndarray) -> tuple:
+    """The fitted F and G laws evaluated for units of the given entry months."""
+    mixf = law in ("mixF+q", "mixFG+q", "cohort+q")
+    mixg = law in ("mixFG+q", "cohort+q")
+    nf, ng = (4 if mixf else 2), (4 if mixg else 2)
+    th_f, th_g = x[1 : 1 + nf], x[1 + nf : 1 + nf + ng]
+    w_all = x[2 + nf + ng :] if mixf else None
+    if w_all is None:
+        w = None
+    elif law == "cohort+q":
+        w = w_all[np.clip(np.searchsorted(months, unit_months), 0, len(months) - 1)]
+    else:
+        w = w_all[0]
+    return _law(th_f, w), _law(th_g, w if mixg else None)
+
+
+if __name__ == "__main__":
+    main()
