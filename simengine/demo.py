@@ -11,9 +11,15 @@ step-by-step progress print, the same public functions as the CLI commands:
 3. :func:`simengine.io.posterior.read_parameters` and
    :func:`simengine.engine.simulate` (``simengine simulate``):
    ``DIR/forecast/forecast.nc`` + ``summary.csv``;
-4. :func:`simengine.report.html.write_report` (``simengine report``):
-   ``DIR/forecast/report.html``;
-5. :func:`simengine.report.export.write_exports` (``simengine export``):
+4. :func:`simengine.planning.stress.run_stress` on the demo's scenarios
+   (``models/scenarios/demo.toml``; ``simengine stress``):
+   ``DIR/forecast/stress/stress.csv``;
+5. :func:`simengine.planning.sensitivity.run_sensitivity`
+   (``simengine sensitivity``): ``DIR/forecast/sensitivity/sensitivity.csv``;
+6. :func:`simengine.report.html.write_report` (``simengine report``):
+   ``DIR/forecast/report.html``, with the stress, sensitivity (its top risks)
+   and per-deal sections found beside the forecast;
+7. :func:`simengine.report.export.write_exports` (``simengine export``):
    ``DIR/forecast/export-parquet/``, ``DIR/forecast/export-csv/``;
 
 then prints where everything is and the headline per segment, with the time
@@ -44,6 +50,12 @@ __all__ = ["DemoResult", "main", "run_demo"]
 
 _MARKER = ".simengine-demo"
 _SPEC = Path(__file__).resolve().parents[1] / "models" / "demo.toml"
+_SCENARIOS = Path(__file__).resolve().parents[1] / "models" / "scenarios" / "demo.toml"
+_PLANNING_SHARE = 50
+"""The stress and sensitivity runs take ``paths // 50`` paths each (at least
+2,000): they compare runs on common random numbers, so their differences
+need far fewer paths than the forecast's own bands, and the sensitivity
+makes two runs per input."""
 
 
 @dataclass
@@ -141,10 +153,14 @@ def run_demo(
     from simengine.config.plan import load_plan
     from simengine.config.spec import load_spec
     from simengine.engine import simulate
+    from simengine.engine.outlook import deal_outlook
     from simengine.fitting.fit import fit, settings_from_spec
     from simengine.io.posterior import read_parameters, write_posterior
     from simengine.io.provenance import file_sha256
     from simengine.io.records import load_records
+    from simengine.planning.scenarios import load_scenarios
+    from simengine.planning.sensitivity import run_sensitivity, write_sensitivity
+    from simengine.planning.stress import run_stress, write_stress
     from simengine.report.export import write_exports
     from simengine.report.html import write_report
     from simengine.synth import generate, write
@@ -198,7 +214,19 @@ def run_demo(
         hashes = {"posterior": file_sha256(posterior),
                   "plan": file_sha256(data / "plan.toml")}
         forecast = simulate(params, plan, paths=paths, seed=seed, input_sha256=hashes)
+        # The per-deal outlook of the open units, as `simengine simulate` writes it.
+        forecast.deals = deal_outlook(params, plan)
         forecast.write(fdir)
+    planning_paths = max(2_000, paths // _PLANNING_SHARE)
+    with _step(con, timings, "stress",
+               f"stress scenarios, {planning_paths:,} paths each (simengine stress)"):
+        scenarios = load_scenarios(_SCENARIOS)
+        write_stress(run_stress(params, plan, scenarios, paths=planning_paths, seed=seed),
+                     fdir / "stress")
+    with _step(con, timings, "sensitivity",
+               f"sensitivity, {planning_paths:,} paths a run (simengine sensitivity)"):
+        write_sensitivity(run_sensitivity(params, plan, paths=planning_paths, seed=seed),
+                          fdir / "sensitivity")
     with _step(con, timings, "report", "HTML report (simengine report)"):
         report = write_report(fdir)
     exports = []

@@ -27,12 +27,27 @@ def test_demo_end_to_end(tmp_path):
     # Short fit and few paths: this checks the wiring and the numbers' sanity, not speed.
     res = run_demo(out, paths=40_000, seed=5, draws=300, tune=300, chains=2,
                    allow_unconverged=True)
-    assert set(res.timings) == {"synth", "fit", "simulate", "report", "export"}
+    assert set(res.timings) == {
+        "synth", "fit", "simulate", "stress", "sensitivity", "report", "export"
+    }
     page = res.report.read_text()
-    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3 * 4
     assert "raw, trailing 4 quarters" in page  # the report found the posterior
+    # The demo's report tells the whole story (issue 19): sources, the deals at
+    # risk, and the stress and sensitivity results it ran, its top risks named
+    # from them.
+    for section in ("sources", "deals", "stress", "sensitivity", "risks"):
+        assert f'<section id="{section}">' in page
+    assert "No sensitivity or stress results were found" not in page
+    stress = pd.read_csv(res.forecast / "stress" / "stress.csv")
+    assert set(stress.scenario) > {"baseline"}
+    sens = pd.read_csv(res.forecast / "sensitivity" / "sensitivity.csv")
+    assert len(sens) > 0
+    # Four charts per segment block, plus the sources, stress and tornado charts.
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) >= 3 * 4 + 3
     for e in res.exports:
-        assert {p.stem for p in e.iterdir()} == {"fan", "coverage", "funnel", "summary"}
+        assert {"fan", "coverage", "funnel", "summary", "sources", "deals"} <= {
+            p.stem for p in e.iterdir()
+        }
     fan = pd.read_parquet(res.forecast / "export-parquet" / "fan.parquet")
     assert set(fan.segment) == {"smb", "mid", "ent", "total"}
     # The synthetic truth's expected period revenue (plan targets are 1.05 x it) should lie
