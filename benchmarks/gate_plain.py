@@ -25,6 +25,7 @@ Usage (numbers quoted in docs/validation-convergence.md)::
     .venv/bin/python benchmarks/gate_plain.py --out gate.jsonl            # CRM, then 20 synthetic
     .venv/bin/python benchmarks/gate_plain.py --only synth --n 20
     .venv/bin/python benchmarks/gate_plain.py --only crm
+    .venv/bin/python benchmarks/gate_plain.py --out gate.jsonl --resume   # go on after a stop
     .venv/bin/python benchmarks/gate_plain.py --draws 300 --tune 300      # iteration only:
                                                                           # not the defaults
 """
@@ -182,10 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, help="iteration only: not the defaults")
     ap.add_argument("--tune", type=int, help="iteration only: not the defaults")
     ap.add_argument("--out", type=Path, help="append one JSON line per fit")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the fits already in --out and summarise them with the new ones",
+    )
     a = ap.parse_args(argv)
     ignore_pytensor_blas_notice()
     overrides = {"draws": a.draws, "tune": a.tune}
     rows: list[dict[str, Any]] = []
+    done: set[tuple[str, str]] = set()
+    if a.resume and a.out is not None and a.out.exists():
+        rows = [json.loads(line) for line in a.out.read_text().splitlines() if line.strip()]
+        done = {(r["data"], r["as_of"]) for r in rows}
 
     def report(row: dict[str, Any]) -> None:
         rows.append(row)
@@ -202,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             records = load_records(CRM, parse_spec(text, source=str(CRM.parent / "plain.toml")))
             for k, origin in enumerate(CRM_ORIGINS):
                 day = dt.date.fromisoformat(origin)
+                if ("crm", origin) in done:
+                    continue
                 report(_one("crm", records, text, day, 1 + k, overrides))
     if a.only in (None, "synth"):
         for i in range(a.start, a.start + a.n):
             cfg, shape = synth_config(i)
+            if (f"synth-{i}", cfg.as_of.isoformat()) in done:
+                continue
             res = generate(i, weeks=WEEKS, config=cfg)
             row = _one(f"synth-{i}", res.records, PLAIN_SYNTH, cfg.as_of, i, overrides)
             report({**row, **shape})
