@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
 import time
 import tomllib
@@ -139,6 +140,23 @@ def synth_config(i: int) -> tuple[SynthConfig, dict[str, Any]]:
     return cfg, shape
 
 
+def _commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes), or ``unknown``."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}-dirty" if dirty else head or "unknown"
+
+
 def _one(
     label: str,
     records: Any,
@@ -150,7 +168,12 @@ def _one(
     spec = parse_spec(spec_text)
     st = settings_from_spec(spec, **overrides)
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"data": label, "as_of": as_of.isoformat(), "units": len(records)}
+    row: dict[str, Any] = {
+        "data": label,
+        "as_of": as_of.isoformat(),
+        "units": len(records),
+        "commit": _commit(),
+    }
     try:
         idata = fit(records, spec, as_of, seed, settings=st)
     except ConvergenceError as exc:

@@ -30,7 +30,9 @@ from scipy.special import digamma, polygamma
 
 __all__ = [
     "CENTRED_MIN_OBS",
+    "MIN_DF_CENTRED",
     "centred_mask",
+    "exchangeable_columns",
     "exchangeable_levels",
     "group_cov",
     "log_sd_estimate",
@@ -46,6 +48,14 @@ CENTRED_MIN_OBS = float("inf")
 
 Infinite: non-centred everywhere. The models pass a data-driven mask
 (:func:`centred_mask`) instead.
+"""
+
+MIN_DF_CENTRED = 4.0
+"""Fewest degrees of freedom (observations - 1) of a cell whose log-sd level can be centred.
+
+The precision rule reads a Gaussian likelihood of the level; the log of a
+chi-square with fewer degrees of freedom is far from one (see
+:func:`log_sd_estimate`).
 """
 
 
@@ -576,3 +586,38 @@ def exchangeable_levels(
         z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=o.size)
         out = pt.set_subtensor(out[o], g + sd * z)
     return out
+
+
+def exchangeable_columns(
+    name: str,
+    loc: float,
+    global_sd: float,
+    sd: TensorVariable | float,
+    centred: npt.ArrayLike,
+) -> TensorVariable:
+    """:func:`exchangeable_levels` for each column of a (cell, k) grid, one global level per column.
+
+    Column ``k``'s variables are named ``f"{name}_{k}_..."``; the spread ``sd``
+    is shared by the columns.
+
+    Parameters
+    ----------
+    name : str
+        Prefix of the random variables.
+    loc, global_sd : float
+        Prior mean and sd of each column's global level.
+    sd : TensorVariable or float
+        Spread of the cells around their column's global level.
+    centred : array_like of bool, shape (cell, k)
+        Which levels are sampled centred.
+
+    Returns
+    -------
+    TensorVariable, shape (cell, k)
+    """
+    mask = np.asarray(centred, dtype=bool)
+    cols = [
+        exchangeable_levels(f"{name}_{k}", loc, global_sd, sd, mask[:, k])
+        for k in range(mask.shape[1])
+    ]
+    return pt.stack(cols, axis=1)

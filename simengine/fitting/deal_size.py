@@ -23,6 +23,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from simengine.fitting._pooling import (
+    MIN_DF_CENTRED,
     centred_mask,
     exchangeable_levels,
     log_sd_estimate,
@@ -32,15 +33,12 @@ from simengine.fitting._pooling import (
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
-__all__ = ["CENTRED_MIN_DEALS", "MIN_DF_CENTRED", "OUTPUT_VARS", "build_model", "centring"]
+__all__ = ["CENTRED_MIN_DEALS", "OUTPUT_VARS", "build_model", "centring"]
 
 OUTPUT_VARS = ("deal_size_mu", "deal_size_sigma")
 """Posterior variables of this model that go into the posterior file."""
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-MIN_DF_CENTRED = 4.0
-"""Fewest degrees of freedom (won amounts - 1) of a cell whose log-sd can be centred."""
 
 CENTRED_MIN_DEALS = 30.0
 """Count rule of the cell log-sd levels when centring is by count.
@@ -62,8 +60,8 @@ def centring(
     cells (:func:`~simengine.fitting._pooling.spread_estimate` of the
     debiased log sample sds, :func:`~simengine.fitting._pooling.log_sd_estimate`),
     and a cell with at least
-    :data:`MIN_DF_CENTRED` degrees of freedom is centred where ``2 (n - 1)
-    spread² >= 1``
+    :data:`~simengine.fitting._pooling.MIN_DF_CENTRED` degrees of freedom
+    is centred where ``2 (n - 1) spread² >= 1``
     (:func:`~simengine.fitting._pooling.centred_mask`). Where the cells'
     log-sds are nearly equal the spread comes out near 0 and every cell is
     non-centred (the centred form makes a funnel there).
@@ -87,8 +85,6 @@ def centring(
     if centred_min_deals is not None:
         return n >= centred_min_deals
     log_s, v = log_sd_estimate(n, data.deal_sum_log, data.deal_sum_log2)
-    # the precision rule reads a Gaussian likelihood of the level; with fewer
-    # than MIN_DF_CENTRED degrees of freedom the log-sd's is far from one
     prec = np.where(n - 1.0 >= MIN_DF_CENTRED, 2.0 * (n - 1.0), 0.0)
     return centred_mask(prec, spread_estimate(log_s, v), priors.deal_size_sigma_cell_sd)
 

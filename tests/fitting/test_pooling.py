@@ -12,6 +12,7 @@ from scipy import stats
 
 from simengine.fitting._pooling import (
     centred_mask,
+    exchangeable_columns,
     exchangeable_levels,
     group_cov,
     marginal_levels,
@@ -253,3 +254,21 @@ def test_exchangeable_levels_without_centred_cells_are_the_non_centred_hierarchy
     assert [v.name for v in model.free_RVs] == ["lv_z_global", "lv_z"]
     x = fn(0.2, 1.0, np.array([0.0, 1.0, -1.0]))
     np.testing.assert_allclose(x, -0.5 + 0.7 + 0.2 * np.array([0.0, 1.0, -1.0]))
+
+
+def test_exchangeable_columns_stack_one_hierarchy_per_column():
+    mask = np.array([[True, False], [False, False], [True, True]])
+    with pm.Model() as model:
+        x = exchangeable_columns("lv", 0.0, 1.0, 0.5, mask)
+    assert x.ndim == 2
+    names = [v.name for v in model.free_RVs]
+    assert names == [
+        "lv_0_z_global",
+        "lv_0_centred",
+        "lv_0_z",
+        "lv_1_z_global",
+        "lv_1_centred",
+        "lv_1_z",
+    ]
+    assert model["lv_0_centred"].type.shape == (2,)
+    assert model["lv_1_z"].type.shape == (2,)
