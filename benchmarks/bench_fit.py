@@ -22,6 +22,7 @@ As a script (numbers quoted in the report)::
 
     .venv/bin/python benchmarks/bench_fit.py                # demo data, 4 x 1000
     .venv/bin/python benchmarks/bench_fit.py --crm          # + the shared CRM export
+    .venv/bin/python benchmarks/bench_fit.py --runs cold,warm   # without the traced run
     .venv/bin/python benchmarks/bench_fit.py --origins 2017-06-30,2017-07-31,2017-08-31 \
         --draws 500 --tune 500 --chains 2                   # CRM fits at 3 origins
     .venv/bin/python benchmarks/bench_fit.py --blas-threads # sampling with OpenBLAS's
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int)
     ap.add_argument("--tune", type=int)
     ap.add_argument("--chains", type=int)
+    ap.add_argument(
+        "--runs",
+        default="cold,warm,traced",
+        help="which runs (comma-separated; e.g. cold,warm to skip the slow traced run)",
+    )
     ap.add_argument("--origins", help="comma-separated as-of dates: CRM fits in one process")
     ap.add_argument(
         "--blas-threads",
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(REPO / "models" / "crm-opportunities.toml")
         jobs.append(("crm", load_records(CRM, spec), spec, dt.date(2017, 7, 1)))
     for name, records, spec, as_of in jobs:
-        for run in ("cold", "warm", "traced"):
+        for run in a.runs.split(","):
             idata, wall, heap, rss = timed_fit(
                 records,
                 spec,

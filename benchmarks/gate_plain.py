@@ -25,6 +25,7 @@ Usage (numbers quoted in docs/validation-convergence.md)::
     .venv/bin/python benchmarks/gate_plain.py --out gate.jsonl            # CRM, then 20 synthetic
     .venv/bin/python benchmarks/gate_plain.py --only synth --n 20
     .venv/bin/python benchmarks/gate_plain.py --only crm
+    .venv/bin/python benchmarks/gate_plain.py --out gate.jsonl --resume   # go on after a stop
     .venv/bin/python benchmarks/gate_plain.py --draws 300 --tune 300      # iteration only:
                                                                           # not the defaults
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
 import time
 import tomllib
@@ -138,6 +140,23 @@ def synth_config(i: int) -> tuple[SynthConfig, dict[str, Any]]:
     return cfg, shape
 
 
+def _commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes), or ``unknown``."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}-dirty" if dirty else head or "unknown"
+
+
 def _one(
     label: str,
     records: Any,
@@ -149,7 +168,12 @@ def _one(
     spec = parse_spec(spec_text)
     st = settings_from_spec(spec, **overrides)
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"data": label, "as_of": as_of.isoformat(), "units": len(records)}
+    row: dict[str, Any] = {
+        "data": label,
+        "as_of": as_of.isoformat(),
+        "units": len(records),
+        "commit": _commit(),
+    }
     try:
         idata = fit(records, spec, as_of, seed, settings=st)
     except ConvergenceError as exc:
@@ -182,10 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, help="iteration only: not the defaults")
     ap.add_argument("--tune", type=int, help="iteration only: not the defaults")
     ap.add_argument("--out", type=Path, help="append one JSON line per fit")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the fits already in --out and summarise them with the new ones",
+    )
     a = ap.parse_args(argv)
     ignore_pytensor_blas_notice()
     overrides = {"draws": a.draws, "tune": a.tune}
     rows: list[dict[str, Any]] = []
+    done: set[tuple[str, str]] = set()
+    if a.resume and a.out is not None and a.out.exists():
+        rows = [json.loads(line) for line in a.out.read_text().splitlines() if line.strip()]
+        done = {(r["data"], r["as_of"]) for r in rows}
 
     def report(row: dict[str, Any]) -> None:
         rows.append(row)
@@ -202,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
             records = load_records(CRM, parse_spec(text, source=str(CRM.parent / "plain.toml")))
             for k, origin in enumerate(CRM_ORIGINS):
                 day = dt.date.fromisoformat(origin)
+                if ("crm", origin) in done:
+                    continue
                 report(_one("crm", records, text, day, 1 + k, overrides))
     if a.only in (None, "synth"):
         for i in range(a.start, a.start + a.n):
             cfg, shape = synth_config(i)
+            if (f"synth-{i}", cfg.as_of.isoformat()) in done:
+                continue
             res = generate(i, weeks=WEEKS, config=cfg)
             row = _one(f"synth-{i}", res.records, PLAIN_SYNTH, cfg.as_of, i, overrides)
             report({**row, **shape})

@@ -26,11 +26,16 @@ import numpy.typing as npt
 import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor import TensorVariable
+from scipy.special import digamma, polygamma
 
 __all__ = [
     "CENTRED_MIN_OBS",
+    "MIN_DF_CENTRED",
     "centred_mask",
+    "exchangeable_columns",
+    "exchangeable_levels",
     "group_cov",
+    "log_sd_estimate",
     "marginal_levels",
     "pooled",
     "spread_estimate",
@@ -43,6 +48,14 @@ CENTRED_MIN_OBS = float("inf")
 
 Infinite: non-centred everywhere. The models pass a data-driven mask
 (:func:`centred_mask`) instead.
+"""
+
+MIN_DF_CENTRED = 4.0
+"""Fewest degrees of freedom (observations - 1) of a cell whose log-sd level can be centred.
+
+The precision rule reads a Gaussian likelihood of the level; the log of a
+chi-square with fewer degrees of freedom is far from one (see
+:func:`log_sd_estimate`).
 """
 
 
@@ -92,6 +105,40 @@ def spread_estimate(
     if df == 0 or denom <= 0:
         return None
     return float(np.sqrt(max(0.0, (q - df) / denom)))
+
+
+def log_sd_estimate(
+    n: npt.ArrayLike, sum_x: npt.ArrayLike, sum_x2: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unbiased estimates of ``log sigma`` per cell of normal data, with their variances.
+
+    With ``df = n - 1`` and sample variance ``s²``, ``log s² = log sigma² +
+    log(chi²_df / df)``, whose mean is ``digamma(df / 2) + log(2 / df)`` and
+    variance ``trigamma(df / 2)``; so ``log s`` minus half that mean is
+    unbiased with variance ``trigamma(df / 2) / 4``. The usual ``1 / (2
+    df)`` is half the truth at ``df = 1`` (and ``log s`` there is biased by
+    -0.64): cells with two or three observations would otherwise look far
+    more spread than they are.
+
+    Parameters
+    ----------
+    n, sum_x, sum_x2 : array_like
+        Count, sum and sum of squares per cell.
+
+    Returns
+    -------
+    est, var : ndarray
+        NaN where ``n < 2``.
+    """
+    n_a = np.asarray(n, dtype=np.float64)
+    df = np.maximum(n_a - 1.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.asarray(sum_x, np.float64) / np.maximum(n_a, 1.0)
+        s2 = (np.asarray(sum_x2, np.float64) - n_a * mean**2) / df
+        bias = 0.5 * (digamma(df / 2.0) + np.log(2.0 / df))
+        est = np.where(n_a >= 2, 0.5 * np.log(np.maximum(s2, 1e-300)) - bias, np.nan)
+    var = np.where(n_a >= 2, 0.25 * polygamma(1, df / 2.0), np.nan)
+    return est, var
 
 
 def centred_mask(precision: npt.ArrayLike, spread: float | None, fallback: float) -> np.ndarray:
@@ -447,3 +494,130 @@ def tree_levels(
     x = (m[seg] + cv * weight * ybar) / (1.0 + cv * weight)
     x = x + pt.sqrt(cv / (1.0 + cv * weight)) * z_c
     return x, log_m
+
+
+def _exchangeable_logp(
+    value: TensorVariable, loc: TensorVariable, global_sd: TensorVariable, sd: TensorVariable
+) -> TensorVariable:
+    """``log N(value | loc 1, global_sd² J + sd² I)`` in closed form (Sherman-Morrison)."""
+    k = pt.cast(value.shape[-1], "float64")
+    r = value - loc
+    a = sd**2
+    b = global_sd**2
+    denom = a + k * b
+    quad = (pt.sum(r**2) - b * pt.sum(r) ** 2 / denom) / a
+    logdet = (k - 1.0) * pt.log(a) + pt.log(denom)
+    return -0.5 * (k * float(np.log(2.0 * np.pi)) + logdet + quad)
+
+
+def _exchangeable_random(
+    loc: np.ndarray,
+    global_sd: np.ndarray,
+    sd: np.ndarray,
+    rng: np.random.Generator | None = None,
+    size: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Draw exchangeable levels: a shared global level plus independent offsets."""
+    gen = np.random.default_rng() if rng is None else rng
+    shape = (1,) if size is None else tuple(size)
+    shared = gen.normal(size=(*shape[:-1], 1))
+    return np.asarray(loc + global_sd * shared + sd * gen.normal(size=shape))
+
+
+def exchangeable_levels(
+    name: str,
+    loc: float,
+    global_sd: float,
+    sd: TensorVariable | float,
+    centred: npt.ArrayLike,
+) -> TensorVariable:
+    """Levels ``x[c] ~ Normal(g, sd)``, ``g ~ Normal(loc, global_sd)``, with ``g`` integrated out.
+
+    The centred levels ``C`` are sampled from their marginal law,
+    ``MvNormal(loc, global_sd² J + sd² I)`` (``f"{name}_centred"``; the
+    density in closed form, no factorisation), so the sampler never sees the
+    global level next to them: with few informative levels the centred form
+    ``x ~ Normal(g, sd)`` ties ``g`` to them with a width of ``sd`` (a funnel
+    where the posterior of ``sd`` reaches towards 0) and the non-centred one
+    makes a banana. The global level is drawn back from its exact
+    conditional ``g | x_C, sd`` (standard normal ``f"{name}_z_global"``) and
+    the other levels non-centred, ``x = g + sd z`` (``f"{name}_z"``): the same
+    joint law as the hierarchy.
+
+    Parameters
+    ----------
+    name : str
+        Prefix of the random variables.
+    loc, global_sd : float
+        Prior mean and sd of the global level.
+    sd : TensorVariable or float
+        Spread of the levels around the global level (learned, or fixed).
+    centred : array_like of bool, shape (n,)
+        Which levels are sampled centred (e.g. from :func:`centred_mask`).
+
+    Returns
+    -------
+    levels : TensorVariable, shape (n,)
+    """
+    mask = np.asarray(centred, dtype=bool)
+    c = np.flatnonzero(mask)
+    o = np.flatnonzero(~mask)
+    a = sd**2
+    b = global_sd**2
+    z_g = pm.Normal(f"{name}_z_global", 0.0, 1.0)
+    out = pt.zeros(mask.size)
+    if c.size:
+        x_c = pm.CustomDist(
+            f"{name}_centred",
+            pt.as_tensor_variable(float(loc)),
+            pt.as_tensor_variable(float(global_sd)),
+            pt.as_tensor_variable(sd),
+            logp=_exchangeable_logp,
+            random=_exchangeable_random,
+            support_point=lambda rv, size, loc_, gsd_, sd_: pt.full_like(rv, loc_),
+            shape=c.size,
+        )
+        prec = 1.0 / b + c.size / a
+        g = (loc / b + pt.sum(x_c) / a) / prec + z_g / pt.sqrt(prec)
+        out = pt.set_subtensor(out[c], x_c)
+    else:
+        g = loc + global_sd * z_g
+    if o.size:
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=o.size)
+        out = pt.set_subtensor(out[o], g + sd * z)
+    return out
+
+
+def exchangeable_columns(
+    name: str,
+    loc: float,
+    global_sd: float,
+    sd: TensorVariable | float,
+    centred: npt.ArrayLike,
+) -> TensorVariable:
+    """:func:`exchangeable_levels` for each column of a (cell, k) grid, one global level per column.
+
+    Column ``k``'s variables are named ``f"{name}_{k}_..."``; the spread ``sd``
+    is shared by the columns.
+
+    Parameters
+    ----------
+    name : str
+        Prefix of the random variables.
+    loc, global_sd : float
+        Prior mean and sd of each column's global level.
+    sd : TensorVariable or float
+        Spread of the cells around their column's global level.
+    centred : array_like of bool, shape (cell, k)
+        Which levels are sampled centred.
+
+    Returns
+    -------
+    TensorVariable, shape (cell, k)
+    """
+    mask = np.asarray(centred, dtype=bool)
+    cols = [
+        exchangeable_levels(f"{name}_{k}", loc, global_sd, sd, mask[:, k])
+        for k in range(mask.shape[1])
+    ]
+    return pt.stack(cols, axis=1)

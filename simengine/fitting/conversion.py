@@ -33,8 +33,10 @@ Pooling (priors in :mod:`~simengine.fitting.priors`): logit conversion of a
 cell = step's global logit + segment offset + cell offset (the cell level is
 dropped when every segment has one cell); log-median delay is pooled the same
 way; the log delay sd and the log-median time to loss are pooled
-cell-around-step. Each cell level, and each drift step, is sampled centred
-or non-centred by how informative its data are (:func:`centring`, the rule of
+cell-around-step, the step's level integrated out
+(:func:`~simengine.fitting._pooling.exchangeable_columns`). Each cell
+level, and each drift step, is sampled centred or non-centred by how
+informative its data are (:func:`centring`, the rule of
 :func:`~simengine.fitting._pooling.centred_mask`).
 
 Drift: the logit rate of each cell and step follows a Gaussian random walk
@@ -53,10 +55,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from simengine.fitting._pooling import (
+    MIN_DF_CENTRED,
     centred_mask,
+    exchangeable_columns,
     group_cov,
+    log_sd_estimate,
     marginal_levels,
-    pooled,
     spread_estimate,
 )
 from simengine.fitting.data import FunnelData
@@ -221,13 +225,11 @@ def centring(
             spread = None
             fallback = priors.delay_segment_sd if n_segments > 1 else priors.delay_mu_sd
         delay_mask = centred_mask(prec_d, spread, fallback).T
-    # log sd: estimate 0.5 log s², sampling variance ~ 1 / (2 (n - 1))
+    # log sd: the debiased log sample sd and its exact sampling variance
     n_d = data.delay_n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_s = 0.5 * np.log(var_d)
-        v_ls = np.where(n_d >= 2, 1.0 / (2.0 * np.maximum(n_d - 1.0, 1.0)), np.nan)
+    log_s, v_ls = log_sd_estimate(n_d, data.delay_sum_log, data.delay_sum_log2)
     sigma_mask = centred_mask(
-        np.where(n_d >= 2, 2.0 * (n_d - 1.0), 0.0),
+        np.where(n_d - 1.0 >= MIN_DF_CENTRED, 2.0 * (n_d - 1.0), 0.0),
         _spread_by_column(log_s, v_ls, None),
         priors.delay_sigma_cell_sd,
     )
@@ -355,37 +357,37 @@ def build_model(
             CENTRED_MIN_DELAYS,
             centred=cm["delay_mu"],
         )
-        ls = pm.Normal(
-            "delay_log_sigma_global",
-            priors.delay_log_sigma_loc,
-            priors.delay_log_sigma_sd,
-            dims="step",
-        )
         if n_cells > 1:
             lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
-            log_sigma = pooled(
-                "delay_log_sigma_cell",
-                ls[None, :],
+            # the step's global log sd integrated out (no funnel with the cells)
+            log_sigma = exchangeable_columns(
+                "delay_log_sigma",
+                priors.delay_log_sigma_loc,
+                priors.delay_log_sigma_sd,
                 lsd,
-                n_d,
-                ("cell", "step"),
-                centred=cm["delay_log_sigma"],
+                cm["delay_log_sigma"],
             )
         else:
             # one cell: its level is the step's (a spread of one cell is not
             # identified, and its prior alone makes a funnel)
+            ls = pm.Normal(
+                "delay_log_sigma_global",
+                priors.delay_log_sigma_loc,
+                priors.delay_log_sigma_sd,
+                dims="step",
+            )
             log_sigma = ls[None, :]
         mu = pm.Deterministic("delay_mu", mu, dims=("cell", "step"))
         sigma = pm.Deterministic("delay_sigma", pt.exp(log_sigma), dims=("cell", "step"))
 
         # --- time to loss of non-converters (lognormal; competing risk)
-        lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")
         if n_cells > 1:
             lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
-            loss_level = pooled(
-                "loss_cell", lm[None, :], lmsd, data.loss_n, ("cell", "step"), centred=cm["loss_mu"]
+            loss_level = exchangeable_columns(
+                "loss_mu", priors.loss_mu_loc, priors.loss_mu_sd, lmsd, cm["loss_mu"]
             )
         else:
+            lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")
             loss_level = lm[None, :]
         loss_mu = pm.Deterministic("loss_mu", loss_level, dims=("cell", "step"))
         loss_log_sigma = pm.Normal(

@@ -6,12 +6,12 @@ segment around a global level; given the sigmas its likelihood is Gaussian,
 so the three levels integrate out exactly and are drawn back from their
 conditionals (:func:`~simengine.fitting._pooling.tree_levels`): the sampler
 sees only the scales, with no funnel. ``log deal_size_sigma`` is pooled cell
-around a global level (priors in :mod:`~simengine.fitting.priors`), each
-cell centred or non-centred by how informative its amounts are
-(:func:`centring`). The
-likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per cell,
-as ``pm.Data`` (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``), so a compiled
-model refits new statistics of the same cells (see
+around a global level (priors in :mod:`~simengine.fitting.priors`), the
+global level integrated out (:func:`~simengine.fitting._pooling.exchangeable_levels`)
+and each cell centred or non-centred by how informative its amounts are
+(:func:`centring`). The likelihood uses the sufficient statistics ``n, Σ log
+x, Σ (log x)²`` per cell, as ``pm.Data`` (``deal_n``, ``deal_sum_log``,
+``deal_sum_log2``), so a compiled model refits new statistics of the same cells (see
 :mod:`simengine.fitting._compiled`); which levels are centred is fixed when
 the model is built.
 """
@@ -22,7 +22,14 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from simengine.fitting._pooling import centred_mask, pooled, spread_estimate, tree_levels
+from simengine.fitting._pooling import (
+    MIN_DF_CENTRED,
+    centred_mask,
+    exchangeable_levels,
+    log_sd_estimate,
+    spread_estimate,
+    tree_levels,
+)
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
@@ -50,7 +57,10 @@ def centring(
 
     By default from the data: a cell's log sample sd has likelihood precision
     about ``2 (n - 1)``; the cells' spread of log-sds is estimated across
-    cells (:func:`~simengine.fitting._pooling.spread_estimate`), and a cell
+    cells (:func:`~simengine.fitting._pooling.spread_estimate` of the
+    debiased log sample sds, :func:`~simengine.fitting._pooling.log_sd_estimate`),
+    and a cell with at least
+    :data:`~simengine.fitting._pooling.MIN_DF_CENTRED` degrees of freedom
     is centred where ``2 (n - 1) spread² >= 1``
     (:func:`~simengine.fitting._pooling.centred_mask`). Where the cells'
     log-sds are nearly equal the spread comes out near 0 and every cell is
@@ -74,12 +84,8 @@ def centring(
     n = np.asarray(data.deal_n, np.float64)
     if centred_min_deals is not None:
         return n >= centred_min_deals
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = data.deal_sum_log / np.maximum(n, 1.0)
-        var = (data.deal_sum_log2 - n * mean**2) / np.maximum(n - 1.0, 1.0)
-        log_s = np.where(n >= 2, 0.5 * np.log(np.maximum(var, 1e-8)), np.nan)
-        v = np.where(n >= 2, 1.0 / (2.0 * np.maximum(n - 1.0, 1.0)), np.nan)
-    prec = np.where(n >= 2, 2.0 * (n - 1.0), 0.0)
+    log_s, v = log_sd_estimate(n, data.deal_sum_log, data.deal_sum_log2)
+    prec = np.where(n - 1.0 >= MIN_DF_CENTRED, 2.0 * (n - 1.0), 0.0)
     return centred_mask(prec, spread_estimate(log_s, v), priors.deal_size_sigma_cell_sd)
 
 
@@ -123,11 +129,6 @@ def build_model(
         sd_cell = None
         if n_cells > len(data.segments):
             sd_cell = scale_prior("deal_size_cell_sd", priors.deal_size_cell_sd)
-        ls = pm.Normal(
-            "deal_size_log_sigma_global",
-            priors.deal_size_log_sigma_loc,
-            priors.deal_size_log_sigma_sd,
-        )
         if n_cells > 1:
             lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
             mask = (
@@ -135,9 +136,21 @@ def build_model(
                 if centred is None
                 else centred
             )
-            log_sigma = pooled("deal_size_log_sigma_cell", ls, lsd, n, "cell", centred=mask)
+            # the global log-sd integrated out (no funnel between it and the cells)
+            log_sigma = exchangeable_levels(
+                "deal_size_log_sigma",
+                priors.deal_size_log_sigma_loc,
+                priors.deal_size_log_sigma_sd,
+                lsd,
+                mask,
+            )
         else:
             # one cell: its log-sd is the global one (no spread to learn)
+            ls = pm.Normal(
+                "deal_size_log_sigma_global",
+                priors.deal_size_log_sigma_loc,
+                priors.deal_size_log_sigma_sd,
+            )
             log_sigma = ls + pt.zeros(n_cells)
         sigma = pm.Deterministic("deal_size_sigma", pt.exp(log_sigma), dims="cell")
         # data containers: a compiled model refits new statistics of the same cells

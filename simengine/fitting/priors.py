@@ -60,14 +60,16 @@ class Priors:
         Normal prior of a step's log sd of the lognormal time to loss.
     arrival_log_rate_loc, arrival_log_rate_sd : float
         Normal prior of an entry stage's global log weekly arrival rate at the
-        as-of date (2 ± 2: 0.1 to 400 units a week).
+        arrival window's mean week (2 ± 2: 0.1 to 400 units a week).
     arrival_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of log arrival rates.
+        Fixed sd of a cell's log arrival rate around its entry stage's level
+        (2: a cell sits within ~50x of it at two sd; fixed rather than
+        learned, see :mod:`~simengine.fitting.arrivals`).
     arrival_trend_sd : float
         Normal scale of an entry stage's weekly log trend (0.01 a week:
         ±68% a year at one sd).
     arrival_trend_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of the weekly log trends.
+        Fixed sd of a cell's weekly log trend around its entry stage's.
     arrival_dispersion_sd : float
         Half-normal scale of ``sqrt(arrival_dispersion)`` (0.5: the NB
         ``var = m + d m^2`` with ``d`` mostly below 1).
@@ -105,7 +107,7 @@ class Priors:
     loss_log_sigma_sd: float = 0.5
     arrival_log_rate_loc: float = 2.0
     arrival_log_rate_sd: float = 2.0
-    arrival_cell_sd: float = 1.0
+    arrival_cell_sd: float = 2.0
     arrival_trend_sd: float = 0.01
     arrival_trend_cell_sd: float = 0.005
     arrival_dispersion_sd: float = 0.5

@@ -143,11 +143,10 @@ def test_deal_size_and_arrivals_match_brute_force(tiny):
                 cells.index(f"{r['segment']}/{r['channel']}"), weeks - 1 - (days_before - 1) // 7
             ] += 1
     x = week_offsets(weeks)
-    # the local level: a random walk per entry stage, anchored at the last week
-    # (0 there), whose earlier weeks sit -level_sd * (sum of the later steps) below it
-    (level_sd,) = _eval(amodel, ["arrival_level_sd"], apoint)
-    z = np.asarray(apoint["arrival_level_z"])[0]
-    walk = np.append(-level_sd[0] * np.cumsum(z[::-1])[::-1], 0.0)
+    # the local level relative to the last week (the walk's law is checked in
+    # tests/fitting/test_arrivals.py)
+    (level,) = _eval(amodel, ["arrival_level"], apoint)
+    walk = level[0]
     ref_a = 0.0
     for c in range(len(cells)):
         log_m = np.log(rate[c, 0]) + walk + trend[c, 0] * x

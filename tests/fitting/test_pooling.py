@@ -12,6 +12,8 @@ from scipy import stats
 
 from simengine.fitting._pooling import (
     centred_mask,
+    exchangeable_columns,
+    exchangeable_levels,
     group_cov,
     marginal_levels,
     spread_estimate,
@@ -196,3 +198,77 @@ def test_centred_mask_follows_the_precision_rule():
     # fewer than two usable cells in every group: no estimate
     assert spread_estimate([1.0, 2.0], [0.1, 0.1], [0, 1]) is None
     assert spread_estimate([1.0, 1.0, 1.0], [0.1, 0.1, 0.1]) == 0.0
+
+
+def _exchangeable_fn(mask: np.ndarray):
+    sd = pt.dscalar("sd")
+    with pm.Model() as model:
+        x = exchangeable_levels("lv", -0.5, 0.7, sd, mask)
+    zs = list(model.free_RVs)
+    ins = [pt.dvector(f"in_{i}") if z.ndim else pt.dscalar(f"in_{i}") for i, z in enumerate(zs)]
+    fn = pytensor.function([sd, *ins], x, givens=dict(zip(zs, ins, strict=True)))
+    return fn, model
+
+
+def test_exchangeable_levels_have_the_joint_law_of_the_hierarchy():
+    """Global level integrated out: centred cells marginal, global and the rest conditional.
+
+    Exact (no sampling), for ``x[c] ~ N(g, sd)``, ``g ~ N(-0.5, 0.7)``: the
+    centred cells' density equals the multivariate normal with covariance
+    ``0.7² J + sd² I``; the other cells are affine in the centred ones and in
+    standard normals, and their mean, gain and covariance are the Gaussian
+    conditioning formulas of the joint (global level integrated out).
+    """
+    mask = np.array([True, False, True, True, False])
+    fn, model = _exchangeable_fn(mask)
+    sd_cell = 0.35
+    names = [v.name for v in model.free_RVs]
+    assert names == ["lv_z_global", "lv_centred", "lv_z"]
+    n = mask.size
+    cov = 0.7**2 * np.ones((n, n)) + sd_cell**2 * np.eye(n)
+    c, o = np.flatnonzero(mask), np.flatnonzero(~mask)
+    xc = np.array([-0.2, -0.9, 0.4])
+    sd_var = next(v for v in graph_inputs([model["lv_centred"]]) if v.name == "sd")
+    logp = pytensor.function([sd_var], pm.logp(model["lv_centred"], xc), on_unused_input="ignore")
+    want = stats.multivariate_normal(np.full(c.size, -0.5), cov[np.ix_(c, c)]).logpdf(xc)
+    np.testing.assert_allclose(logp(sd_cell), want, rtol=1e-10)
+    # the other cells given the centred ones
+    x0 = fn(sd_cell, 0.0, xc, np.zeros(o.size))
+    np.testing.assert_allclose(x0[c], xc)
+    gain = cov[np.ix_(o, c)] @ np.linalg.inv(cov[np.ix_(c, c)])
+    np.testing.assert_allclose(x0[o], -0.5 + gain @ (xc + 0.5), rtol=1e-10)
+    cols = []
+    for arg in (
+        [1.0, xc, np.zeros(o.size)],
+        [0.0, xc, np.eye(o.size)[0]],
+        [0.0, xc, np.eye(o.size)[1]],
+    ):
+        cols.append(fn(sd_cell, *arg)[o] - x0[o])
+    a = np.array(cols).T
+    want_cond = cov[np.ix_(o, o)] - gain @ cov[np.ix_(c, o)]
+    np.testing.assert_allclose(a @ a.T, want_cond, atol=1e-12)
+
+
+def test_exchangeable_levels_without_centred_cells_are_the_non_centred_hierarchy():
+    fn, model = _exchangeable_fn(np.zeros(3, bool))
+    assert [v.name for v in model.free_RVs] == ["lv_z_global", "lv_z"]
+    x = fn(0.2, 1.0, np.array([0.0, 1.0, -1.0]))
+    np.testing.assert_allclose(x, -0.5 + 0.7 + 0.2 * np.array([0.0, 1.0, -1.0]))
+
+
+def test_exchangeable_columns_stack_one_hierarchy_per_column():
+    mask = np.array([[True, False], [False, False], [True, True]])
+    with pm.Model() as model:
+        x = exchangeable_columns("lv", 0.0, 1.0, 0.5, mask)
+    assert x.ndim == 2
+    names = [v.name for v in model.free_RVs]
+    assert names == [
+        "lv_0_z_global",
+        "lv_0_centred",
+        "lv_0_z",
+        "lv_1_z_global",
+        "lv_1_centred",
+        "lv_1_z",
+    ]
+    assert model["lv_0_centred"].type.shape == (2,)
+    assert model["lv_1_z"].type.shape == (2,)
