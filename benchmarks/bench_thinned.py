@@ -1,14 +1,12 @@
-"""Speed of the Poisson-thinning prototype vs the per-unit engine and the NumPy reference.
+"""Speed of the thinned path model vs the per-unit model and the NumPy reference.
 
 One process, one thread each, the standard workload
 (:func:`engine_report.standard_workload`: 6 cells, ~6,000 MQLs and ~250 wins a
 path, 13-week period, 600 open units, 4,000 draws), compiled code loaded
-before timing. Every contender returns per-path metrics
+before timing. Every contender returns per-path metrics, every output
 (``thinned_paths``, ``run_paths``, ``reference_paths``), so the comparison is
-like for like; ``run_block`` (per-unit engine reduced into the summary
-sketches, what ``simulate`` runs) is shown too. The prototype computes only
-the revenue outputs (see :mod:`simengine.engine.thinned`), so its speed is
-the speed of those outputs, not of a whole forecast.
+like for like; ``run_block`` (the per-unit model reduced into the summary
+sketches, what ``simulate`` runs) is shown too.
 
 Usage: .venv/bin/python benchmarks/bench_thinned.py [--paths 20000] [--reference-paths 300]
 Prints one JSON object: paths per second (wall, min of ``--rounds``) per contender.

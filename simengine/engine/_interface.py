@@ -102,6 +102,8 @@ class KernelModel(NamedTuple):
     """1 when any ``arrival_level_sd`` is positive."""
     level_walk_on: I64
     """(cell, entry_stage) 1 where the level walk applies (0 where the plan fixes the level)."""
+    thinned: int
+    """1 for the thinned path model (new units drawn by outcome class), 0 for the per-unit one."""
 
 
 class PathScratch(NamedTuple):
@@ -179,4 +181,5 @@ def kernel_model(prepared: Prepared) -> KernelModel:
         arrival_level_sd=p.level_sd,
         has_level=p.has_level,
         level_walk_on=p.level_on,
+        thinned=p.thinned,
     )

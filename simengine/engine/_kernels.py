@@ -73,6 +73,14 @@ are listed in CHANGELOG.md. The streams live in one table per path
 (``states``, one row per id) and the variates take the table and the row
 (:mod:`~simengine.engine._rng`).
 
+Two path models share this module: the per-unit model above (the default,
+:func:`_arrivals`) and the thinned model (``model.thinned``,
+:func:`_arrivals_thinned`; :mod:`simengine.engine.thinned`), which draws a
+week's outcome classes as independent Poisson counts. They differ only
+there: the per-path set-up (:func:`_path`: streams, drift ahead, open
+units, totals), the play of one new unit (:func:`_play_unit`) and the
+metrics are the same code.
+
 The kernels read their inputs by name from one
 :class:`~simengine.engine._interface.KernelModel` (``model``) and work in one
 :class:`~simengine.engine._interface.PathScratch` per thread (``scratch``).
@@ -162,6 +170,27 @@ def _pipe(pipeline_value, pipeline_count, g, day, amount, sign, cov_last):  # pr
 
 
 @jit
+def _week_mean(model, scratch, d, c, e, w, base, level_walk_on):  # pragma: no cover
+    """Week ``w``'s mean arrivals of cell ``c`` at entry stage ``e`` (draw ``d``).
+
+    ``m exp(tr w)`` (``model.arrival_rate``, ``model.arrival_trend``), times
+    the path's level walk ``scratch.level_walk[e, w]`` with
+    ``level_walk_on``, times a Gamma(1/alpha, alpha) draw from stream
+    ``base`` when the dispersion ``alpha > 0`` (the week's count is then
+    negative binomial).
+    """
+    m = model.arrival_rate[d, c, e]
+    trend = model.arrival_trend[d, c, e]
+    alpha = model.arrival_dispersion[d, c, e]
+    mw = m * math.exp(trend * w) if trend != 0.0 else m
+    if level_walk_on:
+        mw *= scratch.level_walk[e, w]
+    if alpha > 0.0:
+        mw *= gamma(scratch.states, 1.0 / alpha, base) * alpha
+    return mw
+
+
+@jit
 def _arrivals(
     model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
 ):  # pragma: no cover
@@ -206,31 +235,13 @@ def _arrivals(
     states = scratch.states
     cohort = scratch.cohort
     entered = scratch.entered
-    revenue = scratch.revenue
-    source_revenue = scratch.source_revenue
-    pipeline_value = scratch.pipeline_value
-    pipeline_count = scratch.pipeline_count
     conversion = model.conversion
-    delay_mu = model.delay_mu
-    delay_sigma = model.delay_sigma
-    leave_mu = model.leave_mu
-    leave_sigma = model.leave_sigma
-    dormant = model.dormant
     pipe = model.pipeline_stage
-    sim_days = model.sim_days
-    start_offset = model.start_offset
     end_offset = model.end_offset
     has_drift = model.has_drift
-    m = model.arrival_rate[d, c, e]
-    trend = model.arrival_trend[d, c, e]
-    alpha = model.arrival_dispersion[d, c, e]
     S = conversion.shape[2]
     for w in range(n_weeks):
-        mw = m * math.exp(trend * w) if trend != 0.0 else m
-        if level_walk_on:
-            mw *= scratch.level_walk[e, w]
-        if alpha > 0.0:
-            mw *= gamma(states, 1.0 / alpha, base) * alpha
+        mw = _week_mean(model, scratch, d, c, e, w, base, level_walk_on)
         nw = poisson(states, mw, base) if mw > 0.0 else 0
         if nw == 0:
             continue
@@ -248,88 +259,167 @@ def _arrivals(
             else:
                 cohort[s + 1] = binomial(states, k, p, base + 1 + s)
         r_day = base + 1 + e
-        lo = max(start_offset, d0)
-        hi = min(end_offset, d0 + 6, sim_days - 1)
-        n_in = hi - lo + 1
-        n_conv = cohort[e + 1]
-        amount_mu = model.deal_size_mu[d, c]
-        amount_sigma = model.deal_size_sigma[d, c]
-        r_amt = base + 1 + 3 * S
         if e < pipe:
-            n_stop = nw - n_conv
-            if n_stop > 0 and n_in > 0:
-                if n_in >= 7:
-                    entered[g, e] += n_stop
-                else:
-                    entered[g, e] += binomial(states, n_stop, n_in / 7.0, r_day)
+            n_stop = nw - cohort[e + 1]
+            if n_stop > 0:
+                _count_entries(model, entered, states, g, e, d0, n_stop, r_day)
         elif not post:
-            r_leave = base + 1 + 2 * S + e
-            for _ in range(n_conv, nw):
-                day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
-                if day >= sim_days:
-                    continue
-                if start_offset <= day <= end_offset:
-                    entered[g, e] += 1
-                amt = lognormal(states, amount_mu, amount_sigma, r_amt)
-                if day > cov_last:
-                    continue
-                _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
-                q = dormant[d, c, e]
-                if q > 0.0 and uniform(states, r_leave) < q:
-                    continue  # dormant: stays open
-                t_out = day + lognormal(states, leave_mu[d, c, e], leave_sigma[d, c, e], r_leave)
-                if t_out < sim_days:
-                    _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
+            for _ in range(cohort[e + 1], nw):
+                _play_unit(model, scratch, d, c, e, g, base, d0, e, cov_last)
         reached = S
-        for j in range(cohort[S] if post else n_conv):
+        for j in range(cohort[S] if post else cohort[e + 1]):
             while cohort[reached] <= j:
                 reached -= 1
-            day = d0 + min(int(7.0 * uniform(states, r_day)), 6)
-            if day >= sim_days:
+            _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last)
+
+
+@jit
+def _arrivals_thinned(
+    model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
+):  # pragma: no cover
+    """Play the new units of cell ``c`` at entry stage ``e`` by outcome class (thinned model).
+
+    Week ``w``'s mean ``mw`` as in :func:`_arrivals` (trend, level walk,
+    Gamma factor from stream ``base``). Given ``mw`` the week's units are a
+    Poisson(``mw``) stream and each unit, independently, enters exactly the
+    stages ``e .. r`` with probability ``P_r = p_e ... p_{r-1} (1 - p_r)``
+    (``P_S = p_e ... p_{S-1}``; the week's rates, with the drift ahead). So
+    the counts ``N_r`` of the classes are independent Poisson(``mw P_r``)
+    (Poisson thinning), drawn from stream ``base`` from ``r = S`` down, and
+    a unit of class ``r`` is played knowing ``r``
+    (:func:`_play_unit`): exactly the law of the per-unit model, with one
+    Poisson per class in place of one binomial per step. Units that stop
+    at ``e`` before the pipeline stage are counted, not played
+    (:func:`_count_entries`); in a week that starts after the period's end
+    only the winners (``r = S``) are drawn, the others cannot change an
+    output (see :func:`_arrivals`).
+    """
+    states = scratch.states
+    conversion = model.conversion
+    conversion_walk = scratch.conversion_walk
+    pipe = model.pipeline_stage
+    end_offset = model.end_offset
+    has_drift = model.has_drift
+    S = conversion.shape[2]
+    for w in range(n_weeks):
+        mw = _week_mean(model, scratch, d, c, e, w, base, level_walk_on)
+        if mw <= 0.0:
+            continue
+        d0 = 7 * w
+        post = d0 > end_offset  # only this week's winners can matter
+        kd = (7 * w) // model.drift_days
+        for r in range(S, e - 1, -1):
+            if post and r < S:
+                break
+            pr = 1.0
+            for s in range(e, min(r + 1, S)):
+                p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
+                pr *= p if s < r else 1.0 - p
+            lam = mw * pr
+            if lam <= 0.0:
                 continue
-            if start_offset <= day <= end_offset:
-                entered[g, e] += 1
-            t = float(day)
-            amt = 0.0
-            in_cov = False  # entered the pipeline by day cov_last
-            if e >= pipe:
-                amt = lognormal(states, amount_mu, amount_sigma, r_amt)
-                if day <= cov_last:
-                    _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
-                    in_cov = True
-            alive = True
-            for s in range(e, reached):
-                t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
-                if t >= sim_days:
-                    alive = False
-                    break
-                dd = int(t)
-                st = s + 1
-                if start_offset <= dd <= end_offset:
-                    entered[g, st] += 1
-                if st == pipe:
-                    amt = lognormal(states, amount_mu, amount_sigma, r_amt)
-                    if dd <= cov_last:
-                        _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
-                        in_cov = True
-                if st == S:
-                    revenue[g, dd] += amt
-                    if start_offset <= dd <= end_offset:
-                        source_revenue[g, 1 + e] += amt
-                    if in_cov:
-                        _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
-            q = dormant[d, c, reached] if reached < S else 0.0
-            if q > 0.0 and alive and in_cov and uniform(states, base + 1 + 2 * S + reached) < q:
-                continue  # dormant: stays open
-            if alive and in_cov and reached < S:
-                t_out = t + lognormal(
-                    states,
-                    leave_mu[d, c, reached],
-                    leave_sigma[d, c, reached],
-                    base + 1 + 2 * S + reached,
-                )
-                if t_out < sim_days:
-                    _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
+            n = poisson(states, lam, base)
+            if n == 0:
+                continue
+            if r == e and e < pipe:
+                _count_entries(model, scratch.entered, states, g, e, d0, n, base + 1 + e)
+            else:
+                for _ in range(n):
+                    _play_unit(model, scratch, d, c, e, g, base, d0, r, cov_last)
+
+
+@jit
+def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no cover
+    """Count the ``n`` units that enter stage ``e`` on uniform days of the week from ``d0``.
+
+    Units that stop at their entry stage before the pipeline leave no other
+    trace, so they are counted, not played: those entering in the period
+    (row ``g``) are all ``n`` when the week's days lie inside it, else
+    Binomial(n, days inside / 7) from stream ``r_day`` (days past the
+    horizon are never inside).
+    """
+    lo = max(model.start_offset, d0)
+    hi = min(model.end_offset, d0 + 6, model.sim_days - 1)
+    n_in = hi - lo + 1
+    if n_in >= 7:
+        entered[g, e] += n
+    elif n_in > 0:
+        entered[g, e] += binomial(states, n, n_in / 7.0, r_day)
+
+
+@jit
+def _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last):  # pragma: no cover
+    """Play one new unit of cell ``c`` entering at ``e`` in the week from ``d0``, to ``reached``.
+
+    ``reached`` (``e .. S``) is the last stage the unit enters, drawn by the
+    caller. The unit draws its day (uniform over the week, stream ``base + 1
+    + e``), then one delay per step it takes (stream ``base + 1 + S + s``);
+    it counts in ``entered`` on the days that fall in the period; it draws
+    its amount on entering the pipeline stage (stream ``base + 1 + 3S``) and
+    adds to the pipeline through ``cov_last``; at ``S`` it adds its amount to
+    revenue (and to the new units' source ``1 + e`` in the period); a
+    pipeline unit that stops at ``reached < S`` stays open for good with
+    ``dormant[d, c, reached]`` (a uniform from its leaving stream, drawn only
+    when positive), else leaves after a draw from the leaving law (stream
+    ``base + 1 + 2S + reached``). Nothing after the horizon is drawn. Shared
+    by the per-unit and the thinned path models (:func:`_arrivals`,
+    :func:`_arrivals_thinned`): one unit's law, written once.
+    """
+    states = scratch.states
+    entered = scratch.entered
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
+    pipe = model.pipeline_stage
+    sim_days = model.sim_days
+    start_offset = model.start_offset
+    end_offset = model.end_offset
+    S = model.conversion.shape[2]
+    day = d0 + min(int(7.0 * uniform(states, base + 1 + e)), 6)
+    if day >= sim_days:
+        return
+    if start_offset <= day <= end_offset:
+        entered[g, e] += 1
+    t = float(day)
+    amt = 0.0
+    in_cov = False  # entered the pipeline by day cov_last
+    r_amt = base + 1 + 3 * S
+    if e >= pipe:
+        amt = lognormal(states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], r_amt)
+        if day <= cov_last:
+            _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
+            in_cov = True
+    for s in range(e, reached):
+        t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
+        if t >= sim_days:
+            return
+        dd = int(t)
+        st = s + 1
+        if start_offset <= dd <= end_offset:
+            entered[g, st] += 1
+        if st == pipe:
+            amt = lognormal(states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], r_amt)
+            if dd <= cov_last:
+                _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
+                in_cov = True
+        if st == S:
+            scratch.revenue[g, dd] += amt
+            if start_offset <= dd <= end_offset:
+                scratch.source_revenue[g, 1 + e] += amt
+            if in_cov:
+                _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
+    if reached == S or not in_cov:
+        return
+    r_leave = base + 1 + 2 * S + reached
+    q = model.dormant[d, c, reached]
+    if q > 0.0 and uniform(states, r_leave) < q:
+        return  # dormant: stays open
+    t_out = t + lognormal(
+        states, model.leave_mu[d, c, reached], model.leave_sigma[d, c, reached], r_leave
+    )
+    if t_out < sim_days:
+        _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
 
 
 @jit
@@ -579,7 +669,12 @@ def _path(root, path, model, scratch):  # pragma: no cover
             if model.arrival_rate[d, c, e] <= 0.0:
                 continue
             level_walk_on = model.has_level == 1 and model.level_walk_on[c, e] == 1
-            _arrivals(model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on)
+            if model.thinned:
+                _arrivals_thinned(
+                    model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
+                )
+            else:
+                _arrivals(model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on)
     obase = C * S * per
     n_groups = model.open_group.shape[0] - 1
     if n_groups > 0:

@@ -41,7 +41,12 @@ import numpy.typing as npt
 from simengine.config.plan import Plan
 from simengine.params import FunnelParameters
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["PATH_MODELS", "Prepared", "prepare"]
+
+PATH_MODELS = ("per_unit", "thinned")
+"""The path models (same law, other random numbers): ``per_unit`` thins a week's
+cohort with one binomial per step; ``thinned`` draws its outcome classes as
+independent Poisson counts (see :mod:`simengine.engine.thinned`)."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -60,6 +65,7 @@ class Prepared:
     units are sorted by (cell, stage, age), stably; ``open_group`` holds the
     index of the first unit of each run of equal (cell, stage, age), then
     the number of units (the kernels compute a run's conditional law once).
+    ``thinned`` (0/1) selects the path model (:data:`PATH_MODELS`).
     """
 
     params: FunnelParameters
@@ -97,6 +103,7 @@ class Prepared:
     level_sd: FloatArray
     has_level: int
     level_on: IntArray
+    thinned: int = 0
 
     @property
     def n_segments(self) -> int:
@@ -125,7 +132,7 @@ def _c(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
     return np.ascontiguousarray(np.asarray(a, dtype=dtype))
 
 
-def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
+def prepare(params: FunnelParameters, plan: Plan, path_model: str = "per_unit") -> Prepared:
     """Check the plan against the parameters and flatten both for the kernels.
 
     Parameters
@@ -134,6 +141,8 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         Parameter draws and open units (day 0 = ``params.as_of``).
     plan : Plan
         Period, targets and planned new units.
+    path_model : str
+        One of :data:`PATH_MODELS` (default ``per_unit``).
 
     Returns
     -------
@@ -147,6 +156,8 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
     """
     from simengine.errors import InputError
 
+    if path_model not in PATH_MODELS:
+        raise ValueError(f"path_model must be one of {PATH_MODELS}, not {path_model!r}")
     plan.check_segments(params.segments, params.entry_stages)
     if plan.as_of != params.as_of:
         raise InputError.single(
@@ -260,6 +271,7 @@ def prepare(params: FunnelParameters, plan: Plan) -> Prepared:
         level_sd=_c(level_sd),
         has_level=int(bool(np.any(level_sd > 0))),
         level_on=_c(level_on, np.int64),
+        thinned=int(path_model == "thinned"),
     )
 
 

@@ -789,6 +789,7 @@ def simulate_distributed(
     input_paths: dict[str, str] | None = None,
     timeout: float | None = None,
     on_block: Callable[[int, int], None] | None = None,
+    path_model: str = "per_unit",
 ) -> Forecast:
     """Simulate on a Dask cluster; bitwise the forecast of :func:`simengine.engine.simulate`.
 
@@ -834,4 +835,5 @@ def simulate_distributed(
             input_paths=input_paths,
             block_map=block_map,
             on_block=on_block,
+            path_model=path_model,
         )

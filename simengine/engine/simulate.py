@@ -146,6 +146,7 @@ def simulate(
     input_paths: dict[str, str] | None = None,
     block_map: BlockMap | None = None,
     on_block: Callable[[int, int], None] | None = None,
+    path_model: str = "per_unit",
 ) -> Forecast:
     """Simulate ``paths`` funnel paths and summarise them.
 
@@ -179,6 +180,9 @@ def simulate(
     on_block : callable, optional
         Called as ``on_block(done_paths, total_paths)`` after each merged block:
         how a caller reports progress (the CLI draws a bar with it).
+    path_model : str
+        ``per_unit`` (default) or ``thinned`` (:mod:`simengine.engine.thinned`):
+        the same law, other random numbers.
 
     Returns
     -------
@@ -186,7 +190,7 @@ def simulate(
     """
     if seed < 0:
         raise ValueError("seed must be >= 0")
-    prepared = prepare(params, plan)
+    prepared = prepare(params, plan, path_model)
     n_threads = threads if threads is not None else default_threads()
     summary = run_blocks(
         prepared, paths, seed, block_size, n_threads, on_block, block_map=block_map

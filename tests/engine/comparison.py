@@ -15,6 +15,12 @@ the forecast reports:
   end, of P(reach the target), and, on the total, of the cumulative revenue
   (the fan) at every 7th day to the horizon.
 
+:func:`distribution_pvalues` adds two-sample tests of the whole law of the
+outputs the family compares only by their means: a chi-square of every
+``entered_<stage>`` count and a KS of the coverage at every week end, on the
+total (for the thinned path model, whose counts and pipeline are drawn
+differently from the per-unit model's).
+
 A configuration gives 100-200 p-values. :func:`rejected` tests the family at
 ``ALPHA_FAMILY`` = 0.002 by Bonferroni (a check fails at ``p <= 0.002 / m``),
 so the chance that a correct engine fails a configuration is at most 0.002
@@ -38,6 +44,7 @@ __all__ = [
     "ALPHA_FAMILY",
     "after_period_pvalues",
     "chi2_two_sample",
+    "distribution_pvalues",
     "family_pvalues",
     "rejected",
     "z_pvalue",
@@ -118,6 +125,30 @@ def family_pvalues(
         out[f"mean total cum revenue day {i}"] = z_pvalue(
             a.cum_revenue[:, tot, i], b.cum_revenue[:, tot, i]
         )
+    return {k: float(v) for k, v in out.items() if v is not None}
+
+
+def distribution_pvalues(
+    a: PathMetrics,
+    b: PathMetrics,
+    n_segments: int,
+    stages: Sequence[str] = ("mql", "sql", "opportunity", "won"),
+) -> dict[str, float]:
+    """Chi-square of each ``entered_<stage>`` count and KS of each week end's coverage (total).
+
+    Counts constant in both samples are compared exactly instead (AssertionError).
+    """
+    names = scalar_names(stages)
+    tot = n_segments
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(names):
+        if name.startswith("entered_"):
+            x, y = a.scalars[:, tot, k], b.scalars[:, tot, k]
+            if np.all(x == x[0]) and np.all(y == x[0]):
+                continue
+            out[f"chi2 {name}"] = chi2_two_sample(x, y)
+    for w in range(a.week_coverage.shape[2]):
+        out[f"ks coverage week {w}"] = _ks(a.week_coverage[:, tot, w], b.week_coverage[:, tot, w])
     return {k: float(v) for k, v in out.items() if v is not None}
 
 

@@ -96,3 +96,106 @@ def random_open_units(n: int, n_cells: int, n_steps: int, seed: int = 0) -> Open
         age_days=rng.integers(0, 60, n).astype(np.float64),
         amount=np.where(rng.random(n) < 0.5, rng.lognormal(np.log(25000), 0.3, n), np.nan),
     )
+
+
+def loss_params(**kw: object) -> FunnelParameters:
+    """Marketing-sourced MQLs, sales-sourced opportunities, 300 open units, a time to loss.
+
+    The pipeline starts at ``sql``; keyword arguments override
+    :func:`make_params`'s.
+    """
+    base: dict[str, object] = {
+        "rate": (20.0, 0.0, 1.5),
+        "dispersion": 0.1,
+        "conversion_sd": 0.03,
+        "pipeline_stage": 1,
+        "open_units": random_open_units(300, 6, 3, seed=2),
+        "loss_median": (12.0, 20.0, 35.0),
+        "loss_sigma": 0.8,
+    }
+    return make_params(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def drift_params(
+    drift: float = 0.5, level: float = 0.08, dormant: float = 0.4, **kw: object
+) -> FunnelParameters:
+    """:func:`loss_params` (dispersion 0.05) with the drift ahead and dormant units.
+
+    ``drift``: sd of the logit conversion walk per 30-day period; ``level``:
+    sd of the weekly log arrival level walk; ``dormant``: share of a step's
+    pipeline non-converters that stay open for good.
+    """
+    p = loss_params(**{"dispersion": 0.05, **kw})
+    d = p.n_draws
+    return p.with_arrays(
+        conversion_drift_sd=np.full(d, drift),
+        arrival_level_sd=np.full((d, 3), level),
+        dormant=np.full(p.conversion.shape, dormant),
+        drift_period_days=30,  # type: ignore[arg-type]
+    )
+
+
+def agreement_configs(drift: bool = False) -> list[tuple[str, FunnelParameters, Plan]]:
+    """The configurations two path laws are compared on, as ``(name, params, plan)``.
+
+    Shared by ``test_reference.py`` (engine vs NumPy reference) and
+    ``test_thinned.py`` (thinned vs per-unit model): the demo's shape; a
+    sales-sourced pipeline with a trend, a later start and a long horizon;
+    the fitted time to loss with open units in every stage; a period and
+    horizon off the weekly grid; planned new units. ``drift=True`` adds a
+    sixth: the drift ahead (conversion and arrival-level walks), dormant
+    units, a time to loss and planned new units.
+    """
+    out = [
+        (
+            "demo-like",
+            make_params(
+                rate=(20.0, 0.0, 0.5),
+                dispersion=0.1,
+                conversion_sd=0.03,
+                open_units=random_open_units(200, 6, 3),
+            ),
+            make_plan(target=400_000.0),
+        ),
+        (
+            "sales-sourced, trend, later start, long horizon",
+            make_params(
+                rate=(15.0, 0.0, 2.0),
+                trend=0.02,
+                pipeline_stage=1,
+                deal_sigma=0.6,
+                open_units=random_open_units(150, 6, 3, seed=1),
+                delay_median=(5.0, 10.0, 30.0),
+            ),
+            make_plan(target=600_000.0, start_delay_days=14, horizon_days=140),
+        ),
+        (
+            "fitted time to loss, open units in every stage, sales-sourced pipeline",
+            loss_params(),
+            make_plan(target=400_000.0, start_delay_days=7),
+        ),
+        (
+            # the engine thins a week's arrivals at once and counts the units that
+            # stop at their entry stage by a binomial over the week's days inside
+            # the period: a start, an end and a horizon off the weekly grid
+            "period and horizon off the weekly grid",
+            make_params(
+                rate=(20.0, 0.0, 1.0),
+                dispersion=0.1,
+                open_units=random_open_units(100, 6, 3, seed=3),
+            ),
+            make_plan(target=300_000.0, start_delay_days=10, weeks=12, horizon_days=100),
+        ),
+        (
+            "planned new units",
+            make_params(rate=(20.0, 0.0, 0.5), conversion_sd=0.05, draws=7),
+            make_plan(
+                target=300_000.0, new_units={"smb": {"mql": 400.0}, "mid": {"opportunity": 30.0}}
+            ),
+        ),
+    ]
+    if drift:
+        p = drift_params()
+        plan = make_plan(target=400_000.0, horizon_days=120, new_units={"smb": {"mql": 300.0}})
+        out.append(("drift ahead, dormant units, planned units", p, plan))
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from comparison import family_pvalues, rejected
-from engine_helpers import make_params, make_plan, random_open_units
+from engine_helpers import drift_params, make_params, make_plan, random_open_units
 
 from simengine.engine import prepare, run_paths
 from simengine.engine.reference import reference_paths
@@ -33,24 +33,7 @@ from simengine.engine.reference import reference_paths
 N = 3_000
 
 
-def _params(drift: float = 0.5, level: float = 0.08, dormant: float = 0.4, **kw):
-    p = make_params(
-        rate=(20.0, 0.0, 1.5),
-        dispersion=0.05,
-        conversion_sd=0.03,
-        pipeline_stage=1,
-        open_units=random_open_units(300, 6, 3, seed=2),
-        loss_median=(12.0, 20.0, 35.0),
-        loss_sigma=0.8,
-        **kw,
-    )
-    d = p.n_draws
-    return p.with_arrays(
-        conversion_drift_sd=np.full(d, drift),
-        arrival_level_sd=np.full((d, 3), level),
-        dormant=np.full(p.conversion.shape, dormant),
-        drift_period_days=30,  # type: ignore[arg-type]
-    )
+_params = drift_params
 
 
 def _plan(**kw):

@@ -35,7 +35,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from comparison import ALPHA_FAMILY, after_period_pvalues, family_pvalues, rejected
-from engine_helpers import make_params, make_plan, random_open_units
+from engine_helpers import agreement_configs, make_params, make_plan, random_open_units
 from scipy import stats
 
 from simengine.engine import prepare, run_paths
@@ -53,70 +53,9 @@ N = 3_000
 
 
 def _configs():
-    yield (
-        "demo-like",
-        (
-            make_params(
-                rate=(20.0, 0.0, 0.5),
-                dispersion=0.1,
-                conversion_sd=0.03,
-                open_units=random_open_units(200, 6, 3),
-            ),
-            make_plan(target=400_000.0),
-        ),
-    )
-    yield (
-        "sales-sourced, trend, later start, long horizon",
-        (
-            make_params(
-                rate=(15.0, 0.0, 2.0),
-                trend=0.02,
-                pipeline_stage=1,
-                deal_sigma=0.6,
-                open_units=random_open_units(150, 6, 3, seed=1),
-                delay_median=(5.0, 10.0, 30.0),
-            ),
-            make_plan(target=600_000.0, start_delay_days=14, horizon_days=140),
-        ),
-    )
-    yield (
-        "fitted time to loss, open units in every stage, sales-sourced pipeline",
-        (
-            make_params(
-                rate=(20.0, 0.0, 1.5),
-                dispersion=0.1,
-                conversion_sd=0.03,
-                pipeline_stage=1,
-                open_units=random_open_units(300, 6, 3, seed=2),
-                loss_median=(12.0, 20.0, 35.0),
-                loss_sigma=0.8,
-            ),
-            make_plan(target=400_000.0, start_delay_days=7),
-        ),
-    )
-    yield (
-        # the engine thins a week's arrivals at once and counts the units that
-        # stop at their entry stage by a binomial over the week's days inside
-        # the period: a start, an end and a horizon off the weekly grid
-        "period and horizon off the weekly grid",
-        (
-            make_params(
-                rate=(20.0, 0.0, 1.0),
-                dispersion=0.1,
-                open_units=random_open_units(100, 6, 3, seed=3),
-            ),
-            make_plan(target=300_000.0, start_delay_days=10, weeks=12, horizon_days=100),
-        ),
-    )
-    yield (
-        "planned new units",
-        (
-            make_params(rate=(20.0, 0.0, 0.5), conversion_sd=0.05, draws=7),
-            make_plan(
-                target=300_000.0, new_units={"smb": {"mql": 400.0}, "mid": {"opportunity": 30.0}}
-            ),
-        ),
-    )
+    """The shared configurations (``engine_helpers.agreement_configs``) as (name, (params, plan))."""
+    for name, params, plan in agreement_configs():
+        yield name, (params, plan)
 
 
 @pytest.mark.parametrize(

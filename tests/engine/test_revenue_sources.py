@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from engine_helpers import make_params, make_plan, random_open_units
+from engine_helpers import loss_params, make_params, make_plan, random_open_units
 
 from simengine.engine import prepare, run_paths, simulate
 from simengine.engine.blocks import scalar_names
@@ -33,18 +33,7 @@ SOURCES = [
 ]
 
 
-def _params(**kw):
-    """Marketing-sourced MQLs, sales-sourced opportunities, open units, a loss law."""
-    return make_params(
-        rate=(20.0, 0.0, 1.5),
-        dispersion=0.1,
-        conversion_sd=0.03,
-        pipeline_stage=1,
-        open_units=random_open_units(300, 6, 3, seed=2),
-        loss_median=(12.0, 20.0, 35.0),
-        loss_sigma=0.8,
-        **kw,
-    )
+_params = loss_params  # marketing-sourced MQLs, sales-sourced opportunities, a loss law
 
 
 def _plan():
