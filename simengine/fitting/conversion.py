@@ -45,7 +45,8 @@ the last period backwards, so ``conversion`` (the last period's rate, the one
 that applies from the as-of date on) is the anchor and earlier periods are
 offsets from it.
 
-Cohort effect: the units that entered a step's from-stage in one drift
+Cohort effect (when the prior's ``cohort_sd`` is positive; off by
+default): the units that entered a step's from-stage in one drift
 period (a cohort) share a logit offset ``u[step, period] ~ Normal(0,
 cohort_sd)`` across cells, on top of the walk: a shock to the whole
 period's cohort that, unlike a walk step, is not carried on to the next
@@ -343,19 +344,23 @@ def build_model(
             # offset of period t from the last period: -sum_{u >= t} eps_u
             back = pt.cumsum(eps[:, :, ::-1], axis=2)[:, :, ::-1]
             offsets = pt.concatenate([-back, pt.zeros((n_cells, n_steps, 1))], axis=2)
-            # cohort effect: u[s, t] ~ Normal(0, tau_c) per step and period, shared by
-            # the cells, not carried on; logit_last holds the last period's u, so
-            # period t is offset by u_t - u_last (non-centred: u = tau_c z)
-            tau_c = scale_prior("cohort_sd", priors.cohort_sd)
-            u = tau_c * pm.Normal("cohort_z", 0.0, 1.0, shape=(n_steps, n_periods))
-            logit = logit_last[:, :, None] + offsets + (u - u[:, -1:])[None, :, :]
+            logit = logit_last[:, :, None] + offsets
+            if priors.cohort_sd > 0:
+                # cohort effect: u[s, t] ~ Normal(0, tau_c) per step and period, shared
+                # by the cells, not carried on; logit_last holds the last period's u,
+                # so period t is offset by u_t - u_last (non-centred: u = tau_c z)
+                tau_c = scale_prior("cohort_sd", priors.cohort_sd)
+                u = tau_c * pm.Normal("cohort_z", 0.0, 1.0, shape=(n_steps, n_periods))
+                logit = logit + (u - u[:, -1:])[None, :, :]
+            else:
+                tau_c = pt.constant(0.0)
         else:
             tau = pt.constant(0.0)
             tau_c = pt.constant(0.0)
             logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
         # the innovation sd the engine steps the rates ahead with (0 without drift)
         pm.Deterministic("conversion_drift_sd", tau)
-        # the sd of a future cohort's fresh effect (0 without drift)
+        # the sd of a future cohort's fresh effect (0 without drift or with the term off)
         pm.Deterministic("conversion_cohort_sd", tau_c)
         pm.Deterministic("conversion", pm.math.sigmoid(logit_last), dims=("cell", "step"))
         pm.Deterministic(

@@ -1,10 +1,10 @@
 """Recovery of the cohort effect's sd (``conversion_cohort_sd``) by the conversion model.
 
-Synthetic statistics with a known truth: the layout (4 cells, 3 steps, 7
+Synthetic statistics with a known truth: the layout (4 cells, 3 steps, 8
 quarterly drift periods) and the number of units that left each (cell, step,
 period) come from the test generator; their outcomes are redrawn as
 binomials with logit ``base[c, s] + u[s, t]``, ``u ~ Normal(0, tau)`` shared
-by the cells (no walk, no open units). 21 cohort effects pin ``tau`` to
+by the cells (no walk, no open units). 24 cohort effects pin ``tau`` to
 about +-0.1 at ``tau`` = 0.5.
 
 Statistical check: the central 95% posterior interval of ``tau`` holds the
@@ -12,7 +12,8 @@ truth (0.5). For a calibrated posterior this fails with probability about
 0.05 over data sets (alpha = 0.05; the seed is fixed, so the test is
 reproducible). Power (the mutation that must fail): the same check on data
 without cohort effects (``tau`` = 0, the model's prior mean is 0.2) must
-exclude 0.5, i.e. the interval is informative and follows the data.
+exclude 0.5, i.e. the interval is informative and follows the data. The
+term is on with prior mean 0.2 (``cohort_sd``; off by default).
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ import pytest
 from simengine.fitting import conversion
 from simengine.fitting.data import build_data
 from simengine.fitting.fit import sample_model
+from simengine.fitting.priors import DEFAULT_PRIORS
 
 AS_OF = dt.date(2026, 1, 5)
 TAU = 0.5
+ON = replace(DEFAULT_PRIORS, cohort_sd=0.2)  # the term is off by default (cohort_sd = 0)
 
 
 def _data_with_cohorts(records_factory, spec_factory, tau: float, seed: int):
     df, truth = records_factory(3, history_days=640, weekly_rate=20.0)
     data = build_data(df, spec_factory(drift=True), AS_OF)
     _, n_s, n_p = data.n_converted.shape
-    assert n_p == 7
+    assert n_p == 8
     rng = np.random.default_rng(seed)
     logit = np.log(truth.conversion) - np.log1p(-truth.conversion)
     u = rng.normal(0.0, tau, (n_s, n_p))
@@ -57,7 +60,7 @@ def _data_with_cohorts(records_factory, spec_factory, tau: float, seed: int):
 
 def _tau_interval(data) -> tuple[float, float]:
     idata = sample_model(
-        conversion.build_model(data),
+        conversion.build_model(data, ON),
         draws=500,
         tune=500,
         chains=2,
@@ -67,6 +70,15 @@ def _tau_interval(data) -> tuple[float, float]:
     x = idata["posterior"]["conversion_cohort_sd"].values.ravel()
     lo, hi = np.quantile(x, [0.025, 0.975])
     return float(lo), float(hi)
+
+
+def test_the_term_is_off_by_default_and_on_with_a_positive_prior(records_factory, spec_factory):
+    data = _data_with_cohorts(records_factory, spec_factory, TAU, seed=1)
+    off = conversion.build_model(data)
+    assert "cohort_z" not in off.named_vars
+    assert "conversion_cohort_sd" in off.named_vars  # written as 0: no effect ahead
+    on = conversion.build_model(data, ON)
+    assert {"cohort_z", "cohort_sd"} <= set(on.named_vars)
 
 
 @pytest.mark.slow
