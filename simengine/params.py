@@ -29,6 +29,10 @@ array                    shape                       meaning
 ``conversion_drift_sd``  (draw,)                     optional: sd of the logit conversion
                                                      random walk per drift period; the
                                                      forecast steps it ahead; None = 0
+``conversion_cohort_sd`` (draw,)                     optional: sd of a drift period's cohort
+                                                     effect on the logit conversion (one per
+                                                     step, shared by the cells); each future
+                                                     drift period draws its own; None = 0
 ``arrival_level_sd``     (draw, entry_stage)         optional: sd of the weekly random walk
                                                      of the log arrival level, one walk per
                                                      entry stage shared by its cells; the
@@ -41,7 +45,9 @@ of the last week before it. Both move on as random walks after the as-of
 date: a unit entering on day ``t`` (from the as-of date) lives
 ``t // drift_period_days + 1`` drift periods after the last fitted one, so
 its logit rate is the fitted one plus that many Normal(0,
-``conversion_drift_sd``) steps; week ``w`` of arrivals has its level moved by
+``conversion_drift_sd``) steps, plus that drift period's cohort effect
+(Normal(0, ``conversion_cohort_sd``), one per step, shared by every cell
+and new for each period ahead); week ``w`` of arrivals has its level moved by
 ``w + 1`` Normal(0, ``arrival_level_sd``) steps. The steps are drawn per path
 (:mod:`simengine.engine`); without the scales there is no drift ahead.
 
@@ -136,6 +142,10 @@ class FunnelParameters:
     conversion_drift_sd : ndarray, shape (draw,), or None
         Innovation sd of the logit conversion random walk per drift period
         (None = no drift ahead).
+    conversion_cohort_sd : ndarray, shape (draw,), or None
+        Sd of the logit offset shared by the units of one step that enter in
+        one drift period (a cohort), drawn afresh for each period ahead
+        (None = 0).
     drift_period_days : int
         Length of a drift period (days).
     arrival_level_sd : ndarray, shape (draw, entry_stage), or None
@@ -165,6 +175,7 @@ class FunnelParameters:
     loss_sigma: FloatArray | None = None
     dormant: FloatArray | None = None
     conversion_drift_sd: FloatArray | None = None
+    conversion_cohort_sd: FloatArray | None = None
     drift_period_days: int = 91
     arrival_level_sd: FloatArray | None = None
     open_units: OpenUnits = field(default_factory=OpenUnits.empty)
@@ -194,6 +205,8 @@ class FunnelParameters:
             expect["dormant"] = (d, c, s)
         if self.conversion_drift_sd is not None:
             expect["conversion_drift_sd"] = (d,)
+        if self.conversion_cohort_sd is not None:
+            expect["conversion_cohort_sd"] = (d,)
         if self.arrival_level_sd is not None:
             expect["arrival_level_sd"] = (d, e)
         for name, shape in expect.items():
@@ -204,7 +217,7 @@ class FunnelParameters:
             raise ValueError("log-scale sds must be >= 0")
         if self.dormant is not None and np.any((self.dormant < 0) | (self.dormant > 1)):
             raise ValueError("dormant shares must lie in [0, 1]")
-        for name in ("conversion_drift_sd", "arrival_level_sd"):
+        for name in ("conversion_drift_sd", "conversion_cohort_sd", "arrival_level_sd"):
             v = getattr(self, name)
             if v is not None and np.any(v < 0):
                 raise ValueError(f"{name} must be >= 0")

@@ -90,8 +90,11 @@ class KernelModel(NamedTuple):
     """1 when any ``dormant`` share is positive (with a time to loss)."""
     conversion_drift_sd: F64
     """(draw,) sd of the logit conversion walk per drift period ahead."""
+    conversion_cohort_sd: F64
+    """(draw,) sd of a drift period's cohort effect on the logit conversion (per step,
+    shared by the cells, fresh for each period ahead)."""
     has_drift: int
-    """1 when any ``conversion_drift_sd`` is positive."""
+    """1 when any ``conversion_drift_sd`` or ``conversion_cohort_sd`` is positive."""
     drift_days: int
     """Days per drift period."""
     n_drift: int
@@ -129,7 +132,8 @@ class PathScratch(NamedTuple):
     tails_done: npt.NDArray[np.uint8]
     """(draw,) which draws' tails are filled."""
     conversion_walk: F64
-    """(cell, step, drift period) the path's conversion rates ahead."""
+    """(cell + 1, step, drift period) the path's conversion rates ahead (row ``cell`` =
+    C: the path's cohort effects, scratch of the walk)."""
     level_walk: F64
     """(entry_stage, week) the path's arrival level factors ahead."""
 
@@ -175,6 +179,7 @@ def kernel_model(prepared: Prepared) -> KernelModel:
         dormant=p.dormant,
         has_dormant=p.has_dormant,
         conversion_drift_sd=p.conv_drift_sd,
+        conversion_cohort_sd=p.conv_cohort_sd,
         has_drift=p.has_drift,
         drift_days=p.drift_days,
         n_drift=p.n_drift,

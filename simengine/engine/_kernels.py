@@ -62,7 +62,8 @@ for cell ``c`` and entry stage ``e`` with ``S`` steps,
 ``C S (3S + 2) + c``; the drift ahead (:func:`_conversion_walk`,
 :func:`_level_walk`): the conversion walk of cell ``c`` and step ``s``
 ``C S (3S + 2) + C + c S + s``, the arrival level walk of entry stage ``e``
-``C S (3S + 2) + C + C S + e``. These last are seeded and drawn only when the
+``C S (3S + 2) + C + C S + e``, the cohort effects of step ``s``
+``C S (3S + 2) + C + C S + S + s``. These last are seeded and drawn only when the
 parameters carry positive innovation sds, and a dormant unit's extra
 uniform only when its share is positive, so without them every stream
 draws what it drew before. A week's unit days are drawn from the conversion
@@ -582,27 +583,46 @@ def _conversion_walk(root, path, d, model, xbase, scratch):  # pragma: no cover
     The logit of ``model.conversion[d, c, s]`` plus ``k + 1`` Normal(0,
     ``model.conversion_drift_sd[d]``) steps, from stream ``xbase + c S + s``
     (one per cell and step, so a change of one cell's rate leaves the
-    others' walks untouched). Rates of 0 or 1 do not move.
+    others' walks untouched), plus period ``k``'s cohort effect: Normal(0,
+    ``model.conversion_cohort_sd[d]``), one per step and period shared by
+    every cell (a shock to the whole cohort), from stream
+    ``xbase + C S + S + s``. The effects are drawn first, into row ``C`` of
+    the walk array's step ``s`` as scratch, only when that sd is positive.
+    Rates of 0 or 1 do not move.
     """
     conversion = model.conversion
     states = scratch.states
     walk = scratch.conversion_walk
     C = conversion.shape[1]
     S = conversion.shape[2]
+    K = walk.shape[2]
     sd = model.conversion_drift_sd[d]
+    csd = model.conversion_cohort_sd[d]
+    # cohort effects u[s, k] (row C of the walk array is their scratch)
+    for s in range(S):
+        if csd > 0.0:
+            row = xbase + C * S + S + s
+            seed_stream(root, path, row, states, row)
+            for k in range(K):
+                walk[C, s, k] = csd * std_normal(states, row)
+        else:
+            for k in range(K):
+                walk[C, s, k] = 0.0
     for c in range(C):
         for s in range(S):
             row = xbase + c * S + s
             p0 = conversion[d, c, s]
-            if sd <= 0.0 or p0 <= 0.0 or p0 >= 1.0:
-                for k in range(walk.shape[2]):
+            if (sd <= 0.0 and csd <= 0.0) or p0 <= 0.0 or p0 >= 1.0:
+                for k in range(K):
                     walk[c, s, k] = p0
                 continue
-            seed_stream(root, path, row, states, row)
             x = math.log(p0) - math.log1p(-p0)
-            for k in range(walk.shape[2]):
-                x += sd * std_normal(states, row)
-                walk[c, s, k] = 1.0 / (1.0 + math.exp(-x))
+            if sd > 0.0:
+                seed_stream(root, path, row, states, row)
+            for k in range(K):
+                if sd > 0.0:
+                    x += sd * std_normal(states, row)
+                walk[c, s, k] = 1.0 / (1.0 + math.exp(-(x + walk[C, s, k])))
 
 
 @jit
@@ -787,7 +807,7 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         np.zeros(S1, np.int64),
         tails,
         np.zeros(tails.shape[0], np.uint8),
-        np.zeros((conversion.shape[1], conversion.shape[2], model.n_drift)),
+        np.zeros((conversion.shape[1] + 1, conversion.shape[2], model.n_drift)),
         np.ones((conversion.shape[2], (sim_days + 6) // 7)),
     )
 

@@ -11,11 +11,13 @@ the arrival trend of those cells and stage is set to 0 (the plan gives the
 level).
 
 Drift ahead (see :mod:`simengine.params`): ``conv_drift_sd`` (draw,) and
-``level_sd`` (draw, entry_stage) are the innovation sds (zeros when the
-parameters have none; ``has_drift``/``has_level`` say whether any is
-positive, and without them the kernels draw nothing more, so their streams
-stay bitwise those of a posterior without scales). ``n_drift`` is the number
-of drift periods ahead that units entering before the horizon can reach.
+``level_sd`` (draw, entry_stage) are the innovation sds and
+``conv_cohort_sd`` (draw,) the sd of a future drift period's cohort effect
+(zeros when the parameters have none; ``has_drift`` says whether either
+conversion sd is positive, ``has_level`` whether any level sd is, and
+without them the kernels draw nothing more, so their streams stay bitwise
+those of a posterior without scales). ``n_drift`` is the number of drift
+periods ahead that units entering before the horizon can reach.
 Planned ``new_units`` fix the level of their cells and stage, so the level
 walk is off there (``level_on`` = 0).
 
@@ -97,6 +99,7 @@ class Prepared:
     dormant: FloatArray
     has_dormant: int
     conv_drift_sd: FloatArray
+    conv_cohort_sd: FloatArray
     has_drift: int
     drift_days: int
     n_drift: int
@@ -125,7 +128,7 @@ class Prepared:
         """Random streams per path (see ``_kernels``)."""
         c = len(self.params.cells)
         e = self.n_stages - 1
-        return c * e * (3 * e + 2) + c + c * e + e
+        return c * e * (3 * e + 2) + c + c * e + e + e
 
 
 def _c(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
@@ -224,12 +227,16 @@ def prepare(params: FunnelParameters, plan: Plan, path_model: str = "per_unit") 
     drift_sd = (
         np.zeros(n_draws) if params.conversion_drift_sd is None else params.conversion_drift_sd
     )
+    cohort_sd = (
+        np.zeros(n_draws) if params.conversion_cohort_sd is None else params.conversion_cohort_sd
+    )
     level_sd = (
         np.zeros((n_draws, n_steps)) if params.arrival_level_sd is None else params.arrival_level_sd
     )
     for name, arr in (
         ("dormant", dormant),
         ("conversion_drift_sd", drift_sd),
+        ("conversion_cohort_sd", cohort_sd),
         ("arrival_level_sd", level_sd),
     ):
         if not np.all(np.isfinite(arr)):
@@ -265,7 +272,8 @@ def prepare(params: FunnelParameters, plan: Plan, path_model: str = "per_unit") 
         dormant=_c(dormant),
         has_dormant=int(has_loss and bool(np.any(dormant > 0))),
         conv_drift_sd=_c(drift_sd),
-        has_drift=int(bool(np.any(drift_sd > 0))),
+        conv_cohort_sd=_c(cohort_sd),
+        has_drift=int(bool(np.any(drift_sd > 0) or np.any(cohort_sd > 0))),
         drift_days=drift_days,
         n_drift=max(1, (plan.sim_days - 1) // drift_days + 1),
         level_sd=_c(level_sd),

@@ -25,7 +25,8 @@ The rules it implements (ARCHITECTURE.md, "The path model"):
   fitted time to loss when the parameters have one, else from the step's
   delay law;
 * the drift ahead is drawn the engine's way: per path, a conversion walk per
-  (cell, step) over drift periods and an arrival level walk per entry stage
+  (cell, step) over drift periods plus a cohort effect per (step, drift
+  period) shared by the cells, and an arrival level walk per entry stage
   over weeks; a new unit's conversions use its arrival week's drift period
   (``7 (day // 7) // drift_days``), open units the fitted (last-period)
   rates. Dormant non-converters (``dormant``) stay open instead of leaving;
@@ -75,6 +76,7 @@ class ReferenceInputs:
     leave_sigma: F64
     dormant: F64
     conversion_drift_sd: F64
+    conversion_cohort_sd: F64
     arrival_level_sd: F64
     level_walk_on: npt.NDArray[np.bool_]
     drift_days: int
@@ -151,6 +153,11 @@ def reference_inputs(params: FunnelParameters, plan: Plan) -> ReferenceInputs:
             np.zeros(n_draws)
             if params.conversion_drift_sd is None
             else np.asarray(params.conversion_drift_sd, float)
+        ),
+        conversion_cohort_sd=(
+            np.zeros(n_draws)
+            if params.conversion_cohort_sd is None
+            else np.asarray(params.conversion_cohort_sd, float)
         ),
         arrival_level_sd=(
             np.zeros((n_draws, n_steps))
@@ -326,9 +333,15 @@ def reference_paths(params: FunnelParameters, plan: Plan, n: int, seed: int) -> 
     with np.errstate(divide="ignore"):
         logit = np.log(conv_k) - np.log1p(-conv_k)
     walk = np.cumsum(rng.standard_normal((n, C, S, n_k)), axis=3)
+    # cohort effects: one per path, step and drift period, shared by the cells
+    # (drawn only when an sd is positive, so the generator's later draws stay as before)
+    cohort = np.zeros((n, 1, S, n_k))
+    if np.any(inp.conversion_cohort_sd > 0):
+        csd = inp.conversion_cohort_sd[draw][:, None, None, None]
+        cohort = rng.standard_normal((n, 1, S, n_k)) * csd
     conv_k = np.where(
         inner,
-        special.expit(logit + walk * inp.conversion_drift_sd[draw][:, None, None, None]),
+        special.expit(logit + walk * inp.conversion_drift_sd[draw][:, None, None, None] + cohort),
         conv_k,
     )
     level = np.exp(

@@ -44,6 +44,18 @@ over drift periods with one pooled innovation sd. It is parameterised from
 the last period backwards, so ``conversion`` (the last period's rate, the one
 that applies from the as-of date on) is the anchor and earlier periods are
 offsets from it.
+
+Cohort effect (when the prior's ``cohort_sd`` is positive; off by
+default): the units that entered a step's from-stage in one drift
+period (a cohort) share a logit offset ``u[step, period] ~ Normal(0,
+cohort_sd)`` across cells, on top of the walk: a shock to the whole
+period's cohort that, unlike a walk step, is not carried on to the next
+period. Without it, a cohort-wide dip or jump is explained by the walk
+(estimated from a handful of periods) or not at all, and the forecast's
+future cohorts get too little spread. ``conversion`` holds the last
+period's effect (its open units belong to that cohort); the engine gives
+each future drift period a fresh effect per path
+(``conversion_cohort_sd``).
 """
 
 from __future__ import annotations
@@ -82,6 +94,7 @@ OUTPUT_VARS = (
     "loss_mu",
     "loss_sigma",
     "conversion_drift_sd",
+    "conversion_cohort_sd",
 )
 """Posterior variables of this model that go into the posterior file."""
 
@@ -332,11 +345,23 @@ def build_model(
             back = pt.cumsum(eps[:, :, ::-1], axis=2)[:, :, ::-1]
             offsets = pt.concatenate([-back, pt.zeros((n_cells, n_steps, 1))], axis=2)
             logit = logit_last[:, :, None] + offsets
+            if priors.cohort_sd > 0:
+                # cohort effect: u[s, t] ~ Normal(0, tau_c) per step and period, shared
+                # by the cells, not carried on; logit_last holds the last period's u,
+                # so period t is offset by u_t - u_last (non-centred: u = tau_c z)
+                tau_c = scale_prior("cohort_sd", priors.cohort_sd)
+                u = tau_c * pm.Normal("cohort_z", 0.0, 1.0, shape=(n_steps, n_periods))
+                logit = logit + (u - u[:, -1:])[None, :, :]
+            else:
+                tau_c = pt.constant(0.0)
         else:
             tau = pt.constant(0.0)
+            tau_c = pt.constant(0.0)
             logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
         # the innovation sd the engine steps the rates ahead with (0 without drift)
         pm.Deterministic("conversion_drift_sd", tau)
+        # the sd of a future cohort's fresh effect (0 without drift or with the term off)
+        pm.Deterministic("conversion_cohort_sd", tau_c)
         pm.Deterministic("conversion", pm.math.sigmoid(logit_last), dims=("cell", "step"))
         pm.Deterministic(
             "conversion_by_period", pm.math.sigmoid(logit), dims=("cell", "step", "period")

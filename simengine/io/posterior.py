@@ -11,13 +11,15 @@ Required (see docs/contracts.md, "The posterior file"):
   ``arrival_trend(cell, entry_stage)`` (absent = 0), ``loss_mu``/``loss_sigma``
   ``(cell, step)``, ``dormant(cell, step)`` (with ``loss_*``; absent = 0),
   and the innovation scales of the drift ahead (absent = no drift ahead):
-  ``conversion_drift_sd`` (no dims: per drift period, logit scale) and
-  ``arrival_level_sd(entry_stage)`` (per week, log scale);
+  ``conversion_drift_sd`` (no dims: per drift period, logit scale),
+  ``conversion_cohort_sd`` (no dims: sd of a drift period's cohort effect,
+  logit scale; absent = 0) and ``arrival_level_sd(entry_stage)`` (per
+  week, log scale);
 * ``posterior.attrs``: ``simengine_stages`` (JSON list) and
   ``simengine_as_of`` (ISO date); optional ``simengine_pipeline_stage``
   (default ``"opportunity"`` if a stage, else ``stages[-2]``),
   ``simengine_converged``, ``simengine_drift_period_days`` (days of a drift
-  period; needed with ``conversion_drift_sd``, else read from
+  period; needed with ``conversion_drift_sd`` or ``conversion_cohort_sd``, else read from
   ``simengine_fit_settings``);
 * optional group ``constant_data`` (dim ``unit``): ``open_cell``,
   ``open_stage``, ``open_age_days``, ``open_amount`` (the as-of open units);
@@ -80,6 +82,7 @@ OPTIONAL_VARS: dict[str, tuple[str, ...]] = {
     "loss_sigma": ("cell", "step"),
     "dormant": ("cell", "step"),
     "conversion_drift_sd": (),
+    "conversion_cohort_sd": (),
     "arrival_level_sd": ("entry_stage",),
 }
 """Optional posterior variables: ``arrival_trend`` (absent = 0, flat); the
@@ -89,12 +92,14 @@ plain cure law ``p (1 - F(a)) / (1 - p F(a))`` for open units); ``dormant``,
 the share of non-converters that stay open for good (needs ``loss_*``;
 absent = 0); the drift ahead's innovation sds ``conversion_drift_sd`` (logit
 rate, per drift period) and ``arrival_level_sd`` (log arrival level, per
-week; absent = no drift ahead)."""
+week; absent = no drift ahead); ``conversion_cohort_sd``, the sd of the logit
+offset shared by one step's units that enter in one drift period, drawn
+afresh for each period ahead (absent = 0)."""
 
 REQUIRED_ATTRS = ("simengine_stages", "simengine_as_of")
 """``posterior.attrs`` every file must carry."""
 
-_NONNEG = ("dormant", "conversion_drift_sd", "arrival_level_sd")
+_NONNEG = ("dormant", "conversion_drift_sd", "conversion_cohort_sd", "arrival_level_sd")
 
 _OPEN_VARS = ("open_cell", "open_stage", "open_age_days", "open_amount")
 
@@ -227,16 +232,18 @@ def _validate(idata: az.InferenceData, f: str) -> None:
         issues.append(
             Issue(f, None, "posterior.dormant", "", "needs loss_mu and loss_sigma (time to loss)")
         )
-    if "conversion_drift_sd" in post and _drift_days(post.attrs) is None:
-        issues.append(
-            Issue(
-                f,
-                None,
-                "posterior.attrs.simengine_drift_period_days",
-                str(post.attrs.get("simengine_drift_period_days", "")),
-                "a positive whole number of days is needed with conversion_drift_sd",
+    for sd_name in ("conversion_drift_sd", "conversion_cohort_sd"):
+        if sd_name in post and _drift_days(post.attrs) is None:
+            issues.append(
+                Issue(
+                    f,
+                    None,
+                    "posterior.attrs.simengine_drift_period_days",
+                    str(post.attrs.get("simengine_drift_period_days", "")),
+                    f"a positive whole number of days is needed with {sd_name}",
+                )
             )
-        )
+            break
     for dim in ("cell", "step", "entry_stage"):
         if dim not in post.coords and dim in post.dims:
             issues.append(
@@ -462,6 +469,9 @@ def read_parameters(path: str | Path) -> FunnelParameters:
             dormant=_flat(post["dormant"]) if "dormant" in post else None,
             conversion_drift_sd=(
                 _flat(post["conversion_drift_sd"]) if "conversion_drift_sd" in post else None
+            ),
+            conversion_cohort_sd=(
+                _flat(post["conversion_cohort_sd"]) if "conversion_cohort_sd" in post else None
             ),
             drift_period_days=_drift_days(post.attrs) or 91,
             arrival_level_sd=level_sd,

@@ -34,6 +34,20 @@ def test_absent_scales_mean_no_drift_ahead(tmp_path: Path) -> None:
     assert p.conversion_drift_sd is None
     assert p.arrival_level_sd is None
     assert p.dormant is None
+    assert p.conversion_cohort_sd is None
+
+
+def test_cohort_sd_is_read(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    idata = _with(conversion_cohort_sd=(("chain", "draw"), rng.uniform(0.05, 0.5, (2, 5))))
+    idata.posterior.attrs["simengine_drift_period_days"] = "30"
+    p = read_parameters(write_posterior(idata, tmp_path / "cohort.nc"))
+    assert p.conversion_cohort_sd is not None
+    assert p.conversion_drift_sd is None
+    assert p.drift_period_days == 30
+    np.testing.assert_array_equal(
+        p.conversion_cohort_sd[8], idata.posterior.conversion_cohort_sd.values[1, 3]
+    )
 
 
 def test_scales_and_dormant_are_read(tmp_path: Path) -> None:
@@ -74,6 +88,16 @@ def test_drift_period_falls_back_to_the_fit_settings(tmp_path: Path) -> None:
         (
             {"conversion_drift_sd": (("chain", "draw"), np.full((2, 5), -0.1))},
             "posterior.conversion_drift_sd",
+            ">= 0",
+        ),
+        (
+            {"conversion_cohort_sd": (("chain", "draw"), np.full((2, 5), 0.2))},
+            "posterior.attrs.simengine_drift_period_days",
+            "whole number of days",
+        ),
+        (
+            {"conversion_cohort_sd": (("chain", "draw"), np.full((2, 5), -0.1))},
+            "posterior.conversion_cohort_sd",
             ">= 0",
         ),
         ({"dormant": (CS, np.full((2, 5, 3, 3), 1.5))}, "posterior.dormant", "<= 1"),
