@@ -96,7 +96,9 @@ class Priors:
     deal_size_log_sigma_loc, deal_size_log_sigma_sd : float
         Normal prior of the global log of the lognormal deal-size sd.
     deal_size_sigma_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of log deal-size sigmas.
+        Fixed sd of a cell's log deal-size sigma around the global level
+        (0.35, as ``delay_sigma_cell_sd``: the root mean square of the former
+        gamma prior of mean 0.3; see :mod:`~simengine.fitting.deal_size`).
     """
 
     conversion_logit_loc: float = 0.0
@@ -129,7 +131,7 @@ class Priors:
     deal_size_cell_sd: float = 0.5
     deal_size_log_sigma_loc: float = -0.5
     deal_size_log_sigma_sd: float = 0.7
-    deal_size_sigma_cell_sd: float = 0.3
+    deal_size_sigma_cell_sd: float = 0.35
 
     def as_dict(self) -> dict[str, float]:
         """Return the priors as a plain dict (for provenance attrs)."""
