@@ -1,19 +1,22 @@
-"""The conversion model's delay and loss cell levels: a Gaussian prior with fixed scales.
+"""Delay, loss and deal-size cell levels: a Gaussian prior with fixed scales.
 
 The log-median delay, the log delay sd and the log-median time to loss of a
 cell are pooled around their step's (and segment's) level with the fixed
 scales ``delay_cell_sd``, ``delay_sigma_cell_sd`` and ``loss_cell_sd``
-(:mod:`simengine.fitting.conversion`): no learned spread, so the model has no
-such free variable, and the difference of two cells' levels of one segment
-is ``Normal(0, sqrt(2) * scale)`` a priori (the shared step and segment levels
+(:mod:`simengine.fitting.conversion`), and a cell's log deal-size sd around
+the global one with ``deal_size_sigma_cell_sd``
+(:mod:`simengine.fitting.deal_size`): no learned spread, so the models have
+no such free variable, and the difference of two cells' levels of one
+segment is ``Normal(0, sqrt(2) * scale)`` a priori (the shared levels
 cancel).
 
 Statistics. ``N`` prior draws from the model itself (``pm.draw``). For each
 of the three levels two checks: the sample sd of the difference over
 ``sqrt(2) * scale`` (standard error ``1 / sqrt(2 (N - 1))``) and the sample
 excess kurtosis (standard error ``sqrt(24 / N)`` for a normal), each within
-``Z`` standard errors, for each of the three steps: 18 checks, two-sided,
-family-wise alpha 1.2e-4 (Bonferroni, ``Z`` = 4.5; the draws are exact and
+``Z`` standard errors, for each of the three steps, and the same two for
+the deal-size log-sd: 20 checks, two-sided, family-wise alpha 1.4e-4
+(Bonferroni, ``Z`` = 4.5; the draws are exact and
 independent, so the normal approximations of the two statistics are all
 that is approximate). Power: a learned spread (the former model: a
 gamma-distributed scale of shape 2 with the same root mean square, so the
@@ -26,13 +29,14 @@ and must fail the kurtosis check. A scale 5% off fails the sd check (about
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import numpy as np
 import pymc as pm
 import pytest
 from scipy import stats
 
-from simengine.fitting import conversion
+from simengine.fitting import conversion, deal_size
 from simengine.fitting.data import build_data
 from simengine.fitting.priors import DEFAULT_PRIORS, SCALE_PRIOR_SHAPE
 
@@ -89,3 +93,22 @@ def test_a_learned_spread_fails_the_kurtosis_check():
     diff = s * (rng.normal(size=N) - rng.normal(size=N))
     _, z_kurt = _checks(diff, scale)
     assert abs(z_kurt) > Z, z_kurt
+
+
+def test_deal_size_log_sd_differences_are_normal_with_the_fixed_scale():
+    # two cells of one segment, with amounts (the prior draws ignore them)
+    data = SimpleNamespace(
+        cells=("s/a", "s/b"),
+        segments=("s",),
+        cell_segment=np.zeros(2, np.int64),
+        deal_n=np.array([40.0, 3.0]),
+        deal_sum_log=np.array([360.0, 27.0]),
+        deal_sum_log2=np.array([3250.0, 244.0]),
+    )
+    model = deal_size.build_model(data)
+    assert "deal_size_sigma_cell_sd" not in {v.name for v in model.free_RVs}
+    sigma = pm.draw(model["deal_size_sigma"], draws=N, random_seed=8)
+    diff = np.log(sigma[:, 0]) - np.log(sigma[:, 1])
+    z_sd, z_kurt = _checks(diff, DEFAULT_PRIORS.deal_size_sigma_cell_sd)
+    assert abs(z_sd) < Z, z_sd
+    assert abs(z_kurt) < Z, z_kurt
