@@ -165,15 +165,20 @@ def centring(
       + 1/w_{t+1})``; spread: the drift sd estimated from the differences of
       consecutive periods' logits.
     * Log-median delays and times to loss: ``n / s²``; log delay sds:
-      ``2 (n - 1)``.
+      ``2 (n - 1)`` (at least :data:`~simengine.fitting._pooling.MIN_DF_CENTRED`
+      degrees of freedom); spread: their fixed prior scale around the parent
+      level (``delay_cell_sd``, or the segment or step prior sd when a
+      segment has one cell; ``delay_sigma_cell_sd``; ``loss_cell_sd``), not an
+      estimate.
 
     Parameters
     ----------
     data : FunnelData
         Sufficient statistics.
     priors : Priors
-        Prior means of the spreads, used where a spread cannot be estimated
-        (fewer than two cells with data in any group).
+        The fixed scales of the delay and loss levels, and the prior means of
+        the logit spreads, used where a spread cannot be estimated (fewer
+        than two cells with data in any group).
     centred_min_delays : float, optional
         Expert override of the log-median delay levels: centred when every
         cell has this many delays (:data:`CENTRED_MIN_DELAYS`; ``inf``:
