@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import resource
 import sys
 import time
@@ -49,6 +50,7 @@ from pathlib import Path
 
 from simengine.config.spec import load_spec
 from simengine.fitting.fit import (
+    attempt_lines,
     compiled_cache_info,
     fit,
     fit_data,
@@ -76,6 +78,13 @@ def timed_fit(records, spec, as_of, *, draws=None, tune=None, chains=None, trace
     t0 = time.perf_counter()
     idata = fit(records, spec, as_of, 1, settings=st, allow_unconverged=True)
     wall = time.perf_counter() - t0
+    post = idata["posterior"]
+    # what the gate said and which parts needed the retry (the wall time includes it)
+    for line in attempt_lines(json.loads(post.attrs["simengine_fit_attempts"])):
+        print(f"  retry: {line}", flush=True)
+    for part, d in json.loads(post.attrs["simengine_diagnostics"]).items():
+        if d["failures"]:
+            print(f"  gate: {part}: {'; '.join(d['failures'][:4])}", flush=True)
     heap = tracemalloc.get_traced_memory()[1] / 2**20 if trace_heap else float("nan")
     if trace_heap:
         tracemalloc.stop()

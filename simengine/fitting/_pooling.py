@@ -296,7 +296,7 @@ def marginal_levels(
     name: str,
     loc: float | TensorVariable,
     fixed_cov: np.ndarray,
-    sd_cell: TensorVariable | None,
+    sd_cell: TensorVariable | float | None,
     n_obs: npt.ArrayLike,
     dims: tuple[str, str],
     threshold: float,
@@ -324,8 +324,9 @@ def marginal_levels(
         Prior mean, broadcastable to the first dim (shape ``(k,)``) or scalar.
     fixed_cov : ndarray, shape (cell, cell)
         From :func:`group_cov`.
-    sd_cell : TensorVariable or None
-        Learned cell spread (``None``: no cell term, e.g. one cell per segment).
+    sd_cell : TensorVariable, float or None
+        Cell spread, learned or fixed (``None``: no cell term, e.g. one cell
+        per segment). With a fixed spread the covariance is a constant.
     n_obs : array_like, shape (k, cell)
         Observations informing each level.
     dims : tuple of str

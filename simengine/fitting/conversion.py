@@ -39,6 +39,24 @@ level, and each drift step, is sampled centred or non-centred by how
 informative its data are (:func:`centring`, the rule of
 :func:`~simengine.fitting._pooling.centred_mask`).
 
+The cell spreads of the three delay and loss levels (``delay_cell_sd``,
+``delay_sigma_cell_sd``, ``loss_cell_sd``) are *fixed* scales, not learned.
+What a cell's delay or loss level can tell about such a spread is the
+sample of its few cells' log-medians or log-sds, each seen through a
+likelihood that is itself weak where the cell is thin and confounded with
+the conversion rate where units are still open (a late converter and a
+unit not yet lost look alike): a learned spread would be set mostly by its
+prior, and would form a funnel with the thin cells' levels (centred) or a
+banana with the thick ones' (non-centred). With a fixed scale the prior of
+the levels is Gaussian with a constant covariance, so there is nothing to
+funnel: a thick cell is pinned by its data whatever the scale, a thin one
+is shrunk towards its step's level by a known amount. Each scale is the
+root mean square of the learned spread's former prior (gamma, shape 2,
+mean ``m``: ``sqrt(1.5) m``), so the prior variance of one cell's offset is
+what it was (:mod:`~simengine.fitting.priors`). The logit levels keep their
+learned spread and drift sd: the conversion counts are binomial and
+informative, and the drift sd is what the engine steps the rates ahead with.
+
 Drift: the logit rate of each cell and step follows a Gaussian random walk
 over drift periods with one pooled innovation sd. It is parameterised from
 the last period backwards, so ``conversion`` (the last period's rate, the one
@@ -71,7 +89,6 @@ from simengine.fitting._pooling import (
     centred_mask,
     exchangeable_columns,
     group_cov,
-    log_sd_estimate,
     marginal_levels,
     spread_estimate,
 )
@@ -161,15 +178,20 @@ def centring(
       + 1/w_{t+1})``; spread: the drift sd estimated from the differences of
       consecutive periods' logits.
     * Log-median delays and times to loss: ``n / s²``; log delay sds:
-      ``2 (n - 1)``.
+      ``2 (n - 1)`` (at least :data:`~simengine.fitting._pooling.MIN_DF_CENTRED`
+      degrees of freedom); spread: their fixed prior scale around the parent
+      level (``delay_cell_sd``, or the segment or step prior sd when a
+      segment has one cell; ``delay_sigma_cell_sd``; ``loss_cell_sd``), not an
+      estimate.
 
     Parameters
     ----------
     data : FunnelData
         Sufficient statistics.
     priors : Priors
-        Prior means of the spreads, used where a spread cannot be estimated
-        (fewer than two cells with data in any group).
+        The fixed scales of the delay and loss levels, and the prior means of
+        the logit spreads, used where a spread cannot be estimated (fewer
+        than two cells with data in any group).
     centred_min_delays : float, optional
         Expert override of the log-median delay levels: centred when every
         cell has this many delays (:data:`CENTRED_MIN_DELAYS`; ``inf``:
@@ -226,33 +248,28 @@ def centring(
         fallback = priors.conversion_segment_sd if n_segments > 1 else priors.conversion_logit_sd
     level_mask = centred_mask(anchor, spread, fallback).T
 
-    mean_d, var_d = _gauss_stats(data.delay_n, data.delay_sum_log, data.delay_sum_log2)
+    # delay and loss levels: their prior sd around the parent is a fixed scale
+    # (module docstring), so the rule compares each likelihood with it
+    _, var_d = _gauss_stats(data.delay_n, data.delay_sum_log, data.delay_sum_log2)
     if centred_min_delays is not None:
         delay_mask = np.full((n_steps, n_cells), float(np.min(data.delay_n)) >= centred_min_delays)
     else:
         prec_d = np.where(np.isfinite(var_d), data.delay_n / np.nan_to_num(var_d, nan=1.0), 0.0)
         if with_cells:
-            spread = _spread_by_column(mean_d, var_d / np.maximum(data.delay_n, 1.0), seg)
-            fallback = priors.delay_cell_sd
+            prior_sd = priors.delay_cell_sd
         else:
-            spread = None
-            fallback = priors.delay_segment_sd if n_segments > 1 else priors.delay_mu_sd
-        delay_mask = centred_mask(prec_d, spread, fallback).T
-    # log sd: the debiased log sample sd and its exact sampling variance
+            prior_sd = priors.delay_segment_sd if n_segments > 1 else priors.delay_mu_sd
+        delay_mask = centred_mask(prec_d, prior_sd, prior_sd).T
+    # log sd: a sample of n delays informs log sigma with precision 2 (n - 1)
     n_d = data.delay_n
-    log_s, v_ls = log_sd_estimate(n_d, data.delay_sum_log, data.delay_sum_log2)
     sigma_mask = centred_mask(
         np.where(n_d - 1.0 >= MIN_DF_CENTRED, 2.0 * (n_d - 1.0), 0.0),
-        _spread_by_column(log_s, v_ls, None),
+        priors.delay_sigma_cell_sd,
         priors.delay_sigma_cell_sd,
     )
-    mean_l, var_l = _gauss_stats(data.loss_n, data.loss_sum_log, data.loss_sum_log2)
+    _, var_l = _gauss_stats(data.loss_n, data.loss_sum_log, data.loss_sum_log2)
     prec_l = np.where(np.isfinite(var_l), data.loss_n / np.nan_to_num(var_l, nan=1.0), 0.0)
-    loss_mask = centred_mask(
-        prec_l,
-        _spread_by_column(mean_l, var_l / np.maximum(data.loss_n, 1.0), None),
-        priors.loss_cell_sd,
-    )
+    loss_mask = centred_mask(prec_l, priors.loss_cell_sd, priors.loss_cell_sd)
     return {
         "conversion_level": level_mask,
         "drift": drift_mask,
@@ -371,7 +388,7 @@ def build_model(
 
         # --- delays (lognormal), pooled
         n_d = data.delay_n
-        dsd_cell = scale_prior("delay_cell_sd", priors.delay_cell_sd) if with_cells else None
+        dsd_cell = priors.delay_cell_sd if with_cells else None
         mu = marginal_levels(
             "delay_mu_level",
             pt.as_tensor_variable(np.full(n_steps, priors.delay_mu_loc)),
@@ -383,13 +400,13 @@ def build_model(
             centred=cm["delay_mu"],
         )
         if n_cells > 1:
-            lsd = scale_prior("delay_sigma_cell_sd", priors.delay_sigma_cell_sd)
-            # the step's global log sd integrated out (no funnel with the cells)
+            # the step's global log sd integrated out, the cells around it
+            # with a fixed scale (module docstring)
             log_sigma = exchangeable_columns(
                 "delay_log_sigma",
                 priors.delay_log_sigma_loc,
                 priors.delay_log_sigma_sd,
-                lsd,
+                priors.delay_sigma_cell_sd,
                 cm["delay_log_sigma"],
             )
         else:
@@ -407,9 +424,8 @@ def build_model(
 
         # --- time to loss of non-converters (lognormal; competing risk)
         if n_cells > 1:
-            lmsd = scale_prior("loss_cell_sd", priors.loss_cell_sd)
             loss_level = exchangeable_columns(
-                "loss_mu", priors.loss_mu_loc, priors.loss_mu_sd, lmsd, cm["loss_mu"]
+                "loss_mu", priors.loss_mu_loc, priors.loss_mu_sd, priors.loss_cell_sd, cm["loss_mu"]
             )
         else:
             lm = pm.Normal("loss_mu_global", priors.loss_mu_loc, priors.loss_mu_sd, dims="step")

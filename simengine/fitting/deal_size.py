@@ -6,12 +6,19 @@ segment around a global level; given the sigmas its likelihood is Gaussian,
 so the three levels integrate out exactly and are drawn back from their
 conditionals (:func:`~simengine.fitting._pooling.tree_levels`): the sampler
 sees only the scales, with no funnel. ``log deal_size_sigma`` is pooled cell
-around a global level (priors in :mod:`~simengine.fitting.priors`), the
-global level integrated out (:func:`~simengine.fitting._pooling.exchangeable_levels`)
-and each cell centred or non-centred by how informative its amounts are
-(:func:`centring`). The likelihood uses the sufficient statistics ``n, Σ log
-x, Σ (log x)²`` per cell, as ``pm.Data`` (``deal_n``, ``deal_sum_log``,
-``deal_sum_log2``), so a compiled model refits new statistics of the same cells (see
+around a global level with a *fixed* scale (``deal_size_sigma_cell_sd``,
+priors in :mod:`~simengine.fitting.priors`), the global level integrated out
+(:func:`~simengine.fitting._pooling.exchangeable_levels`) and each cell
+centred or non-centred by how informative its amounts are (:func:`centring`).
+The scale is fixed for the reason the conversion model's delay log-sds are
+(:mod:`~simengine.fitting.conversion`): a cell's log-sd is seen through a
+chi-square likelihood that is weak below a handful of deals, so a spread
+learned from a few cells is set mostly by its prior and forms a funnel with
+the thin cells' log-sds; with a fixed scale their prior is Gaussian.
+
+The likelihood uses the sufficient statistics ``n, Σ log x, Σ (log x)²`` per
+cell, as ``pm.Data`` (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``), so a
+compiled model refits new statistics of the same cells (see
 :mod:`simengine.fitting._compiled`); which levels are centred is fixed when
 the model is built.
 """
@@ -26,8 +33,6 @@ from simengine.fitting._pooling import (
     MIN_DF_CENTRED,
     centred_mask,
     exchangeable_levels,
-    log_sd_estimate,
-    spread_estimate,
     tree_levels,
 )
 from simengine.fitting.data import FunnelData
@@ -56,23 +61,18 @@ def centring(
     """Which cells' log-sd levels are sampled centred.
 
     By default from the data: a cell's log sample sd has likelihood precision
-    about ``2 (n - 1)``; the cells' spread of log-sds is estimated across
-    cells (:func:`~simengine.fitting._pooling.spread_estimate` of the
-    debiased log sample sds, :func:`~simengine.fitting._pooling.log_sd_estimate`),
-    and a cell with at least
+    about ``2 (n - 1)``, and a cell with at least
     :data:`~simengine.fitting._pooling.MIN_DF_CENTRED` degrees of freedom
-    is centred where ``2 (n - 1) spread² >= 1``
-    (:func:`~simengine.fitting._pooling.centred_mask`). Where the cells'
-    log-sds are nearly equal the spread comes out near 0 and every cell is
-    non-centred (the centred form makes a funnel there).
+    is centred where ``2 (n - 1) scale² >= 1``
+    (:func:`~simengine.fitting._pooling.centred_mask`), ``scale`` the fixed
+    prior sd of a cell's log-sd around the global level.
 
     Parameters
     ----------
     data : FunnelData
         Won amounts' statistics (``deal_n``, ``deal_sum_log``, ``deal_sum_log2``).
     priors : Priors
-        ``deal_size_sigma_cell_sd`` is the spread used when it cannot be
-        estimated (fewer than two cells with two amounts).
+        ``deal_size_sigma_cell_sd`` is that scale.
     centred_min_deals : float, optional
         Expert override: centred where a cell has at least this many amounts
         (``inf``: never).
@@ -84,9 +84,9 @@ def centring(
     n = np.asarray(data.deal_n, np.float64)
     if centred_min_deals is not None:
         return n >= centred_min_deals
-    log_s, v = log_sd_estimate(n, data.deal_sum_log, data.deal_sum_log2)
     prec = np.where(n - 1.0 >= MIN_DF_CENTRED, 2.0 * (n - 1.0), 0.0)
-    return centred_mask(prec, spread_estimate(log_s, v), priors.deal_size_sigma_cell_sd)
+    scale = priors.deal_size_sigma_cell_sd
+    return centred_mask(prec, scale, scale)
 
 
 def build_model(
@@ -130,7 +130,7 @@ def build_model(
         if n_cells > len(data.segments):
             sd_cell = scale_prior("deal_size_cell_sd", priors.deal_size_cell_sd)
         if n_cells > 1:
-            lsd = scale_prior("deal_size_sigma_cell_sd", priors.deal_size_sigma_cell_sd)
+            lsd = priors.deal_size_sigma_cell_sd  # fixed (module docstring)
             mask = (
                 centring(data, priors, centred_min_deals=centred_min_deals)
                 if centred is None

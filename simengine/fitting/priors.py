@@ -52,18 +52,29 @@ class Priors:
     delay_mu_loc, delay_mu_sd : float
         Normal prior of a step's global log-median delay in days
         (3.0 ± 1.5: medians from ~1 to ~400 days).
-    delay_segment_sd, delay_cell_sd : float
-        Prior means (gamma, shape 2; :func:`scale_prior`) of segment and cell
-        spreads of log-median delays.
+    delay_segment_sd : float
+        Fixed sd of a segment's log-median delay around its step's level
+        (integrated out with it, :func:`~simengine.fitting._pooling.group_cov`).
+    delay_cell_sd : float
+        Fixed sd of a cell's log-median delay around its segment's level
+        (0.6: a channel's median sales cycle within ~3.3x of its segment's at
+        two sd). Fixed rather than learned (see
+        :mod:`~simengine.fitting.conversion`); 0.6 is the root mean square
+        ``sqrt(1.5) m`` of the learned spread's former prior (gamma, shape 2,
+        mean ``m`` = 0.5), so a cell's prior offset keeps its variance.
     delay_log_sigma_loc, delay_log_sigma_sd : float
         Normal prior of a step's log of the lognormal delay sd
         (-0.2 ± 0.5: sigma from ~0.3 to ~2.2).
     delay_sigma_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of log delay sigmas.
+        Fixed sd of a cell's log delay sigma around its step's level (0.35:
+        a cell's spread of delays within ~2x of its step's at two sd; the
+        root mean square of the former gamma prior of mean 0.3).
     loss_mu_loc, loss_mu_sd : float
         Normal prior of a step's global log-median time to loss (days).
     loss_cell_sd : float
-        Prior mean of the cell spread of log-median times to loss.
+        Fixed sd of a cell's log-median time to loss around its step's level
+        (0.6, as ``delay_cell_sd``: the same kind of quantity, a time in
+        days of the same step).
     loss_log_sigma_loc, loss_log_sigma_sd : float
         Normal prior of a step's log sd of the lognormal time to loss.
     arrival_log_rate_loc, arrival_log_rate_sd : float
@@ -93,7 +104,9 @@ class Priors:
     deal_size_log_sigma_loc, deal_size_log_sigma_sd : float
         Normal prior of the global log of the lognormal deal-size sd.
     deal_size_sigma_cell_sd : float
-        Prior mean (gamma, shape 2) of the cell spread of log deal-size sigmas.
+        Fixed sd of a cell's log deal-size sigma around the global level
+        (0.35, as ``delay_sigma_cell_sd``: the root mean square of the former
+        gamma prior of mean 0.3; see :mod:`~simengine.fitting.deal_size`).
     """
 
     conversion_logit_loc: float = 0.0
@@ -105,13 +118,13 @@ class Priors:
     delay_mu_loc: float = 3.0
     delay_mu_sd: float = 1.5
     delay_segment_sd: float = 0.5
-    delay_cell_sd: float = 0.5
+    delay_cell_sd: float = 0.6
     delay_log_sigma_loc: float = -0.2
     delay_log_sigma_sd: float = 0.5
-    delay_sigma_cell_sd: float = 0.3
+    delay_sigma_cell_sd: float = 0.35
     loss_mu_loc: float = 3.0
     loss_mu_sd: float = 1.5
-    loss_cell_sd: float = 0.5
+    loss_cell_sd: float = 0.6
     loss_log_sigma_loc: float = -0.2
     loss_log_sigma_sd: float = 0.5
     arrival_log_rate_loc: float = 2.0
@@ -127,7 +140,7 @@ class Priors:
     deal_size_cell_sd: float = 0.5
     deal_size_log_sigma_loc: float = -0.5
     deal_size_log_sigma_sd: float = 0.7
-    deal_size_sigma_cell_sd: float = 0.3
+    deal_size_sigma_cell_sd: float = 0.35
 
     def as_dict(self) -> dict[str, float]:
         """Return the priors as a plain dict (for provenance attrs)."""
