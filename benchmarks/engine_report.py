@@ -119,8 +119,10 @@ def kernel_copy(tmp: str, name: str, replacements: tuple[tuple[str, str], ...] =
     nocache = (
         "import functools, numba\n"
         "jit = functools.partial(numba.njit, nogil=True, error_model='numpy')\n"
+        "jit_inline = functools.partial(jit, inline='always')\n"
     )
-    for old, new in (("from simengine.engine._jit import jit\n", nocache), *replacements):
+    imp = "from simengine.engine._jit import jit, jit_inline\n"
+    for old, new in ((imp, nocache), *replacements):
         if old not in src:
             raise RuntimeError(f"kernel source changed: {old!r} not found")
         src = src.replace(old, new)

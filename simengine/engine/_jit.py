@@ -1,7 +1,8 @@
 """The one place that sets Numba jit options for the engine.
 
 Every compiled function in :mod:`simengine.engine` is decorated with
-:data:`jit` (serial kernels) or :data:`jit_parallel` (kernels using
+:data:`jit` (serial kernels), :data:`jit_inline` (small serial functions
+inlined into their callers) or :data:`jit_parallel` (kernels using
 ``numba.prange``). Options:
 
 * ``cache=True``: compiled code is cached next to the module, so a second
@@ -50,6 +51,7 @@ __all__ = [
     "JIT_OPTIONS",
     "claims",
     "jit",
+    "jit_inline",
     "jit_parallel",
     "source_digest",
 ]
@@ -63,6 +65,18 @@ JIT_OPTIONS: dict[str, Any] = {
 
 jit = functools.partial(numba.njit, **JIT_OPTIONS)
 """``numba.njit`` with the engine's options (serial kernels)."""
+
+jit_inline = functools.partial(numba.njit, inline="always", **JIT_OPTIONS)
+"""``numba.njit`` with the engine's options, inlined into its callers at Numba IR level.
+
+For small functions called per unit from the hot loops. A call to a separate
+compiled function that takes the kernels' named tuples of arrays
+(:class:`~simengine.engine._interface.KernelModel`, ``PathScratch``) takes and
+releases a reference on the arrays it reads at every call; inlined, the
+caller's reference-count pruning removes them. The numbers are bitwise those
+of the call (same operations, same order); compilation takes longer, once,
+and is cached.
+"""
 
 jit_parallel = functools.partial(numba.njit, parallel=True, **JIT_OPTIONS)
 """``numba.njit`` with the engine's options and ``parallel=True`` (``prange`` kernels)."""

@@ -95,7 +95,7 @@ import numpy as np
 
 from simengine.engine import _rng
 from simengine.engine._interface import PathScratch
-from simengine.engine._jit import jit
+from simengine.engine._jit import jit, jit_inline
 from simengine.engine._sketch import bin_index
 
 __all__ = ["TAIL_CACHE_MAX_ENTRIES", "block_kernel", "paths_kernel"]
@@ -156,7 +156,7 @@ def _above(states, row, mu, sigma, a, alpha, tail):  # pragma: no cover
     return lognormal_truncated_tail(states, mu, sigma, a, alpha, tail, row)
 
 
-@jit
+@jit_inline
 def _pipe(pipeline_value, pipeline_count, g, day, amount, sign, cov_last):  # pragma: no cover
     """Add a pipeline entry (``sign`` 1) or exit (-1) on ``day`` (index ``day + 1``).
 
@@ -170,7 +170,7 @@ def _pipe(pipeline_value, pipeline_count, g, day, amount, sign, cov_last):  # pr
         pipeline_count[g, day + 1] += sign
 
 
-@jit
+@jit_inline
 def _week_mean(model, scratch, d, c, e, w, base, level_walk_on):  # pragma: no cover
     """Week ``w``'s mean arrivals of cell ``c`` at entry stage ``e`` (draw ``d``).
 
@@ -329,7 +329,7 @@ def _arrivals_thinned(
                     _play_unit(model, scratch, d, c, e, g, base, d0, r, cov_last)
 
 
-@jit
+@jit_inline
 def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no cover
     """Count the ``n`` units that enter stage ``e`` on uniform days of the week from ``d0``.
 
@@ -348,7 +348,7 @@ def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no co
         entered[g, e] += binomial(states, n, n_in / 7.0, r_day)
 
 
-@jit
+@jit_inline
 def _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last):  # pragma: no cover
     """Play one new unit of cell ``c`` entering at ``e`` in the week from ``d0``, to ``reached``.
 
