@@ -37,6 +37,15 @@ synth: $(STAMP)
 ## .ci/run sets HYPOTHESIS_PROFILE=ci (fresh examples, seed printed for replay).
 export HYPOTHESIS_PROFILE ?= dev
 
+## The test runs use TEST_WORKERS pytest-xdist processes (2: the cores of this project's
+## machines and of CI; TEST_WORKERS=0 runs everything in one process, e.g. for pdb).
+## --dist worksteal hands each worker a contiguous half of the collection (a file's
+## tests, and so its module fixtures: fits, simulations, Dask clusters, stay
+## together) and lets an idle worker take the tail of the other's queue, so a
+## long test does not hold back the tests queued behind it.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist worksteal
+
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
 
@@ -50,7 +59,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(XDIST)
 
 ## Statistical checks marked slow (recovery, simulation-based calibration, backtest
 ## calibration, demo and notebooks); CI runs them too.

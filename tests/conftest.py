@@ -14,9 +14,14 @@ Also the Hypothesis profiles, chosen by the environment variable
 ``ci`` (``.ci/run``)
     Fresh examples on every run (not derandomized), from one seed per pytest
     process: ``HYPOTHESIS_SEED`` if set, otherwise drawn at random. The seed is
-    printed in the session header and under every failing property test, with
-    the command that replays it (``HYPOTHESIS_PROFILE=ci HYPOTHESIS_SEED=<seed>``);
-    the failing example's ``@reproduce_failure`` blob is printed too.
+    printed in the session header (not under ``-q``), at the end of the run and under
+    every failing property test, with the command that replays it
+    (``HYPOTHESIS_PROFILE=ci HYPOTHESIS_SEED=<seed>``); the failing example's
+    ``@reproduce_failure`` blob is printed too. Under pytest-xdist (``make test``
+    runs two worker processes) the controller draws the seed and hands it to its
+    workers through ``HYPOTHESIS_SEED``, so one seed replays the whole run with
+    or without ``-n``: Hypothesis derives each test's examples from the seed and
+    the test, not from the process or the order.
 """
 
 from __future__ import annotations
@@ -45,10 +50,15 @@ settings.load_profile(PROFILE)
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Fix the ``ci`` profile's seed before Hypothesis' plugin reads ``--hypothesis-seed``."""
+    """Fix the ``ci`` profile's seed before Hypothesis' plugin reads ``--hypothesis-seed``.
+
+    The controller of an xdist run exports it as ``HYPOTHESIS_SEED`` before it
+    spawns its workers, which read it here: every process uses the same seed.
+    """
     if PROFILE == "ci" and config.getoption("hypothesis_seed", None) is None:
         seed = os.environ.get("HYPOTHESIS_SEED") or str(secrets.randbelow(2**32))
         config.option.hypothesis_seed = seed
+        os.environ["HYPOTHESIS_SEED"] = seed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,6 +88,12 @@ def _replay(config: pytest.Config) -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return _replay(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The seed of profile ``ci`` and how to replay it, also under ``-q`` (no header there)."""
+    if PROFILE == "ci":
+        terminalreporter.write_line(_replay(config))
 
 
 @pytest.hookimpl(hookwrapper=True)
