@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo synth test lint typecheck unit test-slow test-slow-ci bench bench-compare clean
+.PHONY: install demo synth test lint typecheck unit test-slow test-slow-ci test-heavy bench bench-compare clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,13 +62,21 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q $(XDIST)
 
 ## Statistical checks marked slow (recovery, simulation-based calibration, backtest
-## calibration, demo and notebooks); CI runs them too.
+## calibration, demo and notebooks), the heavy ones included; one process, as the
+## heavy tests' timeouts assume (their fits use both cores already).
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 ## The slow checks CI runs within its 90 minutes: every slow test but the heavy ones.
 test-slow-ci: $(STAMP)
-	$(BIN)/python -m pytest -m "slow and not heavy" -q
+	$(BIN)/python -m pytest -m "slow and not heavy" -q $(XDIST)
+
+## One group of the heavy tests (tests/conftest.py HEAVY_GROUPS: recovery, sbc-censoring,
+## sbc-centred, sbc-thin, sbc-deal-size-notebooks, synthetic). .ci/run runs one group per CI
+## run, chosen by the commit, where its budget allows.
+HEAVY ?= none
+test-heavy: $(STAMP)
+	$(BIN)/python -m pytest -m heavy --heavy-group=$(HEAVY) -q $(XDIST)
 
 ## Speed benchmarks (pytest-benchmark; figures in docs/performance.md). Every run is saved under
 ## benchmarks/results/<machine>/NNNN_<commit>_<date>.json (autosave).
