@@ -10,7 +10,7 @@ DEMO   ?= demo-output
 PATHS  ?= 1000000
 SEED   ?= 20270104
 
-.PHONY: install demo synth test lint typecheck unit test-slow test-slow-ci bench bench-compare clean
+.PHONY: install demo synth test lint typecheck unit test-slow test-slow-ci test-heavy bench bench-compare clean
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ synth: $(STAMP)
 ## .ci/run sets HYPOTHESIS_PROFILE=ci (fresh examples, seed printed for replay).
 export HYPOTHESIS_PROFILE ?= dev
 
+## The test runs use TEST_WORKERS pytest-xdist processes (2: the cores of this project's
+## machines and of CI; TEST_WORKERS=0 runs everything in one process, e.g. for pdb).
+## --dist worksteal hands each worker a contiguous half of the collection (a file's
+## tests, and so its module fixtures: fits, simulations, Dask clusters, stay
+## together) and lets an idle worker take the tail of the other's queue, so a
+## long test does not hold back the tests queued behind it.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist worksteal
+
 ## Lint, type-check and the default (non-slow) test run.
 test: lint typecheck unit
 
@@ -50,16 +59,24 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(XDIST)
 
 ## Statistical checks marked slow (recovery, simulation-based calibration, backtest
-## calibration, demo and notebooks); CI runs them too.
+## calibration, demo and notebooks), the heavy ones included; one process, as the
+## heavy tests' timeouts assume (their fits use both cores already).
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 ## The slow checks CI runs within its 90 minutes: every slow test but the heavy ones.
 test-slow-ci: $(STAMP)
-	$(BIN)/python -m pytest -m "slow and not heavy" -q
+	$(BIN)/python -m pytest -m "slow and not heavy" -q $(XDIST)
+
+## One group of the heavy tests (tests/conftest.py HEAVY_GROUPS: recovery, sbc-censoring,
+## sbc-centred, sbc-thin, sbc-deal-size-notebooks, synthetic). .ci/run runs one group per CI
+## run, chosen by the commit, where its budget allows.
+HEAVY ?= none
+test-heavy: $(STAMP)
+	$(BIN)/python -m pytest -m heavy --heavy-group=$(HEAVY) -q $(XDIST)
 
 ## Speed benchmarks (pytest-benchmark; figures in docs/performance.md). Every run is saved under
 ## benchmarks/results/<machine>/NNNN_<commit>_<date>.json (autosave).
