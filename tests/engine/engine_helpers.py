@@ -135,6 +135,14 @@ def drift_params(
     )
 
 
+def ahead_plan(**kw: object) -> Plan:
+    """The plan of the drift-ahead comparisons: a 120-day horizon, a 400,000 target.
+
+    Keyword arguments go to :func:`make_plan`.
+    """
+    return make_plan(target=400_000.0, horizon_days=120, **kw)  # type: ignore[arg-type]
+
+
 def agreement_configs(drift: bool = False) -> list[tuple[str, FunnelParameters, Plan]]:
     """The configurations two path laws are compared on, as ``(name, params, plan)``.
 

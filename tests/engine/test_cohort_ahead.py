@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from comparison import family_pvalues, rejected
-from engine_helpers import make_params, make_plan, random_open_units
+from engine_helpers import ahead_plan, loss_params
 
 from simengine.engine import prepare, run_paths
 from simengine.engine.reference import reference_paths
@@ -34,15 +34,7 @@ N = 3_000
 
 
 def _params(cohort: float, drift: float = 0.0, period_days: int = 30):
-    p = make_params(
-        rate=(20.0, 0.0, 1.5),
-        dispersion=0.05,
-        conversion_sd=0.03,
-        pipeline_stage=1,
-        open_units=random_open_units(300, 6, 3, seed=2),
-        loss_median=(12.0, 20.0, 35.0),
-        loss_sigma=0.8,
-    )
+    p = loss_params(dispersion=0.05)
     d = p.n_draws
     return p.with_arrays(
         conversion_drift_sd=np.full(d, drift),
@@ -51,8 +43,7 @@ def _params(cohort: float, drift: float = 0.0, period_days: int = 30):
     )
 
 
-def _plan(**kw):
-    return make_plan(target=400_000.0, horizon_days=120, **kw)
+_plan = ahead_plan
 
 
 def test_engine_matches_reference_with_the_cohort_effect_alone() -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from comparison import family_pvalues, rejected
-from engine_helpers import drift_params, make_params, make_plan, random_open_units
+from engine_helpers import ahead_plan, drift_params, make_params, make_plan, random_open_units
 
 from simengine.engine import prepare, run_paths
 from simengine.engine.reference import reference_paths
@@ -36,8 +36,7 @@ N = 3_000
 _params = drift_params
 
 
-def _plan(**kw):
-    return make_plan(target=400_000.0, horizon_days=120, **kw)
+_plan = ahead_plan
 
 
 def test_engine_matches_reference_with_drift_ahead_and_dormant_units() -> None:
