@@ -206,7 +206,7 @@ def test_delayed_entry_removes_the_survivor_bias(files):
 
 
 def test_conversion_model_divides_out_the_survival_to_t0(files):
-    """The model's truncation_loglik equals the brute-force term at its initial point."""
+    """The model's truncation_loglik equals the brute-force term (survivors' own rate)."""
     import dataclasses as dc
 
     from scipy.stats import norm
@@ -217,7 +217,9 @@ def test_conversion_model_divides_out_the_survival_to_t0(files):
     d = build_data(cut, SPEC, AS_OF, observed_from=T0, drift=False)
     model = conversion.build_model(d)
     pt0 = model.initial_point()
-    names = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
+    pt0["truncated_offset"] = np.array([0.7])  # the survivors' rate differs from the last's
+    # the survivors' rate is their own period's (period 0, data.truncated_period)
+    names = ("conversion_by_period", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
     # one compiled function: the term and the parameters at the same point
     out = model.compile_fn(
         [model["truncation_loglik"], *[model[n] for n in names]],
@@ -225,7 +227,9 @@ def test_conversion_model_divides_out_the_survival_to_t0(files):
         on_unused_input="ignore",
     )(pt0)
     got = float(out[0])
-    p, mu, sg, lmu, lsg = (np.asarray(v)[:, 0] for v in out[1:])
+    assert d.truncated_period
+    p = np.asarray(out[1])[:, 0, 0]
+    mu, sg, lmu, lsg = (np.asarray(v)[:, 0] for v in out[2:])
     c, la = d.trunc_cell, np.log(d.trunc_age)
     surv = p[c] * norm.sf(la, mu[c], sg[c]) + (1 - p[c]) * norm.sf(la, lmu[c], lsg[c])
     np.testing.assert_allclose(got, -np.sum(d.trunc_count * np.log(surv)), rtol=1e-9)
