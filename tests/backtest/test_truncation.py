@@ -131,7 +131,10 @@ def test_truncated_statistics_equal_the_complete_files_from_t0(files):
     pd.testing.assert_frame_equal(cut, before)  # input not modified
     for name in _STATS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    assert a.n_periods == b.n_periods == 4  # 304 days back from as-of, 91-day periods
+    # 304 days back from as-of: 4 periods of 91 days, after the survivors' period 0
+    assert a.n_periods == b.n_periods == 5
+    assert a.truncated_period
+    assert b.truncated_period
     assert a.n_weeks == 43  # the arrival window starts on/after T0 (304 days)
     # the open-unit snapshot (the engine's pipeline) keeps every open unit
     assert len(a.snapshot) == len(build_data(cut, SPEC, AS_OF).snapshot)

@@ -127,6 +127,7 @@ def _map_rates(d, priors) -> tuple[float, float]:
     return float(np.mean(by_period[:, -1])), float(np.mean(by_period[:, 0]))
 
 
+@pytest.mark.slow
 def test_current_rate_is_not_the_survivors(cut):
     """MAP rates against the truth; without the offset the current rate is biased.
 
