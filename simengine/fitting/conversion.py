@@ -63,16 +63,6 @@ the last period backwards, so ``conversion`` (the last period's rate, the one
 that applies from the as-of date on) is the anchor and earlier periods are
 offsets from it.
 
-Left-truncated units (delayed entry, ``data.truncated_period``): the units
-that entered before the export's first recorded exit have a period of their
-own, period 0, whose logit is the first observed period's plus a free
-offset per step (``truncated_offset``, prior sd ``truncated_offset_sd``),
-not a drift step: they are a population selected by having lasted, and
-where the model's laws are not exactly right (a delay law with the wrong
-shape, deals that never resolve) that selection shows in their rate; tied
-to the next cohorts by the drift prior, it would set those cohorts' rate
-and so the forecast's.
-
 Cohort effect (when the prior's ``cohort_sd`` is positive; off by
 default): the units that entered a step's from-stage in one drift
 period (a cohort) share a logit offset ``u[step, period] ~ Normal(0,
@@ -356,44 +346,35 @@ def build_model(
             CENTRED_MIN_UNITS,
             centred=cm["conversion_level"],
         )
-        # the left-truncated units' period (data.truncated_period) is period 0,
-        # ahead of the n_obs observed ones; the drift walks over the observed ones
-        k_tr = int(data.truncated_period)
-        n_obs = n_periods - k_tr
-        if n_obs > 1:
+        if n_periods > 1:
             tau = scale_prior("drift_sd", priors.drift_sd)
             # drift steps: centred (sd tau) where the two periods' data pin the step,
             # else standardised (tau * z)
-            dc = np.asarray(cm["drift"], bool)[:, :, k_tr:]
+            dc = np.asarray(cm["drift"], bool)
             raw = pm.Normal(
                 "drift_z",
                 0.0,
                 pt.where(dc, tau, 1.0),
-                shape=(n_cells, n_steps, n_obs - 1),
+                shape=(n_cells, n_steps, n_periods - 1),
             )
             eps = pt.where(dc, raw, tau * raw)
             # offset of period t from the last period: -sum_{u >= t} eps_u
             back = pt.cumsum(eps[:, :, ::-1], axis=2)[:, :, ::-1]
             offsets = pt.concatenate([-back, pt.zeros((n_cells, n_steps, 1))], axis=2)
             logit = logit_last[:, :, None] + offsets
+            if priors.cohort_sd > 0:
+                # cohort effect: u[s, t] ~ Normal(0, tau_c) per step and period, shared
+                # by the cells, not carried on; logit_last holds the last period's u,
+                # so period t is offset by u_t - u_last (non-centred: u = tau_c z)
+                tau_c = scale_prior("cohort_sd", priors.cohort_sd)
+                u = tau_c * pm.Normal("cohort_z", 0.0, 1.0, shape=(n_steps, n_periods))
+                logit = logit + (u - u[:, -1:])[None, :, :]
+            else:
+                tau_c = pt.constant(0.0)
         else:
             tau = pt.constant(0.0)
-            logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
-        if k_tr:
-            # survivors of the truncation: the first observed period's logit plus
-            # a free offset per step (not a drift step: they are selected by
-            # having lasted, so their rate says little about the next cohorts')
-            delta = pm.Normal("truncated_offset", 0.0, priors.truncated_offset_sd, dims="step")
-            logit = pt.concatenate([logit[:, :, :1] + delta[None, :, None], logit], axis=2)
-        if n_obs > 1 and priors.cohort_sd > 0:
-            # cohort effect: u[s, t] ~ Normal(0, tau_c) per step and period, shared
-            # by the cells, not carried on; logit_last holds the last period's u,
-            # so period t is offset by u_t - u_last (non-centred: u = tau_c z)
-            tau_c = scale_prior("cohort_sd", priors.cohort_sd)
-            u = tau_c * pm.Normal("cohort_z", 0.0, 1.0, shape=(n_steps, n_periods))
-            logit = logit + (u - u[:, -1:])[None, :, :]
-        else:
             tau_c = pt.constant(0.0)
+            logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
         # the innovation sd the engine steps the rates ahead with (0 without drift)
         pm.Deterministic("conversion_drift_sd", tau)
         # the sd of a future cohort's fresh effect (0 without drift or with the term off)

@@ -30,9 +30,7 @@ Conventions (documented contract of the fit):
   same-day transitions have a finite log.
 * Drift periods are counted back from the as-of date: period ``P-1`` holds
   entries within ``drift_period_days`` before it, and so on; entries older
-  than ``max_periods`` periods are pooled into the first observed period.
-  With delayed entry (below) the left-truncated units have a period of
-  their own before them (``truncated_period``).
+  than ``max_periods`` periods are pooled into period 0.
 * Left-truncated exports (``observed_from``): an export that holds only the
   units still open on some date ``T0`` (or entered later) shows no exit
   before ``T0``; its units that entered a stage before ``T0`` are the
@@ -121,8 +119,7 @@ class FunnelData:
     period_days : int
         Drift period length in days.
     n_periods : int
-        Number of drift periods (1 when drift is off), plus the period of the
-        left-truncated units when ``truncated_period``.
+        Number of drift periods (1 when drift is off).
     n_converted, n_lost : ndarray of int64, shape (cell, step, period)
         Units that entered the step's from-stage in that period and then
         converted / were lost before converting (by the as-of date).
@@ -161,12 +158,6 @@ class FunnelData:
         Their age at ``observed_from`` (days, floored at :data:`MIN_DELAY_DAYS`).
     trunc_count : ndarray of float64, shape (tgroup,)
         Units per group.
-    truncated_period : bool
-        Whether period 0 holds the left-truncated units (and only them): the
-        survivors of a truncation are a population selected by having
-        lasted, so their conversion rate is not the first observed cohort's
-        (the model gives it a free offset instead of a drift step); the
-        observed drift periods are then ``1 .. n_periods - 1``.
     recent_deal_n, recent_deal_sum_log : ndarray of float64, shape (cell,)
         Count and sum of log amounts of the deals won in the last
         :data:`RECENT_DAYS` days.
@@ -212,7 +203,6 @@ class FunnelData:
     trunc_period: IntArray = field(default_factory=_empty_int)
     trunc_age: FloatArray = field(default_factory=_empty_float)
     trunc_count: FloatArray = field(default_factory=_empty_float)
-    truncated_period: bool = False
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -437,17 +427,9 @@ def build_data(
     # Drift periods, counted back from as-of by the from-stage entry date.
     if drift and n_units:
         span = float(-np.nanmin(entry_rel[observed])) if observed.any() else 0.0
-        n_obs = int(min(MAX_DRIFT_PERIODS, max(1, np.floor(span / period_days) + 1)))
+        n_periods = int(min(MAX_DRIFT_PERIODS, max(1, np.floor(span / period_days) + 1)))
     else:
-        n_obs = 1
-    # the left-truncated units (from-stage entered before t0) get a period of
-    # their own, period 0, ahead of the observed ones
-    truncated_period = bool(
-        observed_from is not None
-        and n_units
-        and np.any(reached[:, :-1] & keep[:, None] & (rel[:, :-1] < t0))
-    )
-    n_periods = n_obs + int(truncated_period)
+        n_periods = 1
     n_cells, n_steps = len(cells), k_stages - 1
     n_conv = np.zeros((n_cells, n_steps, n_periods), np.int64)
     n_lost = np.zeros((n_cells, n_steps, n_periods), np.int64)
@@ -472,13 +454,11 @@ def build_data(
             continue
         t_from = rel[frm, j - 1]
         trunc = t_from < t0
-        if n_obs > 1:
+        if n_periods > 1:
             back = np.floor(-t_from / period_days).astype(np.int64)
-            per = np.clip(n_obs - 1 - back, 0, n_obs - 1)
+            per = np.clip(n_periods - 1 - back, 0, n_periods - 1)
         else:
             per = np.zeros(t_from.shape[0], np.int64)
-        if truncated_period:
-            per = np.where(trunc, 0, per + 1)
         c = ci[frm]
         conv = reached[frm, j]
         lst = ~conv & is_lost[frm]
@@ -611,7 +591,6 @@ def build_data(
         as_of=as_of,
         period_days=int(period_days),
         n_periods=n_periods,
-        truncated_period=truncated_period,
         n_converted=n_conv,
         n_lost=n_lost,
         delay_n=d_n,

@@ -49,11 +49,6 @@ class Priors:
         cohorts differ by up to ~1.5x in odds) turns it on. Off by default
         because it did not improve the one real export it was measured on
         (docs/validation-crm.md).
-    truncated_offset_sd : float
-        Normal prior sd of a step's logit offset of the left-truncated units
-        (delayed entry) from the first observed drift period (1.0: the
-        survivors of a truncation are a selected population, free to convert
-        at up to ~e times the odds of the next cohorts, either way).
     delay_mu_loc, delay_mu_sd : float
         Normal prior of a step's global log-median delay in days
         (3.0 ± 1.5: medians from ~1 to ~400 days).
@@ -120,7 +115,6 @@ class Priors:
     conversion_cell_sd: float = 0.5
     drift_sd: float = 0.2
     cohort_sd: float = 0.0
-    truncated_offset_sd: float = 1.0
     delay_mu_loc: float = 3.0
     delay_mu_sd: float = 1.5
     delay_segment_sd: float = 0.5

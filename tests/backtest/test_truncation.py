@@ -131,10 +131,7 @@ def test_truncated_statistics_equal_the_complete_files_from_t0(files):
     pd.testing.assert_frame_equal(cut, before)  # input not modified
     for name in _STATS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    # 304 days back from as-of: 4 periods of 91 days, after the survivors' period 0
-    assert a.n_periods == b.n_periods == 5
-    assert a.truncated_period
-    assert b.truncated_period
+    assert a.n_periods == b.n_periods == 4  # 304 days back from as-of, 91-day periods
     assert a.n_weeks == 43  # the arrival window starts on/after T0 (304 days)
     # the open-unit snapshot (the engine's pipeline) keeps every open unit
     assert len(a.snapshot) == len(build_data(cut, SPEC, AS_OF).snapshot)
@@ -209,7 +206,7 @@ def test_delayed_entry_removes_the_survivor_bias(files):
 
 
 def test_conversion_model_divides_out_the_survival_to_t0(files):
-    """The model's truncation_loglik equals the brute-force term (survivors' own rate)."""
+    """The model's truncation_loglik equals the brute-force term at its initial point."""
     import dataclasses as dc
 
     from scipy.stats import norm
@@ -220,9 +217,7 @@ def test_conversion_model_divides_out_the_survival_to_t0(files):
     d = build_data(cut, SPEC, AS_OF, observed_from=T0, drift=False)
     model = conversion.build_model(d)
     pt0 = model.initial_point()
-    pt0["truncated_offset"] = np.array([0.7])  # the survivors' rate differs from the last's
-    # the survivors' rate is their own period's (period 0, data.truncated_period)
-    names = ("conversion_by_period", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
+    names = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
     # one compiled function: the term and the parameters at the same point
     out = model.compile_fn(
         [model["truncation_loglik"], *[model[n] for n in names]],
@@ -230,9 +225,7 @@ def test_conversion_model_divides_out_the_survival_to_t0(files):
         on_unused_input="ignore",
     )(pt0)
     got = float(out[0])
-    assert d.truncated_period
-    p = np.asarray(out[1])[:, 0, 0]
-    mu, sg, lmu, lsg = (np.asarray(v)[:, 0] for v in out[2:])
+    p, mu, sg, lmu, lsg = (np.asarray(v)[:, 0] for v in out[1:])
     c, la = d.trunc_cell, np.log(d.trunc_age)
     surv = p[c] * norm.sf(la, mu[c], sg[c]) + (1 - p[c]) * norm.sf(la, lmu[c], lsg[c])
     np.testing.assert_allclose(got, -np.sum(d.trunc_count * np.log(surv)), rtol=1e-9)
