@@ -8,7 +8,10 @@ deal open at age ``a`` converts with
 period with ``(S_F(a) - S_F(a + H)) / S_F(a)``; lognormal ``F`` and ``G``
 per cell) beside the number of those deals the export shows won in the
 period ``as_of + 1 .. as_of + H``. It tells whether the open pipeline's
-error comes from young deals or from old ones that never close.
+error comes from young deals or from old ones that never close. It also
+prints, for the deals engaged in the period, the share ever won (by the
+end of the file), the share won of those that closed, and the share of
+their wins that fell inside the period (to compare with the model's ``p``).
 
 Run from the repository root::
 
@@ -83,7 +86,19 @@ def main(paths: list[str]) -> None:
         table.index.name = "age_days"
         print(f"== {p} (as of {as_of.date()}, mean conversion {pc.mean():.3f})")
         print(table.to_string())
-        print(f"total: model {w_model.sum():,.1f}, realised {int(won_in.sum())}\n")
+        print(f"total: model {w_model.sum():,.1f}, realised {int(won_in.sum())}")
+        # the deals engaged in the period: how many were ever won, of the closed, in it
+        end = as_of + pd.Timedelta(days=H)
+        new = (e > as_of) & (e <= end)
+        n_won, n_lost = int(won[new].notna().sum()), int(close[new].notna().sum())
+        n_lost -= n_won
+        in_period = int(((won[new] > as_of) & (won[new] <= end)).sum())
+        print(
+            f"deals engaged in the period: {int(new.sum())}; ever won "
+            f"{n_won / max(int(new.sum()), 1):.3f}, won of the closed "
+            f"{n_won / max(n_won + n_lost, 1):.3f}, share of the wins inside the period "
+            f"{in_period / max(n_won, 1):.3f}\n"
+        )
 
 
 if __name__ == "__main__":
