@@ -472,6 +472,23 @@ def build_model(
             pm.Potential("censored_loglik", pt.sum(d["open_count"] * censored))
         else:
             pm.Potential("censored_loglik", pt.constant(0.0))
+        if data.trunc_count.size:
+            # delayed entry (left-truncated export): a unit seen from age a0 on
+            # is conditioned on having survived to a0, i.e. its survival
+            # p S_F(a0) + (1 - p) S_G(a0) is divided out
+            t3, t2 = d["trunc_index"], d["trunc_cell_step"]
+            log_a0 = d["trunc_log_age"]
+
+            def at_t(x: Any) -> Any:
+                return x.flatten()[t2]
+
+            s_conv = log_p.flatten()[t3] + _normal_lsf(at_t(mu), at_t(sigma), log_a0)
+            s_loss = log_1mp.flatten()[t3] + _normal_lsf(
+                at_t(loss_mu), at_t(pt.exp(loss_log_sigma)), log_a0
+            )
+            pm.Potential(
+                "truncation_loglik", -pt.sum(d["trunc_count"] * pt.logaddexp(s_conv, s_loss))
+            )
     return model
 
 
@@ -488,7 +505,7 @@ def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
     """
     _, n_steps, n_periods = np.shape(data.n_converted)
     cs = np.asarray(data.open_cell, np.int64) * n_steps + np.asarray(data.open_step, np.int64)
-    return {
+    out = {
         "open_index": cs * n_periods + np.asarray(data.open_period, np.int64),
         "open_cell_step": cs,
         "n_converted": np.asarray(data.n_converted, np.float64),
@@ -502,6 +519,15 @@ def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
         "open_log_age": np.log(data.open_age),
         "open_count": np.asarray(data.open_count, np.float64),
     }
+    if np.size(data.trunc_count):
+        ts = np.asarray(data.trunc_cell, np.int64) * n_steps + np.asarray(data.trunc_step, np.int64)
+        out |= {
+            "trunc_index": ts * n_periods + np.asarray(data.trunc_period, np.int64),
+            "trunc_cell_step": ts,
+            "trunc_log_age": np.log(data.trunc_age),
+            "trunc_count": np.asarray(data.trunc_count, np.float64),
+        }
+    return out
 
 
 def _by_segment(n: np.ndarray, seg: np.ndarray, n_segments: int) -> np.ndarray:

@@ -36,10 +36,15 @@ Conventions (documented contract of the fit):
   before ``T0``; its units that entered a stage before ``T0`` are the
   survivors of their cohorts (their delays and times to loss are longer than
   a cohort's, and their losses before ``T0`` are missing), and its weekly
-  entries before ``T0`` are a partial count. With ``observed_from = T0`` the
-  conversion/delay/loss statistics (and the open groups of the censored
-  term) use only units that entered the step's from-stage on or after
-  ``T0``, and the arrival window starts on or after ``T0``. The open-unit
+  entries before ``T0`` are a partial count. With ``observed_from = T0`` a
+  unit that entered the step's from-stage before ``T0`` and had not left the
+  step by ``T0`` counts with delayed entry: its exit (or censoring) enters
+  the statistics as any unit's, and its age at ``T0`` enters the
+  ``trunc_*`` groups, whose survival the conversion model divides out
+  (the likelihood of a survivor given that it survived to ``T0``). Without
+  those units the statistics see only ``as_of - T0`` days of follow-up, too
+  short to tell slow wins from slow losses. The arrival window starts on or
+  after ``T0``. The open-unit
   snapshot (the engine's pipeline) and the deal sizes keep every unit.
   :func:`first_exit` gives the first exit date recorded by the as-of date,
   the natural ``T0`` of such an export, and :func:`detect_left_truncation`
@@ -146,6 +151,13 @@ class FunnelData:
         Their age at the as-of date (days, floored at :data:`MIN_DELAY_DAYS`).
     recent_count, recent_converted : ndarray of float64, shape (rgroup,)
         Units in the group, and how many of them converted by the as-of date.
+    trunc_cell, trunc_step, trunc_period : ndarray of int64, shape (tgroup,)
+        Index triple of each group of left-truncated units (entered the
+        step's from-stage before ``observed_from``, still in it then).
+    trunc_age : ndarray of float64, shape (tgroup,)
+        Their age at ``observed_from`` (days, floored at :data:`MIN_DELAY_DAYS`).
+    trunc_count : ndarray of float64, shape (tgroup,)
+        Units per group.
     recent_deal_n, recent_deal_sum_log : ndarray of float64, shape (cell,)
         Count and sum of log amounts of the deals won in the last
         :data:`RECENT_DAYS` days.
@@ -186,6 +198,11 @@ class FunnelData:
     recent_converted: FloatArray = field(default_factory=_empty_float)
     recent_deal_n: FloatArray = field(default_factory=_empty_float)
     recent_deal_sum_log: FloatArray = field(default_factory=_empty_float)
+    trunc_cell: IntArray = field(default_factory=_empty_int)
+    trunc_step: IntArray = field(default_factory=_empty_int)
+    trunc_period: IntArray = field(default_factory=_empty_int)
+    trunc_age: FloatArray = field(default_factory=_empty_float)
+    trunc_count: FloatArray = field(default_factory=_empty_float)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -424,13 +441,19 @@ def build_data(
     l_s2 = np.zeros((n_cells, n_steps))
     groups: list[pd.DataFrame] = []
     recent: list[pd.DataFrame] = []
+    tgroups: list[pd.DataFrame] = []
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
         if observed_from is not None:
-            frm &= rel[:, j - 1] >= t0
+            # delayed entry: a unit in the step at t0 counts from t0 on; one
+            # that had left the step before t0 (an inconsistent record in a
+            # left-truncated export) is left out
+            exit_j = np.fmin(rel[:, j], np.where(is_lost, lost, np.nan))
+            frm &= (rel[:, j - 1] >= t0) | ~(exit_j < t0)
         if not frm.any():
             continue
         t_from = rel[frm, j - 1]
+        trunc = t_from < t0
         if n_periods > 1:
             back = np.floor(-t_from / period_days).astype(np.int64)
             per = np.clip(n_periods - 1 - back, 0, n_periods - 1)
@@ -450,7 +473,17 @@ def build_data(
         np.add.at(l_n[:, j - 1], c[lst], 1.0)
         np.add.at(l_s1[:, j - 1], c[lst], logl)
         np.add.at(l_s2[:, j - 1], c[lst], logl**2)
-        rec = t_from >= -RECENT_DAYS
+        if trunc.any():
+            g = pd.DataFrame(
+                {
+                    "cell": c[trunc],
+                    "step": j - 1,
+                    "period": per[trunc],
+                    "age": np.maximum(t0 - t_from[trunc], MIN_DELAY_DAYS),
+                }
+            )
+            tgroups.append(g.groupby(["cell", "step", "period", "age"]).size().reset_index())
+        rec = (t_from >= -RECENT_DAYS) & ~trunc
         if rec.any():
             r = pd.DataFrame(
                 {
@@ -480,6 +513,18 @@ def build_data(
     else:
         open_cell = open_step = open_period = np.zeros(0, np.int64)
         open_age = open_count = np.zeros(0)
+
+    trunc_arrays: dict[str, np.ndarray] = {}
+    if tgroups:
+        tg = pd.concat(tgroups, ignore_index=True)
+        tg = tg.sort_values(["cell", "step", "period", "age"], kind="stable")
+        trunc_arrays = {
+            "trunc_cell": tg["cell"].to_numpy(np.int64),
+            "trunc_step": tg["step"].to_numpy(np.int64),
+            "trunc_period": tg["period"].to_numpy(np.int64),
+            "trunc_age": tg["age"].to_numpy(np.float64),
+            "trunc_count": tg[0].to_numpy(np.float64),
+        }
 
     if recent:
         rg = pd.concat(recent, ignore_index=True)
@@ -569,4 +614,5 @@ def build_data(
         recent_deal_n=recent_deal_n,
         recent_deal_sum_log=recent_deal_s1,
         **rec_arrays,
+        **trunc_arrays,
     )

@@ -6,10 +6,14 @@ survivors of their cohorts. These tests build a complete one-step funnel
 with known delays, cut it the same way (drop every unit that left before
 ``T0``), and check that ``build_data(..., observed_from=T0)``
 
-* gives exactly the statistics of the complete file restricted to entries
-  on or after ``T0`` (nothing from the survivors leaks in), and
-* recovers the delay law, where the plain statistics are biased by the
-  survivors (so the test can fail).
+* gives exactly the statistics of the complete file with delayed entry at
+  ``T0`` (units that left before ``T0`` contribute nothing; the survivors
+  count from ``T0`` on, their ages at ``T0`` in the ``trunc_*`` groups),
+* recovers the win share and the delay and loss laws by maximum likelihood
+  with the survivors' survival to ``T0`` divided out, where the same
+  likelihood without that term is biased by the survivors (so the test can
+  fail), and
+* the conversion model's ``truncation_loglik`` is that term.
 
 Also: ``first_exit`` finds ``T0`` from the records known at an as-of date,
 ``detect_left_truncation`` tells a cut export from a complete one, and
@@ -102,6 +106,11 @@ _STATS = (
     "open_age",
     "open_count",
     "arrival_counts",
+    "trunc_cell",
+    "trunc_step",
+    "trunc_period",
+    "trunc_age",
+    "trunc_count",
 )
 
 
@@ -114,7 +123,7 @@ def test_first_exit_is_the_exports_first_close(files):
 
 
 def test_truncated_statistics_equal_the_complete_files_from_t0(files):
-    """Exact: the survivors before T0 contribute nothing, later cohorts are whole."""
+    """Exact: units closed before T0 contribute nothing, the survivors count from T0."""
     full, cut = files
     before = cut.copy()
     a = build_data(cut, SPEC, AS_OF, observed_from=T0)
@@ -128,34 +137,108 @@ def test_truncated_statistics_equal_the_complete_files_from_t0(files):
     assert len(a.snapshot) == len(build_data(cut, SPEC, AS_OF).snapshot)
 
 
-def test_truncation_removes_the_survivor_bias_of_delays(files):
-    """Mean log delay of conversions vs the truth.
+def _pooled_nll(d, delayed_entry: bool):
+    """Negative log-likelihood of the conversion model pooled over cells and periods.
 
-    The cohorts from T0 on are followed for >= 217 days; a conversion with
-    delay > 217 days has probability 1 - Phi((log 217 - log 30)/0.8) < 0.1%,
-    so the observed mean log delay is the lognormal mu up to that tiny
-    truncation and the day flooring (flooring lowers log d by about 0.5/d,
-    ~0.02 at d = 30; allowance 0.04). Tolerance: 4 standard errors of the
-    mean (sigma / sqrt(n), n ~ 2,000 conversions) plus that allowance. The
-    plain statistics mix in the survivors (entered before T0, converted
-    after it: delays longer than the time to T0): a bias, not noise, that
-    must lie outside the same band.
+    The same terms as :mod:`simengine.fitting.conversion` (wins ``p f``,
+    losses ``(1 - p) g``, open ``p S_F + (1 - p) S_G``; survivors' survival at
+    their age at T0 divided out when ``delayed_entry``), one ``p``, one
+    lognormal delay and one lognormal time to loss.
     """
+    from scipy.stats import norm
+
+    nc, nl = d.n_converted.sum(), d.n_lost.sum()
+
+    def suff(n, s1, s2, mu, ls):
+        return (
+            -n * ls
+            - 0.5 * n * np.log(2 * np.pi)
+            - s1
+            - (s2 - 2 * mu * s1 + n * mu**2) / (2 * np.exp(2 * ls))
+        )
+
+    def surv(lp, mu, ls, lmu, lls, log_a):
+        return np.logaddexp(
+            -np.logaddexp(0, -lp) + norm.logsf(log_a, mu, np.exp(ls)),
+            -np.logaddexp(0, lp) + norm.logsf(log_a, lmu, np.exp(lls)),
+        )
+
+    def nll(th):
+        lp, mu, ls, lmu, lls = th
+        ll = nc * -np.logaddexp(0, -lp) + nl * -np.logaddexp(0, lp)
+        ll += suff(d.delay_n.sum(), d.delay_sum_log.sum(), d.delay_sum_log2.sum(), mu, ls)
+        ll += suff(d.loss_n.sum(), d.loss_sum_log.sum(), d.loss_sum_log2.sum(), lmu, lls)
+        ll += np.sum(d.open_count * surv(lp, mu, ls, lmu, lls, np.log(d.open_age)))
+        if delayed_entry:
+            ll -= np.sum(d.trunc_count * surv(lp, mu, ls, lmu, lls, np.log(d.trunc_age)))
+        return -ll
+
+    return nll
+
+
+def test_delayed_entry_removes_the_survivor_bias(files):
+    """Maximum likelihood on the cut file's statistics vs the truth.
+
+    The cut file has about 12,000 units, 7,000 of them wins: the MLE's sd is
+    about 0.8 / sqrt(7,000) = 0.01 for the log-median delay and
+    sqrt(0.24 / 12,000) = 0.005 for the win share. Tolerances: 5 of those sds
+    plus 0.04 on the log scale for the day flooring (it lowers log d by about
+    0.5 / d, 0.02 at d = 30), i.e. 0.09 on the log medians, 0.1 on the log sds
+    and 0.03 on the share (alpha < 1e-5 each). The same likelihood without the
+    delayed-entry term (the survivors read as whole cohorts) must miss the
+    delay median by more than its tolerance (power).
+    """
+    from scipy.optimize import minimize
+
     _, cut = files
     d = build_data(cut, SPEC, AS_OF, observed_from=T0)
-    n = d.delay_n.sum()
-    mean_log = d.delay_sum_log.sum() / n
-    tol = 4.0 * DELAY_SIGMA / np.sqrt(n) + 0.04
-    assert abs(mean_log - DELAY_MU) < tol
-    plain = build_data(cut, SPEC, AS_OF)
-    biased = plain.delay_sum_log.sum() / plain.delay_n.sum()
-    assert biased - DELAY_MU > tol + 0.03
-    # and the naive win share among closes: survivors are not a cohort's share
-    win = d.n_converted.sum() / (d.n_converted.sum() + d.n_lost.sum())
-    # binomial: 4 sd of the share at n closes; the cohorts' exits within 217
-    # days are complete but for P(delay or loss > 217 d) < 0.2% (allowance 0.01)
-    closes = d.n_converted.sum() + d.n_lost.sum()
-    assert abs(win - P_WIN) < 4.0 * np.sqrt(P_WIN * (1 - P_WIN) / closes) + 0.01
+    assert d.trunc_count.sum() > 1000  # the survivors are in, with their ages at T0
+    th0 = np.array([0.0, 3.0, 0.0, 3.0, 0.0])
+    fit = minimize(_pooled_nll(d, True), th0, method="L-BFGS-B").x
+    p = 1.0 / (1.0 + np.exp(-fit[0]))
+    assert abs(p - P_WIN) < 0.03
+    assert abs(fit[1] - DELAY_MU) < 0.09
+    assert abs(np.exp(fit[2]) - DELAY_SIGMA) < 0.1
+    assert abs(fit[3] - LOSS_MU) < 0.09
+    assert abs(np.exp(fit[4]) - LOSS_SIGMA) < 0.1
+    naive = minimize(_pooled_nll(d, False), th0, method="L-BFGS-B").x
+    assert abs(naive[1] - DELAY_MU) > 0.09 + 0.05
+
+
+def test_conversion_model_divides_out_the_survival_to_t0(files):
+    """The model's truncation_loglik equals the brute-force term at its initial point."""
+    import dataclasses as dc
+
+    from scipy.stats import norm
+
+    from simengine.fitting import conversion
+
+    _, cut = files
+    d = build_data(cut, SPEC, AS_OF, observed_from=T0, drift=False)
+    model = conversion.build_model(d)
+    pt0 = model.initial_point()
+    names = ("conversion", "delay_mu", "delay_sigma", "loss_mu", "loss_sigma")
+    # one compiled function: the term and the parameters at the same point
+    out = model.compile_fn(
+        [model["truncation_loglik"], *[model[n] for n in names]],
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )(pt0)
+    got = float(out[0])
+    p, mu, sg, lmu, lsg = (np.asarray(v)[:, 0] for v in out[1:])
+    c, la = d.trunc_cell, np.log(d.trunc_age)
+    surv = p[c] * norm.sf(la, mu[c], sg[c]) + (1 - p[c]) * norm.sf(la, lmu[c], lsg[c])
+    np.testing.assert_allclose(got, -np.sum(d.trunc_count * np.log(surv)), rtol=1e-9)
+    # without survivors the model has no such term
+    empty = dc.replace(
+        d,
+        trunc_cell=d.trunc_cell[:0],
+        trunc_step=d.trunc_step[:0],
+        trunc_period=d.trunc_period[:0],
+        trunc_age=d.trunc_age[:0],
+        trunc_count=d.trunc_count[:0],
+    )
+    assert "truncation_loglik" not in conversion.build_model(empty).named_vars
 
 
 def test_fit_settings_route_left_truncation(files):
@@ -178,7 +261,9 @@ def test_fit_settings_route_left_truncation(files):
         np.testing.assert_array_equal(
             getattr(auto_full, name), getattr(expect_full, name), err_msg=name
         )
-    assert on.delay_n.sum() < off.delay_n.sum()
+    # the survivors count with delayed entry when truncated, as whole cohorts when not
+    assert on.trunc_count.sum() > 0
+    assert off.trunc_count.size == 0
 
 
 N_SEEDS = 20
