@@ -39,23 +39,28 @@ level, and each drift step, is sampled centred or non-centred by how
 informative its data are (:func:`centring`, the rule of
 :func:`~simengine.fitting._pooling.centred_mask`).
 
-The cell spreads of the three delay and loss levels (``delay_cell_sd``,
-``delay_sigma_cell_sd``, ``loss_cell_sd``) are *fixed* scales, not learned.
-What a cell's delay or loss level can tell about such a spread is the
-sample of its few cells' log-medians or log-sds, each seen through a
-likelihood that is itself weak where the cell is thin and confounded with
-the conversion rate where units are still open (a late converter and a
-unit not yet lost look alike): a learned spread would be set mostly by its
-prior, and would form a funnel with the thin cells' levels (centred) or a
-banana with the thick ones' (non-centred). With a fixed scale the prior of
-the levels is Gaussian with a constant covariance, so there is nothing to
-funnel: a thick cell is pinned by its data whatever the scale, a thin one
-is shrunk towards its step's level by a known amount. Each scale is the
-root mean square of the learned spread's former prior (gamma, shape 2,
-mean ``m``: ``sqrt(1.5) m``), so the prior variance of one cell's offset is
-what it was (:mod:`~simengine.fitting.priors`). The logit levels keep their
-learned spread and drift sd: the conversion counts are binomial and
-informative, and the drift sd is what the engine steps the rates ahead with.
+The cell spreads of the logit levels and of the three delay and loss
+levels (``conversion_cell_sd``, ``delay_cell_sd``, ``delay_sigma_cell_sd``,
+``loss_cell_sd``) are *fixed* scales, not learned. What the data can tell
+about such a spread is the sample of a step's few cells' levels (one
+segment with two or three channels: two or three numbers per step), each
+seen through a likelihood that is weak where the cell is thin and, for the
+delay and loss levels, confounded with the conversion rate where units are
+still open (a late converter and a unit not yet lost look alike). A learned
+spread is then set mostly by its prior, whose mass near 0 makes a funnel
+with the levels that are centred (their data pin them, but not to within a
+spread that small) or a banana with the non-centred ones. This holds for the
+logit levels too, although their binomial counts are informative: where a
+few thick cells' rates are alike, the spread's posterior reaches down to
+where the centred levels funnel (docs/validation-convergence.md measures
+it). With a fixed scale the prior of the levels is Gaussian with a constant
+covariance, so there is nothing to funnel: a thick cell is pinned by its
+data whatever the scale, a thin one is shrunk towards its segment's level
+by a known amount. Each scale is the root mean square of the learned
+spread's former prior (gamma, shape 2, mean ``m``: ``sqrt(1.5) m``), so the
+prior variance of one cell's offset is what it was
+(:mod:`~simengine.fitting.priors`). The drift sd stays learned: it is what
+the engine steps the rates ahead with, and every cell and period informs it.
 
 Drift: the logit rate of each cell and step follows a Gaussian random walk
 over drift periods with one pooled innovation sd. It is parameterised from
@@ -90,7 +95,6 @@ from simengine.fitting._pooling import (
     exchangeable_columns,
     group_cov,
     marginal_levels,
-    spread_estimate,
 )
 from simengine.fitting.data import FunnelData
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
@@ -148,14 +152,6 @@ def _gauss_stats(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndar
     return mean, var
 
 
-def _spread_by_column(est: np.ndarray, var: np.ndarray, groups: np.ndarray | None) -> float | None:
-    """One spread estimate for all columns of ``(cell, k)`` estimates (groups per column)."""
-    n_cells, k = est.shape
-    g = np.zeros(n_cells, np.int64) if groups is None else np.asarray(groups, np.int64)
-    grp = (g[:, None] * k + np.arange(k)[None, :]).ravel()
-    return spread_estimate(est.ravel(), var.ravel(), grp)
-
-
 def centring(
     data: FunnelData,
     priors: Priors = DEFAULT_PRIORS,
@@ -172,8 +168,9 @@ def centring(
 
     * Logit levels (last period): precision of the anchor, ``sum_t w_t / (1 +
       w_t d² (P - 1 - t))`` with ``w_t = r_t p(1 - p)`` (``r_t`` units
-      resolved in period ``t``) and ``d`` the drift spread; spread: cells
-      around their segment (or the segment prior when a segment has one cell).
+      resolved in period ``t``) and ``d`` the drift spread; spread: the fixed
+      prior scale around the parent level (``conversion_cell_sd``, or the
+      segment or step prior sd when a segment has one cell), not an estimate.
     * Drift steps between periods ``t`` and ``t + 1``: precision ``1 / (1/w_t
       + 1/w_{t+1})``; spread: the drift sd estimated from the differences of
       consecutive periods' logits.
@@ -189,9 +186,8 @@ def centring(
     data : FunnelData
         Sufficient statistics.
     priors : Priors
-        The fixed scales of the delay and loss levels, and the prior means of
-        the logit spreads, used where a spread cannot be estimated (fewer
-        than two cells with data in any group).
+        The fixed scales of the levels around their parents, and the prior
+        mean of the drift sd, used where the drift cannot be estimated.
     centred_min_delays : float, optional
         Expert override of the log-median delay levels: centred when every
         cell has this many delays (:data:`CENTRED_MIN_DELAYS`; ``inf``:
@@ -207,7 +203,6 @@ def centring(
     n_cells, n_steps, n_periods = data.n_converted.shape
     n_segments = len(data.segments)
     with_cells = n_cells > n_segments
-    seg = data.cell_segment if n_segments > 1 else np.zeros(n_cells, np.int64)
     conv = np.asarray(data.n_converted, np.float64)
     res = conv + np.asarray(data.n_lost, np.float64)
     # logit per (cell, step, period) with half-unit smoothing; binomial precision
@@ -235,18 +230,12 @@ def centring(
     # from that period to the last
     ahead = (n_periods - 1 - np.arange(n_periods))[None, None, :]
     anchor = np.sum(w / (1.0 + w * d_sd**2 * ahead), axis=2)
-    tot_p = (conv.sum(axis=2) + 0.5) / (res.sum(axis=2) + 1.0)
-    tot_w = res.sum(axis=2) * tot_p * (1.0 - tot_p)
-    est = np.log(tot_p / (1.0 - tot_p))
-    with np.errstate(divide="ignore"):
-        var_c = np.where(tot_w > 0, 1.0 / np.where(tot_w > 0, tot_w, 1.0), np.nan)
+    # the logit levels' prior sd around the parent is a fixed scale too
     if with_cells:
-        spread = _spread_by_column(est, var_c, seg)
-        fallback = priors.conversion_cell_sd
+        level_sd = priors.conversion_cell_sd
     else:
-        spread = None
-        fallback = priors.conversion_segment_sd if n_segments > 1 else priors.conversion_logit_sd
-    level_mask = centred_mask(anchor, spread, fallback).T
+        level_sd = priors.conversion_segment_sd if n_segments > 1 else priors.conversion_logit_sd
+    level_mask = centred_mask(anchor, level_sd, level_sd).T
 
     # delay and loss levels: their prior sd around the parent is a fixed scale
     # (module docstring), so the rule compares each likelihood with it
@@ -333,9 +322,8 @@ def build_model(
         )
         seg_idx = seg if n_segments > 1 else np.zeros(n_cells, np.int64)
         seg_sd = 1.0 if n_segments > 1 else 0.0
-        sd_cell = (
-            scale_prior("conversion_cell_sd", priors.conversion_cell_sd) if with_cells else None
-        )
+        # the cells around their segment with a fixed scale (module docstring)
+        sd_cell = priors.conversion_cell_sd if with_cells else None
         logit_last = marginal_levels(
             "conversion_logit_level",
             pt.as_tensor_variable(np.full(n_steps, priors.conversion_logit_loc)),

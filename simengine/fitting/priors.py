@@ -34,10 +34,22 @@ class Priors:
     conversion_logit_loc, conversion_logit_sd : float
         Normal prior of a step's global logit conversion rate (0 ± 1.5:
         rates from about 5% to 95% are plausible a priori).
-    conversion_segment_sd, conversion_cell_sd : float
-        Prior means (gamma, shape 2; :func:`scale_prior`) of the
-        segment-around-global and cell-around-segment spreads of logit rates
-        (0.5: segments differ by up to ~2x in odds).
+    conversion_segment_sd : float
+        Fixed sd of a segment's logit rate around its step's level
+        (integrated out with it, :func:`~simengine.fitting._pooling.group_cov`;
+        0.5: segments differ by up to ~2x in odds).
+    conversion_cell_sd : float
+        Fixed sd of a cell's logit rate around its segment's level (0.6: a
+        channel's odds within ~3.3x of its segment's at two sd). Fixed
+        rather than learned (see :mod:`~simengine.fitting.conversion`): a
+        segment's two or three channels say little about a spread, and a
+        learned one funnels with the well-measured cells' levels where its
+        posterior reaches towards 0. 0.6 is the root mean square ``sqrt(1.5)
+        m`` of the learned spread's former prior (gamma, shape 2, mean ``m`` =
+        0.5), so a cell's prior offset keeps its variance: a thick cell is
+        pinned by its counts whatever the scale, a thin one (20 units) is
+        shrunk towards its segment by about the share ``1 / (1 + w sd²)``
+        (``w = n p (1 - p)``: about 0.4 at 20 units and a 30% rate).
     drift_sd : float
         Prior mean (gamma, shape 2) of the per-period random-walk innovation of a logit
         rate (0.2 per drift period).
@@ -112,7 +124,7 @@ class Priors:
     conversion_logit_loc: float = 0.0
     conversion_logit_sd: float = 1.5
     conversion_segment_sd: float = 0.5
-    conversion_cell_sd: float = 0.5
+    conversion_cell_sd: float = 0.6
     drift_sd: float = 0.2
     cohort_sd: float = 0.0
     delay_mu_loc: float = 3.0

@@ -1,8 +1,9 @@
-"""Delay, loss and deal-size cell levels: a Gaussian prior with fixed scales.
+"""Conversion, delay, loss and deal-size cell levels: a Gaussian prior with fixed scales.
 
-The log-median delay, the log delay sd and the log-median time to loss of a
-cell are pooled around their step's (and segment's) level with the fixed
-scales ``delay_cell_sd``, ``delay_sigma_cell_sd`` and ``loss_cell_sd``
+The logit conversion rate, the log-median delay, the log delay sd and the
+log-median time to loss of a cell are pooled around their step's (and
+segment's) level with the fixed scales ``conversion_cell_sd``,
+``delay_cell_sd``, ``delay_sigma_cell_sd`` and ``loss_cell_sd``
 (:mod:`simengine.fitting.conversion`), and a cell's log deal-size sd around
 the global one with ``deal_size_sigma_cell_sd``
 (:mod:`simengine.fitting.deal_size`): no learned spread, so the models have
@@ -14,9 +15,9 @@ Statistics. ``N`` prior draws from the model itself (``pm.draw``). For each
 of the three levels two checks: the sample sd of the difference over
 ``sqrt(2) * scale`` (standard error ``1 / sqrt(2 (N - 1))``) and the sample
 excess kurtosis (standard error ``sqrt(24 / N)`` for a normal), each within
-``Z`` standard errors, for each of the three steps, and the same two for
-the deal-size log-sd: 20 checks, two-sided, family-wise alpha 1.4e-4
-(Bonferroni, ``Z`` = 4.5; the draws are exact and
+``Z`` standard errors, for each of the four levels and three steps, and the
+same two for the deal-size log-sd: 26 checks, two-sided, family-wise alpha
+1.8e-4 (Bonferroni, ``Z`` = 4.5; the draws are exact and
 independent, so the normal approximations of the two statistics are all
 that is approximate). Power: a learned spread (the former model: a
 gamma-distributed scale of shape 2 with the same root mean square, so the
@@ -29,6 +30,7 @@ and must fail the kurtosis check. A scale 5% off fails the sd check (about
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -45,6 +47,7 @@ Z = 4.5
 SE_SD = 1.0 / np.sqrt(2.0 * (N - 1))
 SE_KURT = np.sqrt(24.0 / N)
 LEVELS = {
+    "conversion": DEFAULT_PRIORS.conversion_cell_sd,
     "delay_mu": DEFAULT_PRIORS.delay_cell_sd,
     "delay_sigma": DEFAULT_PRIORS.delay_sigma_cell_sd,
     "loss_mu": DEFAULT_PRIORS.loss_cell_sd,
@@ -59,24 +62,43 @@ def _checks(diff: np.ndarray, scale: float) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def model(records_factory, spec_factory):
+def data(records_factory, spec_factory):
     # one segment, two channels: two cells share their step and segment levels
     df, _ = records_factory(3, history_days=300, segments=("ent",), channels=("ads", "web"))
-    data = build_data(df, spec_factory(drift=False), dt.date(2026, 1, 5))
+    return build_data(df, spec_factory(drift=False), dt.date(2026, 1, 5))
+
+
+@pytest.fixture(scope="module")
+def model(data):
     return conversion.build_model(data)
 
 
-def test_no_learned_delay_or_loss_spread(model):
+def test_logit_centring_compares_each_cell_with_the_fixed_scale(data):
+    # centred where the cell's precision times the fixed scale squared is >= 1:
+    # a scale far below every cell's standard error centres none, one far above
+    # centres every cell with resolved units (the former rule read a spread
+    # estimate of the cells instead and ignored conversion_cell_sd here)
+    res = (data.n_converted + data.n_lost).sum(axis=2).T
+    assert res.min() > 0
+    tight = conversion.centring(data, replace(DEFAULT_PRIORS, conversion_cell_sd=1e-3))
+    wide = conversion.centring(data, replace(DEFAULT_PRIORS, conversion_cell_sd=10.0))
+    assert not tight["conversion_level"].any()
+    assert wide["conversion_level"].all()
+
+
+def test_no_learned_cell_spread(model):
     names = {v.name for v in model.free_RVs}
-    assert not names & {"delay_cell_sd", "delay_sigma_cell_sd", "loss_cell_sd"}, names
-    # the logit levels keep their learned spread (binomial counts inform it)
-    assert "conversion_cell_sd" in names
+    spreads = {"conversion_cell_sd", "delay_cell_sd", "delay_sigma_cell_sd", "loss_cell_sd"}
+    assert not names & spreads, names
 
 
 def test_cell_differences_are_normal_with_the_fixed_scale(model):
     draws = pm.draw([model[v] for v in LEVELS], draws=N, random_seed=7)
     for (name, scale), x in zip(LEVELS.items(), draws, strict=True):
-        level = np.log(x) if name == "delay_sigma" else x
+        if name == "conversion":
+            level = np.log(x) - np.log1p(-x)  # the logit level
+        else:
+            level = np.log(x) if name == "delay_sigma" else x
         for step in range(level.shape[2]):
             diff = level[:, 0, step] - level[:, 1, step]
             z_sd, z_kurt = _checks(diff, scale)
