@@ -441,42 +441,36 @@ def build_model(
                 d["loss_n"], d["loss_sum_log"], d["loss_sum_log2"], loss_mu, loss_log_sigma
             ),
         )
-        if data.open_count.size:
-            # each group's flat (cell, step, period) and (cell, step) positions are
-            # data too (one integer index each, whose gradient is a plain indexed
-            # add), so the number of open groups may differ between refits
-            i3, i2 = d["open_index"], d["open_cell_step"]
-            log_a = d["open_log_age"]
+        def log_survival(i3: Any, i2: Any, log_a: Any) -> Any:
+            """log(p S_F(a) + (1 - p) S_G(a)) of groups at (cell, step, period) ``i3``.
+
+            A unit still in a step at age ``a`` either converts later
+            (``p S_F(a)``) or is lost later (``(1 - p) S_G(a)``). Each group's
+            flat (cell, step, period) and (cell, step) positions are data too
+            (one integer index each, whose gradient is a plain indexed add), so
+            the number of groups may differ between refits.
+            """
 
             def at(x: Any) -> Any:
                 return x.flatten()[i2]
 
-            # open at age a: converts later (p S_F(a)) or is lost later ((1-p) S_G(a))
             surv_conv = log_p.flatten()[i3] + _normal_lsf(at(mu), at(sigma), log_a)
             surv_loss = log_1mp.flatten()[i3] + _normal_lsf(
                 at(loss_mu), at(pt.exp(loss_log_sigma)), log_a
             )
-            censored = pt.logaddexp(surv_conv, surv_loss)
+            return pt.logaddexp(surv_conv, surv_loss)
+
+        if data.open_count.size:
+            # open at the as-of date: censored at its age
+            censored = log_survival(d["open_index"], d["open_cell_step"], d["open_log_age"])
             pm.Potential("censored_loglik", pt.sum(d["open_count"] * censored))
         else:
             pm.Potential("censored_loglik", pt.constant(0.0))
         if data.trunc_count.size:
             # delayed entry (left-truncated export): a unit seen from age a0 on
-            # is conditioned on having survived to a0, i.e. its survival
-            # p S_F(a0) + (1 - p) S_G(a0) is divided out
-            t3, t2 = d["trunc_index"], d["trunc_cell_step"]
-            log_a0 = d["trunc_log_age"]
-
-            def at_t(x: Any) -> Any:
-                return x.flatten()[t2]
-
-            s_conv = log_p.flatten()[t3] + _normal_lsf(at_t(mu), at_t(sigma), log_a0)
-            s_loss = log_1mp.flatten()[t3] + _normal_lsf(
-                at_t(loss_mu), at_t(pt.exp(loss_log_sigma)), log_a0
-            )
-            pm.Potential(
-                "truncation_loglik", -pt.sum(d["trunc_count"] * pt.logaddexp(s_conv, s_loss))
-            )
+            # is conditioned on having survived to a0, so its survival is divided out
+            survived = log_survival(d["trunc_index"], d["trunc_cell_step"], d["trunc_log_age"])
+            pm.Potential("truncation_loglik", -pt.sum(d["trunc_count"] * survived))
     return model
 
 
