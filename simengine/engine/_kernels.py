@@ -441,8 +441,10 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     on the parameter draw ``d``: with a cache (``scratch.tails`` of shape
     (draws, runs, 2), :func:`_scratch`), they are computed the first time a
     draw is met (``scratch.tails_done[d]``) and read back for every later
-    path of that draw (bitwise the same values; a block of 50,000 paths
-    meets each of 4,000 draws 12 or 13 times).
+    path of that draw (bitwise the same values). Paths grouped by draw
+    (:func:`_draw_of`) make this pay: a block of 50,000 paths of a
+    1,000,000-path run over 4,000 draws meets 200 draws, 250 paths each
+    (each of the 4,000 draws 12 or 13 times under the interleaved mapping).
 
     Dormant units (``model.dormant[d, c, s] = q > 0``, with a time to loss):
     an open unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G +
@@ -647,9 +649,31 @@ def _level_walk(root, path, d, model, lbase, scratch):  # pragma: no cover
             walk[e, w] = math.exp(y)
 
 
+@jit_inline
+def _draw_of(path, n_paths, n_draws, grouped):  # pragma: no cover
+    """Return the posterior draw of path ``path`` of ``n_paths`` paths over ``n_draws`` draws.
+
+    Grouped (``grouped`` 1, the default): ``floor(path n_draws / n_paths)``,
+    so consecutive paths share a draw; a run of ``n_paths >= n_draws`` paths
+    uses every draw ``floor`` or ``ceil(n_paths / n_draws)`` times, in one
+    contiguous run of paths each, and a smaller run uses draws spread evenly
+    over the posterior. A block of paths then meets few draws, many paths
+    each, which is what makes work done once per draw pay. Interleaved (0,
+    the mapping before issue 17, kept to measure against): ``path mod
+    n_draws``. Either way a pure function of (path, n_paths, n_draws): the
+    same for any block layout, thread or worker count.
+    """
+    if grouped:
+        return (path * n_draws) // n_paths
+    return path % n_draws
+
+
 @jit
-def _path(root, path, model, scratch):  # pragma: no cover
-    """Simulate one path into the per-segment arrays of ``scratch`` (row G = total)."""
+def _path(root, path, n_paths, model, scratch):  # pragma: no cover
+    """Simulate path ``path`` of a run of ``n_paths`` into ``scratch`` (row G = total).
+
+    Its posterior draw is :func:`_draw_of`'s.
+    """
     states = scratch.states
     revenue = scratch.revenue
     pipeline_value = scratch.pipeline_value
@@ -657,7 +681,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
     entered = scratch.entered
     source_revenue = scratch.source_revenue
     conversion = model.conversion
-    d = path % conversion.shape[0]
+    d = _draw_of(path, n_paths, conversion.shape[0], model.grouped_draws)
     C = conversion.shape[1]
     S = conversion.shape[2]
     G = revenue.shape[0] - 1
@@ -814,10 +838,10 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
 
 @jit
 def _one_path(  # pragma: no cover
-    root, path, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+    root, path, n_paths, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
 ):
-    """Simulate path ``path`` and write its metrics (see :func:`_metrics`)."""
-    _path(root, path, model, scratch)
+    """Simulate path ``path`` of a run of ``n_paths``; write its metrics (:func:`_metrics`)."""
+    _path(root, path, n_paths, model, scratch)
     _metrics(model, scratch, scalars, time_to_target, cum_revenue, week_coverage)
 
 
@@ -825,6 +849,7 @@ def _one_path(  # pragma: no cover
 def paths_kernel(  # pragma: no cover
     root,
     first,
+    n_paths,
     model,
     n_streams,
     out_scalars,
@@ -832,7 +857,7 @@ def paths_kernel(  # pragma: no cover
     out_cum_revenue,
     out_week_coverage,
 ):
-    """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs.
+    """Simulate paths ``first .. first + n - 1`` of a run of ``n_paths``; metrics into the outputs.
 
     ``model`` is the :class:`~simengine.engine._interface.KernelModel` of a
     prepared run (:func:`~simengine.engine._interface.kernel_model`); the
@@ -844,6 +869,7 @@ def paths_kernel(  # pragma: no cover
         _one_path(
             root,
             first + q,
+            n_paths,
             model,
             scratch,
             out_scalars[q],
@@ -858,6 +884,7 @@ def block_kernel(  # pragma: no cover
     root,
     first,
     n,
+    n_paths,
     model,
     n_streams,
     scal_hist,
@@ -870,12 +897,12 @@ def block_kernel(  # pragma: no cover
     cum_comp,
     wcov_hist,
 ):
-    """Simulate paths ``first .. first + n - 1`` and reduce them into the sketches.
+    """Simulate paths ``first .. first + n - 1`` of a run of ``n_paths``; reduce into sketches.
 
     ``model`` as in :func:`paths_kernel`; the reduction arrays are the
     fields of :class:`~simengine.engine.blocks.BlockSummary`. All are filled
     from zero in path order, so a block's result depends only on (seed,
-    first, n) and the inputs.
+    first, n, n_paths) and the inputs.
     """
     G1 = model.targets.shape[0]
     K = 4 + 2 * (model.conversion.shape[2] + 1)
@@ -888,7 +915,15 @@ def block_kernel(  # pragma: no cover
     week_coverage = np.zeros((G1, W))
     for q in range(n):
         _one_path(
-            root, first + q, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+            root,
+            first + q,
+            n_paths,
+            model,
+            scratch,
+            scalars,
+            time_to_target,
+            cum_revenue,
+            week_coverage,
         )
         cnt = q + 1.0
         for g in range(G1):

@@ -58,11 +58,20 @@ class Block:
         First global path index.
     n : int
         Number of paths.
+    total : int
+        Paths in the whole run (path ``i``'s posterior draw depends on it:
+        ``floor(i n_draws / total)``); 0 (default) means ``first + n``.
     """
 
     index: int
     first: int
     n: int
+    total: int = 0
+
+    @property
+    def n_paths(self) -> int:
+        """Paths in the whole run (``total``, or ``first + n`` when it is 0)."""
+        return self.total if self.total > 0 else self.first + self.n
 
 
 def plan_blocks(paths: int, block_size: int) -> list[Block]:
@@ -82,7 +91,7 @@ def plan_blocks(paths: int, block_size: int) -> list[Block]:
     if paths < 1 or block_size < 1:
         raise ValueError("paths and block_size must be >= 1")
     return [
-        Block(b, first, min(block_size, paths - first))
+        Block(b, first, min(block_size, paths - first), paths)
         for b, first in enumerate(range(0, paths, block_size))
     ]
 
@@ -254,6 +263,7 @@ def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
         _rng.root_seed(seed),
         np.int64(block.first),
         np.int64(block.n),
+        np.int64(block.n_paths),
         *_args(prepared),
         out.scal_hist,
         out.welford,
@@ -307,17 +317,38 @@ class PathMetrics:
     week_coverage: npt.NDArray[np.float64]
 
 
-def run_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetrics:
-    """Simulate paths ``first .. first + n - 1`` and return every path's metrics.
+def run_paths(
+    prepared: Prepared, first: int, n: int, seed: int, *, total: int | None = None
+) -> PathMetrics:
+    """Simulate paths ``first .. first + n - 1`` of a run of ``total`` and return their metrics.
 
-    The same paths as in :func:`run_block` (same streams); memory grows with
-    ``n``, so this is for tests and diagnostics, not production runs.
+    The same paths as in :func:`run_block` (same streams, and the same
+    posterior draws when ``total`` is the run's path count: path ``i`` uses
+    draw ``floor(i n_draws / total)``). ``total`` may be left out only when
+    ``first`` is 0 (``run_paths(p, 0, n, seed)`` is the run of ``n``
+    paths), so a part of a run cannot silently map to other draws. Memory
+    grows with ``n``, so this is for tests and diagnostics, not production
+    runs.
     """
+    if total is None and first != 0:
+        raise ValueError("run_paths: pass total (the run's path count) when first > 0")
+    n_paths = first + n if total is None else total
+    if n_paths < first + n:
+        raise ValueError(f"total ({n_paths}) is smaller than first + n ({first + n})")
     g1 = prepared.n_segments + 1
     k = n_scalars(prepared.n_stages)
     scal = np.zeros((n, g1, k))
     ttt = np.zeros((n, g1), np.int64)
     cum = np.zeros((n, g1, prepared.n_dates))
     wcov = np.zeros((n, g1, prepared.week_days.shape[0]))
-    paths_kernel(_rng.root_seed(seed), np.int64(first), *_args(prepared), scal, ttt, cum, wcov)
+    paths_kernel(
+        _rng.root_seed(seed),
+        np.int64(first),
+        np.int64(n_paths),
+        *_args(prepared),
+        scal,
+        ttt,
+        cum,
+        wcov,
+    )
     return PathMetrics(scal, np.where(ttt >= 0, ttt.astype(np.float64), np.inf), cum, wcov)

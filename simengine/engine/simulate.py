@@ -150,9 +150,10 @@ def simulate(
 ) -> Forecast:
     """Simulate ``paths`` funnel paths and summarise them.
 
-    Path ``i`` uses posterior draw ``i % params.n_draws`` and random streams
-    derived only from ``(seed, i, stream id)``: the same path sees the same
-    randomness in every scenario and under any block, thread or worker layout.
+    Path ``i`` uses posterior draw ``floor(i params.n_draws / paths)``
+    (consecutive paths share a draw) and random streams derived only from
+    ``(seed, i, stream id)``: the same path sees the same draw and randomness
+    in every scenario and under any block, thread or worker layout.
 
     Parameters
     ----------

@@ -221,8 +221,8 @@ def test_prepare_leaving_law() -> None:
 def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, ...] | None) -> None:
     """The per-draw cache of the open runs' tail masses changes no number.
 
-    Paths 0..599 over 20 draws meet each draw 30 times, so almost every path
-    reads its tails from the cache; the same paths with the cache switched
+    Paths 0..599 over 20 draws meet each draw 30 times (in runs of 30
+    consecutive paths), so almost every path reads its tails from the cache; the same paths with the cache switched
     off (``tail_cache_max = 0``) compute them path by path.
     """
     from simengine.engine import _kernels as K
@@ -255,7 +255,7 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
             np.zeros((600, g1, w)),
         )
         for q in range(600):
-            K._one_path(root, q, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
+            K._one_path(root, q, 600, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
         outs.append(res)
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
