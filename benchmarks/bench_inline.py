@@ -54,7 +54,9 @@ def _compare(mods: dict[str, Any], params: Any, plan: Any, a: argparse.Namespace
     pr = prepare(params, plan)
     model, n_streams = _args(pr)
     root = _rng.root_seed(1)
-    scratches = {k: m._scratch(model, n_streams, m.TAIL_CACHE_MAX_ENTRIES) for k, m in mods.items()}
+    scratches = {
+        k: m._scratch(model, n_streams, m.TAIL_CACHE_MAX_ENTRIES, False) for k, m in mods.items()
+    }
 
     def play(k: str, n: int) -> None:
         m, sc = mods[k], scratches[k]

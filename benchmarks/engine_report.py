@@ -227,7 +227,7 @@ def draws_per_path(n_paths: int = 2000, prepared: Any = None) -> dict[str, Any]:
     src = Path(kern.__file__).read_text()
     with tempfile.TemporaryDirectory() as tmp:
         mod = kernel_copy(tmp, "k_counting", _counting_source(src))
-        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES)
+        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES, False)
         root = _rng.root_seed(1)
         for path in range(n_paths):
             mod._path(root, np.int64(path), np.int64(n_paths), model, scratch)

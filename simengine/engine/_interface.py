@@ -139,6 +139,11 @@ class PathScratch(NamedTuple):
     C: the path's cohort effects, scratch of the walk)."""
     level_walk: F64
     """(entry_stage, week) the path's arrival level factors ahead."""
+    grid: F64
+    """(cell, 2, day) one draw's survival of the last step's delay (0) and leaving (1)
+    laws at integer days (the open units' day grids; shape (0, 2, 0) when not built)."""
+    grid_draw: I64
+    """(1,) the draw ``grid`` holds, -1 before the first."""
 
 
 def kernel_model(prepared: Prepared) -> KernelModel:

@@ -103,6 +103,16 @@ __all__ = ["TAIL_CACHE_MAX_ENTRIES", "block_kernel", "paths_kernel"]
 TAIL_CACHE_MAX_ENTRIES = 1 << 23
 """Largest (draw, run of open units) table a thread caches tail masses in (128 MiB)."""
 
+GRID_MIN_PATHS_PER_DRAW = 8
+"""Paths a draw must serve on average (``n_paths / n_draws``) before the
+open units' day grids are built (:func:`_fill_grid`): a grid costs about as
+much to build as it saves on a few paths."""
+
+GRID_MAX_ENTRIES = 1 << 22
+"""Largest day grid a thread keeps (32 MiB); larger ones are not built."""
+
+_LOG_TAIL_MIN = _rng._LOG_TAIL_MIN
+
 seed_stream = _rng.seed_stream
 uniform = _rng.uniform
 lognormal = _rng.lognormal
@@ -424,6 +434,59 @@ def _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last):  # prag
 
 
 @jit
+def _fill_grid(model, d, grid):  # pragma: no cover
+    """Fill ``grid[c, 0, m]`` = ``S_F(m)``, ``grid[c, 1, m]`` = ``S_G(m)`` of draw ``d``.
+
+    ``S = P(X > m)`` at integer days ``m = 0 .. grid.shape[2] - 1`` of the last
+    step's laws of cell ``c``: ``F`` its delay, ``G`` its leaving law
+    (``leave_mu``/``leave_sigma`` with a time to loss, else the delay), each
+    value computed as :func:`_tail` computes an open run's tail mass, so
+    ``grid[c, j, a]`` is bitwise the ``sf``/``sl`` of a run of age ``a``.
+    Without a time to loss only ``j = 0`` is filled (the leaving law is the
+    delay). A row whose sigma is 0 is left at -1 (not used).
+    """
+    S = model.conversion.shape[2]
+    s = S - 1
+    for c in range(grid.shape[0]):
+        for j in range(2 if model.has_loss else 1):
+            if j == 0:
+                mu, sg = model.delay_mu[d, c, s], model.delay_sigma[d, c, s]
+            else:
+                mu, sg = model.leave_mu[d, c, s], model.leave_sigma[d, c, s]
+            if sg <= 0.0:
+                for m in range(grid.shape[2]):
+                    grid[c, j, m] = -1.0
+                continue
+            for m in range(grid.shape[2]):
+                grid[c, j, m] = _tail(float(m), mu, sg)[1]
+
+
+@jit_inline
+def _grid_day(grid, c, j, ia, horizon, target):  # pragma: no cover
+    """Day ``k`` (0-based from day 0) of ``X - a`` for ``X ~ law j | X > a``, by inversion.
+
+    ``target = u P(X > a)`` with ``u`` the uniform the continuous draw
+    (:func:`~simengine.engine._rng.lognormal_truncated_tail`) inverts: ``X``
+    is the ``x`` with ``S(x) = target``, so ``floor(X - a) = k`` exactly when
+    ``S(a + k) >= target > S(a + k + 1)``, found by bisection on the day grid
+    (:func:`_fill_grid`, ``ia = a``). Returns -1 when ``k >= horizon`` (no
+    event within the simulated days). The same event as the continuous
+    draw's day up to floating-point rounding at day boundaries.
+    """
+    if grid[c, j, ia + horizon] >= target:
+        return -1
+    lo = ia
+    hi = ia + horizon
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if grid[c, j, mid] < target:
+            hi = mid
+        else:
+            lo = mid
+    return lo - ia
+
+
+@jit
 def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     """Play out the open units, run by run of equal (cell, stage, age).
 
@@ -445,6 +508,17 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     (:func:`_draw_of`) make this pay: a block of 50,000 paths of a
     1,000,000-path run over 4,000 draws meets 200 draws, 250 paths each
     (each of the 4,000 draws 12 or 13 times under the interleaved mapping).
+
+    Day grids (paths grouped by draw, :func:`_draw_of`): a unit at the
+    last step in the pipeline needs only the *day* of its next event (its
+    win, or its exit when lost), so with ``scratch.grid`` built (per draw,
+    on first use: :func:`_fill_grid`) that day is found by bisection of the
+    survival at integer days (:func:`_grid_day`) from the very uniform the
+    truncated lognormal draw would invert: the same law and, but for
+    rounding at a day boundary, the same day, without the inverse normal CDF
+    and the exponential. Used for runs of integral age ``a >= 1`` whose law
+    has ``sigma > 0`` and tail mass ``>= 1e-290`` (the continuous draw's
+    inversion range); other units draw as before.
 
     Dormant units (``model.dormant[d, c, s] = q > 0``, with a time to loss):
     an open unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G +
@@ -482,6 +556,11 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     end_offset = model.end_offset
     S = conversion.shape[2]
     cached = tails.shape[0] > 0
+    grid = scratch.grid
+    n_grid = grid.shape[2]
+    if n_grid > 0 and scratch.grid_draw[0] != d:
+        _fill_grid(model, d, grid)
+        scratch.grid_draw[0] = d
     if cached and tails_done[d] == 0:
         for k in range(open_group.shape[0] - 1):
             lo = open_group[k]
@@ -524,6 +603,16 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
             den = 1.0 - p * (1.0 - sf)
             pc = p * sf / den if den > 0.0 else 1.0
             p_lost = 1.0
+        # day grids (see above): ia >= 1 integral age, -1 when not used
+        ia = -1
+        last = s0 == S - 1 and s0 >= pipe
+        if n_grid > 0 and last and a >= 1.0 and a == math.floor(a) and a + sim_days < n_grid:
+            ia = int(a)
+        use_f = ia > 0 and grid[c, 0, 0] >= 0.0 and sf >= _LOG_TAIL_MIN
+        use_f = use_f and not math.isinf(alpha)
+        jl = 1 if has_loss else 0
+        use_l = ia > 0 and grid[c, jl, 0] >= 0.0 and sl >= _LOG_TAIL_MIN
+        use_l = use_l and not math.isinf(alpha_l)
         for u in range(lo, hi):
             amt = open_amount[u]
             if s0 >= pipe:
@@ -535,15 +624,23 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                 if s0 >= pipe:
                     if p_lost < 1.0 and uniform(states, ro) >= p_lost:
                         continue  # dormant: stays open
-                    if has_loss:
-                        x = _above(states, ro, lm, ls, a, alpha_l, sl)
+                    if use_l:
+                        k_day = _grid_day(grid, c, jl, ia, sim_days, uniform(states, ro) * sl)
+                        t = float(k_day) if k_day >= 0 else math.inf
                     else:
-                        x = _above(states, ro, mu, sg, a, alpha, sf)
-                    t = max(x - a, 0.0)
+                        if has_loss:
+                            x = _above(states, ro, lm, ls, a, alpha_l, sl)
+                        else:
+                            x = _above(states, ro, mu, sg, a, alpha, sf)
+                        t = max(x - a, 0.0)
                     if t < sim_days:
                         _pipe(pipeline_value, pipeline_count, g, int(t), amt, -1.0, cov_last)
                 continue
-            t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
+            if use_f:
+                k_day = _grid_day(grid, c, 0, ia, sim_days, uniform(states, ro) * sf)
+                t = float(k_day) if k_day >= 0 else math.inf
+            else:
+                t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
             in_cov = s0 >= pipe
             while t < sim_days:
@@ -802,8 +899,16 @@ def _metrics(
 
 
 @jit
-def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
+def _scratch(model, n_streams, tail_cache_max, day_grids):  # pragma: no cover
     """Per-thread :class:`~simengine.engine._interface.PathScratch` (reused from path to path).
+
+    With ``day_grids`` (the kernels pass it with paths grouped by draw and
+    ``n_paths >= GRID_MIN_PATHS_PER_DRAW * n_draws``) and open units at the
+    last step in the pipeline, ``grid`` holds one draw's day grids
+    (:func:`_fill_grid`; cells x 2 x days through the oldest such unit's
+    age plus the horizon, at most ``GRID_MAX_ENTRIES``), else it is empty
+    (shape (0, 2, 0)) and those units draw their days from the continuous
+    laws.
 
     ``tails``/``tails_done`` are :func:`_open_units`' cache of tail masses
     per (draw, run of open units), filled on first use; it is left empty
@@ -821,6 +926,17 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         tails = np.empty((n_draws, n_runs, 2))
     else:
         tails = np.empty((0, 0, 2))
+    S = conversion.shape[2]
+    max_age = -1
+    if day_grids and model.pipeline_stage <= S - 1:
+        for u in range(model.open_stage.shape[0]):
+            a = model.open_age[u]
+            if model.open_stage[u] == S - 1 and a >= 1.0 and a == math.floor(a):
+                max_age = max(max_age, int(a))
+    n_grid = max_age + sim_days + 1 if max_age >= 1 else 0
+    if conversion.shape[1] * 2 * n_grid > GRID_MAX_ENTRIES:
+        n_grid = 0
+    grid = np.empty((conversion.shape[1] if n_grid > 0 else 0, 2, n_grid))
     return PathScratch(
         np.zeros((n_streams, 4), np.uint64),
         np.zeros((G1, sim_days)),
@@ -833,6 +949,8 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         np.zeros(tails.shape[0], np.uint8),
         np.zeros((conversion.shape[1] + 1, conversion.shape[2], model.n_drift)),
         np.ones((conversion.shape[2], (sim_days + 6) // 7)),
+        grid,
+        np.full(1, -1, np.int64),
     )
 
 
@@ -864,7 +982,10 @@ def paths_kernel(  # pragma: no cover
     open units are sorted by (cell, stage, age) and ``open_group`` holds the
     start of each run of equal (cell, stage, age), then their count.
     """
-    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
+    grids = model.grouped_draws == 1 and (
+        n_paths >= GRID_MIN_PATHS_PER_DRAW * model.conversion.shape[0]
+    )
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES, grids)
     for q in range(out_scalars.shape[0]):
         _one_path(
             root,
@@ -908,7 +1029,10 @@ def block_kernel(  # pragma: no cover
     K = 4 + 2 * (model.conversion.shape[2] + 1)
     nd = model.sim_days - model.start_offset
     W = model.week_days.shape[0]
-    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
+    grids = model.grouped_draws == 1 and (
+        n_paths >= GRID_MIN_PATHS_PER_DRAW * model.conversion.shape[0]
+    )
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES, grids)
     scalars = np.zeros((G1, K))
     time_to_target = np.zeros(G1, np.int64)
     cum_revenue = np.zeros((G1, nd))
