@@ -27,34 +27,38 @@ complete weeks before the as-of date (``FunnelData.arrival_counts``)::
   free, narrow when it is flat) and the level and trend would trade off
   along a ridge; the two forms are the same model up to the prior location
   of ``log_rate``.
-* The walk is sampled in its orthonormal (Karhunen-Loeve) basis
-  (:func:`walk_basis`), where the counts inform each component separately;
-  increments summed into a walk would tie the early increments, which move
-  every later week, to each other and to the walk's sd. The slowest
-  component is almost a straight line (98.6% of its square in 52 weeks), so
-  the walk and the trend would both explain a straight movement of the
-  window, which the counts see only as a sum: a ridge. The walk and the
-  stage's *common* trend (its global trend plus the mean of its pairs'
-  offsets, which is independent of the offsets around it) are therefore
-  sampled together as one path ``walk + g (x - mean(x))``, a Gaussian with
-  covariance ``sd² K + s² xx'`` (a rank-one update of the walk's, in closed
-  form), and the common trend is drawn back from its exact conditional given
-  the path (:func:`_path`, :func:`_common_trend`). The pairs' offsets around
-  their mean are a zero-sum normal. The same model as the walk and the
-  trends sampled apart.
-* Each component of the path is sampled centred or non-centred from the
-  data (:func:`walk_centring`), by the classic rule of
+* Increments summed into a walk would tie the early increments, which move
+  every later week, to each other and to the walk's sd; the walk is
+  sampled in orthonormal coordinates instead. Its slowest Karhunen-Loeve
+  component (:func:`walk_basis`) is almost a straight line (98.6% of its
+  square in 52 weeks), so the walk and the trend would both explain a
+  straight movement of the window, which the counts see only as a sum: a
+  ridge. The coordinates are therefore ``b``, the path along the unit
+  trend direction ``xhat``, and ``r``, the walk orthogonal to it in the
+  eigenbasis of its covariance there (:func:`path_basis`): ``r ~ Normal(0,
+  sd² diag(mu))`` exactly, and ``b | r`` normal with the walk's part along
+  ``xhat`` plus the stage's *common* trend (its global trend plus the mean
+  of its pairs' offsets, independent of the offsets around that mean)
+  times ``|x - mean(x)|``. The common trend is drawn back from its exact
+  conditional given ``b`` and ``r`` (standard normal
+  ``arrival_trend_common_z``), the pairs' offsets around their mean are a
+  zero-sum normal. The same model as the walk and the trends sampled
+  apart, without the ridge: the counts see ``b``, and its split into walk
+  and trend is the prior's.
+* Each coordinate is sampled centred or non-centred from the data
+  (:func:`walk_centring`), by the classic rule of
   :mod:`~simengine.fitting._pooling`: centred where the counts' precision
-  about it times its prior variance is at least 1. Thick cells pin the slow
-  components (centred, else the non-centred standard normals would tie to
-  the walk's sd in a banana) and leave the fast ones to the prior
-  (non-centred, else a funnel). The choice is a data container
-  (``arrival_level_centred``), so the compiled model does not depend on it.
+  about it times its prior variance is at least 1. Thick cells pin ``b``
+  and the walk's slow components (centred, else the non-centred standard
+  normals would tie to the walk's sd in a banana) and leave the fast ones
+  to the prior (non-centred, else a funnel). The choice is a data
+  container (``arrival_level_centred``), so the compiled model does not
+  depend on it.
 * Log rates and trends are pooled across the cells of an entry stage around
   the stage's level, with a *fixed* pooling scale (``arrival_cell_sd``,
   ``arrival_trend_cell_sd``); for the log rates the stage's level is
   integrated out (:func:`~simengine.fitting._pooling.exchangeable_levels`),
-  for the trends it is part of the path (above). Cells of one
+  for the trends it is part of ``b`` (above). Cells of one
   funnel differ by 100x in volume (a niche product next to a best seller, a
   thin cell of 20 units next to one of 2,000), so a pooling scale learned
   from a handful of cells would be set by that spread and mostly by its
@@ -88,6 +92,7 @@ __all__ = [
     "OUTPUT_VARS",
     "WALK_SD_QUANTILE",
     "build_model",
+    "path_basis",
     "walk_basis",
     "walk_centring",
     "week_offsets",
@@ -301,7 +306,7 @@ def build_model(
             )
             log_rate = pt.set_subtensor(log_rate[sel], lv)
         # the path: a random walk per entry stage plus the stage's common
-        # trend, sampled together (see the module docstring and _path)
+        # trend, sampled together (see the module docstring and path_basis)
         n_w = data.n_weeks
         entry_used = np.unique(pe)
         level_sd = scale_prior("arrival_level_sd_raw", priors.arrival_level_sd, dims="entry_stage")
