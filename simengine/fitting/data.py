@@ -421,6 +421,30 @@ def never_leaving_share(
     return min(surv, 1.0 - 1e-9) if np.exp(-m) < alpha else 0.0
 
 
+_GROUP_KEYS = ["cell", "step", "period", "age"]
+
+
+def _group_arrays(
+    frames: list[pd.DataFrame], prefix: str, values: dict[object, str]
+) -> dict[str, np.ndarray]:
+    """Concatenate per-step unit groups, sort them by (cell, step, period, age), as arrays.
+
+    Returns ``{prefix}_cell``, ``_step``, ``_period`` (int64), ``_age`` and
+    one float64 array ``{prefix}_{name}`` per ``values`` column (empty
+    arrays when there are no groups).
+    """
+    if not frames:
+        ints = {f"{prefix}_{k}": np.zeros(0, np.int64) for k in _GROUP_KEYS[:3]}
+        floats = {f"{prefix}_{n}": np.zeros(0) for n in ["age", *values.values()]}
+        return ints | floats
+    g = pd.concat(frames, ignore_index=True).sort_values(_GROUP_KEYS, kind="stable")
+    out = {f"{prefix}_{k}": g[k].to_numpy(np.int64) for k in _GROUP_KEYS[:3]}
+    out[f"{prefix}_age"] = g["age"].to_numpy(np.float64)
+    for col, name in values.items():
+        out[f"{prefix}_{name}"] = g[col].to_numpy(np.float64)
+    return out
+
+
 def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
     """Return each record's cell label (``segment_by`` values joined by ``/``)."""
     parts = [df[c].astype(str) for c in spec.segment_by]
@@ -585,43 +609,13 @@ def build_data(
             age = np.maximum(-t_from[opn], MIN_DELAY_DAYS)
             g = pd.DataFrame({"cell": c[opn], "step": j - 1, "period": per[opn], "age": age})
             groups.append(g.groupby(["cell", "step", "period", "age"]).size().reset_index())
-    if groups:
-        og = pd.concat(groups, ignore_index=True)
-        og = og.sort_values(["cell", "step", "period", "age"], kind="stable")
-        open_cell = og["cell"].to_numpy(np.int64)
-        open_step = og["step"].to_numpy(np.int64)
-        open_period = og["period"].to_numpy(np.int64)
-        open_age = og["age"].to_numpy(np.float64)
-        open_count = og[0].to_numpy(np.float64)
-    else:
-        open_cell = open_step = open_period = np.zeros(0, np.int64)
-        open_age = open_count = np.zeros(0)
-
-    trunc_arrays: dict[str, np.ndarray] = {}
-    if tgroups:
-        tg = pd.concat(tgroups, ignore_index=True)
-        tg = tg.sort_values(["cell", "step", "period", "age"], kind="stable")
-        trunc_arrays = {
-            "trunc_cell": tg["cell"].to_numpy(np.int64),
-            "trunc_step": tg["step"].to_numpy(np.int64),
-            "trunc_period": tg["period"].to_numpy(np.int64),
-            "trunc_age": tg["age"].to_numpy(np.float64),
-            "trunc_count": tg[0].to_numpy(np.float64),
-        }
-
-    if recent:
-        rg = pd.concat(recent, ignore_index=True)
-        rg = rg.sort_values(["cell", "step", "period", "age"], kind="stable")
-        rec_arrays = {
-            "recent_cell": rg["cell"].to_numpy(np.int64),
-            "recent_step": rg["step"].to_numpy(np.int64),
-            "recent_period": rg["period"].to_numpy(np.int64),
-            "recent_age": rg["age"].to_numpy(np.float64),
-            "recent_count": rg["count"].to_numpy(np.float64),
-            "recent_converted": rg["converted"].to_numpy(np.float64),
-        }
-    else:
-        rec_arrays = {}
+    open_arrays = _group_arrays(groups, "open", {0: "count"})
+    trunc_arrays = _group_arrays(tgroups, "trunc", {0: "count"}) if tgroups else {}
+    rec_arrays = (
+        _group_arrays(recent, "recent", {"count": "count", "converted": "converted"})
+        if recent
+        else {}
+    )
 
     # Arrivals: complete 7-day weeks ending the day before as-of, within the data.
     weeks = 0
@@ -682,11 +676,7 @@ def build_data(
         loss_n=l_n,
         loss_sum_log=l_s1,
         loss_sum_log2=l_s2,
-        open_cell=open_cell,
-        open_step=open_step,
-        open_period=open_period,
-        open_age=open_age,
-        open_count=open_count,
+        **open_arrays,
         entry_stages=entry_stages,
         arrival_counts=arrival_counts,
         arrival_active=arrival_active,
