@@ -306,8 +306,8 @@ def build_model(
     -------
     pymc.Model
         With deterministics ``conversion(cell, step)`` (last drift period),
-        ``conversion_by_period(cell, step, period)``, ``delay_mu(cell, step)``,
-        ``delay_sigma(cell, step)`` and potentials ``conversion_loglik``,
+        ``conversion_by_period(cell, step, period)``, ``dormant(cell, step)``,
+        ``delay_mu(cell, step)``, ``delay_sigma(cell, step)`` and potentials ``conversion_loglik``,
         ``delay_loglik``, ``censored_loglik``.
     """
     n_cells, n_steps, n_periods = data.n_converted.shape
@@ -396,7 +396,7 @@ def build_model(
         # log p and log (1 - p - r): the won and lost shares of all units
         log_p = log_keep[None, :, None] - pt.softplus(-logit)
         log_1mp = log_keep[None, :, None] - pt.softplus(logit)
-        # log (r / (1 - p - r) ... ) is added per open group in log_survival
+        # log r, added to the open units' survival in log_survival where r > 0
         log_r = pt.log(pt.maximum(r_step, 1e-300))
 
         # --- delays (lognormal), pooled
