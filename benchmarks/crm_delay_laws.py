@@ -21,6 +21,18 @@ dormant share of non-converters, which never leave):
 * ``mixFG+q``: ``F`` and ``G`` both mixtures;
 * ``cohort+q``: ``F`` and ``G`` mixtures whose slow-component share is per
   entry month (the export's delays are bimodal *by cohort month*).
+* ``LNs+q``: lognormal ``F`` and ``G`` with one shared log-sd, and ``q``;
+* ``LNc`` / ``LNc+q``: ``G`` = ``F`` (the outcome independent of the time
+  to resolve), without and with ``q``;
+* ``WB`` / ``WB+q``: Weibull ``F`` and ``G`` (a lighter tail), without and
+  with ``q``;
+* ``LN|KM``: lognormal, a share ``r`` of all units never leaves, ``r``
+  fixed at :func:`km_plateau` (``p <= 1 - r``, ``q = r / (1 - p)``); the
+  law the conversion fit now uses
+  (:func:`simengine.fitting.data.never_leaving_share`);
+* ``LN|qKM``: lognormal, ``q`` fixed at :func:`km_dormant`, ``p`` free.
+
+``--laws`` and ``--origins`` (comma-separated) select a subset.
 
 ``--delayed-entry`` adds the deals engaged before the first recorded close
 (left truncation, detected by
@@ -32,7 +44,7 @@ drift, point estimates.
 
 Usage::
 
-    .venv/bin/python benchmarks/crm_delay_laws.py [--delayed-entry]
+    .venv/bin/python benchmarks/crm_delay_laws.py [--delayed-entry] [--laws LN,LN|KM]
 """
 
 from __future__ import annotations
