@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -160,9 +160,13 @@ def _run_case(
 
 
 def _worker_init(filters: list[Any]) -> None:
-    """Start a case worker with the caller's warning filters (so errors stay errors)."""
+    """Start a case worker with the caller's warning filters (so errors stay errors).
+
+    PyTensor's BLAS notice is ignored on top of them, as in a worker of
+    :func:`~simengine.backtest.run.run_backtest` (the worker imports PyMC afresh).
+    """
+    cast(list[Any], warnings.filters)[:] = filters
     ignore_pytensor_blas_notice()
-    warnings.filters[:] = filters
 
 
 def run_synthetic(
