@@ -277,8 +277,8 @@ def test_normal_score_band_has_its_size_and_power():
 
 @pytest.mark.slow
 @pytest.mark.heavy
-# 20 fits + 20 x 20,000 paths on two worker processes (docs/validation-tests.md
-# has the measured time); past the suite's 1800 s default on a loaded machine.
+# 20 fits + 20 x 20,000 paths on two worker processes (its time on this machine:
+# docs/validation-tests.md); past the suite's 1800 s default on a loaded machine.
 @pytest.mark.timeout(10800)
 def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
     """P(hit the realised revenue) is uniform over synthetic histories: two-sided checks.
@@ -316,17 +316,19 @@ def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
     )
     seeds = list(range(1, SYNTH_SEEDS + 1))
     scores = run_synthetic(seeds, spec, tmp_path, cfg, fc, history_weeks=52, workers=workers)
-    # The fits are allowed to miss the convergence gate (the forecaster records
-    # it, with one retry at more tuning, in posterior.nc); how many did is printed.
-    gates = {}
+    # The fits are allowed to miss the convergence gate: it asks ESS >= 400 of
+    # every variable, which 2 x 200 draws cannot give (the forecaster records
+    # the gate and its one retry in posterior.nc); the attempts are printed.
+    missed = 0
     for s in seeds:
         post = next((tmp_path / f"seed-{s}" / "origins").glob("*/posterior.nc"))
         with xr.open_dataset(post, group="posterior", engine="h5netcdf") as ds:
-            gates[s] = (ds.attrs["simengine_converged"], ds.attrs["simengine_fit_attempts"])
-    missed = {s: a for s, (ok, a) in gates.items() if str(ok).lower() not in ("true", "1")}
-    print(f"fits that missed the convergence gate: {len(missed)} of {len(seeds)}")
-    for s, attempts in missed.items():
-        print(f"  seed {s}: {attempts}")
+            ok = str(ds.attrs["simengine_converged"]).lower() == "true"
+            attempts = json.loads(ds.attrs["simengine_fit_attempts"])
+        missed += not ok
+        passed = {part: [a["passed"] for a in tries] for part, tries in attempts.items()}
+        print(f"seed {s}: gate passed {ok}, attempts passed per part {passed}")
+    print(f"fits that missed the convergence gate: {missed} of {len(seeds)}")
     cal = calibration(scores).set_index("rows").loc["total"]
     sim = scores[scores["method"] == "simengine"]
     tot = sim[sim["segment"] == "total"]
