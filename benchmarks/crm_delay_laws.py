@@ -21,6 +21,18 @@ dormant share of non-converters, which never leave):
 * ``mixFG+q``: ``F`` and ``G`` both mixtures;
 * ``cohort+q``: ``F`` and ``G`` mixtures whose slow-component share is per
   entry month (the export's delays are bimodal *by cohort month*).
+* ``LNs+q``: lognormal ``F`` and ``G`` with one shared log-sd, and ``q``;
+* ``LNc`` / ``LNc+q``: ``G`` = ``F`` (the outcome independent of the time
+  to resolve), without and with ``q``;
+* ``WB`` / ``WB+q``: Weibull ``F`` and ``G`` (a lighter tail), without and
+  with ``q``;
+* ``LN|KM``: lognormal, a share ``r`` of all units never leaves, ``r``
+  fixed at :func:`km_plateau` (``p <= 1 - r``, ``q = r / (1 - p)``); the
+  law the conversion fit now uses
+  (:func:`simengine.fitting.data.never_leaving_share`);
+* ``LN|qKM``: lognormal, ``q`` fixed at :func:`km_dormant`, ``p`` free.
+
+``--laws`` and ``--origins`` (comma-separated) select a subset.
 
 ``--delayed-entry`` adds the deals engaged before the first recorded close
 (left truncation, detected by
@@ -32,7 +44,7 @@ drift, point estimates.
 
 Usage::
 
-    .venv/bin/python benchmarks/crm_delay_laws.py [--delayed-entry]
+    .venv/bin/python benchmarks/crm_delay_laws.py [--delayed-entry] [--laws LN,LN|KM]
 """
 
 from __future__ import annotations
@@ -55,7 +67,20 @@ DATA = REPO.parent / "shared" / "data" / "crm-opportunities" / "sales_pipeline.c
 SPEC = REPO / "models" / "crm-opportunities.toml"
 ORIGINS = ["2017-04-30", "2017-05-31", "2017-06-30", "2017-07-31", "2017-08-31", "2017-09-30"]
 PERIOD = 91.0
-LAWS = ("LN", "LN+q", "mixF+q", "mixFG+q", "cohort+q")
+LAWS = (
+    "LN",
+    "LN+q",
+    "mixF+q",
+    "mixFG+q",
+    "cohort+q",
+    "LNs+q",
+    "LNc",
+    "LNc+q",
+    "WB",
+    "WB+q",
+    "LN|KM",
+    "LN|qKM",
+)
 
 
 def _lpdf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
@@ -66,8 +91,24 @@ def _lsf(x: np.ndarray, mu: float, s: float) -> np.ndarray:
     return norm.logsf((np.log(x) - mu) / s)
 
 
-def _law(theta: np.ndarray, w_logit: np.ndarray | None) -> Callable[[np.ndarray, bool], np.ndarray]:
+def _weibull(theta: np.ndarray) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """Log density / log survival of a Weibull (log scale, log shape)."""
+    lam, k = theta[0], np.exp(theta[1])
+
+    def f(x: np.ndarray, dens: bool) -> np.ndarray:
+        z = np.log(x) - lam
+        h = np.exp(k * z)
+        return np.log(k) - lam + (k - 1.0) * z - h if dens else -h
+
+    return f
+
+
+def _law(
+    theta: np.ndarray, w_logit: np.ndarray | None, weibull: bool = False
+) -> Callable[[np.ndarray, bool], np.ndarray]:
     """Log density / log survival of a lognormal (2 params) or mixture (4 + weight)."""
+    if weibull:
+        return _weibull(theta)
     if w_logit is None:
         mu, s = theta[0], np.exp(theta[1])
         return lambda x, dens: _lpdf(x, mu, s) if dens else _lsf(x, mu, s)
@@ -82,6 +123,52 @@ def _law(theta: np.ndarray, w_logit: np.ndarray | None) -> Callable[[np.ndarray,
     return f
 
 
+def km_plateau(units: pd.DataFrame) -> float:
+    """Product-limit share never closed, at the largest recorded closing age.
+
+    All-cause Kaplan-Meier of the time to close with delayed entry (a unit
+    seen from age ``a0`` on is at risk only from then): the nonparametric
+    estimate of the never-resolving share (Maller and Zhou's cure-fraction
+    estimate), read where the last closure was recorded.
+    """
+    closed = (units.state != "open").to_numpy()
+    dur = units.dur.to_numpy(float)
+    a0 = np.nan_to_num(units.a0.to_numpy(float), nan=0.0)
+    times = np.unique(dur[closed])
+    ev = np.searchsorted(times, dur[closed])
+    d = np.bincount(ev, minlength=times.size).astype(float)
+    # at risk at t: entered before t (a0 < t) and not yet out (dur >= t)
+    n_in = np.searchsorted(np.sort(a0), times, side="left")
+    n_out = np.searchsorted(np.sort(dur), times, side="left")
+    at_risk = n_in - n_out
+    return float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
+
+
+def km_dormant(units: pd.DataFrame) -> float:
+    """Nonparametric dormant share of non-converters: ``S / (S + CIF_loss)`` at the last closure.
+
+    ``S`` is the all-cause product-limit survival (delayed entry) and
+    ``CIF_loss`` the Aalen-Johansen cumulative incidence of loss, both at the
+    largest recorded closing age.
+    """
+    closed = (units.state != "open").to_numpy()
+    lost = (units.state == "lost").to_numpy()
+    dur = units.dur.to_numpy(float)
+    a0 = np.nan_to_num(units.a0.to_numpy(float), nan=0.0)
+    times = np.unique(dur[closed])
+    ev = np.searchsorted(times, dur[closed])
+    d = np.bincount(ev, minlength=times.size).astype(float)
+    dl = np.bincount(np.searchsorted(times, dur[lost]), minlength=times.size).astype(float)
+    at_risk = np.searchsorted(np.sort(a0), times, side="left") - np.searchsorted(
+        np.sort(dur), times, side="left"
+    )
+    n = np.maximum(at_risk, 1)
+    s = np.cumprod(1.0 - d / n)
+    s_before = np.r_[1.0, s[:-1]]
+    cif_loss = float(np.sum(s_before * dl / n))
+    return float(s[-1] / (s[-1] + cif_loss))
+
+
 def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]:
     """MLE of one law on the units (columns dur, state, a0 (NaN: no delayed entry), month)."""
     won = (units.state == "won").to_numpy()
@@ -93,7 +180,12 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
     mi = np.searchsorted(months, units.month.to_numpy())
     mixf = law in ("mixF+q", "mixFG+q", "cohort+q")
     mixg = law in ("mixFG+q", "cohort+q")
-    dorm = law != "LN"
+    dorm = law not in ("LN", "WB", "LNc")
+    r_km = km_plateau(units) if law == "LN|KM" else None
+    q_km = km_dormant(units) if law == "LN|qKM" else None
+    wb = law.startswith("WB")
+    shared = law == "LNs+q"
+    common = law.startswith("LNc")
     n_m = len(months) if law == "cohort+q" else 1
     nf, ng = (4 if mixf else 2), (4 if mixg else 2)
 
@@ -101,11 +193,21 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
         i = 0
         lp = x[i]
         i += 1
+        if r_km is not None:
+            # p = (1 - r) expit(x0); q = r / (1 - p): a share r of all units never leaves
+            pp = (1.0 - r_km) * expit(lp)
+            lp = np.log(pp / (1.0 - pp))
+            qq = r_km / (1.0 - pp)
+            lqk = np.log(qq / (1.0 - qq))
         th_f = x[i : i + nf]
         i += nf
         th_g = x[i : i + ng]
         i += ng
         lq = x[i] if dorm else -np.inf
+        if r_km is not None:
+            lq = lqk
+        if q_km is not None:
+            lq = np.log(q_km / (1.0 - q_km))
         i += 1
         w = x[i : i + n_m] if mixf else None
         return lp, th_f, th_g, lq, w
@@ -113,7 +215,11 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
     def laws(x: np.ndarray, idx: np.ndarray) -> tuple:
         lp, th_f, th_g, lq, w = unpack(x)
         wu = None if w is None else (w[mi[idx]] if n_m > 1 else w[0])
-        return lp, _law(th_f, wu), _law(th_g, wu if mixg else None), lq
+        if shared:  # G takes F's log-sd (a common shape)
+            th_g = np.r_[th_g[0], th_f[1]]
+        if common:  # G is F (the outcome independent of the time to resolve)
+            th_g = th_f
+        return lp, _law(th_f, wu, wb), _law(th_g, wu if mixg else None, wb), lq
 
     def survival(lp: float, lq: float, sf: np.ndarray, sg: np.ndarray) -> np.ndarray:
         logp, log1p = -np.logaddexp(0, -lp), -np.logaddexp(0, lp)
@@ -147,8 +253,10 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
             best = r
     assert best is not None
     lp, _, _, lq, _ = unpack(best.x)
+    xb = best.x.copy()
+    xb[0] = lp
     return {
-        "x": best.x,
+        "x": xb,
         "nll": best.fun,
         "p": expit(lp),
         "q": expit(lq) if dorm else 0.0,
@@ -191,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--delayed-entry", action="store_true")
+    ap.add_argument("--laws", default=",".join(LAWS), help="comma-separated subset of the laws")
+    ap.add_argument("--origins", default=",".join(ORIGINS))
     args = ap.parse_args(argv)
     from simengine.config.spec import load_spec
     from simengine.fitting.data import detect_left_truncation
@@ -199,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = load_spec(SPEC)
     recs = load_records(args.data, spec)
     rows = []
-    for o in ORIGINS:
+    for o in args.origins.split(","):
         origin = pd.Timestamp(o)
         end = origin + pd.Timedelta(days=PERIOD)
         t0d = detect_left_truncation(recs, spec, dt.date.fromisoformat(o))
@@ -214,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         rem = np.maximum(((end - e[new]).dt.days + 0.5).to_numpy(float), 0.5)
         new_month = df_month(e[new]).to_numpy()
         months = np.unique(units.month.to_numpy())
-        for law in LAWS:
+        for law in args.laws.split(","):
             fit = _fit(units, law, months)
             x, surv = fit["x"], fit["survival"]
             lp, q = x[0], fit["q"]
@@ -266,6 +376,13 @@ def _fit_view(law: str, x: np.ndarray, months: np.ndarray, unit_months: np.ndarr
     mixg = law in ("mixFG+q", "cohort+q")
     nf, ng = (4 if mixf else 2), (4 if mixg else 2)
     th_f, th_g = x[1 : 1 + nf], x[1 + nf : 1 + nf + ng]
+    wb = law.startswith("WB")
+    if law == "LNs+q":
+        th_g = np.r_[th_g[0], th_f[1]]
+    if law.startswith("LNc"):
+        th_g = th_f
+    if wb:
+        return _law(th_f, None, True), _law(th_g, None, True)
     w_all = x[2 + nf + ng :] if mixf else None
     if w_all is None:
         w = None

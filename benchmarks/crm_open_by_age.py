@@ -4,7 +4,8 @@ For each posterior file (``<backtest out>/origins/<date>/posterior.nc``) the
 deals open at its as-of date are grouped by age (days since engagement);
 per group, the posterior mean over draws of the engine's closed form (a
 deal open at age ``a`` converts with
-``p S_F(a) / (p S_F(a) + (1 - p) S_G(a))`` and is then won within the
+``p S_F(a) / (p S_F(a) + (1 - p) ((1 - q) S_G(a) + q))``, ``q`` the
+posterior's ``dormant`` share of non-converters (0 when absent), and is then won within the
 period with ``(S_F(a) - S_F(a + H)) / S_F(a)``; lognormal ``F`` and ``G``
 per cell) beside the number of those deals the export shows won in the
 period ``as_of + 1 .. as_of + H``. It tells whether the open pipeline's
@@ -68,7 +69,8 @@ def main(paths: list[str]) -> None:
         la, lah = np.log(age)[:, None], np.log(age + H)[:, None]
         sfa, sfah = _sf(la, mu[ci], sg[ci]), _sf(lah, mu[ci], sg[ci])
         sga = _sf(la, lmu[ci], lsg[ci])
-        conv = pc[ci] * sfa / (pc[ci] * sfa + (1.0 - pc[ci]) * sga)
+        q = draws("dormant")[ci] if "dormant" in post else 0.0
+        conv = pc[ci] * sfa / (pc[ci] * sfa + (1.0 - pc[ci]) * ((1.0 - q) * sga + q))
         w_model = (conv * (sfa - sfah) / sfa).mean(axis=1)
         opn = (e <= as_of) & (close.isna() | (close > as_of))
         a_real = (as_of - e[opn]).dt.days.clip(lower=0.5).to_numpy()
@@ -84,7 +86,11 @@ def main(paths: list[str]) -> None:
             }
         )
         table.index.name = "age_days"
-        print(f"== {p} (as of {as_of.date()}, mean conversion {pc.mean():.3f})")
+        q_mean = float(post["dormant"].mean()) if "dormant" in post else 0.0
+        print(
+            f"== {p} (as of {as_of.date()}, mean conversion {pc.mean():.3f}, "
+            f"mean dormant {q_mean:.3f})"
+        )
         print(table.to_string())
         print(f"total: model {w_model.sum():,.1f}, realised {int(won_in.sum())}")
         # the deals engaged in the period: how many were ever won, of the closed, in it

@@ -26,13 +26,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from simengine._quiet import ignore_pytensor_blas_notice
 from simengine.backtest.run import BacktestConfig, OriginForecaster, run_backtest
 from simengine.backtest.summary import coverage_band
 from simengine.config.spec import FunnelSpec
@@ -122,6 +127,48 @@ def random_shifts(seed: int) -> object:
     )
 
 
+def _run_case(
+    seed: int,
+    spec: FunnelSpec,
+    out_dir: Path,
+    cfg: BacktestConfig,
+    forecaster: OriginForecaster,
+    history_weeks: int,
+    case_config: object | None,
+    progress: Callable[[dt.date, str], None] | None = None,
+) -> pd.DataFrame:
+    """Generate, fit, simulate and score one case (in this process or a worker)."""
+    from simengine.io.atomic import atomic_file
+    from simengine.io.records import as_of_view
+
+    records, origin, truth = synthetic_case(seed, history_weeks, case_config)
+    case_dir = out_dir / f"seed-{seed}"
+    case_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(case_dir / "truth.json", force=True) as tmp:
+        tmp.write_text(json.dumps(truth), encoding="utf-8")
+    scores, _ = run_backtest(
+        records,
+        spec,
+        [origin],
+        case_dir,
+        cfg,
+        forecaster,
+        as_of_view=as_of_view,
+        on_origin=progress,
+    )
+    return scores.assign(seed=seed)
+
+
+def _worker_init(filters: list[Any]) -> None:
+    """Start a case worker with the caller's warning filters (so errors stay errors).
+
+    PyTensor's BLAS notice is ignored on top of them, as in a worker of
+    :func:`~simengine.backtest.run.run_backtest` (the worker imports PyMC afresh).
+    """
+    cast(list[Any], warnings.filters)[:] = filters
+    ignore_pytensor_blas_notice()
+
+
 def run_synthetic(
     seeds: Sequence[int],
     spec: FunnelSpec,
@@ -132,8 +179,17 @@ def run_synthetic(
     history_weeks: int = 52,
     config: object | Callable[[int], object] | None = None,
     on_case: Callable[[int, str], None] | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Backtest one origin of each synthetic seed; resumable per seed.
+
+    Cases are independent (a case's data, fit and paths depend on its seed
+    and the settings only), so ``workers > 1`` runs them in that many
+    spawned processes, each taking the next case when it is free; a worker
+    keeps its compiled models across the cases it runs
+    (:mod:`simengine.fitting._compiled`), and its serial stretches (model
+    compilation, data set-up, predictive checks) overlap the other worker's
+    sampling. The scores are bitwise those of a serial run, in seed order.
 
     Parameters
     ----------
@@ -146,55 +202,76 @@ def run_synthetic(
     cfg : BacktestConfig
         Must have ``period_days == PERIOD_DAYS``.
     forecaster : OriginForecaster
-        simengine's forecaster (:func:`~simengine.backtest.run.simengine_forecaster`).
+        simengine's forecaster (:func:`~simengine.backtest.run.simengine_forecaster`);
+        picklable when ``workers > 1`` (a :class:`~simengine.backtest.run.SimengineForecaster`
+        without a block map or progress callback).
     history_weeks : int
         See :func:`synthetic_case`.
     config : SynthConfig or callable, optional
         Generator parameters, or a function of the seed that returns them
         (e.g. :func:`random_shifts`).
     on_case : callable, optional
-        Progress ``(seed, status)``.
+        Progress ``(seed, status)``, called in this process (status
+        ``"queued"`` when a case is handed to a worker).
+    workers : int
+        Cases run at a time, each in its own spawned process (1 = in this
+        process). The workers inherit this process's warning filters.
 
     Returns
     -------
     DataFrame
         Every case's scores with a ``seed`` column.
-    """
-    from simengine.io.atomic import atomic_file
-    from simengine.io.records import as_of_view
 
+    Raises
+    ------
+    ValueError
+        If ``cfg.period_days`` is not :data:`PERIOD_DAYS` or ``workers < 1``.
+    """
     if cfg.period_days != PERIOD_DAYS:
         raise ValueError(f"synthetic cases need period_days={PERIOD_DAYS}")
-    frames = []
-    for seed in seeds:
-        case_config = config(seed) if callable(config) else config
-        records, origin, truth = synthetic_case(seed, history_weeks, case_config)
-        case_dir = out_dir / f"seed-{seed}"
-        case_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(case_dir / "truth.json", force=True) as tmp:
-            tmp.write_text(json.dumps(truth), encoding="utf-8")
-        progress: Callable[[dt.date, str], None] | None = None
-        if on_case is not None:
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    configs = {s: config(s) if callable(config) else config for s in seeds}
+    frames: list[pd.DataFrame] = []
+    if workers == 1 or len(seeds) <= 1:
+        for seed in seeds:
+            progress: Callable[[dt.date, str], None] | None = None
+            if on_case is not None:
 
-            def progress(
-                origin: dt.date,
-                status: str,
-                s: int = seed,
-                report: Callable[[int, str], None] = on_case,
-            ) -> None:
-                report(s, status)
+                def progress(
+                    origin: dt.date,
+                    status: str,
+                    s: int = seed,
+                    report: Callable[[int, str], None] = on_case,
+                ) -> None:
+                    report(s, status)
 
-        scores, _ = run_backtest(
-            records,
-            spec,
-            [origin],
-            case_dir,
-            cfg,
-            forecaster,
-            as_of_view=as_of_view,
-            on_origin=progress,
-        )
-        frames.append(scores.assign(seed=seed))
+            frames.append(
+                _run_case(
+                    seed, spec, out_dir, cfg, forecaster, history_weeks, configs[seed], progress
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(seeds)),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(list(warnings.filters),),
+    ) as pool:
+        futures = []
+        for seed in seeds:
+            futures.append(
+                pool.submit(
+                    _run_case, seed, spec, out_dir, cfg, forecaster, history_weeks, configs[seed]
+                )
+            )
+            if on_case is not None:
+                on_case(seed, "queued")
+        for seed, fut in zip(seeds, futures, strict=True):
+            frames.append(fut.result())
+            if on_case is not None:
+                on_case(seed, "scored")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -294,12 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     """Run the synthetic calibration and print the pooled tables.
 
     ``python -m simengine.backtest.synthetic --seeds 1-8 --out DIR
-    [--draws --tune --chains --paths --history-weeks --shifts]``.
+    [--draws --tune --chains --paths --history-weeks --shifts --workers]``.
     """
     import argparse
 
     from simengine._quiet import ignore_pytensor_blas_notice
-    from simengine.backtest.run import simengine_forecaster
+    from simengine.backtest.run import simengine_forecaster, threads_per_worker
     from simengine.config.spec import load_spec
 
     ap = argparse.ArgumentParser(description="simengine calibration on synthetic truth")
@@ -311,6 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--history-weeks", type=int, default=52)
+    ap.add_argument(
+        "--workers", type=int, default=1, help="cases run at a time in worker processes"
+    )
     ap.add_argument(
         "--shifts",
         action="store_true",
@@ -328,7 +408,9 @@ def main(argv: list[str] | None = None) -> None:
     fc = simengine_forecaster(
         cfg,
         fit_overrides={"draws": args.draws, "tune": args.tune, "chains": args.chains},
-        on_step=lambda o, st: print(f"  {st}", flush=True),
+        threads=threads_per_worker(args.workers) if args.workers > 1 else None,
+        # a lambda cannot go to worker processes; the cases' progress is printed here
+        on_step=None if args.workers > 1 else lambda o, st: print(f"  {st}", flush=True),
     )
     scores = run_synthetic(
         seeds,
@@ -339,6 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         history_weeks=args.history_weeks,
         config=random_shifts if args.shifts else None,
         on_case=lambda s, st: print(f"seed {s}: {st}", flush=True),
+        workers=args.workers,
     )
     pd.set_option("display.width", 200)
     tot = scores[scores["segment"] == "total"]

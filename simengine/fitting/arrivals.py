@@ -26,15 +26,39 @@ complete weeks before the as-of date (``FunnelData.arrival_counts``)::
   posterior width would follow the walk's sd (a funnel: wide when the walk is
   free, narrow when it is flat) and the level and trend would trade off
   along a ridge; the two forms are the same model up to the prior location
-  of ``log_rate``. The walk itself is sampled non-centred in its
-  orthonormal (Karhunen-Loeve) basis (:func:`walk_basis`), where the counts
-  inform each standard-normal component separately; increments summed into
-  a walk would tie the early increments, which move every later week, to
-  each other and to the walk's sd.
+  of ``log_rate``.
+* Increments summed into a walk would tie the early increments, which move
+  every later week, to each other and to the walk's sd; the walk is
+  sampled in orthonormal coordinates instead. Its slowest Karhunen-Loeve
+  component (:func:`walk_basis`) is almost a straight line (98.6% of its
+  square in 52 weeks), so the walk and the trend would both explain a
+  straight movement of the window, which the counts see only as a sum: a
+  ridge. The coordinates are therefore ``b``, the path along the unit
+  trend direction ``xhat``, and ``r``, the walk orthogonal to it in the
+  eigenbasis of its covariance there (:func:`path_basis`): ``r ~ Normal(0,
+  sd² diag(mu))`` exactly, and ``b | r`` normal with the walk's part along
+  ``xhat`` plus the stage's *common* trend (its global trend plus the mean
+  of its pairs' offsets, independent of the offsets around that mean)
+  times ``|x - mean(x)|``. The common trend is drawn back from its exact
+  conditional given ``b`` and ``r`` (standard normal
+  ``arrival_trend_common_z``), the pairs' offsets around their mean are a
+  zero-sum normal. The same model as the walk and the trends sampled
+  apart, without the ridge: the counts see ``b``, and its split into walk
+  and trend is the prior's.
+* Each coordinate is sampled centred or non-centred from the data
+  (:func:`walk_centring`), by the classic rule of
+  :mod:`~simengine.fitting._pooling`: centred where the counts' precision
+  about it times its prior variance is at least 1. Thick cells pin ``b``
+  and the walk's slow components (centred, else the non-centred standard
+  normals would tie to the walk's sd in a banana) and leave the fast ones
+  to the prior (non-centred, else a funnel). The choice is a data
+  container (``arrival_level_centred``), so the compiled model does not
+  depend on it.
 * Log rates and trends are pooled across the cells of an entry stage around
   the stage's level, with a *fixed* pooling scale (``arrival_cell_sd``,
-  ``arrival_trend_cell_sd``) and the stage's level integrated out
-  (:func:`~simengine.fitting._pooling.exchangeable_levels`). Cells of one
+  ``arrival_trend_cell_sd``); for the log rates the stage's level is
+  integrated out (:func:`~simengine.fitting._pooling.exchangeable_levels`),
+  for the trends it is part of ``b`` (above). Cells of one
   funnel differ by 100x in volume (a niche product next to a best seller, a
   thin cell of 20 units next to one of 2,000), so a pooling scale learned
   from a handful of cells would be set by that spread and mostly by its
@@ -62,17 +86,24 @@ import pytensor.tensor as pt
 
 from simengine.fitting._pooling import exchangeable_levels
 from simengine.fitting.data import FunnelData
-from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
+from simengine.fitting.priors import DEFAULT_PRIORS, SCALE_PRIOR_SHAPE, Priors, scale_prior
 
 __all__ = [
     "OUTPUT_VARS",
+    "WALK_SD_QUANTILE",
     "build_model",
+    "path_basis",
     "walk_basis",
+    "walk_centring",
     "week_offsets",
 ]
 
 OUTPUT_VARS = ("arrival_rate", "arrival_dispersion", "arrival_trend", "arrival_level_sd")
 """Posterior variables of this model that go into the posterior file."""
+
+
+WALK_SD_QUANTILE = 0.1
+"""Posterior quantile of the walk's sd at which :func:`walk_centring` applies the centring rule."""
 
 
 def walk_basis(n_weeks: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +135,125 @@ def walk_basis(n_weeks: int) -> tuple[np.ndarray, np.ndarray]:
 def week_offsets(n_weeks: int) -> np.ndarray:
     """Midpoints of the window's weeks, in weeks relative to the as-of date."""
     return np.arange(n_weeks, dtype=np.float64) - n_weeks + 0.5
+
+
+def _walk_sd_estimate(comp: np.ndarray, lam: np.ndarray, noise: float, prior_mean: float) -> float:
+    """Approximate lower posterior decile of the walk's weekly sd from its projected components.
+
+    ``comp[k] ~ Normal(0, sd² lam[k] + noise)`` (the walk's Karhunen-Loeve
+    components observed with the counts' noise), times the sd's gamma prior
+    (:func:`~simengine.fitting.priors.scale_prior`), on a grid. The lower
+    decile, not a central value: a component sampled centred makes a funnel
+    where the sampler visits small sds, so it is centred only where the
+    counts pin it across the sd's posterior (when the counts show no walk at
+    all the posterior is wide, spread over the prior's low end).
+    """
+    grid = np.geomspace(1e-4, 2.0, 400)
+    var = grid[:, None] ** 2 * lam[None, :] + noise
+    loglik = -0.5 * np.sum(np.log(var) + comp[None, :] ** 2 / var, axis=1)
+    shape = SCALE_PRIOR_SHAPE
+    # the gamma density times d(sd) = sd d(log sd) on the log-spaced grid
+    logpost = loglik + shape * np.log(grid) - shape / prior_mean * grid
+    w = np.exp(logpost - logpost.max())
+    cdf = np.cumsum(w) / w.sum()
+    return float(grid[np.searchsorted(cdf, WALK_SD_QUANTILE)])
+
+
+def _common_trend_sd(n_pairs: int, priors: Priors, trend: bool) -> float:
+    """Prior sd of an entry stage's common trend: its global trend plus its pairs' mean offset."""
+    if not trend or n_pairs == 0:
+        return 0.0
+    return float(np.sqrt(priors.arrival_trend_sd**2 + priors.arrival_trend_cell_sd**2 / n_pairs))
+
+
+def walk_centring(
+    data: FunnelData, priors: Priors = DEFAULT_PRIORS, *, trend: bool = True
+) -> np.ndarray:
+    """Which coordinates of each entry stage's path are sampled centred.
+
+    Column 0 is ``b``, the path along the trend's direction (the walk's part
+    there plus the common trend), the others the walk orthogonal to it
+    (:func:`path_basis`). The classic rule
+    (:func:`~simengine.fitting._pooling.centred_mask`): centred where the
+    counts' precision about the coordinate times its prior variance (``sd²
+    mu[k]``, or ``sd² nu + s² |x - mean(x)|²`` for ``b``, ``s`` the common
+    trend's prior sd) is at least 1. A coordinate's likelihood precision is
+    the Fisher information of the stage's log level in one week (orthonormal
+    basis), ``sum_p m_p / (1 + d_p m_p)`` over the stage's pairs (mean
+    weekly count ``m_p``, dispersion ``d_p``, a moment estimate from the
+    weekly differences, which the slow level hardly moves). The walk's sd is
+    its approximate posterior's lower decile (:func:`_walk_sd_estimate`,
+    :data:`WALK_SD_QUANTILE`) given the projections ``basis' y`` of the
+    precision-weighted weekly log counts ``y``. Thick pairs then sample the
+    trend's direction and the slow components of the walk (which their
+    counts pin down) centred and the fast ones non-centred; a path the
+    counts can hardly see is non-centred throughout.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_entry_stages, n_weeks - 1)
+    """
+    n_entry = data.arrival_active.shape[1]
+    n_w = data.n_weeks
+    out = np.zeros((n_entry, max(n_w - 1, 0)), bool)
+    if n_w < 2:
+        return out
+    _, basis, mu, _, nu = path_basis(n_w)
+    x = week_offsets(n_w)
+    xc2 = float(np.sum((x - x.mean()) ** 2))
+    pc, pe = np.nonzero(data.arrival_active)
+    for e in np.unique(pe):
+        y = np.asarray(data.arrival_counts[pc[pe == e], e, :], dtype=np.float64)
+        m = y.mean(axis=1)
+        half_var = 0.5 * np.mean(np.diff(y, axis=1) ** 2, axis=1)
+        d = np.maximum(0.0, (half_var - m) / np.maximum(m, 1e-12) ** 2)
+        info = m / (1.0 + d * m)
+        prec = float(info.sum())
+        if not prec > 0:
+            continue
+        log_level = info @ np.log((y + 0.5) / (m[:, None] + 0.5)) / prec
+        sd = _walk_sd_estimate(basis.T @ log_level, mu, 1.0 / prec, priors.arrival_level_sd)
+        trend_var = _common_trend_sd(y.shape[0], priors, trend) ** 2 * xc2
+        out[e, 0] = prec * (sd**2 * nu + trend_var) >= 1.0
+        out[e, 1:] = prec * sd**2 * mu >= 1.0
+    return out
+
+
+def path_basis(n_weeks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Split the walk's coordinates into the trend's direction and the walk orthogonal to it.
+
+    ``xhat`` is the unit vector along the centred week offsets ``x -
+    mean(x)``; ``basis`` (``n_weeks x n_weeks - 2``) and ``mu`` the
+    eigenvectors and eigenvalues of the covariance ``P K P`` of the unit
+    walk (relative to its mean, ``K`` of :func:`walk_basis`) projected
+    orthogonally to ``xhat`` (``P``). In these coordinates the walk is ``r =
+    basis' walk ~ Normal(0, diag(mu))`` and ``xhat' walk | r ~
+    Normal(k'diag(mu)⁻¹r, nu)`` with ``k = basis' K xhat`` and ``nu =
+    xhat'K xhat - k'diag(mu)⁻¹k``.
+
+    Returns
+    -------
+    xhat : ndarray, shape (n_weeks,)
+    basis : ndarray, shape (n_weeks, n_weeks - 2)
+    mu : ndarray, shape (n_weeks - 2,)
+    k : ndarray, shape (n_weeks - 2,)
+    nu : float
+    """
+    t = np.arange(n_weeks, dtype=np.float64)
+    centre = np.eye(n_weeks) - 1.0 / n_weeks
+    cov = centre @ np.minimum.outer(t, t) @ centre
+    xc = t - t.mean()
+    xhat = xc / np.linalg.norm(xc)
+    proj = centre - np.outer(xhat, xhat)
+    mu, vec = np.linalg.eigh(proj @ cov @ proj)
+    order = np.argsort(mu)[::-1][: n_weeks - 2]
+    basis = vec[:, order]
+    peak = basis[np.argmax(np.abs(basis), axis=0), np.arange(basis.shape[1])]
+    basis = basis * np.sign(peak)
+    mu = np.maximum(mu[order], 1e-300)
+    k = basis.T @ cov @ xhat
+    nu = float(xhat @ cov @ xhat - np.sum(k**2 / mu))
+    return xhat, basis, mu, k, max(nu, 0.0)
 
 
 def build_model(
@@ -155,37 +305,81 @@ def build_model(
                 np.ones(sel.size, bool),
             )
             log_rate = pt.set_subtensor(log_rate[sel], lv)
-        # local level: a random walk per entry stage, sampled centred on the
-        # window's mean (see the module docstring)
+        # the path: a random walk per entry stage plus the stage's common
+        # trend, sampled together (see the module docstring and path_basis)
         n_w = data.n_weeks
         entry_used = np.unique(pe)
         level_sd = scale_prior("arrival_level_sd_raw", priors.arrival_level_sd, dims="entry_stage")
+        xc = x - x.mean()
+        n_per = np.bincount(pe, minlength=n_entry)
+        common_sd = np.array([_common_trend_sd(int(n), priors, trend) for n in n_per])
         if n_w > 1:
-            basis, lam = walk_basis(n_w)
-            z = pm.Normal("arrival_level_z", 0.0, 1.0, shape=(n_entry, n_w - 1))
-            walk = (level_sd[:, None] * np.sqrt(lam)[None, :] * z) @ basis.T
+            # coordinates: b along the trend's direction xhat, r the walk
+            # orthogonal to it (path_basis); b = the walk's part along xhat
+            # plus the common trend's g |xc|. Each sampled centred (c = 1) or
+            # non-centred (c = 0) as walk_centring chooses from the counts: a
+            # data container, so the compiled graph does not depend on it
+            xhat, basis, mu, kv, nu = path_basis(n_w)
+            c = pm.Data(
+                "arrival_level_centred",
+                walk_centring(data, priors, trend=trend).astype(np.float64),
+            )
+            c_b, c_r = c[:, 0], c[:, 1:]
+            r_sd = level_sd[:, None] * np.sqrt(mu)[None, :]
+            r_raw = pm.Normal(
+                "arrival_level_z", 0.0, c_r * r_sd + (1.0 - c_r), shape=(n_entry, n_w - 2)
+            )
+            r = r_raw * (c_r + (1.0 - c_r) * r_sd)
+            # b | r: the walk's part along xhat given r, plus the common trend
+            b_mean = pt.sum(r * (kv / mu)[None, :], axis=1)
+            walk_var = level_sd**2 * nu
+            trend_var = (common_sd * np.linalg.norm(xc)) ** 2
+            b_sd = pt.sqrt(walk_var + trend_var)
+            b_raw = pm.Normal(
+                "arrival_path_b", c_b * b_mean, c_b * b_sd + (1.0 - c_b), shape=n_entry
+            )
+            b = c_b * b_raw + (1.0 - c_b) * (b_mean + b_sd * b_raw)
+            path = b[:, None] * xhat[None, :] + r @ basis.T
+            common = None
+            if trend:
+                # g |xc| | b, r: the trend's share of b - b_mean (exact conditional)
+                resid = b - b_mean
+                share = trend_var / (walk_var + trend_var)
+                z_g = pm.Normal("arrival_trend_common_z", 0.0, 1.0, shape=n_entry)
+                g_x = share * resid + pt.sqrt(share * walk_var) * z_g
+                common = g_x / np.linalg.norm(xc)
         else:
-            walk = pt.zeros((n_entry, 1))
+            path = pt.zeros((n_entry, 1))
+            common = None
+        slope = pt.zeros(n_pairs)
+        dev_slope = pt.zeros(n_pairs)
+        walk = path
+        if trend:
+            if common is None:
+                g = pm.Normal("arrival_trend_common_z", 0.0, 1.0, shape=n_entry) * common_sd
+            else:
+                g = common
+                walk = path - g[:, None] * xc[None, :]
+            for e in entry_used:
+                sel = np.flatnonzero(pe == e)
+                dev = pt.zeros(sel.size)
+                if sel.size > 1:
+                    # the pairs' offsets around their mean, independent of it
+                    dev = pm.ZeroSumNormal(
+                        f"arrival_trend_{data.entry_stages[e]}_dev",
+                        sigma=priors.arrival_trend_cell_sd,
+                        shape=sel.size,
+                    )
+                slope = pt.set_subtensor(slope[sel], g[e] + dev)
+                dev_slope = pt.set_subtensor(dev_slope[sel], dev)
         pm.Deterministic("arrival_level", walk - walk[:, -1:], dims=("entry_stage", "week"))
         used = np.zeros(n_entry)
         used[entry_used] = 1.0
         pm.Deterministic("arrival_level_sd", level_sd * used, dims="entry_stage")
-        slope = pt.zeros(n_pairs)
-        if trend:
-            for e in np.unique(pe):
-                sel = np.flatnonzero(pe == e)
-                tr = exchangeable_levels(
-                    f"arrival_trend_{data.entry_stages[e]}",
-                    0.0,
-                    priors.arrival_trend_sd,
-                    priors.arrival_trend_cell_sd,
-                    np.ones(sel.size, bool),
-                )
-                slope = pt.set_subtensor(slope[sel], tr)
         root_d = pm.HalfNormal("arrival_dispersion_root", priors.arrival_dispersion_sd, dims="pair")
         disp = root_d**2
-        xc = x - x.mean()
-        mean = pt.exp(log_rate[:, None] + walk[pe, :] + slope[:, None] * xc[None, :])
+        # path + dev * xc = walk + slope * xc: the likelihood sees the path
+        mean = pt.exp(log_rate[:, None] + path[pe, :] + dev_slope[:, None] * xc[None, :])
         # the level at the as-of date (x = 0) without walk beyond the last week
         as_of_rate = pt.exp(log_rate + walk[pe, -1] - slope * x.mean())
         # observed counts as a data container: a compiled model refits new counts

@@ -5,15 +5,24 @@ conversion probability ``p = conversion[c, s, t]`` and lognormal delay
 ``F``/``f`` (``delay_mu[c, s]``, ``delay_sigma[c, s]``), the likelihood is
 
 * converted after ``d`` days: ``p f(d)``;
-* lost before converting, after ``l`` days: ``(1 - p) g(l)``;
+* lost before converting, after ``l`` days: ``(1 - p - r) g(l)``;
 * still open at the as-of date, aged ``a`` days:
-  ``p (1 - F(a)) + (1 - p) (1 - G(a))``.
+  ``p (1 - F(a)) + (1 - p - r) (1 - G(a)) + r``.
 
-The posterior contract also knows a dormant share of non-converters that
-never leave (``dormant``); this model does not fit it: with one lognormal
-delay law it is confounded with a long delay tail, and where the window of
-recorded exits is short it took most non-converters as dormant (CRM export,
-docs/validation-crm.md).
+``r`` is the share of the step's units that never leave it (deals left
+open in a CRM for good), per step, *not* fitted here but estimated from the
+data by :func:`~simengine.fitting.data.never_leaving_share` (the
+product-limit survival of the time to leave at the largest recorded
+leaving age, kept only where the follow-up after it shows a plateau; 0
+otherwise, and then the model is the plain cure model). It is not a model
+parameter because a lognormal ``F`` fitted to delays spread over two orders
+of magnitude has a tail that explains any old open unit as a late win: a
+fitted share went to 0 and the old open units were read as slow wins, the
+older the surer (CRM export, docs/validation-crm.md), which lifted ``p``
+and the forecast. The conversion logit is the won share of the units that
+leave, ``p = (1 - r) sigmoid(logit)``; the posterior file's ``dormant`` is
+the never-leaving share of the non-converters, ``r / (1 - p)``, which the
+engine, the outlook and the reference play.
 
 ``G``/``g`` is a lognormal time to loss per cell and step (pooled
 cell-around-step), written to the posterior file as ``loss_mu`` and
@@ -114,6 +123,7 @@ OUTPUT_VARS = (
     "delay_sigma",
     "loss_mu",
     "loss_sigma",
+    "dormant",
     "conversion_drift_sd",
     "conversion_cohort_sd",
 )
@@ -296,8 +306,8 @@ def build_model(
     -------
     pymc.Model
         With deterministics ``conversion(cell, step)`` (last drift period),
-        ``conversion_by_period(cell, step, period)``, ``delay_mu(cell, step)``,
-        ``delay_sigma(cell, step)`` and potentials ``conversion_loglik``,
+        ``conversion_by_period(cell, step, period)``, ``dormant(cell, step)``,
+        ``delay_mu(cell, step)``, ``delay_sigma(cell, step)`` and potentials ``conversion_loglik``,
         ``delay_loglik``, ``censored_loglik``.
     """
     n_cells, n_steps, n_periods = data.n_converted.shape
@@ -314,6 +324,12 @@ def build_model(
         "period": list(range(n_periods)),
     }
     with pm.Model(coords=coords) as model:
+        # likelihood data (pm.Data: a compiled model can be refitted to new
+        # statistics of the same funnel, e.g. nutpie's with_data)
+        d = {k: pm.Data(k, v) for k, v in data_arrays(data).items()}
+        # the share of each step's units that never leave (data, module docstring)
+        r_step = d["never_leaving"]
+        log_keep = pt.log1p(-r_step)  # log(1 - r), (step,)
         # --- conversion, logit scale, last period
         n_from = (
             data.n_converted.sum(axis=2)
@@ -367,12 +383,21 @@ def build_model(
         pm.Deterministic("conversion_drift_sd", tau)
         # the sd of a future cohort's fresh effect (0 without drift or with the term off)
         pm.Deterministic("conversion_cohort_sd", tau_c)
-        pm.Deterministic("conversion", pm.math.sigmoid(logit_last), dims=("cell", "step"))
+        keep = (1.0 - r_step)[None, :]
+        p_last = keep * pm.math.sigmoid(logit_last)
+        pm.Deterministic("conversion", p_last, dims=("cell", "step"))
         pm.Deterministic(
-            "conversion_by_period", pm.math.sigmoid(logit), dims=("cell", "step", "period")
+            "conversion_by_period",
+            keep[:, :, None] * pm.math.sigmoid(logit),
+            dims=("cell", "step", "period"),
         )
-        log_p = -pt.softplus(-logit)
-        log_1mp = -pt.softplus(logit)
+        # the never-leaving share of the non-converters (0 where r is 0)
+        pm.Deterministic("dormant", r_step[None, :] / (1.0 - p_last), dims=("cell", "step"))
+        # log p and log (1 - p - r): the won and lost shares of all units
+        log_p = log_keep[None, :, None] - pt.softplus(-logit)
+        log_1mp = log_keep[None, :, None] - pt.softplus(logit)
+        # log r, added to the open units' survival in log_survival where r > 0
+        log_r = pt.log(pt.maximum(r_step, 1e-300))
 
         # --- delays (lognormal), pooled
         n_d = data.delay_n
@@ -424,9 +449,7 @@ def build_model(
         )[None, :] + pt.zeros((n_cells, n_steps))
         pm.Deterministic("loss_sigma", pt.exp(loss_log_sigma), dims=("cell", "step"))
 
-        # --- likelihood from sufficient statistics (pm.Data: a compiled model can be
-        # refitted to new statistics of the same funnel, e.g. nutpie's with_data)
-        d = {k: pm.Data(k, v) for k, v in data_arrays(data).items()}
+        # --- likelihood from sufficient statistics
         pm.Potential(
             "conversion_loglik",
             pt.sum(d["n_converted"] * log_p) + pt.sum(d["n_lost"] * log_1mp),
@@ -441,11 +464,13 @@ def build_model(
                 d["loss_n"], d["loss_sum_log"], d["loss_sum_log2"], loss_mu, loss_log_sigma
             ),
         )
+
         def log_survival(i3: Any, i2: Any, log_a: Any) -> Any:
-            """log(p S_F(a) + (1 - p) S_G(a)) of groups at (cell, step, period) ``i3``.
+            """log(p S_F(a) + (1 - p - r) S_G(a) + r) of groups at (cell, step, period) ``i3``.
 
             A unit still in a step at age ``a`` either converts later
-            (``p S_F(a)``) or is lost later (``(1 - p) S_G(a)``). Each group's
+            (``p S_F(a)``), is lost later (``(1 - p - r) S_G(a)``) or never
+            leaves (``r``; the term is skipped where ``r`` is 0). Each group's
             flat (cell, step, period) and (cell, step) positions are data too
             (one integer index each, whose gradient is a plain indexed add), so
             the number of groups may differ between refits.
@@ -458,7 +483,10 @@ def build_model(
             surv_loss = log_1mp.flatten()[i3] + _normal_lsf(
                 at(loss_mu), at(pt.exp(loss_log_sigma)), log_a
             )
-            return pt.logaddexp(surv_conv, surv_loss)
+            leave = pt.logaddexp(surv_conv, surv_loss)
+            lr = at(log_r[None, :] + pt.zeros((n_cells, n_steps)))
+            rr = at(r_step[None, :] + pt.zeros((n_cells, n_steps)))
+            return pt.switch(pt.gt(rr, 0.0), pt.logaddexp(leave, lr), leave)
 
         if data.open_count.size:
             # open at the as-of date: censored at its age
@@ -500,6 +528,11 @@ def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
         "loss_sum_log2": data.loss_sum_log2,
         "open_log_age": np.log(data.open_age),
         "open_count": np.asarray(data.open_count, np.float64),
+        "never_leaving": (
+            np.asarray(data.never_leaving, np.float64)
+            if np.size(data.never_leaving)
+            else np.zeros(n_steps)
+        ),
     }
     if np.size(data.trunc_count):
         ts = np.asarray(data.trunc_cell, np.int64) * n_steps + np.asarray(data.trunc_step, np.int64)

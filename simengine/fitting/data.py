@@ -63,6 +63,7 @@ import pandas as pd
 from simengine.config.spec import CELL_SEP, FunnelSpec
 
 __all__ = [
+    "DORMANT_ALPHA",
     "MAX_DRIFT_PERIODS",
     "MIN_DELAY_DAYS",
     "RECENT_DAYS",
@@ -73,6 +74,7 @@ __all__ = [
     "detect_left_truncation",
     "first_exit",
     "known_at",
+    "never_leaving_share",
     "relative_days",
 ]
 
@@ -87,6 +89,9 @@ RECENT_DAYS = 91
 
 TRUNCATION_ALPHA = 1e-3
 """Level of :func:`detect_left_truncation`'s test of a complete export."""
+
+DORMANT_ALPHA = 1e-3
+"""Level of :func:`never_leaving_share`'s test that the follow-up shows a plateau."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -161,6 +166,10 @@ class FunnelData:
     recent_deal_n, recent_deal_sum_log : ndarray of float64, shape (cell,)
         Count and sum of log amounts of the deals won in the last
         :data:`RECENT_DAYS` days.
+    never_leaving : ndarray of float64, shape (step,)
+        Share of the units entering each step's from-stage that never leave
+        it (:func:`never_leaving_share`, the step's cells pooled; 0 where
+        the follow-up shows no plateau). Default: zeros.
     """
 
     stages: tuple[str, ...]
@@ -203,6 +212,7 @@ class FunnelData:
     trunc_period: IntArray = field(default_factory=_empty_int)
     trunc_age: FloatArray = field(default_factory=_empty_float)
     trunc_count: FloatArray = field(default_factory=_empty_float)
+    never_leaving: FloatArray = field(default_factory=_empty_float)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -347,6 +357,94 @@ def detect_left_truncation(
     return x0 if np.exp(-m) < alpha else None
 
 
+def never_leaving_share(
+    age: FloatArray,
+    closed: npt.NDArray[np.bool_],
+    entry_age: FloatArray,
+    *,
+    alpha: float = DORMANT_ALPHA,
+) -> float:
+    """Share of units that never leave a step, from the product-limit estimate of its plateau.
+
+    A CRM often keeps deals open for good (nobody closes them). A smooth
+    delay law cannot tell those from slow closers: a lognormal fitted to
+    delays spread over two orders of magnitude has a tail that explains any
+    old open unit as a late win or loss. This estimate does not depend on
+    a law's tail. The all-cause Kaplan-Meier survival of the time to leave
+    (delayed entry: a unit seen from age ``entry_age`` on is at risk from
+    then) is read at the largest recorded leaving age ``t``: its value there
+    is the nonparametric estimate of the never-leaving share (Maller and
+    Zhou's cure fraction). It is kept only where the follow-up past ``t``
+    shows a plateau: with the hazard of leaving over ``(t/2, t]`` (leavers
+    per unit-day at risk) the units still at risk after ``t`` would be
+    expected to leave ``m`` times in their exposure after ``t``, and none
+    did, which a law without a plateau shows with Poisson probability
+    ``exp(-m)``; below ``alpha`` the plateau is taken, else the share is 0
+    (follow-up too short to tell).
+
+    Parameters
+    ----------
+    age : ndarray of float64
+        Per unit: age at leaving (closed) or at the as-of date (open), days.
+    closed : ndarray of bool
+        Whether the unit left (converted or lost) by the as-of date.
+    entry_age : ndarray of float64
+        Age from which the unit is seen (0, or its age at the start of a
+        left-truncated export).
+    alpha : float
+        Level of the plateau test (:data:`DORMANT_ALPHA`).
+
+    Returns
+    -------
+    float
+        The share, in ``[0, 1)``.
+    """
+    age = np.asarray(age, np.float64)
+    closed = np.asarray(closed, bool)
+    a0 = np.minimum(np.asarray(entry_age, np.float64), age)
+    if not closed.any():
+        return 0.0
+    times, d = np.unique(age[closed], return_counts=True)
+    t_max = float(times[-1])
+    # at risk at t: seen from before t (a0 < t) and still in the step (age >= t)
+    at_risk = np.searchsorted(np.sort(a0), times, side="left") - np.searchsorted(
+        np.sort(age), times, side="left"
+    )
+    surv = float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
+    lo = 0.5 * t_max
+    exposure = np.clip(np.minimum(age, t_max) - np.maximum(a0, lo), 0.0, None).sum()
+    n_tail = float(np.sum(closed & (age > lo)))
+    if exposure <= 0.0 or n_tail == 0.0:
+        return 0.0
+    beyond = np.clip(age - np.maximum(a0, t_max), 0.0, None).sum()
+    m = n_tail / exposure * beyond
+    return min(surv, 1.0 - 1e-9) if np.exp(-m) < alpha else 0.0
+
+
+_GROUP_KEYS = ["cell", "step", "period", "age"]
+
+
+def _group_arrays(
+    frames: list[pd.DataFrame], prefix: str, values: dict[object, str]
+) -> dict[str, np.ndarray]:
+    """Concatenate per-step unit groups, sort them by (cell, step, period, age), as arrays.
+
+    Returns ``{prefix}_cell``, ``_step``, ``_period`` (int64), ``_age`` and
+    one float64 array ``{prefix}_{name}`` per ``values`` column (empty
+    arrays when there are no groups).
+    """
+    if not frames:
+        ints = {f"{prefix}_{k}": np.zeros(0, np.int64) for k in _GROUP_KEYS[:3]}
+        floats = {f"{prefix}_{n}": np.zeros(0) for n in ["age", *values.values()]}
+        return ints | floats
+    g = pd.concat(frames, ignore_index=True).sort_values(_GROUP_KEYS, kind="stable")
+    out = {f"{prefix}_{k}": g[k].to_numpy(np.int64) for k in _GROUP_KEYS[:3]}
+    out[f"{prefix}_age"] = g["age"].to_numpy(np.float64)
+    for col, name in values.items():
+        out[f"{prefix}_{name}"] = g[col].to_numpy(np.float64)
+    return out
+
+
 def cell_labels(df: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
     """Return each record's cell label (``segment_by`` values joined by ``/``)."""
     parts = [df[c].astype(str) for c in spec.segment_by]
@@ -442,6 +540,7 @@ def build_data(
     groups: list[pd.DataFrame] = []
     recent: list[pd.DataFrame] = []
     tgroups: list[pd.DataFrame] = []
+    never_leaving = np.zeros(n_steps)
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
         if observed_from is not None:
@@ -473,6 +572,14 @@ def build_data(
         np.add.at(l_n[:, j - 1], c[lst], 1.0)
         np.add.at(l_s1[:, j - 1], c[lst], logl)
         np.add.at(l_s2[:, j - 1], c[lst], logl**2)
+        # the step's never-leaving share (cells pooled), from each unit's age at
+        # leaving or at as-of and the age it is seen from (delayed entry)
+        exit_at = np.where(conv, rel[frm, j], np.where(lst, lost[frm], 0.0))
+        never_leaving[j - 1] = never_leaving_share(
+            np.maximum(exit_at - t_from, MIN_DELAY_DAYS),
+            conv | lst,
+            np.where(trunc, t0 - t_from, 0.0),
+        )
         if trunc.any():
             g = pd.DataFrame(
                 {
@@ -502,43 +609,13 @@ def build_data(
             age = np.maximum(-t_from[opn], MIN_DELAY_DAYS)
             g = pd.DataFrame({"cell": c[opn], "step": j - 1, "period": per[opn], "age": age})
             groups.append(g.groupby(["cell", "step", "period", "age"]).size().reset_index())
-    if groups:
-        og = pd.concat(groups, ignore_index=True)
-        og = og.sort_values(["cell", "step", "period", "age"], kind="stable")
-        open_cell = og["cell"].to_numpy(np.int64)
-        open_step = og["step"].to_numpy(np.int64)
-        open_period = og["period"].to_numpy(np.int64)
-        open_age = og["age"].to_numpy(np.float64)
-        open_count = og[0].to_numpy(np.float64)
-    else:
-        open_cell = open_step = open_period = np.zeros(0, np.int64)
-        open_age = open_count = np.zeros(0)
-
-    trunc_arrays: dict[str, np.ndarray] = {}
-    if tgroups:
-        tg = pd.concat(tgroups, ignore_index=True)
-        tg = tg.sort_values(["cell", "step", "period", "age"], kind="stable")
-        trunc_arrays = {
-            "trunc_cell": tg["cell"].to_numpy(np.int64),
-            "trunc_step": tg["step"].to_numpy(np.int64),
-            "trunc_period": tg["period"].to_numpy(np.int64),
-            "trunc_age": tg["age"].to_numpy(np.float64),
-            "trunc_count": tg[0].to_numpy(np.float64),
-        }
-
-    if recent:
-        rg = pd.concat(recent, ignore_index=True)
-        rg = rg.sort_values(["cell", "step", "period", "age"], kind="stable")
-        rec_arrays = {
-            "recent_cell": rg["cell"].to_numpy(np.int64),
-            "recent_step": rg["step"].to_numpy(np.int64),
-            "recent_period": rg["period"].to_numpy(np.int64),
-            "recent_age": rg["age"].to_numpy(np.float64),
-            "recent_count": rg["count"].to_numpy(np.float64),
-            "recent_converted": rg["converted"].to_numpy(np.float64),
-        }
-    else:
-        rec_arrays = {}
+    open_arrays = _group_arrays(groups, "open", {0: "count"})
+    trunc_arrays = _group_arrays(tgroups, "trunc", {0: "count"}) if tgroups else {}
+    rec_arrays = (
+        _group_arrays(recent, "recent", {"count": "count", "converted": "converted"})
+        if recent
+        else {}
+    )
 
     # Arrivals: complete 7-day weeks ending the day before as-of, within the data.
     weeks = 0
@@ -599,11 +676,7 @@ def build_data(
         loss_n=l_n,
         loss_sum_log=l_s1,
         loss_sum_log2=l_s2,
-        open_cell=open_cell,
-        open_step=open_step,
-        open_period=open_period,
-        open_age=open_age,
-        open_count=open_count,
+        **open_arrays,
         entry_stages=entry_stages,
         arrival_counts=arrival_counts,
         arrival_active=arrival_active,
@@ -613,6 +686,7 @@ def build_data(
         snapshot=snap,
         recent_deal_n=recent_deal_n,
         recent_deal_sum_log=recent_deal_s1,
+        never_leaving=never_leaving,
         **rec_arrays,
         **trunc_arrays,
     )

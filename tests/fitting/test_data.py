@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy.special import gammaln
 
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting.arrivals import week_offsets
-from simengine.fitting.data import MIN_DELAY_DAYS, build_data, known_at
+from simengine.fitting.data import MIN_DELAY_DAYS, build_data, known_at, never_leaving_share
 
 AS_OF = dt.date(2026, 1, 5)
 
@@ -46,10 +47,20 @@ def tiny(records_factory, spec_factory):
     return df, spec
 
 
-def test_conversion_sufficient_stats_match_brute_force(tiny):
+@pytest.mark.parametrize("r", [None, 0.15])
+def test_conversion_sufficient_stats_match_brute_force(tiny, r):
+    """The potentials equal the per-unit likelihood, with and without a never-leaving share.
+
+    ``r`` None: the share :func:`build_data` estimated (0 on this synthetic
+    funnel); 0.15: set per step, so a won unit has ``p``, a lost one
+    ``1 - p - r`` and an open one ``p S_F + (1 - p - r) S_G + r``.
+    """
     df, spec = tiny
     data = build_data(df, spec, AS_OF)
     assert data.n_periods == 4  # 300 days back, 91-day periods
+    if r is not None:
+        data = dataclasses.replace(data, never_leaving=np.full(len(data.steps), r))
+    r_step = data.never_leaving
     model = conversion.build_model(data)
     point = _random_point(model, 1)
     p_tp, mu, sigma, loss_mu = _eval(
@@ -83,13 +94,13 @@ def test_conversion_sufficient_stats_match_brute_force(tiny):
             elif not pd.isna(r["lost_at"]):
                 el = max((r["lost_at"] - t0).days, MIN_DELAY_DAYS)
                 g = stats.lognorm.logpdf(el, s=loss_sigma[j - 1], scale=np.exp(loss_mu[c, j - 1]))
-                total += np.log1p(-p) + g
+                total += np.log1p(-p - r_step[j - 1]) + g
                 n_terms["lost"] += 1
             else:
                 age = max((cut - t0).days, MIN_DELAY_DAYS)
                 sf = stats.lognorm.sf(age, s=sigma[c, j - 1], scale=np.exp(mu[c, j - 1]))
                 sg = stats.lognorm.sf(age, s=loss_sigma[j - 1], scale=np.exp(loss_mu[c, j - 1]))
-                total += np.log(p * sf + (1 - p) * sg)
+                total += np.log(p * sf + (1 - p - r_step[j - 1]) * sg + r_step[j - 1])
                 n_terms["open"] += 1
     assert min(n_terms.values()) > 20  # every kind of term is exercised
     assert got == pytest.approx(total, rel=1e-9, abs=1e-6)
@@ -201,3 +212,73 @@ def test_entry_stages_and_inactive_pairs(records_factory, spec_factory):
     c = data.cells.index("smb/web")
     assert data.arrival_active[c].tolist() == [False, True]
     assert data.arrival_active[:, 1].sum() == 1
+
+
+def _leaving_units(
+    rng: np.random.Generator, n: int, r: float, span: float, mu: float, sigma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Units entered uniformly over ``span`` days before the as-of date.
+
+    A share ``r`` never leaves; the others leave after a lognormal(``mu``,
+    ``sigma``) time. Returns (age at leaving or at as-of, left, entry age 0).
+    """
+    follow = rng.uniform(0.0, span, n)
+    stays = rng.random(n) < r
+    t = rng.lognormal(mu, sigma, n)
+    left = ~stays & (t <= follow)
+    return np.where(left, t, follow), left, np.zeros(n)
+
+
+def test_never_leaving_share_recovers_the_plateau():
+    """The estimate of a known never-leaving share sits in its binomial band (alpha 1e-4).
+
+    20,000 units over 600 days, 20% never leave, the others leave after a
+    lognormal time of median 20 days (log-sd 0.8: 99.99% within 400 days).
+    The units followed more than 400 days (a third) alone give a binomial
+    estimate with sd ``sqrt(r (1 - r) / n)``; the product-limit estimate uses
+    every unit and is at least as precise, so 4 of those sds (two-sided,
+    alpha about 6e-5) bound its error. Also with delayed entry: the units
+    entered before a cut 300 days back are kept only if still there at the
+    cut, and are at risk from their age at the cut on; counting them from
+    age 0 (mutation: no delayed entry) over-states the share beyond the band,
+    and so does a test that always refuses the plateau (0).
+    """
+    rng = np.random.default_rng(16)
+    r, n = 0.2, 20_000
+    age, left, a0 = _leaving_units(rng, n, r, 600.0, np.log(20.0), 0.8)
+    sd = np.sqrt(r * (1 - r) / np.sum(age > 400.0))
+    got = never_leaving_share(age, left, a0)
+    assert abs(got - r) < 4 * sd
+    # left-truncated at a cut 300 days back: a unit entered before it is in the
+    # export only if it had not left by then, and is at risk from its age at the cut
+    fol = rng.uniform(0.0, 600.0, n)
+    stays = rng.random(n) < r
+    t = rng.lognormal(np.log(20.0), 0.8, n)
+    left3 = ~stays & (t <= fol)
+    age3 = np.where(left3, t, fol)
+    a0_3 = np.maximum(fol - 300.0, 0.0)  # age at the cut (0 for later entries)
+    keep = ~(left3 & (age3 < a0_3))  # left before the cut: not in the export
+    got3 = never_leaving_share(age3[keep], left3[keep], a0_3[keep])
+    sd3 = np.sqrt(r * (1 - r) / np.sum(keep & (age3 > 400.0)))
+    assert abs(got3 - r) < 4 * sd3
+    # mutation: the survivors counted from age 0 (no delayed entry) over-state r
+    assert never_leaving_share(age3[keep], left3[keep], np.zeros(keep.sum())) - r > 4 * sd3
+
+
+def test_never_leaving_share_is_zero_without_a_plateau():
+    """Follow-up too short to show a plateau: 0, where the raw product limit is not.
+
+    Units followed at most 60 days, leaving after a lognormal time of median
+    20 days and log-sd 1.5 (a third still there at 60 days): the product
+    limit at the last leaving age is about 0.3, but the leavers' hazard
+    just before it predicts many more leavings than the none recorded after
+    it only when units are followed well past it. The test at alpha = 1
+    (mutation: no plateau test) returns the raw value. With long follow-up
+    and no never-leaving units the estimate is (near) 0 as well.
+    """
+    rng = np.random.default_rng(17)
+    age, left, a0 = _leaving_units(rng, 5_000, 0.0, 60.0, np.log(20.0), 1.5)
+    assert never_leaving_share(age, left, a0) == 0.0
+    assert never_leaving_share(age, left, a0, alpha=1.0) > 0.2
+    age, left, a0 = _leaving_units(rng, 5_000, 0.0, 2_000.0, np.log(20.0), 0.6)
+    assert never_leaving_share(age, left, a0) < 0.01
