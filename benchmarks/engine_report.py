@@ -351,6 +351,10 @@ def in_situ_lognormal_share(n_paths: int = 2000) -> dict[str, float]:
                     s.cum_sum,
                     s.cum_comp,
                     s.wcov_hist,
+                    s.batch_hist,
+                    s.batch_welford,
+                    s.batch_hit,
+                    s.batch_ttt_hist,
                 )
 
             run(3)

@@ -765,6 +765,30 @@ def _draw_of(path, n_paths, n_draws, grouped):  # pragma: no cover
     return path % n_draws
 
 
+@jit_inline
+def _batch_of(path, n_paths, n_draws, grouped, n_batches):  # pragma: no cover
+    """Return the Monte Carlo batch (``0 .. n_batches - 1``) of path ``path``.
+
+    Batch-means errors (:mod:`simengine.planning._runs`) are the spread of a
+    statistic across batches, and they estimate the run's error given its
+    posterior draws only if every batch holds every draw's paths in the
+    same proportion. So a batch is a stride through each draw's paths, not
+    a range of paths: with the paths ranked by (draw, order within the
+    draw), path of rank ``r`` is in batch ``r mod n_batches``. Each batch
+    then gets ``floor`` or ``ceil(m_d / n_batches)`` of a draw's ``m_d``
+    paths (the remainders rotate from draw to draw) and the batches are
+    equal to one path. Grouped (:func:`_draw_of`), the rank is the path
+    index; interleaved, the ``k``-th path of draw ``d`` has rank ``k`` plus
+    the paths of the draws before ``d``. A pure function of (path, n_paths,
+    n_draws), like the draw.
+    """
+    if grouped:
+        return path % n_batches
+    d = path % n_draws
+    before = d * (n_paths // n_draws) + min(d, n_paths % n_draws)
+    return (before + path // n_draws) % n_batches
+
+
 @jit
 def _path(root, path, n_paths, model, scratch):  # pragma: no cover
     """Simulate path ``path`` of a run of ``n_paths`` into ``scratch`` (row G = total).
@@ -1017,13 +1041,19 @@ def block_kernel(  # pragma: no cover
     cum_sum,
     cum_comp,
     wcov_hist,
+    batch_hist,
+    batch_welford,
+    batch_hit,
+    batch_ttt_hist,
 ):
     """Simulate paths ``first .. first + n - 1`` of a run of ``n_paths``; reduce into sketches.
 
     ``model`` as in :func:`paths_kernel`; the reduction arrays are the
     fields of :class:`~simengine.engine.blocks.BlockSummary`. All are filled
     from zero in path order, so a block's result depends only on (seed,
-    first, n, n_paths) and the inputs.
+    first, n, n_paths) and the inputs. The ``batch_*`` arrays (leading axis
+    the run's batches, length 0 for none) also reduce each path's revenue,
+    hit and time to target into its batch (:func:`_batch_of`).
     """
     G1 = model.targets.shape[0]
     K = 4 + 2 * (model.conversion.shape[2] + 1)
@@ -1037,6 +1067,7 @@ def block_kernel(  # pragma: no cover
     time_to_target = np.zeros(G1, np.int64)
     cum_revenue = np.zeros((G1, nd))
     week_coverage = np.zeros((G1, W))
+    n_batches = batch_hist.shape[0]
     for q in range(n):
         _one_path(
             root,
@@ -1081,3 +1112,21 @@ def block_kernel(  # pragma: no cover
                 cum_sum[g, i] = t
             for k in range(W):
                 wcov_hist[g, k, bin_index(week_coverage[g, k])] += 1
+        if n_batches > 0:
+            bb = _batch_of(
+                first + q, n_paths, model.conversion.shape[0], model.grouped_draws, n_batches
+            )
+            for g in range(G1):
+                x = scalars[g, 0]
+                batch_hist[bb, g, bin_index(x)] += 1
+                cnt = batch_welford[bb, g, 0] + 1.0
+                delta = x - batch_welford[bb, g, 1]
+                batch_welford[bb, g, 1] += delta / cnt
+                batch_welford[bb, g, 2] += delta * (x - batch_welford[bb, g, 1])
+                batch_welford[bb, g, 0] = cnt
+                if scalars[g, 1] >= 1.0:
+                    batch_hit[bb, g] += 1
+                if time_to_target[g] >= 0:
+                    batch_ttt_hist[bb, g, time_to_target[g]] += 1
+                else:
+                    batch_ttt_hist[bb, g, nd] += 1
