@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for k in order:
                 res = _run_child(trees[k], a, a.paths)
                 loads.append(os.getloadavg()[0])
+                line = {"round": r, "tree": k, **res, "load_average_1min": round(loads[-1], 2)}
+                print(json.dumps(line), file=sys.stderr, flush=True)  # each run as it ends
                 if k not in best or res["paths_per_s"] > best[k]["paths_per_s"]:
                     best[k] = res
         from simengine.engine.reference import reference_paths
