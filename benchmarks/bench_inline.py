@@ -54,12 +54,14 @@ def _compare(mods: dict[str, Any], params: Any, plan: Any, a: argparse.Namespace
     pr = prepare(params, plan)
     model, n_streams = _args(pr)
     root = _rng.root_seed(1)
-    scratches = {k: m._scratch(model, n_streams, m.TAIL_CACHE_MAX_ENTRIES) for k, m in mods.items()}
+    scratches = {
+        k: m._scratch(model, n_streams, m.TAIL_CACHE_MAX_ENTRIES, False) for k, m in mods.items()
+    }
 
     def play(k: str, n: int) -> None:
         m, sc = mods[k], scratches[k]
         for p in range(n):
-            m._path(root, np.int64(p), model, sc)
+            m._path(root, np.int64(p), np.int64(n), model, sc)
 
     for k in mods:  # compile
         play(k, 2)
@@ -67,7 +69,7 @@ def _compare(mods: dict[str, Any], params: Any, plan: Any, a: argparse.Namespace
     same = True
     for p in range(20):
         for k in mods:
-            mods[k]._path(root, np.int64(p), model, scratches[k])
+            mods[k]._path(root, np.int64(p), np.int64(20), model, scratches[k])
         ref = scratches["called"]
         for f in ("revenue", "pipeline_value", "pipeline_count", "entered", "source_revenue"):
             same &= bool(np.array_equal(getattr(scratches["inlined"], f), getattr(ref, f)))

@@ -227,10 +227,10 @@ def draws_per_path(n_paths: int = 2000, prepared: Any = None) -> dict[str, Any]:
     src = Path(kern.__file__).read_text()
     with tempfile.TemporaryDirectory() as tmp:
         mod = kernel_copy(tmp, "k_counting", _counting_source(src))
-        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES)
+        scratch = mod._scratch(model, n_streams, mod.TAIL_CACHE_MAX_ENTRIES, False)
         root = _rng.root_seed(1)
         for path in range(n_paths):
-            mod._path(root, np.int64(path), model, scratch)
+            mod._path(root, np.int64(path), np.int64(n_paths), model, scratch)
     tot = scratch[0][:, 4:].sum(axis=0).astype(np.float64)
     calls = {v: tot[i] / n_paths for i, v in enumerate(VARIATES) if tot[i] > 0}
     x = tot[_EXTRA:]
@@ -340,6 +340,7 @@ def in_situ_lognormal_share(n_paths: int = 2000) -> dict[str, float]:
                     rng.root_seed(1),
                     np.int64(0),
                     np.int64(n),
+                    np.int64(n),
                     *_args(pr),
                     s.scal_hist,
                     s.welford,
@@ -350,6 +351,10 @@ def in_situ_lognormal_share(n_paths: int = 2000) -> dict[str, float]:
                     s.cum_sum,
                     s.cum_comp,
                     s.wcov_hist,
+                    s.batch_hist,
+                    s.batch_welford,
+                    s.batch_hit,
+                    s.batch_ttt_hist,
                 )
 
             run(3)

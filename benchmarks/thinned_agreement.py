@@ -1,14 +1,20 @@
-"""Agreement of the thinned path model with the per-unit model, every output, large samples.
+"""Agreement of an engine variant with the per-unit model, every output, large samples.
+
+The variant (``--compare``): ``thinned`` (the thinned path model, paths
+grouped by draw as the default) or ``interleaved`` (the per-unit model with
+the interleaved path -> draw mapping ``i mod n_draws`` of before issue 17),
+each against the default: the per-unit model, paths grouped by draw.
 
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/thinned_agreement.py [--paths 1000000] [--threads 2]
+    nice -n 10 .venv/bin/python benchmarks/thinned_agreement.py --compare interleaved
     nice -n 10 .venv/bin/python benchmarks/thinned_agreement.py \
         --posterior DEMO/posterior.nc --plan DEMO/data/plan.toml
 
 Without ``--posterior``: the standard workload
 (:func:`engine_report.standard_workload`). Both models run ``--paths`` paths
-with independent seeds (per-unit seed 1, thinned seed 2), in chunks of
+with independent seeds (per-unit seed 1, the variant seed 2), in chunks of
 ``--chunk`` paths through :func:`~simengine.engine.run_paths` on
 ``--threads`` threads; only the compared columns are kept. The family, on
 the total unless said:
@@ -68,7 +74,7 @@ def collect(pr, n: int, seed: int, chunk: int, threads: int) -> tuple[dict[str, 
 
     def one(first: int) -> None:
         m = min(chunk, n - first)
-        pm = run_paths(pr, first, m, seed)
+        pm = run_paths(pr, first, m, seed, total=n)
         sl = slice(first, first + m)
         for k, name in enumerate(names):
             cols[f"total {name}"][sl] = pm.scalars[:, tot, k]
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--alpha", type=float, default=0.002)
     ap.add_argument("--posterior")
     ap.add_argument("--plan")
+    ap.add_argument("--compare", choices=("thinned", "interleaved"), default="thinned")
     a = ap.parse_args(argv)
     if a.posterior:
         from simengine.config.plan import load_plan
@@ -127,11 +134,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         (params, plan), workload = standard_workload(), "standard"
     pr = prepare(params, plan)
     per_unit, t_unit = collect(pr, a.paths, 1, a.chunk, a.threads)
-    thinned, t_thin = collect(replace(pr, thinned=1), a.paths, 2, a.chunk, a.threads)
+    variant = replace(pr, thinned=1) if a.compare == "thinned" else replace(pr, grouped_draws=0)
+    thinned, t_thin = collect(variant, a.paths, 2, a.chunk, a.threads)
     pvalues = family(thinned, per_unit)
     bad = rejected(pvalues, a.alpha)
     res: dict[str, object] = {
         "workload": workload,
+        "compare": a.compare,
         "paths_each": a.paths,
         "threads": a.threads,
         "checks": len(pvalues),
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "rejected": bad,
         "agree": not bad,
         "per_unit_paths_per_s": round(a.paths / t_unit, 1),
-        "thinned_paths_per_s": round(a.paths / t_thin, 1),
+        f"{a.compare}_paths_per_s": round(a.paths / t_thin, 1),
         "load_average_1min": os.getloadavg()[0],
         "pvalues": {k: float(f"{v:.4g}") for k, v in pvalues.items()},
     }

@@ -107,6 +107,9 @@ class KernelModel(NamedTuple):
     """(cell, entry_stage) 1 where the level walk applies (0 where the plan fixes the level)."""
     thinned: int
     """1 for the thinned path model (new units drawn by outcome class), 0 for the per-unit one."""
+    grouped_draws: int
+    """1: path ``i`` of ``n`` uses draw ``floor(i D / n)`` (paths grouped by draw, the
+    default); 0: draw ``i mod D`` (the interleaved mapping, kept for benchmarks)."""
 
 
 class PathScratch(NamedTuple):
@@ -136,6 +139,11 @@ class PathScratch(NamedTuple):
     C: the path's cohort effects, scratch of the walk)."""
     level_walk: F64
     """(entry_stage, week) the path's arrival level factors ahead."""
+    grid: F64
+    """(cell, 2, day) one draw's survival of the last step's delay (0) and leaving (1)
+    laws at integer days (the open units' day grids; shape (0, 2, 0) when not built)."""
+    grid_draw: I64
+    """(1,) the draw ``grid`` holds, -1 before the first."""
 
 
 def kernel_model(prepared: Prepared) -> KernelModel:
@@ -187,4 +195,5 @@ def kernel_model(prepared: Prepared) -> KernelModel:
         has_level=p.has_level,
         level_walk_on=p.level_on,
         thinned=p.thinned,
+        grouped_draws=p.grouped_draws,
     )

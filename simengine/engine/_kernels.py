@@ -103,6 +103,16 @@ __all__ = ["TAIL_CACHE_MAX_ENTRIES", "block_kernel", "paths_kernel"]
 TAIL_CACHE_MAX_ENTRIES = 1 << 23
 """Largest (draw, run of open units) table a thread caches tail masses in (128 MiB)."""
 
+GRID_MIN_PATHS_PER_DRAW = 8
+"""Paths a draw must serve on average (``n_paths / n_draws``) before the
+open units' day grids are built (:func:`_fill_grid`): a grid costs about as
+much to build as it saves on a few paths."""
+
+GRID_MAX_ENTRIES = 1 << 22
+"""Largest day grid a thread keeps (32 MiB); larger ones are not built."""
+
+_LOG_TAIL_MIN = _rng._LOG_TAIL_MIN
+
 seed_stream = _rng.seed_stream
 uniform = _rng.uniform
 lognormal = _rng.lognormal
@@ -424,6 +434,59 @@ def _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last):  # prag
 
 
 @jit
+def _fill_grid(model, d, grid):  # pragma: no cover
+    """Fill ``grid[c, 0, m]`` = ``S_F(m)``, ``grid[c, 1, m]`` = ``S_G(m)`` of draw ``d``.
+
+    ``S = P(X > m)`` at integer days ``m = 0 .. grid.shape[2] - 1`` of the last
+    step's laws of cell ``c``: ``F`` its delay, ``G`` its leaving law
+    (``leave_mu``/``leave_sigma`` with a time to loss, else the delay), each
+    value computed as :func:`_tail` computes an open run's tail mass, so
+    ``grid[c, j, a]`` is bitwise the ``sf``/``sl`` of a run of age ``a``.
+    Without a time to loss only ``j = 0`` is filled (the leaving law is the
+    delay). A row whose sigma is 0 is left at -1 (not used).
+    """
+    S = model.conversion.shape[2]
+    s = S - 1
+    for c in range(grid.shape[0]):
+        for j in range(2 if model.has_loss else 1):
+            if j == 0:
+                mu, sg = model.delay_mu[d, c, s], model.delay_sigma[d, c, s]
+            else:
+                mu, sg = model.leave_mu[d, c, s], model.leave_sigma[d, c, s]
+            if sg <= 0.0:
+                for m in range(grid.shape[2]):
+                    grid[c, j, m] = -1.0
+                continue
+            for m in range(grid.shape[2]):
+                grid[c, j, m] = _tail(float(m), mu, sg)[1]
+
+
+@jit_inline
+def _grid_day(grid, c, j, ia, horizon, target):  # pragma: no cover
+    """Day ``k`` (0-based from day 0) of ``X - a`` for ``X ~ law j | X > a``, by inversion.
+
+    ``target = u P(X > a)`` with ``u`` the uniform the continuous draw
+    (:func:`~simengine.engine._rng.lognormal_truncated_tail`) inverts: ``X``
+    is the ``x`` with ``S(x) = target``, so ``floor(X - a) = k`` exactly when
+    ``S(a + k) >= target > S(a + k + 1)``, found by bisection on the day grid
+    (:func:`_fill_grid`, ``ia = a``). Returns -1 when ``k >= horizon`` (no
+    event within the simulated days). The same event as the continuous
+    draw's day up to floating-point rounding at day boundaries.
+    """
+    if grid[c, j, ia + horizon] >= target:
+        return -1
+    lo = ia
+    hi = ia + horizon
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if grid[c, j, mid] < target:
+            hi = mid
+        else:
+            lo = mid
+    return lo - ia
+
+
+@jit
 def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     """Play out the open units, run by run of equal (cell, stage, age).
 
@@ -441,8 +504,21 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     on the parameter draw ``d``: with a cache (``scratch.tails`` of shape
     (draws, runs, 2), :func:`_scratch`), they are computed the first time a
     draw is met (``scratch.tails_done[d]``) and read back for every later
-    path of that draw (bitwise the same values; a block of 50,000 paths
-    meets each of 4,000 draws 12 or 13 times).
+    path of that draw (bitwise the same values). Paths grouped by draw
+    (:func:`_draw_of`) make this pay: a block of 50,000 paths of a
+    1,000,000-path run over 4,000 draws meets 200 draws, 250 paths each
+    (each of the 4,000 draws 12 or 13 times under the interleaved mapping).
+
+    Day grids (paths grouped by draw, :func:`_draw_of`): a unit at the
+    last step in the pipeline needs only the *day* of its next event (its
+    win, or its exit when lost), so with ``scratch.grid`` built (per draw,
+    on first use: :func:`_fill_grid`) that day is found by bisection of the
+    survival at integer days (:func:`_grid_day`) from the very uniform the
+    truncated lognormal draw would invert: the same law and, but for
+    rounding at a day boundary, the same day, without the inverse normal CDF
+    and the exponential. Used for runs of integral age ``a >= 1`` whose law
+    has ``sigma > 0`` and tail mass ``>= 1e-290`` (the continuous draw's
+    inversion range); other units draw as before.
 
     Dormant units (``model.dormant[d, c, s] = q > 0``, with a time to loss):
     an open unit converts with ``p S_F / (p S_F + (1 - p) ((1 - q) S_G +
@@ -480,6 +556,11 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
     end_offset = model.end_offset
     S = conversion.shape[2]
     cached = tails.shape[0] > 0
+    grid = scratch.grid
+    n_grid = grid.shape[2]
+    if n_grid > 0 and scratch.grid_draw[0] != d:
+        _fill_grid(model, d, grid)
+        scratch.grid_draw[0] = d
     if cached and tails_done[d] == 0:
         for k in range(open_group.shape[0] - 1):
             lo = open_group[k]
@@ -522,6 +603,16 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
             den = 1.0 - p * (1.0 - sf)
             pc = p * sf / den if den > 0.0 else 1.0
             p_lost = 1.0
+        # day grids (see above): ia >= 1 integral age, -1 when not used
+        ia = -1
+        last = s0 == S - 1 and s0 >= pipe
+        if n_grid > 0 and last and a >= 1.0 and a == math.floor(a) and a + sim_days < n_grid:
+            ia = int(a)
+        use_f = ia > 0 and grid[c, 0, 0] >= 0.0 and sf >= _LOG_TAIL_MIN
+        use_f = use_f and not math.isinf(alpha)
+        jl = 1 if has_loss else 0
+        use_l = ia > 0 and grid[c, jl, 0] >= 0.0 and sl >= _LOG_TAIL_MIN
+        use_l = use_l and not math.isinf(alpha_l)
         for u in range(lo, hi):
             amt = open_amount[u]
             if s0 >= pipe:
@@ -533,15 +624,23 @@ def _open_units(model, scratch, d, obase, cov_last):  # pragma: no cover
                 if s0 >= pipe:
                     if p_lost < 1.0 and uniform(states, ro) >= p_lost:
                         continue  # dormant: stays open
-                    if has_loss:
-                        x = _above(states, ro, lm, ls, a, alpha_l, sl)
+                    if use_l:
+                        k_day = _grid_day(grid, c, jl, ia, sim_days, uniform(states, ro) * sl)
+                        t = float(k_day) if k_day >= 0 else math.inf
                     else:
-                        x = _above(states, ro, mu, sg, a, alpha, sf)
-                    t = max(x - a, 0.0)
+                        if has_loss:
+                            x = _above(states, ro, lm, ls, a, alpha_l, sl)
+                        else:
+                            x = _above(states, ro, mu, sg, a, alpha, sf)
+                        t = max(x - a, 0.0)
                     if t < sim_days:
                         _pipe(pipeline_value, pipeline_count, g, int(t), amt, -1.0, cov_last)
                 continue
-            t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
+            if use_f:
+                k_day = _grid_day(grid, c, 0, ia, sim_days, uniform(states, ro) * sf)
+                t = float(k_day) if k_day >= 0 else math.inf
+            else:
+                t = max(_above(states, ro, mu, sg, a, alpha, sf) - a, 0.0)
             s = s0
             in_cov = s0 >= pipe
             while t < sim_days:
@@ -647,9 +746,55 @@ def _level_walk(root, path, d, model, lbase, scratch):  # pragma: no cover
             walk[e, w] = math.exp(y)
 
 
+@jit_inline
+def _draw_of(path, n_paths, n_draws, grouped):  # pragma: no cover
+    """Return the posterior draw of path ``path`` of ``n_paths`` paths over ``n_draws`` draws.
+
+    Grouped (``grouped`` 1, the default): ``floor(path n_draws / n_paths)``,
+    so consecutive paths share a draw; a run of ``n_paths >= n_draws`` paths
+    uses every draw ``floor`` or ``ceil(n_paths / n_draws)`` times, in one
+    contiguous run of paths each, and a smaller run uses draws spread evenly
+    over the posterior. A block of paths then meets few draws, many paths
+    each, which is what makes work done once per draw pay. Interleaved (0,
+    the mapping before issue 17, kept to measure against): ``path mod
+    n_draws``. Either way a pure function of (path, n_paths, n_draws): the
+    same for any block layout, thread or worker count.
+    """
+    if grouped:
+        return (path * n_draws) // n_paths
+    return path % n_draws
+
+
+@jit_inline
+def _batch_of(path, n_paths, n_draws, grouped, n_batches):  # pragma: no cover
+    """Return the Monte Carlo batch (``0 .. n_batches - 1``) of path ``path``.
+
+    Batch-means errors (:mod:`simengine.planning._runs`) are the spread of a
+    statistic across batches, and they estimate the run's error given its
+    posterior draws only if every batch holds every draw's paths in the
+    same proportion. So a batch is a stride through each draw's paths, not
+    a range of paths: with the paths ranked by (draw, order within the
+    draw), path of rank ``r`` is in batch ``r mod n_batches``. Each batch
+    then gets ``floor`` or ``ceil(m_d / n_batches)`` of a draw's ``m_d``
+    paths (the remainders rotate from draw to draw) and the batches are
+    equal to one path. Grouped (:func:`_draw_of`), the rank is the path
+    index; interleaved, the ``k``-th path of draw ``d`` has rank ``k`` plus
+    the paths of the draws before ``d``. A pure function of (path, n_paths,
+    n_draws), like the draw.
+    """
+    if grouped:
+        return path % n_batches
+    d = path % n_draws
+    before = d * (n_paths // n_draws) + min(d, n_paths % n_draws)
+    return (before + path // n_draws) % n_batches
+
+
 @jit
-def _path(root, path, model, scratch):  # pragma: no cover
-    """Simulate one path into the per-segment arrays of ``scratch`` (row G = total)."""
+def _path(root, path, n_paths, model, scratch):  # pragma: no cover
+    """Simulate path ``path`` of a run of ``n_paths`` into ``scratch`` (row G = total).
+
+    Its posterior draw is :func:`_draw_of`'s.
+    """
     states = scratch.states
     revenue = scratch.revenue
     pipeline_value = scratch.pipeline_value
@@ -657,7 +802,7 @@ def _path(root, path, model, scratch):  # pragma: no cover
     entered = scratch.entered
     source_revenue = scratch.source_revenue
     conversion = model.conversion
-    d = path % conversion.shape[0]
+    d = _draw_of(path, n_paths, conversion.shape[0], model.grouped_draws)
     C = conversion.shape[1]
     S = conversion.shape[2]
     G = revenue.shape[0] - 1
@@ -778,8 +923,16 @@ def _metrics(
 
 
 @jit
-def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
+def _scratch(model, n_streams, tail_cache_max, day_grids):  # pragma: no cover
     """Per-thread :class:`~simengine.engine._interface.PathScratch` (reused from path to path).
+
+    With ``day_grids`` (the kernels pass it with paths grouped by draw and
+    ``n_paths >= GRID_MIN_PATHS_PER_DRAW * n_draws``) and open units at the
+    last step in the pipeline, ``grid`` holds one draw's day grids
+    (:func:`_fill_grid`; cells x 2 x days through the oldest such unit's
+    age plus the horizon, at most ``GRID_MAX_ENTRIES``), else it is empty
+    (shape (0, 2, 0)) and those units draw their days from the continuous
+    laws.
 
     ``tails``/``tails_done`` are :func:`_open_units`' cache of tail masses
     per (draw, run of open units), filled on first use; it is left empty
@@ -797,6 +950,17 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         tails = np.empty((n_draws, n_runs, 2))
     else:
         tails = np.empty((0, 0, 2))
+    S = conversion.shape[2]
+    max_age = -1
+    if day_grids and model.pipeline_stage <= S - 1:
+        for u in range(model.open_stage.shape[0]):
+            a = model.open_age[u]
+            if model.open_stage[u] == S - 1 and a >= 1.0 and a == math.floor(a):
+                max_age = max(max_age, int(a))
+    n_grid = max_age + sim_days + 1 if max_age >= 1 else 0
+    if conversion.shape[1] * 2 * n_grid > GRID_MAX_ENTRIES:
+        n_grid = 0
+    grid = np.empty((conversion.shape[1] if n_grid > 0 else 0, 2, n_grid))
     return PathScratch(
         np.zeros((n_streams, 4), np.uint64),
         np.zeros((G1, sim_days)),
@@ -809,15 +973,17 @@ def _scratch(model, n_streams, tail_cache_max):  # pragma: no cover
         np.zeros(tails.shape[0], np.uint8),
         np.zeros((conversion.shape[1] + 1, conversion.shape[2], model.n_drift)),
         np.ones((conversion.shape[2], (sim_days + 6) // 7)),
+        grid,
+        np.full(1, -1, np.int64),
     )
 
 
 @jit
 def _one_path(  # pragma: no cover
-    root, path, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+    root, path, n_paths, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
 ):
-    """Simulate path ``path`` and write its metrics (see :func:`_metrics`)."""
-    _path(root, path, model, scratch)
+    """Simulate path ``path`` of a run of ``n_paths``; write its metrics (:func:`_metrics`)."""
+    _path(root, path, n_paths, model, scratch)
     _metrics(model, scratch, scalars, time_to_target, cum_revenue, week_coverage)
 
 
@@ -825,6 +991,7 @@ def _one_path(  # pragma: no cover
 def paths_kernel(  # pragma: no cover
     root,
     first,
+    n_paths,
     model,
     n_streams,
     out_scalars,
@@ -832,18 +999,22 @@ def paths_kernel(  # pragma: no cover
     out_cum_revenue,
     out_week_coverage,
 ):
-    """Simulate paths ``first .. first + n - 1``; per-path metrics into the outputs.
+    """Simulate paths ``first .. first + n - 1`` of a run of ``n_paths``; metrics into the outputs.
 
     ``model`` is the :class:`~simengine.engine._interface.KernelModel` of a
     prepared run (:func:`~simengine.engine._interface.kernel_model`); the
     open units are sorted by (cell, stage, age) and ``open_group`` holds the
     start of each run of equal (cell, stage, age), then their count.
     """
-    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
+    grids = model.grouped_draws == 1 and (
+        n_paths >= GRID_MIN_PATHS_PER_DRAW * model.conversion.shape[0]
+    )
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES, grids)
     for q in range(out_scalars.shape[0]):
         _one_path(
             root,
             first + q,
+            n_paths,
             model,
             scratch,
             out_scalars[q],
@@ -858,6 +1029,7 @@ def block_kernel(  # pragma: no cover
     root,
     first,
     n,
+    n_paths,
     model,
     n_streams,
     scal_hist,
@@ -869,26 +1041,44 @@ def block_kernel(  # pragma: no cover
     cum_sum,
     cum_comp,
     wcov_hist,
+    batch_hist,
+    batch_welford,
+    batch_hit,
+    batch_ttt_hist,
 ):
-    """Simulate paths ``first .. first + n - 1`` and reduce them into the sketches.
+    """Simulate paths ``first .. first + n - 1`` of a run of ``n_paths``; reduce into sketches.
 
     ``model`` as in :func:`paths_kernel`; the reduction arrays are the
     fields of :class:`~simengine.engine.blocks.BlockSummary`. All are filled
     from zero in path order, so a block's result depends only on (seed,
-    first, n) and the inputs.
+    first, n, n_paths) and the inputs. The ``batch_*`` arrays (leading axis
+    the run's batches, length 0 for none) also reduce each path's revenue,
+    hit and time to target into its batch (:func:`_batch_of`).
     """
     G1 = model.targets.shape[0]
     K = 4 + 2 * (model.conversion.shape[2] + 1)
     nd = model.sim_days - model.start_offset
     W = model.week_days.shape[0]
-    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES)
+    grids = model.grouped_draws == 1 and (
+        n_paths >= GRID_MIN_PATHS_PER_DRAW * model.conversion.shape[0]
+    )
+    scratch = _scratch(model, n_streams, TAIL_CACHE_MAX_ENTRIES, grids)
     scalars = np.zeros((G1, K))
     time_to_target = np.zeros(G1, np.int64)
     cum_revenue = np.zeros((G1, nd))
     week_coverage = np.zeros((G1, W))
+    n_batches = batch_hist.shape[0]
     for q in range(n):
         _one_path(
-            root, first + q, model, scratch, scalars, time_to_target, cum_revenue, week_coverage
+            root,
+            first + q,
+            n_paths,
+            model,
+            scratch,
+            scalars,
+            time_to_target,
+            cum_revenue,
+            week_coverage,
         )
         cnt = q + 1.0
         for g in range(G1):
@@ -922,3 +1112,21 @@ def block_kernel(  # pragma: no cover
                 cum_sum[g, i] = t
             for k in range(W):
                 wcov_hist[g, k, bin_index(week_coverage[g, k])] += 1
+        if n_batches > 0:
+            bb = _batch_of(
+                first + q, n_paths, model.conversion.shape[0], model.grouped_draws, n_batches
+            )
+            for g in range(G1):
+                x = scalars[g, 0]
+                batch_hist[bb, g, bin_index(x)] += 1
+                cnt = batch_welford[bb, g, 0] + 1.0
+                delta = x - batch_welford[bb, g, 1]
+                batch_welford[bb, g, 1] += delta / cnt
+                batch_welford[bb, g, 2] += delta * (x - batch_welford[bb, g, 1])
+                batch_welford[bb, g, 0] = cnt
+                if scalars[g, 1] >= 1.0:
+                    batch_hit[bb, g] += 1
+                if time_to_target[g] >= 0:
+                    batch_ttt_hist[bb, g, time_to_target[g]] += 1
+                else:
+                    batch_ttt_hist[bb, g, nd] += 1

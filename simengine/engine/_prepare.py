@@ -68,6 +68,10 @@ class Prepared:
     index of the first unit of each run of equal (cell, stage, age), then
     the number of units (the kernels compute a run's conditional law once).
     ``thinned`` (0/1) selects the path model (:data:`PATH_MODELS`).
+    ``grouped_draws`` (0/1) selects how paths map to posterior draws: 1
+    (default) path ``i`` of a run of ``n`` uses draw ``floor(i D / n)``,
+    consecutive paths sharing a draw; 0 draw ``i mod D`` (the interleaved
+    mapping before issue 17, kept so benchmarks can measure against it).
     """
 
     params: FunnelParameters
@@ -107,6 +111,7 @@ class Prepared:
     has_level: int
     level_on: IntArray
     thinned: int = 0
+    grouped_draws: int = 1
 
     @property
     def n_segments(self) -> int:

@@ -11,7 +11,13 @@ block ``b`` covers paths ``[b * block_size, min((b + 1) * block_size, paths))``.
 * per-block compensated (Kahan) sums of the cumulative revenue by day,
   merged in block order (the fan chart's mean line);
 * log-spaced histogram sketches (see :mod:`simengine.engine._sketch`) for
-  every quantile.
+  every quantile;
+* optionally, per Monte Carlo batch (``Block.batches``), the few statistics
+  batch-means errors read: revenue's sketch and moments, P(hit)'s count and
+  the time-to-target histogram. A batch is not a block: path ``i`` goes to
+  batch ``i mod batches`` (``_kernels._batch_of``), so every batch holds
+  every posterior draw's paths in the same proportion, while a block holds
+  a contiguous range of draws (paths are grouped by draw).
 
 A block's summary depends only on (seed, block, inputs), never on which
 thread or worker ran it; :func:`merge_summaries` merges in block order, so
@@ -58,14 +64,27 @@ class Block:
         First global path index.
     n : int
         Number of paths.
+    total : int
+        Paths in the whole run (path ``i``'s posterior draw depends on it:
+        ``floor(i n_draws / total)``); 0 (default) means ``first + n``.
+    batches : int
+        Monte Carlo batches of the whole run whose statistics the block's
+        summary also keeps (``BlockSummary.batch_*``); 0 (default) for none.
     """
 
     index: int
     first: int
     n: int
+    total: int = 0
+    batches: int = 0
+
+    @property
+    def n_paths(self) -> int:
+        """Paths in the whole run (``total``, or ``first + n`` when it is 0)."""
+        return self.total if self.total > 0 else self.first + self.n
 
 
-def plan_blocks(paths: int, block_size: int) -> list[Block]:
+def plan_blocks(paths: int, block_size: int, batches: int = 0) -> list[Block]:
     """Cut ``paths`` paths into blocks of ``block_size`` (the last may be shorter).
 
     Parameters
@@ -74,6 +93,9 @@ def plan_blocks(paths: int, block_size: int) -> list[Block]:
         Total paths (>= 1).
     block_size : int
         Paths per block (>= 1).
+    batches : int
+        Monte Carlo batches to keep statistics of (0: none; else 2 ..
+        ``paths``).
 
     Returns
     -------
@@ -81,8 +103,10 @@ def plan_blocks(paths: int, block_size: int) -> list[Block]:
     """
     if paths < 1 or block_size < 1:
         raise ValueError("paths and block_size must be >= 1")
+    if batches != 0 and not 2 <= batches <= paths:
+        raise ValueError("batches must be 0 or between 2 and paths")
     return [
-        Block(b, first, min(block_size, paths - first))
+        Block(b, first, min(block_size, paths - first), paths, batches)
         for b, first in enumerate(range(0, paths, block_size))
     ]
 
@@ -132,6 +156,10 @@ SUMMARY_ARRAYS = (
     "cum_sum",
     "cum_comp",
     "wcov_hist",
+    "batch_hist",
+    "batch_welford",
+    "batch_hit",
+    "batch_ttt_hist",
 )
 """The array fields of :class:`BlockSummary`, in declaration order."""
 
@@ -143,7 +171,8 @@ class BlockSummary:
     Axes: ``g`` = segments then total; ``k`` = scalar metrics
     (:func:`scalar_names`: revenue, attainment, coverage, won_deals, entered
     per stage, revenue by source); ``i`` = days from the
-    period start to the horizon end; ``w`` = week ends in the period.
+    period start to the horizon end; ``w`` = week ends in the period;
+    ``b`` = the run's Monte Carlo batches (length 0 when none are kept).
 
     Attributes
     ----------
@@ -162,6 +191,14 @@ class BlockSummary:
     cum_sum, cum_comp : ndarray of float64, (g, i)
         Compensated sum of cumulative revenue (sum, Kahan compensation).
     wcov_hist : ndarray of int64, (g, w, NBINS)
+    batch_hist : ndarray of int64, (b, g, NBINS)
+        Revenue's sketch per batch.
+    batch_welford : ndarray of float64, (b, g, 3)
+        Revenue's count, mean and sum of squared deviations per batch.
+    batch_hit : ndarray of int64, (b, g)
+        Paths with attainment >= 1 per batch.
+    batch_ttt_hist : ndarray of int64, (b, g, i + 1)
+        ``ttt_hist`` per batch.
     """
 
     n: int
@@ -175,10 +212,14 @@ class BlockSummary:
     cum_sum: npt.NDArray[np.float64]
     cum_comp: npt.NDArray[np.float64]
     wcov_hist: npt.NDArray[np.int64]
+    batch_hist: npt.NDArray[np.int64]
+    batch_welford: npt.NDArray[np.float64]
+    batch_hit: npt.NDArray[np.int64]
+    batch_ttt_hist: npt.NDArray[np.int64]
 
     @classmethod
-    def zeros(cls, prepared: Prepared) -> BlockSummary:
-        """Return an empty summary shaped for ``prepared``."""
+    def zeros(cls, prepared: Prepared, batches: int = 0) -> BlockSummary:
+        """Return an empty summary shaped for ``prepared`` (and ``batches`` batches)."""
         g1 = prepared.n_segments + 1
         k = n_scalars(prepared.n_stages)
         nd = prepared.n_dates
@@ -195,6 +236,10 @@ class BlockSummary:
             cum_sum=np.zeros((g1, nd)),
             cum_comp=np.zeros((g1, nd)),
             wcov_hist=np.zeros((g1, w, NBINS), np.int64),
+            batch_hist=np.zeros((batches, g1, NBINS), np.int64),
+            batch_welford=np.zeros((batches, g1, 3)),
+            batch_hit=np.zeros((batches, g1), np.int64),
+            batch_ttt_hist=np.zeros((batches, g1, nd + 1), np.int64),
         )
 
     @property
@@ -204,17 +249,22 @@ class BlockSummary:
 
     def merge_into(self, other: BlockSummary) -> None:
         """Merge ``other`` (the next blocks in order) into this summary, in place."""
-        for f in ("scal_hist", "hit", "within", "ttt_hist", "cum_hist", "wcov_hist"):
+        if self.batch_hist.shape != other.batch_hist.shape:
+            raise ValueError("cannot merge summaries with different batch counts")
+        for f in (
+            "scal_hist",
+            "hit",
+            "within",
+            "ttt_hist",
+            "cum_hist",
+            "wcov_hist",
+            "batch_hist",
+            "batch_hit",
+            "batch_ttt_hist",
+        ):
             getattr(self, f).__iadd__(getattr(other, f))
-        na, nb = self.welford[..., 0], other.welford[..., 0]
-        n = na + nb
-        safe = np.where(n > 0, n, 1.0)
-        delta = other.welford[..., 1] - self.welford[..., 1]
-        mean = self.welford[..., 1] + delta * (nb / safe)
-        m2 = self.welford[..., 2] + other.welford[..., 2] + delta * delta * (na * nb / safe)
-        self.welford[..., 0] = n
-        self.welford[..., 1] = mean
-        self.welford[..., 2] = m2
+        _merge_moments(self.welford, other.welford)
+        _merge_moments(self.batch_welford, other.batch_welford)
         # Neumaier sum of the two compensated sums: value = sum - comp.
         a = self.cum_sum
         b = other.cum_sum
@@ -224,6 +274,19 @@ class BlockSummary:
         self.cum_sum = t
         self.n += other.n
         self.blocks = (*self.blocks, *other.blocks)
+
+
+def _merge_moments(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> None:
+    """Merge moments ``b`` (count, mean, M2 on the last axis) into ``a`` in place (Chan)."""
+    na, nb = a[..., 0], b[..., 0]
+    n = na + nb
+    safe = np.where(n > 0, n, 1.0)
+    delta = b[..., 1] - a[..., 1]
+    mean = a[..., 1] + delta * (nb / safe)
+    m2 = a[..., 2] + b[..., 2] + delta * delta * (na * nb / safe)
+    a[..., 0] = n
+    a[..., 1] = mean
+    a[..., 2] = m2
 
 
 def _args(prepared: Prepared) -> tuple[KernelModel, int]:
@@ -247,13 +310,14 @@ def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
     -------
     BlockSummary
     """
-    out = BlockSummary.zeros(prepared)
+    out = BlockSummary.zeros(prepared, block.batches)
     out.n = block.n
     out.blocks = (block.index,)
     block_kernel(
         _rng.root_seed(seed),
         np.int64(block.first),
         np.int64(block.n),
+        np.int64(block.n_paths),
         *_args(prepared),
         out.scal_hist,
         out.welford,
@@ -264,6 +328,10 @@ def run_block(prepared: Prepared, block: Block, seed: int) -> BlockSummary:
         out.cum_sum,
         out.cum_comp,
         out.wcov_hist,
+        out.batch_hist,
+        out.batch_welford,
+        out.batch_hit,
+        out.batch_ttt_hist,
     )
     return out
 
@@ -307,17 +375,38 @@ class PathMetrics:
     week_coverage: npt.NDArray[np.float64]
 
 
-def run_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetrics:
-    """Simulate paths ``first .. first + n - 1`` and return every path's metrics.
+def run_paths(
+    prepared: Prepared, first: int, n: int, seed: int, *, total: int | None = None
+) -> PathMetrics:
+    """Simulate paths ``first .. first + n - 1`` of a run of ``total`` and return their metrics.
 
-    The same paths as in :func:`run_block` (same streams); memory grows with
-    ``n``, so this is for tests and diagnostics, not production runs.
+    The same paths as in :func:`run_block` (same streams, and the same
+    posterior draws when ``total`` is the run's path count: path ``i`` uses
+    draw ``floor(i n_draws / total)``). ``total`` may be left out only when
+    ``first`` is 0 (``run_paths(p, 0, n, seed)`` is the run of ``n``
+    paths), so a part of a run cannot silently map to other draws. Memory
+    grows with ``n``, so this is for tests and diagnostics, not production
+    runs.
     """
+    if total is None and first != 0:
+        raise ValueError("run_paths: pass total (the run's path count) when first > 0")
+    n_paths = first + n if total is None else total
+    if n_paths < first + n:
+        raise ValueError(f"total ({n_paths}) is smaller than first + n ({first + n})")
     g1 = prepared.n_segments + 1
     k = n_scalars(prepared.n_stages)
     scal = np.zeros((n, g1, k))
     ttt = np.zeros((n, g1), np.int64)
     cum = np.zeros((n, g1, prepared.n_dates))
     wcov = np.zeros((n, g1, prepared.week_days.shape[0]))
-    paths_kernel(_rng.root_seed(seed), np.int64(first), *_args(prepared), scal, ttt, cum, wcov)
+    paths_kernel(
+        _rng.root_seed(seed),
+        np.int64(first),
+        np.int64(n_paths),
+        *_args(prepared),
+        scal,
+        ttt,
+        cum,
+        wcov,
+    )
     return PathMetrics(scal, np.where(ttt >= 0, ttt.astype(np.float64), np.inf), cum, wcov)

@@ -297,7 +297,7 @@ def _units(
 
 
 def reference_paths(params: FunnelParameters, plan: Plan, n: int, seed: int) -> PathMetrics:
-    """Simulate ``n`` paths (path ``i`` uses draw ``i % n_draws``) with NumPy.
+    """Simulate ``n`` paths (path ``i`` uses draw ``floor(i n_draws / n)``) with NumPy.
 
     Parameters
     ----------
@@ -323,7 +323,7 @@ def reference_paths(params: FunnelParameters, plan: Plan, n: int, seed: int) -> 
     C = inp.conversion.shape[1]
     days = inp.days
     acc = _Acc(n, inp)
-    draw = np.arange(n) % D
+    draw = (np.arange(n, dtype=np.int64) * D) // n  # paths grouped by draw, as the engine
     n_weeks = (days + 6) // 7
     week = np.arange(n_weeks)
     # drift ahead: conversion walk (path, cell, step, period), level walk (path, e, week)

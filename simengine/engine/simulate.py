@@ -90,6 +90,7 @@ def run_blocks(
     *,
     block_map: BlockMap | None = None,
     on_part: Callable[[BlockSummary], None] | None = None,
+    batches: int = 0,
 ) -> BlockSummary:
     """Run every block of a run and merge the summaries in block order.
 
@@ -106,14 +107,19 @@ def run_blocks(
         Where the blocks run (default: :func:`thread_block_map` of ``threads``).
     on_part : callable, optional
         Called with each block's own summary, in block order, before it is
-        merged (per-block statistics, e.g. batch means).
+        merged.
+    batches : int
+        Monte Carlo batches whose statistics the summary also keeps
+        (``BlockSummary.batch_*``: path ``i`` in batch ``i mod batches``,
+        every batch holding every draw's paths in the same proportion); 0
+        (default) for none. The other arrays do not depend on it.
 
     Returns
     -------
     BlockSummary
         The merge of every block; ``n == paths``.
     """
-    blocks = plan_blocks(paths, block_size)
+    blocks = plan_blocks(paths, block_size, batches)
     run = block_map if block_map is not None else thread_block_map(threads)
     merged: BlockSummary | None = None
     done = 0
@@ -150,9 +156,10 @@ def simulate(
 ) -> Forecast:
     """Simulate ``paths`` funnel paths and summarise them.
 
-    Path ``i`` uses posterior draw ``i % params.n_draws`` and random streams
-    derived only from ``(seed, i, stream id)``: the same path sees the same
-    randomness in every scenario and under any block, thread or worker layout.
+    Path ``i`` uses posterior draw ``floor(i params.n_draws / paths)``
+    (consecutive paths share a draw) and random streams derived only from
+    ``(seed, i, stream id)``: the same path sees the same draw and randomness
+    in every scenario and under any block, thread or worker layout.
 
     Parameters
     ----------

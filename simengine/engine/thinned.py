@@ -54,7 +54,9 @@ from simengine.engine.blocks import PathMetrics, run_paths
 __all__ = ["thinned_paths"]
 
 
-def thinned_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetrics:
+def thinned_paths(
+    prepared: Prepared, first: int, n: int, seed: int, *, total: int | None = None
+) -> PathMetrics:
     """Every metric of paths ``first .. first + n - 1`` under the thinned path model.
 
     Parameters
@@ -65,10 +67,12 @@ def thinned_paths(prepared: Prepared, first: int, n: int, seed: int) -> PathMetr
         Paths.
     seed : int
         The run's seed.
+    total : int, optional
+        Paths in the whole run (as :func:`simengine.engine.run_paths`).
 
     Returns
     -------
     PathMetrics
         As :func:`simengine.engine.run_paths`.
     """
-    return run_paths(replace(prepared, thinned=1), first, n, seed)
+    return run_paths(replace(prepared, thinned=1), first, n, seed, total=total)

@@ -207,9 +207,10 @@ class RemainingRun:
     segments : tuple of str
         Segments then ``total`` (rows of ``batches``).
     batches : ndarray, shape (batch, segment, len(BATCH_KEYS))
-        Each block's revenue P50 and P(hit) (for batch-means errors).
+        Each batch's revenue P50 and P(hit) (for batch-means errors; path
+        ``i`` is in batch ``i mod batches``, see :func:`simengine.planning._runs.run`).
     weights : ndarray, shape (batch,)
-        Paths per block.
+        Paths per batch.
     """
 
     forecast: Forecast
@@ -255,8 +256,9 @@ def simulate_to_date(
         What the period realised by ``params.as_of``.
     paths, seed : int
     batches : int
-        Paths are cut into this many equal blocks (>= 2): the batch means of
-        :class:`RemainingRun`. The merged result does not depend on it.
+        Monte Carlo batches (>= 2) of :class:`RemainingRun`'s batch means
+        (path ``i`` in batch ``i mod batches``); the paths run in blocks of
+        ``paths / batches``.
     threads, block_map, on_block
         As for :func:`simengine.engine.simulate.run_blocks`.
     meta : dict, optional
@@ -284,19 +286,19 @@ def simulate_to_date(
     )
     block_size = math.ceil(paths / max(2, batches))
     n_threads = threads if threads is not None else default_threads()
-    stats: list[np.ndarray] = []
-    weights: list[float] = []
-    vals = bin_values()
-
-    def keep(part: BlockSummary) -> None:
-        p50 = hist_quantiles(part.scal_hist[:, 0, :], vals, [0.5])[:, 0] + r
-        hit = np.where(met, 1.0, part.hit / part.n)
-        stats.append(np.stack([p50, hit], axis=1))
-        weights.append(float(part.n))
-
     summary = run_blocks(
-        prepared, paths, seed, block_size, n_threads, on_block, block_map=block_map, on_part=keep
+        prepared,
+        paths,
+        seed,
+        block_size,
+        n_threads,
+        on_block,
+        block_map=block_map,
+        batches=max(2, batches),
     )
+    counts = summary.batch_welford[..., 0]
+    p50 = hist_quantiles(summary.batch_hist, bin_values(), [0.5])[..., 0] + r
+    hit = np.where(met, 1.0, summary.batch_hit / counts)
     m = forecast_meta(seed, block_size, plan, (meta or {}).get("input_sha256"))
     sub_plan = dataclasses.replace(
         sub, targets={s: float(prepared.targets[i]) for i, s in enumerate(params.segments)}
@@ -306,7 +308,7 @@ def simulate_to_date(
     for k, v in (meta or {}).items():
         if k != "input_sha256":
             fc.dataset.attrs[k] = v if isinstance(v, int | float) else str(v)
-    return RemainingRun(fc, tuple(segs), np.stack(stats), np.asarray(weights))
+    return RemainingRun(fc, tuple(segs), np.stack([p50, hit], axis=-1), counts[:, 0].copy())
 
 
 def _whole_period(

@@ -1,23 +1,30 @@
 """Engine runs kept in batches, and paired differences with Monte Carlo errors.
 
 A planning run is an ordinary engine run
-(:func:`simengine.engine.simulate.run_blocks`) whose paths are cut into
-``batches`` equal blocks (the engine's results do not depend on the block
-layout: path ``i``'s randomness derives only from ``(seed, i, stream)``).
-Each block's summary is reduced at once to a few statistics (:data:`KEYS`)
-and merged, so memory stays at a couple of block summaries whatever the
-number of runs. The blocks run wherever the ``block_map`` says (this
-process's threads, or Dask tasks): same blocks, same merge order, same
-bytes.
+(:func:`simengine.engine.simulate.run_blocks`, blocks of ``paths /
+batches`` paths, so its summary is bitwise that of :func:`simulate` with
+that block size) that also keeps, per Monte Carlo batch, the few statistics
+of :data:`KEYS` (``BlockSummary.batch_*``): memory stays at a couple of
+block summaries whatever the number of runs. The blocks run wherever the
+``block_map`` says (this process's threads, or Dask tasks): same blocks,
+same merge order, same bytes.
 
-Monte Carlo standard errors come from batch means: the blocks are independent
-sets of paths, so the spread of a statistic across blocks estimates its
-sampling variance. For two runs on the same seed (common random numbers),
-block ``b`` of both covers the same paths with the same random streams, so
-the per-block differences give the standard error of the difference
-(:func:`paired`); the marginal batch variances of each run give what the
-standard error would be with independent streams (the variance of a
-difference of independent estimates is the sum of their variances).
+Monte Carlo standard errors come from batch means: the batches are
+independent sets of paths, so the spread of a statistic across batches
+estimates its sampling variance. A batch is not a block: paths are grouped
+by posterior draw (path ``i`` of ``n`` uses draw ``floor(i D / n)``), so a
+block covers a contiguous range of draws and the spread of block means
+would also hold the spread between draws, which the run's estimate (every
+draw in equal share) does not have. Path ``i`` goes to batch ``i mod
+batches`` instead, so every batch holds every draw's paths in the same
+proportion (to one path) and the batch means estimate the error given the
+draws, which is what a rerun with another seed changes. For two runs on the
+same seed (common random numbers), batch ``b`` of both holds the same paths
+with the same random streams, so the per-batch differences give the
+standard error of the difference (:func:`paired`); the marginal batch
+variances of each run give what the standard error would be with
+independent streams (the variance of a difference of independent estimates
+is the sum of their variances).
 """
 
 from __future__ import annotations
@@ -34,13 +41,14 @@ import pandas as pd
 
 from simengine.config.plan import Plan
 from simengine.engine import BlockSummary, Forecast, prepare
+from simengine.engine._sketch import bin_values, hist_quantiles
 from simengine.io.provenance import package_versions
 from simengine.params import FunnelParameters
 
 if TYPE_CHECKING:
     from simengine.engine.simulate import BlockMap
 
-__all__ = ["KEYS", "Paired", "Run", "batch_se", "paired", "run", "runner"]
+__all__ = ["KEYS", "Paired", "Run", "batch_se", "batch_stats", "paired", "run", "runner"]
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("attainment", "prob_hit"),
@@ -50,7 +58,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("revenue", "p90"),
     ("time_to_target_days", "p50"),
 )
-"""(metric, stat) pairs kept per block for batch-means errors."""
+"""(metric, stat) pairs kept per batch for batch-means errors."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +71,10 @@ class Run:
         ``segment, metric, stat, value`` of all paths, as ``simulate`` gives.
     segments : tuple of str
         Segments then ``"total"`` (rows of ``batches``).
-    batches : ndarray, shape (block, segment, key)
-        Each block's value of each :data:`KEYS` statistic.
-    weights : ndarray, shape (block,)
-        Paths per block.
+    batches : ndarray, shape (batch, segment, key)
+        Each batch's value of each :data:`KEYS` statistic.
+    weights : ndarray, shape (batch,)
+        Paths per batch.
     paths, seed : int
     """
 
@@ -86,15 +94,36 @@ class Run:
         return float(sel["value"].iloc[0])
 
     def batch(self, segment: str, metric: str, stat: str) -> npt.NDArray[np.float64]:
-        """Per-block values of a :data:`KEYS` statistic."""
+        """Per-batch values of a :data:`KEYS` statistic."""
         return self.batches[:, self.segments.index(segment), KEYS.index((metric, stat))]
 
 
-def _block_stats(summary: BlockSummary, params: FunnelParameters, plan: Plan) -> np.ndarray:
-    df = Forecast.from_summary(summary, params, plan, {"seed": 0, "block_size": 0}).summary
-    idx = df.set_index(["segment", "metric", "stat"])["value"]
-    segs = [*params.segments, "total"]
-    return np.array([[idx[(g, m, s)] for m, s in KEYS] for g in segs], dtype=np.float64)
+def batch_stats(summary: BlockSummary) -> npt.NDArray[np.float64]:
+    """Return the :data:`KEYS` statistics of each batch kept in ``summary``.
+
+    Computed as :class:`~simengine.engine.forecast.Forecast` computes them
+    for the whole run (P(hit) from the count, the mean from the moments,
+    quantiles from the sketches).
+
+    Returns
+    -------
+    ndarray, shape (batch, segment, key)
+    """
+    counts = summary.batch_welford[..., 0]
+    nd = summary.batch_ttt_hist.shape[-1] - 1
+    rev_q = hist_quantiles(summary.batch_hist, bin_values(), [0.1, 0.5, 0.9])
+    tv = np.append(np.arange(nd, dtype=np.float64), np.inf)
+    ttt_p50 = hist_quantiles(summary.batch_ttt_hist, tv, [0.5])[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        columns = {
+            ("attainment", "prob_hit"): summary.batch_hit / counts,
+            ("revenue", "mean"): summary.batch_welford[..., 1],
+            ("revenue", "p10"): rev_q[..., 0],
+            ("revenue", "p50"): rev_q[..., 1],
+            ("revenue", "p90"): rev_q[..., 2],
+            ("time_to_target_days", "p50"): ttt_p50,
+        }
+    return np.stack([columns[key] for key in KEYS], axis=-1)
 
 
 def run(
@@ -118,7 +147,8 @@ def run(
     seed : int
         Root seed; the same seed in two runs gives common random numbers.
     batches : int
-        Blocks to cut the paths into (>= 2).
+        Monte Carlo batches (>= 2): path ``i`` is in batch ``i mod
+        batches``; the blocks hold ``ceil(paths / batches)`` paths each.
     threads : int, optional
         Worker threads (default: the engine's default; in-process only).
     block_map : BlockMap, optional
@@ -137,23 +167,16 @@ def run(
     prepared = prepare(params, plan)
     block_size = math.ceil(paths / batches)
     n_threads = max(1, threads if threads is not None else default_threads())
-    stats: list[np.ndarray] = []
-    weights: list[float] = []
-
-    def keep(part: BlockSummary) -> None:  # before the merge changes the first block
-        stats.append(_block_stats(part, params, plan))
-        weights.append(float(part.n))
-
     merged = run_blocks(
-        prepared, paths, seed, block_size, n_threads, block_map=block_map, on_part=keep
+        prepared, paths, seed, block_size, n_threads, block_map=block_map, batches=batches
     )
     meta: dict[str, Any] = {"seed": seed, "block_size": block_size, "versions": package_versions()}
     summary = Forecast.from_summary(merged, params, plan, meta).summary
     return Run(
         summary=summary,
         segments=(*params.segments, "total"),
-        batches=np.stack(stats),
-        weights=np.asarray(weights),
+        batches=batch_stats(merged),
+        weights=merged.batch_welford[:, 0, 0].copy(),
         paths=paths,
         seed=seed,
     )

@@ -5,7 +5,7 @@ step's conversion rate, each step's delay, the deal size) the input is moved
 down and up by one posterior standard deviation (or by a stated percentage)
 and the forecast is run again on the baseline's seed, paths and blocks. The
 change in P(hit target) and in P50 revenue, with its Monte Carlo standard
-error on common random numbers (batch means over paired blocks), is reported
+error on common random numbers (batch means over paired batches), is reported
 for the input's own segment and for ``total``, and inputs are ranked by the
 swing of P(hit) between the two moves.
 
@@ -268,7 +268,8 @@ def run_sensitivity(
     pct : float, optional
         Percentage moves instead of one posterior sd.
     batches : int
-        Blocks per run for the batch-means errors.
+        Monte Carlo batches per run for the batch-means errors
+        (:func:`simengine.planning._runs.run`).
     threads : int, optional
     on_input : callable, optional
         Called with each input's label (progress).

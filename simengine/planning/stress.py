@@ -6,7 +6,7 @@ posterior draw and the same random streams (common random numbers, CRN): the
 difference to the baseline is the shock's effect plus far less noise than
 with independent streams. For each scenario, segment and headline statistic
 ``stress.csv`` reports the value, the baseline, the change, the change's
-Monte Carlo standard error on CRN (batch means over paired blocks), the
+Monte Carlo standard error on CRN (batch means over paired batches), the
 standard error the same change would have with independent streams, and
 their ratio of variances (the variance reduction, measured on the run).
 
@@ -97,7 +97,8 @@ def run_stress(
     seed : int
         The one seed of every scenario (common random numbers).
     batches : int
-        Blocks per run for batch-means errors.
+        Monte Carlo batches per run for batch-means errors
+        (:func:`simengine.planning._runs.run`).
     threads : int, optional
         Worker threads.
     on_scenario : callable, optional

@@ -100,7 +100,7 @@ def test_comparison_catches_a_missing_walk_or_dormant_share() -> None:
 def test_paths_do_not_depend_on_the_block_split() -> None:
     pr = prepare(_params(), _plan())
     whole = run_paths(pr, 0, 600, seed=7)
-    parts = [run_paths(pr, 0, 250, seed=7), run_paths(pr, 250, 350, seed=7)]
+    parts = [run_paths(pr, 0, 250, seed=7, total=600), run_paths(pr, 250, 350, seed=7, total=600)]
     np.testing.assert_array_equal(whole.scalars, np.concatenate([p.scalars for p in parts], axis=0))
     np.testing.assert_array_equal(
         whole.cum_revenue, np.concatenate([p.cum_revenue for p in parts], axis=0)

@@ -221,8 +221,8 @@ def test_prepare_leaving_law() -> None:
 def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, ...] | None) -> None:
     """The per-draw cache of the open runs' tail masses changes no number.
 
-    Paths 0..599 over 20 draws meet each draw 30 times, so almost every path
-    reads its tails from the cache; the same paths with the cache switched
+    Paths 0..599 over 20 draws meet each draw 30 times (in runs of 30
+    consecutive paths), so almost every path reads its tails from the cache; the same paths with the cache switched
     off (``tail_cache_max = 0``) compute them path by path.
     """
     from simengine.engine import _kernels as K
@@ -246,7 +246,7 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
     g1, k, nd, w = pr.n_segments + 1, n_scalars(pr.n_stages), pr.n_dates, pr.week_days.shape[0]
     outs = []
     for cache_max in (K.TAIL_CACHE_MAX_ENTRIES, 0):
-        scratch = K._scratch(model, n_streams, cache_max)
+        scratch = K._scratch(model, n_streams, cache_max, False)
         assert (scratch.tails.shape[0] > 0) == (cache_max > 0)
         res = (
             np.zeros((600, g1, k)),
@@ -255,8 +255,110 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
             np.zeros((600, g1, w)),
         )
         for q in range(600):
-            K._one_path(root, q, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
+            K._one_path(root, q, 600, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
         outs.append(res)
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
     assert outs[0][0][:, -1, 0].std() > 0  # the paths differ from each other
+
+
+def _last_step_units(loss_median: tuple[float, ...] | None):
+    """Open units at every stage, many at the last step (ages 1..120 days), and their plan."""
+    rng = np.random.default_rng(8)
+    n_open = 400
+    ou = OpenUnits(
+        cell=rng.integers(0, 6, n_open).astype(np.int64),
+        stage=rng.choice(3, n_open, p=[0.2, 0.2, 0.6]).astype(np.int64),
+        age_days=rng.integers(0, 120, n_open).astype(np.float64),
+        amount=np.where(rng.random(n_open) < 0.5, rng.lognormal(10, 0.5, n_open), np.nan),
+    )
+    params = make_params(
+        conversion_sd=0.05, open_units=ou, loss_median=loss_median, pipeline_stage=2
+    )
+    return params, make_plan(params.segments, target=2e6, weeks=13)
+
+
+@pytest.mark.parametrize("loss_median", [None, (9.0, 20.0, 40.0)])
+def test_day_grids_give_the_days_of_the_continuous_draws(
+    loss_median: tuple[float, ...] | None,
+) -> None:
+    """The per-draw day grids change no number: the same paths with them and without.
+
+    A last-step pipeline unit's win or exit day found on the grid
+    (``_grid_day``) from the uniform the truncated lognormal draw inverts is
+    that draw's day (up to rounding at a day boundary, probability ~1e-13 a
+    unit): 600 paths (30 a draw, in runs) with the grids and without must be
+    equal to the bit. Power: an off-by-one in the bisection or a grid of the
+    wrong law shifts days and fails the equality.
+    """
+    from simengine.engine import _kernels as K
+    from simengine.engine import _rng
+    from simengine.engine.blocks import _args, n_scalars
+
+    params, plan = _last_step_units(loss_median)
+    pr = prepare(params, plan)
+    model, n_streams = _args(pr)
+    root = _rng.root_seed(4)
+    g1, k, nd, w = pr.n_segments + 1, n_scalars(pr.n_stages), pr.n_dates, pr.week_days.shape[0]
+    outs = []
+    for grids in (True, False):
+        scratch = K._scratch(model, n_streams, K.TAIL_CACHE_MAX_ENTRIES, grids)
+        assert (scratch.grid.shape[2] > 0) == grids
+        res = (
+            np.zeros((600, g1, k)),
+            np.zeros((600, g1), np.int64),
+            np.zeros((600, g1, nd)),
+            np.zeros((600, g1, w)),
+        )
+        for q in range(600):
+            K._one_path(root, q, 600, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
+        outs.append(res)
+    for a, b in zip(*outs, strict=True):
+        assert np.array_equal(a, b)
+    assert outs[0][0][:, -1, 0].std() > 0  # the paths differ from each other
+
+
+@pytest.mark.parametrize("loss_median", [None, (9.0, 20.0, 40.0)])
+def test_day_grid_law_within_1e6_total_variation(loss_median: tuple[float, ...] | None) -> None:
+    """Each grid's day law of ``X - a | X > a`` is within 1e-6 in total variation of SciPy's.
+
+    For every cell, law and age ``a`` of 1..120 days: P(day k) = (S(a + k) -
+    S(a + k + 1)) / S(a) for k < horizon, the rest beyond it, from the grid
+    (``_fill_grid``) against ``scipy.stats.lognorm`` (direct evaluation of the
+    same CDF, an independent implementation). The bound is the issue's
+    numerical tolerance; power: the grid of a law with its median off by 1%
+    is far outside it.
+    """
+    from scipy import stats as st
+
+    from simengine.engine import _kernels as K
+    from simengine.engine.blocks import _args
+
+    params, plan = _last_step_units(loss_median)
+    pr = prepare(params, plan)
+    model, _ = _args(pr)
+    H = pr.sim_days
+    grid = np.empty((6, 2, 121 + H))
+    d = 3
+    K._fill_grid(model, d, grid)
+    laws = [(pr.delay_mu[d, :, 2], pr.delay_sigma[d, :, 2])]
+    if loss_median is not None:
+        laws.append((pr.leave_mu[d, :, 2], pr.leave_sigma[d, :, 2]))
+    worst, mutated = 0.0, np.inf
+    for j, (mus, sigmas) in enumerate(laws):
+        for c in range(6):
+            m = np.arange(121 + H, dtype=float)
+            for shift, key in ((0.0, "exact"), (0.01, "mutated")):
+                sf = st.lognorm(s=sigmas[c], scale=np.exp(mus[c] + shift)).sf(m)
+                for a in range(1, 121):
+                    g = grid[c, j, a : a + H + 1] / grid[c, j, a]
+                    s = sf[a : a + H + 1] / sf[a]
+                    pk_g = np.r_[g[:-1] - g[1:], g[-1]]
+                    pk_s = np.r_[s[:-1] - s[1:], s[-1]]
+                    tv = 0.5 * np.abs(pk_g - pk_s).sum()
+                    if key == "exact":
+                        worst = max(worst, tv)
+                    else:
+                        mutated = min(mutated, tv)
+    assert worst <= 1e-6, worst
+    assert mutated > 1e-6, mutated

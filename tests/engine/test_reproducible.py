@@ -66,7 +66,7 @@ def test_path_streams_independent_of_layout() -> None:
     """Path i's numbers depend on (seed, i) only: any start index gives the same path."""
     pr = prepare(_params(), make_plan(target=200_000.0))
     whole = run_paths(pr, 0, 60, seed=9)
-    part = run_paths(pr, 37, 23, seed=9)
+    part = run_paths(pr, 37, 23, seed=9, total=60)
     np.testing.assert_array_equal(whole.scalars[37:], part.scalars)
     np.testing.assert_array_equal(whole.cum_revenue[37:], part.cum_revenue)
 
@@ -105,3 +105,37 @@ def test_common_random_numbers_across_cells() -> None:
     b = run_paths(prepare(shocked, plan), 0, 200, seed=8)
     np.testing.assert_array_equal(a.scalars[:, 1:3], b.scalars[:, 1:3])  # mid, ent
     assert not np.array_equal(a.scalars[:, 0], b.scalars[:, 0])
+
+
+def test_paths_grouped_by_draw() -> None:
+    """Path i of n uses draw floor(i D / n): contiguous runs, each draw n/D +- 1 times.
+
+    Checked on the mapping itself (every (n, D) below, exhaustively) and on
+    the paths: with arrivals only in draw 2 of 4, exactly the paths of draw
+    2's run have new units, whatever the block split.
+    """
+    from simengine.engine._kernels import _draw_of
+
+    for n, n_draws in ((1, 4), (3, 4), (7, 4), (12, 4), (13, 5), (1000, 7), (4000, 4000)):
+        d = np.array([_draw_of(np.int64(i), np.int64(n), n_draws, 1) for i in range(n)])
+        assert d[0] == 0
+        assert np.all(np.diff(d) >= 0)  # contiguous runs
+        assert np.all(d < n_draws)
+        used = np.bincount(d, minlength=n_draws)
+        if n >= n_draws:
+            assert used.min() >= n // n_draws
+            assert used.max() <= -(-n // n_draws)
+        else:  # fewer paths than draws: distinct draws, spread over the posterior
+            assert np.all(used <= 1)
+            assert d[-1] >= n_draws - n_draws // n - 1
+        interleaved = [_draw_of(np.int64(i), np.int64(n), n_draws, 0) for i in range(n)]
+        assert interleaved == [i % n_draws for i in range(n)]
+    params = make_params(draws=4, rate=(15.0, 0.0, 0.5))
+    params.arrival_rate[[0, 1, 3]] = 0.0
+    pr = prepare(params, make_plan(target=200_000.0))
+    new = run_paths(pr, 0, 10, seed=3).scalars[:, -1, 4:8].sum(axis=1)  # entered, any stage
+    assert np.array_equal(new > 0, (np.arange(10) * 4) // 10 == 2)
+    parts = [run_paths(pr, 0, 6, seed=3, total=10), run_paths(pr, 6, 4, seed=3, total=10)]
+    np.testing.assert_array_equal(
+        run_paths(pr, 0, 10, seed=3).scalars, np.concatenate([p.scalars for p in parts])
+    )

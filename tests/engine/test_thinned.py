@@ -107,7 +107,7 @@ def test_thinned_paths_do_not_depend_on_the_block_split() -> None:
     _, params, plan = CONFIGS[5]
     pr = prepare(params, plan, path_model="thinned")
     whole = run_paths(pr, 0, 500, seed=7)
-    parts = [run_paths(pr, 0, 200, seed=7), run_paths(pr, 200, 300, seed=7)]
+    parts = [run_paths(pr, 0, 200, seed=7, total=500), run_paths(pr, 200, 300, seed=7, total=500)]
     for f in ("scalars", "cum_revenue", "week_coverage", "time_to_target"):
         np.testing.assert_array_equal(
             getattr(whole, f), np.concatenate([getattr(p, f) for p in parts])

@@ -34,6 +34,10 @@ def test_crn_errors_are_calibrated_and_beat_independent_streams():
         se_ind.append(d.se_independent)
         ind.append(_runs.paired(other, base, "ent", "revenue", "mean").delta)
     var_crn, var_ind = np.var(crn, ddof=1), np.var(ind, ddof=1)
+    print(
+        f"calibration var/mean(se^2): CRN {var_crn / np.mean(np.square(se_crn)):.3f}, "
+        f"independent {var_ind / np.mean(np.square(se_ind)):.3f}"
+    )
     # Sample variances over R = 30 replicates: var_hat / var ~ chi2(29) / 29, whose
     # 99 % interval is [0.50, 1.67]; the reported se^2 (mean of 30 batch estimates) is
     # itself a little noisy, so accept [0.45, 1.8].
