@@ -152,6 +152,9 @@ RETRY_TUNE_FACTOR = 2
 RETRY_TARGET_ACCEPT = 0.95
 """The retry's target acceptance, or halfway from the first attempt's to 1 if that is higher."""
 
+RETRY_DIVERGED_TARGET_ACCEPT = 0.99
+"""The retry's least target acceptance when the first attempt diverged."""
+
 RETRY_THIN = 2
 """The retry samples this many times the draws and keeps every such-th one.
 
@@ -164,7 +167,7 @@ the posterior keeps.
 
 
 def retry_settings(
-    tune: int, target_accept: float, mass_matrix: str, sampler: str
+    tune: int, target_accept: float, mass_matrix: str, sampler: str, diverged: bool = False
 ) -> tuple[int, float, str]:
     """Return ``(tune, target_accept, mass_matrix)`` of the automatic retry.
 
@@ -172,9 +175,14 @@ def retry_settings(
     mass matrix settle; a higher target acceptance (:data:`RETRY_TARGET_ACCEPT`,
     or halfway to 1 from a higher first setting) takes smaller steps through
     curved regions; nutpie's low-rank mass matrix adapts to correlated
-    parameters (the PyMC sampler keeps its own).
+    parameters (the PyMC sampler keeps its own). When the first attempt had
+    divergent transitions (``diverged``), its step size was too large for the
+    posterior's curvature somewhere, so the retry's target acceptance is at
+    least :data:`RETRY_DIVERGED_TARGET_ACCEPT`.
     """
     ta = RETRY_TARGET_ACCEPT if target_accept < RETRY_TARGET_ACCEPT else (1 + target_accept) / 2
+    if diverged:
+        ta = max(ta, RETRY_DIVERGED_TARGET_ACCEPT)
     mm = "low_rank" if sampler == "nutpie" else mass_matrix
     return RETRY_TUNE_FACTOR * tune, round(ta, 4), mm
 
@@ -405,7 +413,7 @@ def _fit_part(
         if gate.ok or not st.retry or len(attempts) > 1:
             break
         tune, target_accept, mass_matrix = retry_settings(
-            tune, target_accept, mass_matrix, st.sampler
+            tune, target_accept, mass_matrix, st.sampler, diverged=gate.divergences > 0
         )
         thin = RETRY_THIN
     post = idata["posterior"][list(out_vars)].reset_coords(drop=True)
