@@ -149,11 +149,8 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
 RETRY_TUNE_FACTOR = 2
 """The retry tunes this many times longer than the first attempt."""
 
-RETRY_TARGET_ACCEPT = 0.95
+RETRY_TARGET_ACCEPT = 0.99
 """The retry's target acceptance, or halfway from the first attempt's to 1 if that is higher."""
-
-RETRY_DIVERGED_TARGET_ACCEPT = 0.99
-"""The retry's least target acceptance when the first attempt diverged."""
 
 RETRY_THIN = 2
 """The retry samples this many times the draws and keeps every such-th one.
@@ -167,7 +164,7 @@ the posterior keeps.
 
 
 def retry_settings(
-    tune: int, target_accept: float, mass_matrix: str, sampler: str, diverged: bool = False
+    tune: int, target_accept: float, mass_matrix: str, sampler: str
 ) -> tuple[int, float, str]:
     """Return ``(tune, target_accept, mass_matrix)`` of the automatic retry.
 
@@ -175,14 +172,11 @@ def retry_settings(
     mass matrix settle; a higher target acceptance (:data:`RETRY_TARGET_ACCEPT`,
     or halfway to 1 from a higher first setting) takes smaller steps through
     curved regions; nutpie's low-rank mass matrix adapts to correlated
-    parameters (the PyMC sampler keeps its own). When the first attempt had
-    divergent transitions (``diverged``), its step size was too large for the
-    posterior's curvature somewhere, so the retry's target acceptance is at
-    least :data:`RETRY_DIVERGED_TARGET_ACCEPT`.
+    parameters (the PyMC sampler keeps its own). Divergent transitions, the
+    commonest miss, say the step size was too large for the posterior's
+    curvature somewhere; 0.99 is the usual remedy.
     """
     ta = RETRY_TARGET_ACCEPT if target_accept < RETRY_TARGET_ACCEPT else (1 + target_accept) / 2
-    if diverged:
-        ta = max(ta, RETRY_DIVERGED_TARGET_ACCEPT)
     mm = "low_rank" if sampler == "nutpie" else mass_matrix
     return RETRY_TUNE_FACTOR * tune, round(ta, 4), mm
 
@@ -413,7 +407,7 @@ def _fit_part(
         if gate.ok or not st.retry or len(attempts) > 1:
             break
         tune, target_accept, mass_matrix = retry_settings(
-            tune, target_accept, mass_matrix, st.sampler, diverged=gate.divergences > 0
+            tune, target_accept, mass_matrix, st.sampler
         )
         thin = RETRY_THIN
     post = idata["posterior"][list(out_vars)].reset_coords(drop=True)
