@@ -11,10 +11,11 @@ Defaults that converge without hand tuning: each model chooses which levels
 are sampled centred from the data (see :mod:`simengine.fitting._pooling`),
 and a part that misses the gate is sampled once more with the settings of
 :func:`retry_settings` (longer tuning, a higher target acceptance, nutpie's
-low-rank mass matrix). What was tried is recorded in the posterior's
-``simengine_fit_attempts`` attr. Each part's posterior then gets a posterior
-predictive check of the last quarter (:mod:`simengine.fitting.ppc`), recorded
-in ``simengine_ppc``.
+low-rank mass matrix) and :data:`RETRY_THIN` times the draws, every
+:data:`RETRY_THIN`-th of which is kept (the posterior keeps its size). What
+was tried is recorded in the posterior's ``simengine_fit_attempts`` attr.
+Each part's posterior then gets a posterior predictive check of the last
+quarter (:mod:`simengine.fitting.ppc`), recorded in ``simengine_ppc``.
 
 Seeds: the user's seed feeds a :class:`numpy.random.SeedSequence`; each model
 part gets its own child seed (``conversion``, ``arrivals``, ``deal_size`` in
@@ -80,6 +81,7 @@ __all__ = [
     "sample_model",
     "settings_from_spec",
     "single_threaded_blas",
+    "thinned",
 ]
 
 PARTS = MODEL_PARTS
@@ -147,8 +149,18 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
 RETRY_TUNE_FACTOR = 2
 """The retry tunes this many times longer than the first attempt."""
 
-RETRY_TARGET_ACCEPT = 0.95
+RETRY_TARGET_ACCEPT = 0.99
 """The retry's target acceptance, or halfway from the first attempt's to 1 if that is higher."""
+
+RETRY_THIN = 2
+"""The retry samples this many times the draws and keeps every such-th one.
+
+A part whose draws are autocorrelated misses the gate on its effective sample
+size even when the chains agree; thinning a longer run keeps the posterior's
+size (every part shares the draw axis) while its draws' autocorrelation, and
+so the shortfall, falls. The gate is checked on the thinned draws, the ones
+the posterior keeps.
+"""
 
 
 def retry_settings(
@@ -160,7 +172,9 @@ def retry_settings(
     mass matrix settle; a higher target acceptance (:data:`RETRY_TARGET_ACCEPT`,
     or halfway to 1 from a higher first setting) takes smaller steps through
     curved regions; nutpie's low-rank mass matrix adapts to correlated
-    parameters (the PyMC sampler keeps its own).
+    parameters (the PyMC sampler keeps its own). Divergent transitions, the
+    commonest miss, say the step size was too large for the posterior's
+    curvature somewhere; 0.99 is the usual remedy.
     """
     ta = RETRY_TARGET_ACCEPT if target_accept < RETRY_TARGET_ACCEPT else (1 + target_accept) / 2
     mm = "low_rank" if sampler == "nutpie" else mass_matrix
@@ -362,12 +376,12 @@ def _fit_part(
     """Build, sample, gate (retrying once) and check one part."""
     model, out_vars = _build_part(part, data, st)
     target_accept, mass_matrix = st.for_part(part)
-    tune = st.tune
+    tune, thin = st.tune, 1
     attempts: list[dict[str, object]] = []
     while True:
         idata = sample_model(
             model,
-            draws=st.draws,
+            draws=st.draws * thin,
             tune=tune,
             chains=st.chains,
             target_accept=target_accept,
@@ -377,12 +391,15 @@ def _fit_part(
             progress=progress,
             label=part,
         )
+        if thin > 1:
+            idata = thinned(idata, thin)
         gate = check_convergence(idata, [*_free_names(model), *out_vars], part=part)
         attempts.append(
             {
                 "tune": tune,
                 "target_accept": target_accept,
                 "mass_matrix": mass_matrix,
+                "thin": thin,
                 "passed": gate.ok,
                 "failures": list(gate.failures),
             }
@@ -392,10 +409,39 @@ def _fit_part(
         tune, target_accept, mass_matrix = retry_settings(
             tune, target_accept, mass_matrix, st.sampler
         )
+        thin = RETRY_THIN
     post = idata["posterior"][list(out_vars)].reset_coords(drop=True)
     check = _check_part(part, model, idata, data, seeds[part])
     stats = _stats(idata, "" if part == "conversion" else f"{part}_")
     return _PartResult(post, stats, gate, tuple(attempts), check)
+
+
+def thinned(idata: az.InferenceData, thin: int) -> az.InferenceData:
+    """Keep every ``thin``-th draw of every group that has a draw axis.
+
+    The kept draws are relabelled ``0, 1, ...`` so that the thinned posterior
+    has the layout of an unthinned run of that many draws.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        Sampler output (``posterior``, ``sample_stats``, ...).
+    thin : int
+        Keep draws ``0, thin, 2 thin, ...``.
+
+    Returns
+    -------
+    arviz.InferenceData
+        A new object; ``idata`` is not modified.
+    """
+    groups: dict[str, xr.Dataset] = {}
+    for name in idata.groups():
+        ds = idata[name]
+        if "draw" in ds.dims:
+            ds = ds.isel(draw=slice(None, None, thin))
+            ds = ds.assign_coords(draw=np.arange(ds.sizes["draw"]))
+        groups[name] = ds
+    return az.InferenceData(**groups)  # type: ignore[arg-type]  # arviz types its kwargs loosely
 
 
 def _draws(idata: az.InferenceData, name: str) -> np.ndarray:
@@ -631,7 +677,9 @@ def attempt_lines(attempts: dict[str, list[dict[str, object]]]) -> list[str]:
 
         def how(a: dict[str, object]) -> str:
             mm = "low-rank" if a["mass_matrix"] == "low_rank" else "diagonal"
-            return f"tune {a['tune']}, target_accept {a['target_accept']}, {mm} mass matrix"
+            kept = int(a.get("thin", 1))  # type: ignore[call-overload]
+            thin = f", {kept}x the draws thinned by {kept}" if kept > 1 else ""
+            return f"tune {a['tune']}, target_accept {a['target_accept']}, {mm} mass matrix{thin}"
 
         failures = list(first["failures"])  # type: ignore[call-overload]
         why = failures[0].split(": ", 1)[-1] + (

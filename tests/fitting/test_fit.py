@@ -19,6 +19,7 @@ from simengine.errors import ConvergenceError
 from simengine.fitting import deal_size
 from simengine.fitting.data import build_data
 from simengine.fitting.fit import (
+    RETRY_THIN,
     attempt_lines,
     fit,
     part_seeds,
@@ -26,6 +27,7 @@ from simengine.fitting.fit import (
     sample_model,
     settings_from_spec,
     single_threaded_blas,
+    thinned,
 )
 from simengine.io.posterior import read_parameters, write_posterior
 from simengine.snapshot import open_units
@@ -67,11 +69,13 @@ def test_short_run_is_flagged_and_in_file_layout(short):
         assert (tries[1]["tune"], tries[1]["target_accept"], tries[1]["mass_matrix"]) == (
             retry_settings(30, first["target_accept"], first["mass_matrix"], "nutpie")
         )
-    assert retry_settings(1000, 0.9, "diag", "nutpie") == (2000, 0.95, "low_rank")
-    assert retry_settings(1000, 0.98, "diag", "pymc") == (2000, 0.99, "diag")
+        assert (first["thin"], tries[1]["thin"]) == (1, RETRY_THIN), part
+    assert retry_settings(1000, 0.9, "diag", "nutpie") == (2000, 0.99, "low_rank")
+    assert retry_settings(1000, 0.995, "diag", "pymc") == (2000, 0.9975, "diag")
     lines = attempt_lines(attempts)
     assert len(lines) == 3
     assert all("retried with tune 60" in line for line in lines)
+    assert all(f"{RETRY_THIN}x the draws thinned by {RETRY_THIN}" in line for line in lines)
     # the predictive check of each part is recorded
     checks = json.loads(post.attrs["simengine_ppc"])
     assert set(checks) == {"conversion", "arrivals", "deal_size"}
@@ -99,6 +103,26 @@ def test_short_run_is_flagged_and_in_file_layout(short):
     assert [str(u) for u in const["unit"].values] == list(ou.ids)
     assert set(ou.ids) <= set(df["id"].astype(str))
     assert np.all((const["raw_rate_4q"].values >= 0) & (const["raw_rate_4q"].values <= 1))
+
+
+def test_thinned_keeps_every_kth_draw_of_every_group_and_relabels(short):
+    _, _, _, idata = short
+    k = 3
+    out = thinned(idata, k)
+    for name in idata.groups():
+        before, after = idata[name], out[name]
+        if "draw" not in before.dims:
+            assert after.identical(before), name
+            continue
+        n = before.sizes["draw"]
+        assert after.sizes["draw"] == -(-n // k), name
+        assert list(after["draw"].values) == list(range(after.sizes["draw"])), name
+        for var in before.data_vars:
+            np.testing.assert_array_equal(
+                after[var].values, before[var].isel(draw=slice(None, None, k)).values
+            )
+    # the input is not modified
+    assert idata["posterior"].sizes["draw"] == 30
 
 
 def test_gate_raises_and_names_parameters(short):
