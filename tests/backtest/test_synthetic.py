@@ -332,7 +332,8 @@ def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
     scores = run_synthetic(seeds, spec, tmp_path, cfg, fc, history_weeks=52, workers=workers)
     # The backtest's forecaster records the gate (and its one retry) in
     # posterior.nc instead of stopping; here convergence is required
-    # (SYNTH_MAX_UNCONVERGED), checked after the statistics are printed.
+    # (SYNTH_MAX_UNCONVERGED), asserted last so that a run shows and checks
+    # its statistics either way.
     missed = []
     for s in seeds:
         post = next((tmp_path / f"seed-{s}" / "origins").glob("*/posterior.nc"))
