@@ -14,7 +14,9 @@ deterministics, variable names, dims and coords, in which every constant
 enters by its bytes and every data container by its name, dtype and rank
 only (never its values or shape). So anything that changes the compiled
 graph (priors, cells, which levels are centred, drift periods) is a miss,
-and nothing else is. The cache is a small LRU (:data:`MAX_ENTRIES` entries);
+and nothing else is. The choices that vary between data sets of one shape
+(the conversion drift steps' and the arrival walk's centring) are data
+containers, so they are not part of the key. The cache is a small LRU (:data:`MAX_ENTRIES` entries);
 its hits and misses are counted (:meth:`CompiledModelCache.info`) and logged
 on the ``simengine.fitting`` logger.
 """

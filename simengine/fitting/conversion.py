@@ -46,7 +46,11 @@ cell-around-step, the step's level integrated out
 (:func:`~simengine.fitting._pooling.exchangeable_columns`). Each cell
 level, and each drift step, is sampled centred or non-centred by how
 informative its data are (:func:`centring`, the rule of
-:func:`~simengine.fitting._pooling.centred_mask`).
+:func:`~simengine.fitting._pooling.centred_mask`). The drift steps' choice
+is a data container (``conversion_drift_centred``), like the arrival
+walk's: it differs from one data set to the next of the same shape where
+the levels' choice does not, and as data it lets those data sets share one
+compiled model (:mod:`~simengine.fitting._compiled`).
 
 The cell spreads of the logit levels and of the three delay and loss
 levels (``conversion_cell_sd``, ``delay_cell_sd``, ``delay_sigma_cell_sd``,
@@ -300,7 +304,9 @@ def build_model(
     centred : dict of str to ndarray, optional
         Which levels are centred, as :func:`centring` returns (default:
         :func:`centring` of ``data``); fixes the model's structure, e.g. to
-        refit other statistics with the same compiled model.
+        refit other statistics with the same compiled model. The ``drift``
+        entry is the data container ``conversion_drift_centred`` (1 centred,
+        0 not), not structure: ``pm.set_data`` or ``with_data`` changes it.
 
     Returns
     -------
@@ -353,8 +359,11 @@ def build_model(
         if n_periods > 1:
             tau = scale_prior("drift_sd", priors.drift_sd)
             # drift steps: centred (sd tau) where the two periods' data pin the step,
-            # else standardised (tau * z)
-            dc = np.asarray(cm["drift"], bool)
+            # else standardised (tau * z). Which is a data container (1 centred,
+            # 0 not), so the compiled graph does not depend on the choice: data
+            # sets of one shape share a compiled model (fitting._compiled)
+            dc_data = pm.Data("conversion_drift_centred", np.asarray(cm["drift"], np.float64))
+            dc = pt.gt(dc_data, 0.5)
             raw = pm.Normal(
                 "drift_z",
                 0.0,

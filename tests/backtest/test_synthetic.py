@@ -14,6 +14,7 @@ from simengine.backtest.baselines import run_rate
 from simengine.backtest.run import BacktestConfig, simengine_forecaster, threads_per_worker
 from simengine.backtest.scoring import DENSE_LEVELS, QuantileForecast, score
 from simengine.backtest.synthetic import (
+    CALIBRATION_FIT,
     PERIOD_DAYS,
     _worker_init,
     calibration,
@@ -158,6 +159,14 @@ def test_calibration_accepts_uniform_and_flags_too_narrow():
 
 SYNTH_SEEDS = 20
 SYNTH_ALPHA = 0.01
+SYNTH_MAX_UNCONVERGED = 1
+"""Fits of the calibration that may miss the convergence gate (after its one retry).
+
+The project's standard for the gate on new data (issue 16: a plain spec
+passes on at least 19 of 20 synthetic data sets); a second miss fails the
+test, since a calibration of unconverged fits tests the sampler, not the
+model.
+"""
 
 
 def pit_dispersion(pit: np.ndarray) -> float:
@@ -301,6 +310,11 @@ def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
 
     The 80%/90% coverages of the totals and the totals' KS p-value are
     printed, not tested.
+
+    Convergence is required: the fits use :data:`CALIBRATION_FIT` and at most
+    :data:`SYNTH_MAX_UNCONVERGED` of them may miss the project's gate
+    (:mod:`simengine.fitting.diagnostics`: r_hat, bulk and tail ESS,
+    divergences, BFMI, after the fit's one automatic retry).
     """
     spec = load_spec(models_dir / "demo.toml")
     cfg = BacktestConfig(period_days=PERIOD_DAYS, paths=20_000, seed=0)
@@ -311,24 +325,29 @@ def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
     workers = 2
     fc = simengine_forecaster(
         cfg,
-        fit_overrides={"draws": 200, "tune": 200, "chains": 2},
+        fit_overrides=CALIBRATION_FIT,
         threads=threads_per_worker(workers),
     )
     seeds = list(range(1, SYNTH_SEEDS + 1))
     scores = run_synthetic(seeds, spec, tmp_path, cfg, fc, history_weeks=52, workers=workers)
-    # The fits are allowed to miss the convergence gate: it asks ESS >= 400 of
-    # every variable, which 2 x 200 draws cannot give (the forecaster records
-    # the gate and its one retry in posterior.nc); the attempts are printed.
-    missed = 0
+    # The backtest's forecaster records the gate (and its one retry) in
+    # posterior.nc instead of stopping; here convergence is required
+    # (SYNTH_MAX_UNCONVERGED), asserted last so that a run shows and checks
+    # its statistics either way.
+    missed = []
     for s in seeds:
         post = next((tmp_path / f"seed-{s}" / "origins").glob("*/posterior.nc"))
         with xr.open_dataset(post, group="posterior", engine="h5netcdf") as ds:
             ok = str(ds.attrs["simengine_converged"]).lower() == "true"
             attempts = json.loads(ds.attrs["simengine_fit_attempts"])
-        missed += not ok
+        if not ok:
+            missed.append(s)
         passed = {part: [a["passed"] for a in tries] for part, tries in attempts.items()}
         print(f"seed {s}: gate passed {ok}, attempts passed per part {passed}")
-    print(f"fits that missed the convergence gate: {missed} of {len(seeds)}")
+        for part, tries in attempts.items():
+            if not tries[-1]["passed"]:
+                print(f"  {part}: {tries[-1]['failures']}")
+    print(f"fits that missed the convergence gate: {len(missed)} of {len(seeds)} {missed}")
     cal = calibration(scores).set_index("rows").loc["total"]
     sim = scores[scores["method"] == "simengine"]
     tot = sim[sim["segment"] == "total"]
@@ -351,3 +370,4 @@ def test_synthetic_truth_calibration(models_dir, tmp_path, no_blas_probe):
     # rate without the ~0.77 bias of treating open units as 'maybe later won';
     # the mean ratio over 6 seeds x 6 cells had sd ~0.03 (two-sided band).
     assert 0.88 < won["ratio"].mean() < 1.12, won
+    assert len(missed) <= SYNTH_MAX_UNCONVERGED, missed
