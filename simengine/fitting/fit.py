@@ -147,7 +147,7 @@ def settings_from_spec(spec: FunnelSpec, **overrides: object) -> FitSettings:
 RETRY_TUNE_FACTOR = 2
 """The retry tunes this many times longer than the first attempt."""
 
-RETRY_TARGET_ACCEPT = 0.95
+RETRY_TARGET_ACCEPT = 0.99
 """The retry's target acceptance, or halfway from the first attempt's to 1 if that is higher."""
 
 

@@ -67,8 +67,8 @@ def test_short_run_is_flagged_and_in_file_layout(short):
         assert (tries[1]["tune"], tries[1]["target_accept"], tries[1]["mass_matrix"]) == (
             retry_settings(30, first["target_accept"], first["mass_matrix"], "nutpie")
         )
-    assert retry_settings(1000, 0.9, "diag", "nutpie") == (2000, 0.95, "low_rank")
-    assert retry_settings(1000, 0.98, "diag", "pymc") == (2000, 0.99, "diag")
+    assert retry_settings(1000, 0.9, "diag", "nutpie") == (2000, 0.99, "low_rank")
+    assert retry_settings(1000, 0.995, "diag", "pymc") == (2000, 0.9975, "diag")
     lines = attempt_lines(attempts)
     assert len(lines) == 3
     assert all("retried with tune 60" in line for line in lines)
