@@ -77,7 +77,7 @@ the last period backwards, so ``conversion`` (the last period's rate, the one
 that applies from the as-of date on) is the anchor and earlier periods are
 offsets from it.
 
-Cohort effect (when the prior's ``cohort_sd`` is positive, the
+Cohort effect (when the prior's ``cohort_sd`` is positive; off by
 default): the units that entered a step's from-stage in one drift
 period (a cohort) share a logit offset ``u[step, period] ~ Normal(0,
 cohort_sd)`` across cells, on top of the walk: a shock to the whole

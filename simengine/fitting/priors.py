@@ -56,13 +56,11 @@ class Priors:
     cohort_sd : float
         Prior mean (gamma, shape 2) of the sd of the cohort effect: one logit
         offset per step and drift period (the units that entered in it),
-        shared by every cell and not carried on to the next period (0.2, as
-        the walk's innovation: cohorts differ by up to ~1.5x in odds). On by
-        default wherever drift is: with the two or three drift periods a
-        young export holds, the walk's sd alone is what the forecast's new
-        cohorts get, and the data cannot tell how much cohorts differ; the
-        prior's spread is then carried to the period ahead instead of none
-        (docs/validation-crm.md). 0 leaves the term out.
+        shared by every cell and not carried on to the next period. 0 (the
+        default) leaves the term out; e.g. 0.2 (as the walk's innovation:
+        cohorts differ by up to ~1.5x in odds) turns it on. Off by default
+        because it did not improve the one real export it was measured on
+        (docs/validation-crm.md).
     delay_mu_loc, delay_mu_sd : float
         Normal prior of a step's global log-median delay in days
         (3.0 ± 1.5: medians from ~1 to ~400 days).
@@ -128,7 +126,7 @@ class Priors:
     conversion_segment_sd: float = 0.5
     conversion_cell_sd: float = 0.6
     drift_sd: float = 0.2
-    cohort_sd: float = 0.2
+    cohort_sd: float = 0.0
     delay_mu_loc: float = 3.0
     delay_mu_sd: float = 1.5
     delay_segment_sd: float = 0.5

@@ -14,7 +14,7 @@ truth (0.5). For a calibrated posterior this fails with probability about
 reproducible). Power (the mutation that must fail): the same check on data
 without cohort effects (``tau`` = 0, the model's prior mean is 0.2) must
 exclude 0.5, i.e. the interval is informative and follows the data. The
-term is on with prior mean 0.2 (``cohort_sd``, the default).
+term is on with prior mean 0.2 (``cohort_sd``; off by default).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from simengine.fitting.priors import DEFAULT_PRIORS
 
 AS_OF = dt.date(2026, 1, 5)
 TAU = 0.5
-ON = replace(DEFAULT_PRIORS, cohort_sd=0.2)  # the default, stated: the test needs it on
-OFF = replace(DEFAULT_PRIORS, cohort_sd=0.0)
+ON = replace(DEFAULT_PRIORS, cohort_sd=0.2)  # the term is off by default (cohort_sd = 0)
 
 
 def _data_with_cohorts(records_factory, spec_factory, tau: float, seed: int):
@@ -78,12 +77,12 @@ def _tau_interval(data) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def test_the_term_is_on_by_default_and_off_with_a_zero_prior(records_factory, spec_factory):
+def test_the_term_is_off_by_default_and_on_with_a_positive_prior(records_factory, spec_factory):
     data = _data_with_cohorts(records_factory, spec_factory, TAU, seed=1)
-    off = conversion.build_model(data, OFF)
+    off = conversion.build_model(data)
     assert "cohort_z" not in off.named_vars
     assert "conversion_cohort_sd" in off.named_vars  # written as 0: no effect ahead
-    on = conversion.build_model(data)
+    on = conversion.build_model(data, ON)
     assert {"cohort_z", "cohort_sd"} <= set(on.named_vars)
 
 
