@@ -248,18 +248,24 @@ def test_tail_cache_gives_bitwise_the_uncached_paths(loss_median: tuple[float, .
     for cache_max in (K.TAIL_CACHE_MAX_ENTRIES, 0):
         scratch = K._scratch(model, n_streams, cache_max, False)
         assert (scratch.tails.shape[0] > 0) == (cache_max > 0)
-        res = (
-            np.zeros((600, g1, k)),
-            np.zeros((600, g1), np.int64),
-            np.zeros((600, g1, nd)),
-            np.zeros((600, g1, w)),
-        )
-        for q in range(600):
-            K._one_path(root, q, 600, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
-        outs.append(res)
+        outs.append(_play_paths(K, root, model, scratch, (g1, k, nd, w)))
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
     assert outs[0][0][:, -1, 0].std() > 0  # the paths differ from each other
+
+
+def _play_paths(K, root, model, scratch, dims, n=600):
+    """Play paths ``0..n-1`` of an ``n``-path run one by one; return their metric arrays."""
+    g1, k, nd, w = dims
+    res = (
+        np.zeros((n, g1, k)),
+        np.zeros((n, g1), np.int64),
+        np.zeros((n, g1, nd)),
+        np.zeros((n, g1, w)),
+    )
+    for q in range(n):
+        K._one_path(root, q, n, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
+    return res
 
 
 def _last_step_units(loss_median: tuple[float, ...] | None):
@@ -304,15 +310,7 @@ def test_day_grids_give_the_days_of_the_continuous_draws(
     for grids in (True, False):
         scratch = K._scratch(model, n_streams, K.TAIL_CACHE_MAX_ENTRIES, grids)
         assert (scratch.grid.shape[2] > 0) == grids
-        res = (
-            np.zeros((600, g1, k)),
-            np.zeros((600, g1), np.int64),
-            np.zeros((600, g1, nd)),
-            np.zeros((600, g1, w)),
-        )
-        for q in range(600):
-            K._one_path(root, q, 600, model, scratch, res[0][q], res[1][q], res[2][q], res[3][q])
-        outs.append(res)
+        outs.append(_play_paths(K, root, model, scratch, (g1, k, nd, w)))
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
     assert outs[0][0][:, -1, 0].std() > 0  # the paths differ from each other
