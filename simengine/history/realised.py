@@ -269,9 +269,9 @@ def simulate_to_date(
     RemainingRun
     """
     from simengine.engine import prepare
-    from simengine.engine._sketch import bin_values, hist_quantiles
     from simengine.engine.forecast import Forecast
     from simengine.engine.simulate import default_threads, forecast_meta, run_blocks
+    from simengine.planning._runs import KEYS, batch_stats
 
     as_of = params.as_of
     sub = remaining_plan(plan, as_of)
@@ -297,8 +297,9 @@ def simulate_to_date(
         batches=max(2, batches),
     )
     counts = summary.batch_welford[..., 0]
-    p50 = hist_quantiles(summary.batch_hist, bin_values(), [0.5])[..., 0] + r
-    hit = np.where(met, 1.0, summary.batch_hit / counts)
+    per_batch = batch_stats(summary)
+    p50 = per_batch[..., KEYS.index(("revenue", "p50"))] + r
+    hit = np.where(met, 1.0, per_batch[..., KEYS.index(("attainment", "prob_hit"))])
     m = forecast_meta(seed, block_size, plan, (meta or {}).get("input_sha256"))
     sub_plan = dataclasses.replace(
         sub, targets={s: float(prepared.targets[i]) for i, s in enumerate(params.segments)}
