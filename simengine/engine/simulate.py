@@ -89,7 +89,6 @@ def run_blocks(
     on_block: Callable[[int, int], None] | None = None,
     *,
     block_map: BlockMap | None = None,
-    on_part: Callable[[BlockSummary], None] | None = None,
     batches: int = 0,
 ) -> BlockSummary:
     """Run every block of a run and merge the summaries in block order.
@@ -105,9 +104,6 @@ def run_blocks(
         Called as ``on_block(done_paths, total_paths)`` after each merge.
     block_map : BlockMap, optional
         Where the blocks run (default: :func:`thread_block_map` of ``threads``).
-    on_part : callable, optional
-        Called with each block's own summary, in block order, before it is
-        merged.
     batches : int
         Monte Carlo batches whose statistics the summary also keeps
         (``BlockSummary.batch_*``: path ``i`` in batch ``i mod batches``,
@@ -126,8 +122,6 @@ def run_blocks(
     for i, part in enumerate(run(prepared, blocks, seed)):
         if part.blocks != (blocks[i].index,):
             raise RuntimeError(f"block map yielded block(s) {part.blocks}, expected {i}")
-        if on_part is not None:
-            on_part(part)
         if merged is None:
             merged = part
         else:
