@@ -409,7 +409,7 @@ def build_model(
         if priors.cohort_sd <= 0:
             # the term is not fitted: a future cohort's effect from the data's
             # between-cohort spread (module docstring), 0 where there is none
-            tau_c = cohort_effect_sd(d["cohort_sd"], p_last, data.period_days)
+            tau_c = cohort_effect_sd(d["cohort_spread"], p_last, data.period_days)
         # the sd of a future cohort's fresh effect (0 without drift or spread)
         pm.Deterministic("conversion_cohort_sd", tau_c)
         pm.Deterministic(
@@ -580,7 +580,7 @@ def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
             if np.size(data.never_leaving)
             else np.zeros(n_steps)
         ),
-        "cohort_sd": (
+        "cohort_spread": (
             np.asarray(data.cohort_sd, np.float64) if np.size(data.cohort_sd) else np.zeros(n_steps)
         ),
     }
