@@ -108,11 +108,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--workers", type=int, default=1, help="origins scored at a time")
     ap.add_argument(
+        "--origins",
+        default=None,
+        help="comma-separated subset of the origins (ISO dates; default: all six)",
+    )
+    ap.add_argument(
         "--explain",
         action="store_true",
         help="per origin and cell: expected vs realised new units, wins, deal size, revenue",
     )
     args = ap.parse_args(argv)
+    origins = (
+        ORIGINS
+        if args.origins is None
+        else [dt.date.fromisoformat(o) for o in args.origins.split(",")]
+    )
 
     from simengine.backtest.run import (
         BacktestConfig,
@@ -145,14 +155,14 @@ def main(argv: list[str] | None = None) -> None:
         on_step=progress,
     )
     print(
-        f"CRM backtest: {len(ORIGINS)} origins, period {cfg.period_days} days, "
+        f"CRM backtest: {len(origins)} origins, period {cfg.period_days} days, "
         f"{cfg.paths:,} paths, sampler overrides {overrides}",
         flush=True,
     )
     scores, pooled = run_backtest(
         full,
         spec,
-        ORIGINS,
+        origins,
         args.out,
         cfg,
         forecaster,
@@ -187,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     allseg.insert(1, "n", scores.groupby("method", sort=False).size().to_numpy())
     print(_table(allseg, ["method"], ["n", "crps", "cover_50", "cover_80", "cover_90", "ape_p50"]))
     conv = []
-    for o in ORIGINS:
+    for o in origins:
         post = args.out / "origins" / o.isoformat() / "posterior.nc"
         if post.exists():
             import xarray as xr
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.explain:
         from simengine.backtest.explain import explain_origin
 
-        for o in ORIGINS:
+        for o in origins:
             post = args.out / "origins" / o.isoformat() / "posterior.nc"
             if post.exists():
                 table = explain_origin(full, spec, post, cfg.period_days)

@@ -31,6 +31,9 @@ dormant share of non-converters, which never leave):
   law the conversion fit now uses
   (:func:`simengine.fitting.data.never_leaving_share`);
 * ``LN|qKM``: lognormal, ``q`` fixed at :func:`km_dormant`, ``p`` free.
+* ``LN|KMt``: as ``LN|KM`` with ``r`` per drift period (91 days counted
+  back from the origin, by entry date): :func:`km_plateau_by_period`; the
+  deals engaged in the forecast period take the last period's ``r``.
 
 ``--laws`` and ``--origins`` (comma-separated) select a subset.
 
@@ -80,6 +83,7 @@ LAWS = (
     "WB+q",
     "LN|KM",
     "LN|qKM",
+    "LN|KMt",
 )
 
 
@@ -144,6 +148,56 @@ def km_plateau(units: pd.DataFrame) -> float:
     return float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
 
 
+def _period_plateau(
+    age: np.ndarray, closed: np.ndarray, a0: np.ndarray, t_max: float, alpha: float
+) -> float | None:
+    """The fit's plateau estimate read at a given ``t_max``; None where there is no plateau."""
+    a0 = np.minimum(a0, age)
+    if not closed.any():
+        return None
+    times, d = np.unique(age[closed], return_counts=True)
+    at_risk = np.searchsorted(np.sort(a0), times, side="left") - np.searchsorted(
+        np.sort(age), times, side="left"
+    )
+    surv = float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
+    lo = 0.5 * t_max
+    exposure = np.clip(np.minimum(age, t_max) - np.maximum(a0, lo), 0.0, None).sum()
+    n_tail = float(np.sum(closed & (age > lo)))
+    if exposure <= 0.0 or n_tail == 0.0:
+        return None
+    beyond = np.clip(age - np.maximum(a0, t_max), 0.0, None).sum()
+    return surv if np.exp(-n_tail / exposure * beyond) < alpha else None
+
+
+def km_plateau_by_period(units: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:
+    """Per unit, the never-leaving share of its drift period (91 days back from ``origin``).
+
+    Each period's plateau is the fit's estimate
+    (:func:`simengine.fitting.data.never_leaving_share`) from that period's
+    units alone, read at the largest leaving age of *all* units (so a recent
+    period whose units are all younger shows none); a period without a
+    plateau takes the nearest period's that has one (the later on a tie).
+    """
+    from simengine.fitting.data import DORMANT_ALPHA
+
+    back = np.floor(((origin - units.e).dt.days.to_numpy(float)) / PERIOD).astype(np.int64)
+    age = np.maximum(units.dur.to_numpy(float), 0.5)
+    closed = (units.state != "open").to_numpy()
+    a0 = np.nan_to_num(units.a0.to_numpy(float), nan=0.0)
+    t_max = float(age[closed].max())
+    found = np.full(int(back.max()) + 1, np.nan)
+    for b in range(found.size):
+        s = back == b
+        r = _period_plateau(age[s], closed[s], a0[s], t_max, DORMANT_ALPHA) if s.any() else None
+        found[b] = np.nan if r is None else r
+    known = np.flatnonzero(np.isfinite(found))
+    if known.size == 0:
+        return np.zeros(len(units))
+    # nearest known period, ties to the later one (smaller back)
+    near = known[np.argmin(np.abs(np.arange(found.size)[:, None] - known[None, :]), axis=1)]
+    return found[near][back]
+
+
 def km_dormant(units: pd.DataFrame) -> float:
     """Nonparametric dormant share of non-converters: ``S / (S + CIF_loss)`` at the last closure.
 
@@ -181,7 +235,10 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
     mixf = law in ("mixF+q", "mixFG+q", "cohort+q")
     mixg = law in ("mixFG+q", "cohort+q")
     dorm = law not in ("LN", "WB", "LNc")
-    r_km = km_plateau(units) if law == "LN|KM" else None
+    per_unit = law == "LN|KMt"
+    r_km: float | np.ndarray | None = km_plateau(units) if law == "LN|KM" else None
+    if law == "LN|KMt":
+        r_km = units.r_period.to_numpy(float)
     q_km = km_dormant(units) if law == "LN|qKM" else None
     wb = law.startswith("WB")
     shared = law == "LNs+q"
@@ -232,6 +289,8 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
         lp, f, g, lq = laws(x, every)
         logp, log1p = -np.logaddexp(0, -lp), -np.logaddexp(0, lp)
         log1q = -np.logaddexp(0, lq) if dorm else 0.0
+        if per_unit:  # per-unit r: per-unit p and q
+            logp, log1p, log1q = logp[won], log1p[lost], log1q[lost]
         fd, gd = f(dur, True), g(dur, True)
         ll = np.sum(logp + fd[won]) + np.sum(log1p + log1q + gd[lost])
         ll += np.sum(survival(lp, lq, f(dur, False), g(dur, False))[opn])
@@ -254,8 +313,13 @@ def _fit(units: pd.DataFrame, law: str, months: np.ndarray) -> dict[str, object]
     assert best is not None
     lp, _, _, lq, _ = unpack(best.x)
     xb = best.x.copy()
+    if per_unit:
+        # p and q of the units of the last period (the forecast's cohort)
+        last = int(np.argmin((units.origin - units.e).to_numpy()))
+        lp, lq = lp[last], lq[last]
     xb[0] = lp
     return {
+        "x_raw": best.x,
         "x": xb,
         "nll": best.fun,
         "p": expit(lp),
@@ -315,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
         t0d = detect_left_truncation(recs, spec, dt.date.fromisoformat(o))
         t0 = None if t0d is None else pd.Timestamp(t0d)
         units, open_all = _units(recs, origin, t0, args.delayed_entry)
+        units["origin"] = origin
+        units["back"] = np.floor(((origin - units.e).dt.days.to_numpy(float)) / PERIOD).astype(int)
+        units["r_period"] = km_plateau_by_period(units, origin)
         e, won_at = recs.opportunity_at, recs.won_at
         close = won_at.fillna(recs.lost_at)
         was_open = (e <= origin) & ~(close.notna() & (close <= origin))
@@ -328,7 +395,17 @@ def main(argv: list[str] | None = None) -> None:
             fit = _fit(units, law, months)
             x, surv = fit["x"], fit["survival"]
             lp, q = x[0], fit["q"]
+            lp_new = lp
             lq = np.log(q / (1 - q)) if q > 0 else -np.inf
+            if law == "LN|KMt":
+                # open deals: the r of their own period (p, q per deal)
+                back = np.floor(open_all.age.to_numpy(float) / PERIOD).astype(np.int64)
+                r_per = units.assign(b=units.back).groupby("b").r_period.first()
+                r_open = r_per.reindex(np.clip(back, 0, r_per.index.max())).ffill().to_numpy()
+                po = (1.0 - r_open) * expit(fit["x_raw"][0])
+                lp = np.log(po / (1.0 - po))
+                qo = r_open / (1.0 - po)
+                lq = np.log(qo / (1.0 - qo))
             # open deals of months the fit left out (engaged before the first
             # close, without --delayed-entry) take the nearest month's weight
             age = open_all.age.to_numpy(float)
@@ -339,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             e_open = float(np.sum(pc * (1.0 - np.exp(sfe - sf))))
             last = np.full(new_month.size, months[-1])
             f_new, _ = _fit_view(law, x, months, last)
-            e_new = float(np.sum(expit(lp) * (1.0 - np.exp(f_new(rem, False)))))
+            e_new = float(np.sum(expit(lp_new) * (1.0 - np.exp(f_new(rem, False)))))
             rows.append(
                 {
                     "origin": o,

@@ -92,6 +92,18 @@ future cohorts get too little spread. ``conversion`` holds the last
 period's effect (its open units belong to that cohort); the engine gives
 each future drift period a fresh effect per path
 (``conversion_cohort_sd``).
+
+With the term off (the default), ``conversion_cohort_sd`` is not fitted
+but taken from the data's between-cohort spread
+(:func:`cohort_effect_sd` of ``FunnelData.cohort_sd``, 0 where the cohorts
+do not differ detectably beyond binomial noise, or without drift). A fitted
+cohort sd cannot be told from the walk's with the two to four drift periods
+of a year's export, which stalls the sampler; the spread of cohorts a third
+of a period long is measured directly and needs no model, and the fit's
+likelihood is unchanged by it. The last period's rate then holds its own
+cohort's effect as well as the walk's level, so a future period's rate is
+that plus a walk step plus a fresh effect: the forecast's spread errs wide
+by the last cohort's effect, not narrow.
 """
 
 from __future__ import annotations
@@ -109,7 +121,7 @@ from simengine.fitting._pooling import (
     group_cov,
     marginal_levels,
 )
-from simengine.fitting.data import FunnelData
+from simengine.fitting.data import FunnelData, cohort_days
 from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
 
 __all__ = [
@@ -118,6 +130,7 @@ __all__ = [
     "OUTPUT_VARS",
     "build_model",
     "centring",
+    "cohort_effect_sd",
     "data_arrays",
 ]
 
@@ -390,11 +403,15 @@ def build_model(
             logit = logit_last[:, :, None] + pt.zeros((n_cells, n_steps, 1))
         # the innovation sd the engine steps the rates ahead with (0 without drift)
         pm.Deterministic("conversion_drift_sd", tau)
-        # the sd of a future cohort's fresh effect (0 without drift or with the term off)
-        pm.Deterministic("conversion_cohort_sd", tau_c)
         keep = (1.0 - r_step)[None, :]
         p_last = keep * pm.math.sigmoid(logit_last)
         pm.Deterministic("conversion", p_last, dims=("cell", "step"))
+        if priors.cohort_sd <= 0:
+            # the term is not fitted: a future cohort's effect from the data's
+            # between-cohort spread (module docstring), 0 where there is none
+            tau_c = cohort_effect_sd(d["cohort_spread"], p_last, data.period_days)
+        # the sd of a future cohort's fresh effect (0 without drift or spread)
+        pm.Deterministic("conversion_cohort_sd", tau_c)
         pm.Deterministic(
             "conversion_by_period",
             keep[:, :, None] * pm.math.sigmoid(logit),
@@ -511,6 +528,27 @@ def build_model(
     return model
 
 
+def cohort_effect_sd(cohort_sd: Any, p_last: Any, period_days: int) -> Any:
+    """Sd of a future drift period's cohort effect on the logit conversion, from the data.
+
+    ``cohort_sd`` (step,) is the between-cohort sd of the log share of a
+    cohort of ``L`` = :func:`~simengine.fitting.data.cohort_days` days that
+    takes the step within ``L`` days
+    (:func:`~simengine.fitting.data.cohort_log_sd`). That share is ``p F(L)``;
+    a shift ``u`` of the logit of ``p`` moves its log by ``(1 - p) u``, so the
+    spread is a logit sd ``cohort_sd / (1 - p)`` per cohort of ``L`` days
+    (the step's cells' mean ``p``). Independent cohorts average over a drift
+    period of ``P`` days to ``sqrt(L / P)`` of that, the sd of the one effect
+    per period the engine draws. The effect a forecast needs is on the units'
+    take-up within the period, which is what is measured; the engine has one
+    sd for every step: the root mean square over steps.
+    """
+    ratio = cohort_days(period_days) / max(int(period_days), 1)
+    p_bar = pt.mean(p_last, axis=0)  # (step,)
+    per_step = cohort_sd * np.sqrt(ratio) / (1.0 - p_bar)
+    return pt.sqrt(pt.mean(per_step**2))
+
+
 def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
     """Return the model's data containers (``pm.Data`` names and values) for ``data``.
 
@@ -541,6 +579,9 @@ def data_arrays(data: FunnelData) -> dict[str, np.ndarray]:
             np.asarray(data.never_leaving, np.float64)
             if np.size(data.never_leaving)
             else np.zeros(n_steps)
+        ),
+        "cohort_spread": (
+            np.asarray(data.cohort_sd, np.float64) if np.size(data.cohort_sd) else np.zeros(n_steps)
         ),
     }
     if np.size(data.trunc_count):

@@ -59,18 +59,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import stats
 
 from simengine.config.spec import CELL_SEP, FunnelSpec
 
 __all__ = [
+    "COHORT_ALPHA",
     "DORMANT_ALPHA",
     "MAX_DRIFT_PERIODS",
+    "MIN_COHORT_DOF",
     "MIN_DELAY_DAYS",
     "RECENT_DAYS",
     "TRUNCATION_ALPHA",
     "FunnelData",
     "build_data",
     "cell_labels",
+    "cohort_days",
+    "cohort_log_sd",
     "detect_left_truncation",
     "first_exit",
     "known_at",
@@ -92,6 +97,12 @@ TRUNCATION_ALPHA = 1e-3
 
 DORMANT_ALPHA = 1e-3
 """Level of :func:`never_leaving_share`'s test that the follow-up shows a plateau."""
+
+COHORT_ALPHA = 1e-3
+"""Level of :func:`cohort_log_sd`'s test that the cohorts differ beyond binomial noise."""
+
+MIN_COHORT_DOF = 1
+""":func:`cohort_log_sd` needs cohorts to compare: at least this many degrees of freedom."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -170,6 +181,13 @@ class FunnelData:
         Share of the units entering each step's from-stage that never leave
         it (:func:`never_leaving_share`, the step's cells pooled; 0 where
         the follow-up shows no plateau). Default: zeros.
+    cohort_sd : ndarray of float64, shape (step,)
+        Sd of the log share of a cohort of :func:`cohort_days` days that
+        takes the step within that many days, between the cohorts of a
+        drift period, beyond binomial noise (:func:`cohort_log_sd`, the
+        step's cells pooled; 0 where the cohorts do not differ detectably,
+        or without drift).
+        Default: zeros.
     """
 
     stages: tuple[str, ...]
@@ -213,6 +231,7 @@ class FunnelData:
     trunc_age: FloatArray = field(default_factory=_empty_float)
     trunc_count: FloatArray = field(default_factory=_empty_float)
     never_leaving: FloatArray = field(default_factory=_empty_float)
+    cohort_sd: FloatArray = field(default_factory=_empty_float)
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -355,6 +374,92 @@ def detect_left_truncation(
             continue
         m += k * float(np.mean(took_s[lo:] <= g))
     return x0 if np.exp(-m) < alpha else None
+
+
+def cohort_days(period_days: int) -> int:
+    """Length of the cohorts :func:`cohort_log_sd` compares: a third of a drift period (>= 7)."""
+    return max(7, int(period_days) // 3)
+
+
+def cohort_log_sd(
+    entry_days: FloatArray,
+    taken_after: FloatArray,
+    days: int,
+    period_days: int,
+    *,
+    alpha: float = COHORT_ALPHA,
+) -> float:
+    """Within-period sd between cohorts of the log share that takes a step within ``days`` days.
+
+    The cohorts of a CRM differ by more than binomial noise: how a month's
+    deals are worked moves the share of them won, and how fast. The fit's
+    conversion drifts as a random walk from one drift period to the next;
+    what moves from one cohort to the next *within* a period is left out of
+    the fit and of the forecast, whose new units then all share one rate.
+    This measures it without a model: the units of each drift period
+    (``period_days`` days, counted back from the as-of date, as the fit's)
+    are split by entry date into cohorts of ``days`` days (the last one
+    takes the period's remaining days), a cohort younger than ``days`` days
+    is left out (so every cohort is followed at least that long), and each
+    cohort's share ``w / n`` that took the step within ``days`` days of
+    entering is compared on the log scale (``log((w + 0.5) / (n + 0.5))``,
+    binomial variance ``1/(w + 0.5) - 1/(n + 0.5)``) with the other cohorts of
+    its period only, so the walk's moves between periods do not count.
+    Cochran's ``Q`` summed over periods (``K_p - 1`` degrees of freedom each)
+    gives the DerSimonian-Laird moment estimate of the between-cohort
+    variance; it is kept only where ``Q`` rejects equal shares within periods
+    at level ``alpha`` (chi-square), else 0: a funnel whose cohorts do not
+    differ detectably gets no cohort term.
+
+    Parameters
+    ----------
+    entry_days : ndarray of float64
+        Per unit: days between entering the step's from-stage and the as-of
+        date (>= 0; units of a left-truncated export entered before its
+        start left out by the caller).
+    taken_after : ndarray of float64
+        Per unit: days from entering to taking the step, NaN where it had
+        not by the as-of date.
+    days : int
+        Cohort length and follow-up (:func:`cohort_days`).
+    period_days : int
+        Drift period length.
+    alpha : float
+        Level of the homogeneity test (:data:`COHORT_ALPHA`).
+
+    Returns
+    -------
+    float
+        The sd (log scale, per cohort of ``days`` days), ``>= 0``.
+    """
+    entry_days = np.asarray(entry_days, np.float64)
+    took = np.asarray(taken_after, np.float64) <= days  # NaN compares False
+    per = np.floor(entry_days / period_days)
+    n_in = max(1, int(period_days) // int(days))
+    sub = np.minimum(np.floor((entry_days - per * period_days) / days), n_in - 1)
+    ok = (entry_days >= days) & np.isfinite(per)
+    if not ok.any():
+        return 0.0
+    key = (per[ok] * n_in + sub[ok]).astype(np.int64)
+    n = np.bincount(key).astype(np.float64)
+    w = np.bincount(key, weights=took[ok].astype(np.float64))
+    has = n > 0
+    group = np.flatnonzero(has) // n_in
+    n, w = n[has], w[has]
+    y = np.log((w + 0.5) / (n + 0.5))
+    wt = 1.0 / (1.0 / (w + 0.5) - 1.0 / (n + 0.5))
+    q, dof, c = 0.0, 0, 0.0
+    for g in np.unique(group):
+        m = group == g
+        if m.sum() < 2:
+            continue
+        yw, ww = y[m], wt[m]
+        q += float(np.sum(ww * (yw - np.sum(ww * yw) / ww.sum()) ** 2))
+        dof += int(m.sum()) - 1
+        c += float(ww.sum() - np.sum(ww**2) / ww.sum())
+    if dof < MIN_COHORT_DOF or stats.chi2.sf(q, dof) >= alpha:
+        return 0.0
+    return float(np.sqrt(max((q - dof) / c, 0.0)))
 
 
 def never_leaving_share(
@@ -541,6 +646,7 @@ def build_data(
     recent: list[pd.DataFrame] = []
     tgroups: list[pd.DataFrame] = []
     never_leaving = np.zeros(n_steps)
+    cohort_sd = np.zeros(n_steps)
     for j in range(1, k_stages):
         frm = reached[:, j - 1] & keep
         if observed_from is not None:
@@ -580,6 +686,16 @@ def build_data(
             conv | lst,
             np.where(trunc, t0 - t_from, 0.0),
         )
+        if drift:
+            # between-cohort spread of the step's early take-up (cells pooled),
+            # from the units seen since they entered
+            seen = ~trunc
+            cohort_sd[j - 1] = cohort_log_sd(
+                -t_from[seen],
+                np.where(conv, rel[frm, j] - t_from, np.nan)[seen],
+                cohort_days(period_days),
+                period_days,
+            )
         if trunc.any():
             g = pd.DataFrame(
                 {
@@ -687,6 +803,7 @@ def build_data(
         recent_deal_n=recent_deal_n,
         recent_deal_sum_log=recent_deal_s1,
         never_leaving=never_leaving,
+        cohort_sd=cohort_sd,
         **rec_arrays,
         **trunc_arrays,
     )

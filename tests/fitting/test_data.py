@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,14 @@ from scipy.special import gammaln
 
 from simengine.fitting import arrivals, conversion, deal_size
 from simengine.fitting.arrivals import week_offsets
-from simengine.fitting.data import MIN_DELAY_DAYS, build_data, known_at, never_leaving_share
+from simengine.fitting.data import (
+    MIN_DELAY_DAYS,
+    build_data,
+    cohort_days,
+    cohort_log_sd,
+    known_at,
+    never_leaving_share,
+)
 
 AS_OF = dt.date(2026, 1, 5)
 
@@ -282,3 +290,110 @@ def test_never_leaving_share_is_zero_without_a_plateau():
     assert never_leaving_share(age, left, a0, alpha=1.0) > 0.2
     age, left, a0 = _leaving_units(rng, 5_000, 0.0, 2_000.0, np.log(20.0), 0.6)
     assert never_leaving_share(age, left, a0) < 0.01
+
+
+def _cohort_units(
+    rng: np.random.Generator, tau: float, n_periods: int, per_cohort: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Units in cohorts of 30 days (3 per 90-day period), known log share of taking the step.
+
+    Each cohort's log share of units that take the step within 30 days is
+    ``log(0.25) + a_period + e_cohort``, ``a`` uniform on [-0.5, 0.5] per
+    period (the walk: a move between periods) and ``e ~ Normal(0, tau)``.
+    Takers take it uniformly within 30 days, the others never.
+    """
+    entry, after = [], []
+    for per in range(n_periods):
+        a = rng.uniform(-0.5, 0.5)
+        for sub in range(3):
+            share = 0.25 * np.exp(a + rng.normal(0.0, tau))
+            lo = 90.0 * per + 30.0 * sub
+            entry.append(rng.uniform(lo, lo + 30.0, per_cohort))
+            took = rng.random(per_cohort) < share
+            after.append(np.where(took, rng.uniform(0.0, 30.0, per_cohort), np.nan))
+    return np.concatenate(entry), np.concatenate(after)
+
+
+def _within_period_raw_sd(entry: np.ndarray, after: np.ndarray) -> float:
+    """The mutation: sd of the cohorts' log shares around their period's mean, no binomial part."""
+    per, sub = np.floor(entry / 90.0), np.floor((entry % 90.0) / 30.0)
+    ok = entry >= 30.0
+    df = pd.DataFrame({"per": per[ok], "sub": sub[ok], "took": after[ok] <= 30.0})
+    g = df.groupby(["per", "sub"])["took"].agg(["sum", "size"]).reset_index()
+    g["y"] = np.log((g["sum"] + 0.5) / (g["size"] + 0.5))
+    dev = g["y"] - g.groupby("per")["y"].transform("mean")
+    dof = len(g) - g["per"].nunique()
+    return float(np.sqrt(np.sum(dev**2) / dof))
+
+
+def test_cohort_log_sd_recovers_a_known_spread():
+    """The within-period cohort sd of a known 0.2 sits within 4 standard errors (alpha ~6e-5).
+
+    300 periods of three cohorts of 60 units (share about 0.25, so the
+    binomial variance of a log share, about 0.048, is comparable to the
+    spread's 0.04): ~600 degrees of freedom. The moment estimate of a
+    variance from ``dof`` chi-square degrees of freedom has sd about
+    ``sqrt(2 / dof) (tau² + v)``; ``tau`` that over ``2 tau``. Mutations that
+    must fall outside: the plain sd of the log shares (binomial noise not
+    taken out) and cohorts compared across periods (the walk counted).
+    """
+    rng = np.random.default_rng(1607)
+    tau, v = 0.2, 1.0 / 15.5 - 1.0 / 60.5
+    entry, after = _cohort_units(rng, tau, 300, 60)
+    dof = 300 * 3 - 300 - 1  # period 0's youngest cohort is too young
+    se = np.sqrt(2.0 / dof) * (tau**2 + v) / (2.0 * tau)
+    got = cohort_log_sd(entry, after, 30, 90)
+    assert abs(got - tau) < 4 * se
+    assert _within_period_raw_sd(entry, after) - tau > 4 * se
+    assert cohort_log_sd(entry, after, 30, 10**6) - tau > 4 * se
+
+
+def test_cohort_log_sd_is_zero_without_a_spread():
+    """Cohorts equal within each period: 0 (the test's level 1e-3), though the periods move.
+
+    Mutation: periods pooled (one long period), which reads the walk's moves
+    between periods as a cohort spread, gives a clearly positive value.
+    Too few cohorts to compare (one per period) give 0 as well.
+    """
+    rng = np.random.default_rng(1608)
+    entry, after = _cohort_units(rng, 0.0, 100, 300)
+    assert cohort_log_sd(entry, after, 30, 90) == 0.0
+    assert cohort_log_sd(entry, after, 30, 10**6) > 0.2
+    assert cohort_log_sd(entry, after, 30, 30) == 0.0
+
+
+def test_cohort_spread_is_zero_on_synthetic_funnels():
+    """``synth.generate`` (demo spec: drift between periods, no cohort effect) gets no spread.
+
+    So its conversion posterior's ``conversion_cohort_sd`` stays 0 and its
+    fits and forecasts are the previous model's.
+    """
+    from simengine.config.spec import load_spec
+    from simengine.synth import generate
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "models" / "demo.toml")
+    for seed in range(5):
+        res = generate(seed)
+        data = build_data(res.records, spec, dt.date.fromisoformat(res.truth["as_of"]))
+        assert data.n_periods > 3
+        np.testing.assert_array_equal(data.cohort_sd, np.zeros(len(data.steps)))
+
+
+def test_conversion_cohort_sd_from_the_data(tiny):
+    """The posterior's ``conversion_cohort_sd`` is the data's spread mapped to a period's logit sd.
+
+    ``sqrt(mean_s (cohort_sd_s sqrt(L / P) / (1 - mean_c p_cs))^2)`` at a
+    random point, ``L`` = :func:`cohort_days`; 0 where the data show none.
+    """
+    df, spec = tiny
+    data = build_data(df, spec, AS_OF)
+    np.testing.assert_array_equal(data.cohort_sd, np.zeros(len(data.steps)))
+    model = conversion.build_model(data)
+    (none,) = _eval(model, ["conversion_cohort_sd"], _random_point(model, 2))
+    assert float(none) == 0.0
+    spread = np.array([0.3, 0.0, 0.1])[: len(data.steps)]
+    model = conversion.build_model(dataclasses.replace(data, cohort_sd=spread))
+    tau_c, p = _eval(model, ["conversion_cohort_sd", "conversion"], _random_point(model, 2))
+    ratio = cohort_days(data.period_days) / data.period_days
+    want = np.sqrt(np.mean((spread * np.sqrt(ratio) / (1.0 - p.mean(axis=0))) ** 2))
+    assert float(tau_c) == pytest.approx(want, rel=1e-9)
