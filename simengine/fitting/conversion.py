@@ -122,16 +122,19 @@ from simengine.fitting._pooling import (
     marginal_levels,
 )
 from simengine.fitting.data import FunnelData, cohort_days
-from simengine.fitting.priors import DEFAULT_PRIORS, Priors, scale_prior
+from simengine.fitting.priors import DEFAULT_PRIORS, SCALE_PRIOR_SHAPE, Priors, scale_prior
 
 __all__ = [
     "CENTRED_MIN_DELAYS",
     "CENTRED_MIN_UNITS",
+    "DRIFT_MAX_OPEN_SHARE",
+    "DRIFT_SD_QUANTILE",
     "OUTPUT_VARS",
     "build_model",
     "centring",
     "cohort_effect_sd",
     "data_arrays",
+    "drift_sd_posterior_quantile",
 ]
 
 OUTPUT_VARS = (
@@ -179,11 +182,97 @@ def _gauss_stats(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndar
     return mean, var
 
 
+DRIFT_SD_QUANTILE = 0.1
+"""Posterior quantile of the drift sd at which :func:`centring` applies the rule to drift steps.
+
+A low quantile, as the arrival walk's (:data:`~simengine.fitting.arrivals.WALK_SD_QUANTILE`):
+a drift step sampled centred makes a funnel wherever the sampler visits
+drift sds too small for the step's data to pin it, and the posterior of a
+weak drift's sd reaches well below its central value. A step is centred
+only where its two periods' data pin it even at this low sd.
+"""
+
+
+DRIFT_MAX_OPEN_SHARE = 0.05
+"""Most a period's units may be still open for its logit to inform the drift sd (:func:`centring`).
+
+The won share of the units that have left a step is biased towards the
+outcome that comes first while many are still open (the last periods:
+20-65% open in the synthetic cases, whose raw logits there sit 0.1-0.5 off
+the earlier ones); read as drift, that bias more than doubles the sd.
+"""
+
+
+def drift_sd_posterior_quantile(
+    logit: np.ndarray, var: np.ndarray, prior_mean: float, q: float
+) -> float:
+    """Approximate posterior quantile of the drift sd from per-period logits.
+
+    Each (cell, step) series of per-period logit estimates ``y_t`` with
+    sampling variances ``v_t`` (non-finite ``v_t``: no data that period, left
+    out) is read as a Gaussian random walk observed with noise: the
+    differences of consecutive observed periods, ``y_{j+1} - y_j``, are
+    jointly normal with mean 0 and covariance ``sd² diag(gap_j) + B diag(v)
+    B'`` (``gap_j`` the periods between them, ``B`` the differencing matrix,
+    so consecutive differences share one period's noise). Their likelihood
+    over the series, times the drift sd's gamma prior
+    (:func:`~simengine.fitting.priors.scale_prior`, mean ``prior_mean``), is
+    evaluated on a log-spaced grid and its ``q`` quantile returned. The
+    series are taken as independent given the sd (the levels' pooling does
+    not enter), which is the drift model's own structure.
+
+    Parameters
+    ----------
+    logit, var : ndarray, shape (cell, step, period)
+        Per-period logit estimates and their sampling variances.
+    prior_mean : float
+        Prior mean of the drift sd.
+    q : float
+        Quantile, in (0, 1).
+
+    Returns
+    -------
+    float
+    """
+    grid = np.geomspace(1e-4, 2.0, 400)
+    loglik = np.zeros(grid.size)
+    y_all = np.asarray(logit, np.float64).reshape(-1, np.shape(logit)[-1])
+    v_all = np.asarray(var, np.float64).reshape(-1, np.shape(var)[-1])
+    seen = np.isfinite(v_all) & np.isfinite(y_all)
+    # the series with the same observed periods share one batch of covariances
+    for pattern in np.unique(seen, axis=0):
+        t = np.flatnonzero(pattern)
+        if t.size < 2:
+            continue
+        rows = np.all(seen == pattern, axis=1)
+        v = v_all[rows][:, t]  # (series, k)
+        dy = np.diff(y_all[rows][:, t], axis=1)  # (series, k - 1)
+        m = t.size - 1
+        noise = np.zeros((v.shape[0], m, m))
+        idx = np.arange(m)
+        noise[:, idx, idx] = v[:, :-1] + v[:, 1:]
+        noise[:, idx[1:], idx[:-1]] = -v[:, 1:-1]
+        noise[:, idx[:-1], idx[1:]] = -v[:, 1:-1]
+        walk = np.diag(np.diff(t).astype(np.float64))
+        cov = grid[:, None, None, None] ** 2 * walk + noise[None]  # (grid, series, m, m)
+        _, logdet = np.linalg.slogdet(cov)
+        rhs = np.broadcast_to(dy[None, :, :, None], (*cov.shape[:3], 1))
+        quad = np.einsum("si,gsi->gs", dy, np.linalg.solve(cov, rhs)[..., 0])
+        loglik += -0.5 * np.sum(logdet + quad, axis=1)
+    # the gamma density times d(sd) = sd d(log sd) on the log-spaced grid
+    shape = SCALE_PRIOR_SHAPE
+    logpost = loglik + shape * np.log(grid) - shape / prior_mean * grid
+    w = np.exp(logpost - logpost.max())
+    cdf = np.cumsum(w) / w.sum()
+    return float(grid[min(int(np.searchsorted(cdf, q)), grid.size - 1)])
+
+
 def centring(
     data: FunnelData,
     priors: Priors = DEFAULT_PRIORS,
     *,
     centred_min_delays: float | None = None,
+    drift_sd_quantile: float | None = DRIFT_SD_QUANTILE,
 ) -> dict[str, np.ndarray]:
     """Which levels of the conversion model are sampled centred, from the data.
 
@@ -199,8 +288,13 @@ def centring(
       prior scale around the parent level (``conversion_cell_sd``, or the
       segment or step prior sd when a segment has one cell), not an estimate.
     * Drift steps between periods ``t`` and ``t + 1``: precision ``1 / (1/w_t
-      + 1/w_{t+1})``; spread: the drift sd estimated from the differences of
-      consecutive periods' logits.
+      + 1/w_{t+1})``; spread: a low quantile (:data:`DRIFT_SD_QUANTILE`) of
+      the drift sd's approximate posterior given the per-period logits of
+      the periods with at most :data:`DRIFT_MAX_OPEN_SHARE` of their units
+      open (:func:`drift_sd_posterior_quantile`), not a central estimate: a
+      step is centred only where its data pin it across the sds the sampler
+      visits (else a funnel), as the arrival walk's coordinates
+      (:func:`~simengine.fitting.arrivals.walk_centring`).
     * Log-median delays and times to loss: ``n / s²``; log delay sds:
       ``2 (n - 1)`` (at least :data:`~simengine.fitting._pooling.MIN_DF_CENTRED`
       degrees of freedom); spread: their fixed prior scale around the parent
@@ -219,6 +313,11 @@ def centring(
         Expert override of the log-median delay levels: centred when every
         cell has this many delays (:data:`CENTRED_MIN_DELAYS`; ``inf``:
         never); ``None``: the rule above.
+    drift_sd_quantile : float, optional
+        Quantile of the drift sd's approximate posterior that the drift
+        steps' rule uses; ``None``: the drift sd's moment estimate from the
+        differences of consecutive periods' logits (a central value; kept to
+        compare the two rules, ``benchmarks/drift_centring_mixing.py``).
 
     Returns
     -------
@@ -252,7 +351,21 @@ def centring(
             d_sd = priors.drift_sd
         with np.errstate(divide="ignore"):
             prec = np.where(np.isfinite(v), 1.0 / np.where(np.isfinite(v), v, 1.0), 0.0)
-        drift_mask = centred_mask(prec, d_sd, priors.drift_sd)
+        if drift_sd_quantile is None:
+            drift_mask = centred_mask(prec, d_sd, priors.drift_sd)
+        else:
+            # the sd's posterior from the periods whose units have (almost) all
+            # left the step: a period with open units has a resolved share biased
+            # towards the outcome that comes first (the model's censored term
+            # corrects it, a raw share cannot)
+            open_n = np.zeros(conv.shape)
+            np.add.at(open_n, (data.open_cell, data.open_step, data.open_period), data.open_count)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                settled = open_n <= DRIFT_MAX_OPEN_SHARE * (open_n + res)
+            low = drift_sd_posterior_quantile(
+                logit_p, np.where(settled, var_t, np.nan), priors.drift_sd, drift_sd_quantile
+            )
+            drift_mask = centred_mask(prec, low, priors.drift_sd)
     # the anchor's precision: each period's information discounted by the walk
     # from that period to the last
     ahead = (n_periods - 1 - np.arange(n_periods))[None, None, :]
