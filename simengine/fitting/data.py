@@ -403,8 +403,10 @@ def cohort_log_sd(
     is left out (so every cohort is followed at least that long), and each
     cohort's share ``w / n`` that took the step within ``days`` days of
     entering is compared on the log scale (``log((w + 0.5) / (n + 0.5))``,
-    binomial variance ``1/(w + 0.5) - 1/(n + 0.5)``) with the other cohorts of
-    its period only, so the walk's moves between periods do not count.
+    binomial variance ``1/(w + 0.5) - 1/(n + 0.5)``; a cohort whose every
+    unit took the step has ``n + 1`` in place of ``n + 0.5``, half a unit in
+    its empty failure count, so its variance is not 0) with the other cohorts
+    of its period only, so the walk's moves between periods do not count.
     Cochran's ``Q`` summed over periods (``K_p - 1`` degrees of freedom each)
     gives the DerSimonian-Laird moment estimate of the between-cohort
     variance; it is kept only where ``Q`` rejects equal shares within periods
@@ -446,8 +448,13 @@ def cohort_log_sd(
     has = n > 0
     group = np.flatnonzero(has) // n_in
     n, w = n[has], w[has]
-    y = np.log((w + 0.5) / (n + 0.5))
-    wt = 1.0 / (1.0 / (w + 0.5) - 1.0 / (n + 0.5))
+    # Haldane-Anscombe: half a unit in the successes, and in the failures only
+    # where there are none (a cohort all of whose units took the step), whose
+    # binomial variance would otherwise be 0 and its weight infinite.
+    wc = w + 0.5
+    nc = n + 0.5 + 0.5 * (w == n)
+    y = np.log(wc / nc)
+    wt = 1.0 / (1.0 / wc - 1.0 / nc)
     q, dof, c = 0.0, 0, 0.0
     for g in np.unique(group):
         m = group == g

@@ -362,6 +362,41 @@ def test_cohort_log_sd_is_zero_without_a_spread():
     assert cohort_log_sd(entry, after, 30, 30) == 0.0
 
 
+def test_cohort_log_sd_with_cohorts_that_all_took_the_step():
+    """A step nearly every unit takes: cohorts where all did have a finite weight, and no spread.
+
+    Cohorts of 10 units at a share of 0.9 (drift between periods, none
+    within): about a third of them have every unit taking the step, whose
+    log share's variance ``1/(w + 0.5) - 1/(n + 0.5)`` is 0. Their failure
+    count gets half a unit as well, so the estimate is finite. With no
+    spread the homogeneity test (level 1e-3) keeps the estimate at 0: in 50
+    replications at most 2 may be positive (P(Bin(50, 1e-3) >= 3) ~ 2e-5,
+    the test's alpha). Mutation: the variance without that half unit makes
+    every replication NaN (and warns, an error here).
+    """
+    rng = np.random.default_rng(1609)
+    got = []
+    for _ in range(50):
+        entry, after = [], []
+        for per in range(50):
+            a = rng.uniform(-0.05, 0.05)
+            for sub in range(3):
+                lo = 90.0 * per + 30.0 * sub
+                entry.append(rng.uniform(lo, lo + 30.0, 10))
+                took = rng.random(10) < 0.9 * np.exp(a)
+                after.append(np.where(took, rng.uniform(0.0, 30.0, 10), np.nan))
+        e, t = np.concatenate(entry), np.concatenate(after)
+        ok = e >= 30.0
+        key = (np.floor(e[ok] / 30.0)).astype(int)
+        n = np.bincount(key)
+        w = np.bincount(key, weights=(t[ok] <= 30.0).astype(float))
+        assert np.any((n > 0) & (w == n))  # the case in question occurs
+        got.append(cohort_log_sd(e, t, 30, 90))
+    got_arr = np.array(got)
+    assert np.all(np.isfinite(got_arr))
+    assert np.sum(got_arr > 0) <= 2
+
+
 def test_cohort_spread_is_zero_on_synthetic_funnels():
     """``synth.generate`` (demo spec: drift between periods, no cohort effect) gets no spread.
 
