@@ -12,13 +12,8 @@ Run: ``.venv/bin/python benchmarks/engine_paths_per_draw.py [--paths 20000,20000
 from __future__ import annotations
 
 import argparse
-import time
 
-from engine_report import standard_workload
-
-from simengine.engine import prepare
-from simengine.engine.blocks import Block, run_block
-from simengine.engine.simulate import run_blocks
+from engine_report import engine_rate, standard_workload
 
 
 def main() -> None:
@@ -26,16 +21,12 @@ def main() -> None:
     ap.add_argument("--paths", default="20000,200000")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    params, plan = standard_workload()
-    pr = prepare(params, plan)
-    run_block(pr, Block(0, 0, 2), 1)  # load the compiled kernels
+    draws = standard_workload()[0].n_draws  # the workload engine_rate runs
     for n in (int(x) for x in a.paths.split(",")):
-        t0 = time.perf_counter()
-        run_blocks(pr, n, 1, 2_500, a.threads)
-        dt = time.perf_counter() - t0
+        rate, _ = engine_rate(n, a.threads, block_size=2_500)
         print(
-            f"{n} paths, {n / params.n_draws:.1f} paths a draw: {dt:.2f} s, "
-            f"{n / dt:,.0f} paths/s ({a.threads} threads)",
+            f"{n} paths, {n / draws:.1f} paths a draw: {n / rate:.2f} s, "
+            f"{rate:,.0f} paths/s ({a.threads} threads)",
             flush=True,
         )
 
