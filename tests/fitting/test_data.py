@@ -293,20 +293,25 @@ def test_never_leaving_share_is_zero_without_a_plateau():
 
 
 def _cohort_units(
-    rng: np.random.Generator, tau: float, n_periods: int, per_cohort: int
+    rng: np.random.Generator,
+    tau: float,
+    n_periods: int,
+    per_cohort: int,
+    share0: float = 0.25,
+    walk: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Units in cohorts of 30 days (3 per 90-day period), known log share of taking the step.
 
     Each cohort's log share of units that take the step within 30 days is
-    ``log(0.25) + a_period + e_cohort``, ``a`` uniform on [-0.5, 0.5] per
+    ``log(share0) + a_period + e_cohort``, ``a`` uniform on [-walk, walk] per
     period (the walk: a move between periods) and ``e ~ Normal(0, tau)``.
     Takers take it uniformly within 30 days, the others never.
     """
     entry, after = [], []
     for per in range(n_periods):
-        a = rng.uniform(-0.5, 0.5)
+        a = rng.uniform(-walk, walk)
         for sub in range(3):
-            share = 0.25 * np.exp(a + rng.normal(0.0, tau))
+            share = share0 * np.exp(a + rng.normal(0.0, tau))
             lo = 90.0 * per + 30.0 * sub
             entry.append(rng.uniform(lo, lo + 30.0, per_cohort))
             took = rng.random(per_cohort) < share
@@ -377,15 +382,7 @@ def test_cohort_log_sd_with_cohorts_that_all_took_the_step():
     rng = np.random.default_rng(1609)
     got = []
     for _ in range(50):
-        entry, after = [], []
-        for per in range(50):
-            a = rng.uniform(-0.05, 0.05)
-            for sub in range(3):
-                lo = 90.0 * per + 30.0 * sub
-                entry.append(rng.uniform(lo, lo + 30.0, 10))
-                took = rng.random(10) < 0.9 * np.exp(a)
-                after.append(np.where(took, rng.uniform(0.0, 30.0, 10), np.nan))
-        e, t = np.concatenate(entry), np.concatenate(after)
+        e, t = _cohort_units(rng, 0.0, 50, 10, share0=0.9, walk=0.05)
         ok = e >= 30.0
         key = (np.floor(e[ok] / 30.0)).astype(int)
         n = np.bincount(key)
