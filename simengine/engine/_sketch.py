@@ -21,6 +21,7 @@ around 1) and revenues in any currency unit up to ten trillion.
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -44,6 +45,26 @@ LO = 1e-6
 INV_LOG_R = 1.0 / math.log(R)
 NBINS = 2 + (math.ceil(math.log(1e13 / LO) / math.log(R))) + 1
 REL_ERROR = (R - 1.0) / (R + 1.0)
+
+
+def _powers() -> npt.NDArray[np.float64]:
+    """``R**(k - 2)`` for every bin ``k``, each correctly rounded to float64.
+
+    Computed in decimal arithmetic (60 digits) from the exact value of the
+    float ``R``, then rounded once: the same bits on every machine. A
+    vectorised ``R ** k`` is not: NumPy dispatches ``power`` to SIMD code
+    picked by the CPU (its AVX-512 routines differ from the C library's in
+    the last bit for about one bin in twenty), which moved the reported
+    quantiles, and so ``summary.csv``, from one machine to another.
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        r = decimal.Decimal(R)
+        return np.array([float(r ** (k - 2)) for k in range(NBINS)])
+
+
+_POWERS = _powers()
+_POWERS.setflags(write=False)
 
 
 @jit
@@ -70,8 +91,7 @@ def bin_values(integer: bool = False) -> npt.NDArray[np.float64]:
         Round to whole numbers (for counts): exact below 100, where every bin
         holds at most one integer.
     """
-    k = np.arange(NBINS, dtype=np.float64)
-    a = LO * R ** (k - 2.0)
+    a = LO * _POWERS
     v = 2.0 * a * R / (1.0 + R)
     v[0] = 0.0
     v[1] = 0.0
