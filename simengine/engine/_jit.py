@@ -69,13 +69,17 @@ jit = functools.partial(numba.njit, **JIT_OPTIONS)
 jit_inline = functools.partial(numba.njit, inline="always", **JIT_OPTIONS)
 """``numba.njit`` with the engine's options, inlined into its callers at Numba IR level.
 
-For small functions called per unit from the hot loops. A call to a separate
-compiled function that takes the kernels' named tuples of arrays
-(:class:`~simengine.engine._interface.KernelModel`, ``PathScratch``) takes and
-releases a reference on the arrays it reads at every call; inlined, the
-caller's reference-count pruning removes them. The numbers are bitwise those
-of the call (same operations, same order); compilation takes longer, once,
-and is cached.
+For small functions called per unit from the hot loops, taking scalars (or
+straight-line code on one or two arrays, as :func:`~simengine.engine._kernels._pipe`).
+Inlining does not make passing arrays free: the inlined arguments are
+copies, each taking an atomic reference on its array, and Numba's
+reference-count pruning removes them only in straight-line code. A per-unit
+function with branches and calls that needs arrays is therefore a plain
+:data:`jit` function that takes them one by one and loops over the units
+itself (:func:`~simengine.engine._kernels._play_units`), so the references
+are taken once per call, at its entry, where they are pruned
+(``tests/engine/test_refcounts.py`` checks the compiled code). The numbers
+are bitwise those of a call (same operations, same order).
 """
 
 jit_parallel = functools.partial(numba.njit, parallel=True, **JIT_OPTIONS)

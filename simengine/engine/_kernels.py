@@ -79,7 +79,7 @@ Two path models share this module: the per-unit model above (the default,
 :func:`_arrivals_thinned`; :mod:`simengine.engine.thinned`), which draws a
 week's outcome classes as independent Poisson counts. They differ only
 there: the per-path set-up (:func:`_path`: streams, drift ahead, open
-units, totals), the play of one new unit (:func:`_play_unit`) and the
+units, totals), the play of one new unit (:func:`_play_units`) and the
 metrics are the same code.
 
 The kernels read their inputs by name from one
@@ -181,24 +181,19 @@ def _pipe(pipeline_value, pipeline_count, g, day, amount, sign, cov_last):  # pr
 
 
 @jit_inline
-def _week_mean(model, scratch, d, c, e, w, base, level_walk_on):  # pragma: no cover
-    """Week ``w``'s mean arrivals of cell ``c`` at entry stage ``e`` (draw ``d``).
+def _week_mean(m, trend, level, w):  # pragma: no cover
+    """Week ``w``'s mean arrivals before the dispersion factor: ``m exp(trend w) level``.
 
-    ``m exp(tr w)`` (``model.arrival_rate``, ``model.arrival_trend``), times
-    the path's level walk ``scratch.level_walk[e, w]`` with
-    ``level_walk_on``, times a Gamma(1/alpha, alpha) draw from stream
-    ``base`` when the dispersion ``alpha > 0`` (the week's count is then
-    negative binomial).
+    ``m``, ``trend``: the cell and entry stage's ``arrival_rate`` and
+    ``arrival_trend`` of the path's draw; ``level``: the path's arrival level
+    walk at week ``w`` (1 without it). The callers then multiply by the
+    week's Gamma(1/alpha, alpha) draw when the dispersion ``alpha > 0`` (the
+    week's count is then negative binomial). Scalars only: an inlined
+    function that takes arrays copies each of them per call, which costs a
+    reference count per array (see :func:`_play_units`).
     """
-    m = model.arrival_rate[d, c, e]
-    trend = model.arrival_trend[d, c, e]
-    alpha = model.arrival_dispersion[d, c, e]
     mw = m * math.exp(trend * w) if trend != 0.0 else m
-    if level_walk_on:
-        mw *= scratch.level_walk[e, w]
-    if alpha > 0.0:
-        mw *= gamma(scratch.states, 1.0 / alpha, base) * alpha
-    return mw
+    return mw * level
 
 
 @jit
@@ -245,24 +240,45 @@ def _arrivals(
     """
     states = scratch.states
     cohort = scratch.cohort
-    entered = scratch.entered
     conversion = model.conversion
     pipe = model.pipeline_stage
     end_offset = model.end_offset
     has_drift = model.has_drift
     S = conversion.shape[2]
+    sim_days = model.sim_days
+    start_offset = model.start_offset
+    entered = scratch.entered
+    revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
+    deal_size_mu = model.deal_size_mu
+    deal_size_sigma = model.deal_size_sigma
+    leave_mu = model.leave_mu
+    leave_sigma = model.leave_sigma
+    dormant = model.dormant
+    conversion_walk = scratch.conversion_walk
+    level_walk = scratch.level_walk
+    drift_days = model.drift_days
+    m = model.arrival_rate[d, c, e]
+    trend = model.arrival_trend[d, c, e]
+    alpha = model.arrival_dispersion[d, c, e]
     for w in range(n_weeks):
-        mw = _week_mean(model, scratch, d, c, e, w, base, level_walk_on)
+        mw = _week_mean(m, trend, level_walk[e, w] if level_walk_on else 1.0, w)
+        if alpha > 0.0:
+            mw *= gamma(states, 1.0 / alpha, base) * alpha
         nw = poisson(states, mw, base) if mw > 0.0 else 0
         if nw == 0:
             continue
         d0 = 7 * w
         post = d0 > end_offset  # only this week's winners can matter (see above)
         cohort[e] = nw
-        kd = (7 * w) // model.drift_days
+        kd = (7 * w) // drift_days
         for s in range(e, S):
             k = cohort[s]
-            p = scratch.conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
+            p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
             if k == 0 or p <= 0.0:
                 cohort[s + 1] = 0
             elif p >= 1.0:
@@ -273,15 +289,73 @@ def _arrivals(
         if e < pipe:
             n_stop = nw - cohort[e + 1]
             if n_stop > 0:
-                _count_entries(model, entered, states, g, e, d0, n_stop, r_day)
-        elif not post:
-            for _ in range(cohort[e + 1], nw):
-                _play_unit(model, scratch, d, c, e, g, base, d0, e, cov_last)
-        reached = S
-        for j in range(cohort[S] if post else cohort[e + 1]):
-            while cohort[reached] <= j:
-                reached -= 1
-            _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last)
+                _count_entries(
+                    entered, states, start_offset, end_offset, sim_days, g, e, d0, n_stop, r_day
+                )
+        elif not post and nw > cohort[e + 1]:
+            _play_units(
+                states,
+                entered,
+                revenue,
+                source_revenue,
+                pipeline_value,
+                pipeline_count,
+                delay_mu,
+                delay_sigma,
+                deal_size_mu,
+                deal_size_sigma,
+                leave_mu,
+                leave_sigma,
+                dormant,
+                pipe,
+                sim_days,
+                start_offset,
+                end_offset,
+                d,
+                c,
+                e,
+                g,
+                base,
+                d0,
+                nw - cohort[e + 1],
+                e,
+                cov_last,
+            )
+        # units in draw order: the first cohort[S] reach S, the next
+        # cohort[S - 1] - cohort[S] reach S - 1, ..., down to e + 1
+        for r in range(S, e, -1):
+            if post and r < S:
+                break
+            n_r = cohort[r] - (cohort[r + 1] if r < S else 0)
+            if n_r > 0:
+                _play_units(
+                    states,
+                    entered,
+                    revenue,
+                    source_revenue,
+                    pipeline_value,
+                    pipeline_count,
+                    delay_mu,
+                    delay_sigma,
+                    deal_size_mu,
+                    deal_size_sigma,
+                    leave_mu,
+                    leave_sigma,
+                    dormant,
+                    pipe,
+                    sim_days,
+                    start_offset,
+                    end_offset,
+                    d,
+                    c,
+                    e,
+                    g,
+                    base,
+                    d0,
+                    n_r,
+                    r,
+                    cov_last,
+                )
 
 
 @jit
@@ -298,7 +372,7 @@ def _arrivals_thinned(
     the counts ``N_r`` of the classes are independent Poisson(``mw P_r``)
     (Poisson thinning), drawn from stream ``base`` from ``r = S`` down, and
     a unit of class ``r`` is played knowing ``r``
-    (:func:`_play_unit`): exactly the law of the per-unit model, with one
+    (:func:`_play_units`): exactly the law of the per-unit model, with one
     Poisson per class in place of one binomial per step. Units that stop
     at ``e`` before the pipeline stage are counted, not played
     (:func:`_count_entries`); in a week that starts after the period's end
@@ -307,18 +381,39 @@ def _arrivals_thinned(
     """
     states = scratch.states
     conversion = model.conversion
-    conversion_walk = scratch.conversion_walk
     pipe = model.pipeline_stage
     end_offset = model.end_offset
     has_drift = model.has_drift
     S = conversion.shape[2]
+    sim_days = model.sim_days
+    start_offset = model.start_offset
+    entered = scratch.entered
+    revenue = scratch.revenue
+    source_revenue = scratch.source_revenue
+    pipeline_value = scratch.pipeline_value
+    pipeline_count = scratch.pipeline_count
+    delay_mu = model.delay_mu
+    delay_sigma = model.delay_sigma
+    deal_size_mu = model.deal_size_mu
+    deal_size_sigma = model.deal_size_sigma
+    leave_mu = model.leave_mu
+    leave_sigma = model.leave_sigma
+    dormant = model.dormant
+    conversion_walk = scratch.conversion_walk
+    level_walk = scratch.level_walk
+    drift_days = model.drift_days
+    m = model.arrival_rate[d, c, e]
+    trend = model.arrival_trend[d, c, e]
+    alpha = model.arrival_dispersion[d, c, e]
     for w in range(n_weeks):
-        mw = _week_mean(model, scratch, d, c, e, w, base, level_walk_on)
+        mw = _week_mean(m, trend, level_walk[e, w] if level_walk_on else 1.0, w)
+        if alpha > 0.0:
+            mw *= gamma(states, 1.0 / alpha, base) * alpha
         if mw <= 0.0:
             continue
         d0 = 7 * w
         post = d0 > end_offset  # only this week's winners can matter
-        kd = (7 * w) // model.drift_days
+        kd = (7 * w) // drift_days
         for r in range(S, e - 1, -1):
             if post and r < S:
                 break
@@ -333,14 +428,44 @@ def _arrivals_thinned(
             if n == 0:
                 continue
             if r == e and e < pipe:
-                _count_entries(model, scratch.entered, states, g, e, d0, n, base + 1 + e)
+                _count_entries(
+                    entered, states, start_offset, end_offset, sim_days, g, e, d0, n, base + 1 + e
+                )
             else:
-                for _ in range(n):
-                    _play_unit(model, scratch, d, c, e, g, base, d0, r, cov_last)
+                _play_units(
+                    states,
+                    entered,
+                    revenue,
+                    source_revenue,
+                    pipeline_value,
+                    pipeline_count,
+                    delay_mu,
+                    delay_sigma,
+                    deal_size_mu,
+                    deal_size_sigma,
+                    leave_mu,
+                    leave_sigma,
+                    dormant,
+                    pipe,
+                    sim_days,
+                    start_offset,
+                    end_offset,
+                    d,
+                    c,
+                    e,
+                    g,
+                    base,
+                    d0,
+                    n,
+                    r,
+                    cov_last,
+                )
 
 
-@jit_inline
-def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no cover
+@jit
+def _count_entries(
+    entered, states, start_offset, end_offset, sim_days, g, e, d0, n, r_day
+):  # pragma: no cover
     """Count the ``n`` units that enter stage ``e`` on uniform days of the week from ``d0``.
 
     Units that stop at their entry stage before the pipeline leave no other
@@ -349,8 +474,8 @@ def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no co
     Binomial(n, days inside / 7) from stream ``r_day`` (days past the
     horizon are never inside).
     """
-    lo = max(model.start_offset, d0)
-    hi = min(model.end_offset, d0 + 6, model.sim_days - 1)
+    lo = max(start_offset, d0)
+    hi = min(end_offset, d0 + 6, sim_days - 1)
     n_in = hi - lo + 1
     if n_in >= 7:
         entered[g, e] += n
@@ -358,79 +483,107 @@ def _count_entries(model, entered, states, g, e, d0, n, r_day):  # pragma: no co
         entered[g, e] += binomial(states, n, n_in / 7.0, r_day)
 
 
-@jit_inline
-def _play_unit(model, scratch, d, c, e, g, base, d0, reached, cov_last):  # pragma: no cover
-    """Play one new unit of cell ``c`` entering at ``e`` in the week from ``d0``, to ``reached``.
+@jit
+def _play_units(  # pragma: no cover
+    states,
+    entered,
+    revenue,
+    source_revenue,
+    pipeline_value,
+    pipeline_count,
+    delay_mu,
+    delay_sigma,
+    deal_size_mu,
+    deal_size_sigma,
+    leave_mu,
+    leave_sigma,
+    dormant,
+    pipe,
+    sim_days,
+    start_offset,
+    end_offset,
+    d,
+    c,
+    e,
+    g,
+    base,
+    d0,
+    n,
+    reached,
+    cov_last,
+):
+    """Play ``n`` new units of cell ``c`` entering at ``e`` in the week from ``d0``, to ``reached``.
 
-    ``reached`` (``e .. S``) is the last stage the unit enters, drawn by the
-    caller. The unit draws its day (uniform over the week, stream ``base + 1
-    + e``), then one delay per step it takes (stream ``base + 1 + S + s``);
-    it counts in ``entered`` on the days that fall in the period; it draws
-    its amount on entering the pipeline stage (stream ``base + 1 + 3S``) and
-    adds to the pipeline through ``cov_last``; at ``S`` it adds its amount to
-    revenue (and to the new units' source ``1 + e`` in the period); a
-    pipeline unit that stops at ``reached < S`` stays open for good with
-    ``dormant[d, c, reached]`` (a uniform from its leaving stream, drawn only
-    when positive), else leaves after a draw from the leaving law (stream
-    ``base + 1 + 2S + reached``). Nothing after the horizon is drawn. Shared
-    by the per-unit and the thinned path models (:func:`_arrivals`,
-    :func:`_arrivals_thinned`): one unit's law, written once.
+    ``reached`` (``e .. S``) is the last stage the units enter, drawn by the
+    caller. Each unit in turn draws its day (uniform over the week, stream
+    ``base + 1 + e``), then one delay per step it takes (stream ``base + 1 +
+    S + s``); it counts in ``entered`` on the days that fall in the period;
+    it draws its amount on entering the pipeline stage (stream ``base + 1 +
+    3S``) and adds to the pipeline through ``cov_last``; at ``S`` it adds its
+    amount to revenue (and to the new units' source ``1 + e`` in the
+    period); a pipeline unit that stops at ``reached < S`` stays open for
+    good with ``dormant[d, c, reached]`` (a uniform from its leaving stream,
+    drawn only when positive), else leaves after a draw from the leaving law
+    (stream ``base + 1 + 2S + reached``). Nothing after the horizon is
+    drawn. Shared by the per-unit and the thinned path models
+    (:func:`_arrivals`, :func:`_arrivals_thinned`): one unit's law, written
+    once.
+
+    The arrays come one by one, not in the kernels' named tuples, and the
+    loop over units is inside: a compiled call takes a reference on each
+    array it receives, which Numba's reference-count pruning removes only
+    where the references are taken once, at a function's entry. Reading
+    the tuples' fields per unit, or inlining a per-unit function that takes
+    arrays, costs an atomic reference count per array and unit, which two
+    threads sharing the model's arrays turn into cache-line contention (the
+    engine ran 3-7 times slower that way).
     """
-    states = scratch.states
-    entered = scratch.entered
-    pipeline_value = scratch.pipeline_value
-    pipeline_count = scratch.pipeline_count
-    delay_mu = model.delay_mu
-    delay_sigma = model.delay_sigma
-    pipe = model.pipeline_stage
-    sim_days = model.sim_days
-    start_offset = model.start_offset
-    end_offset = model.end_offset
-    S = model.conversion.shape[2]
-    day = d0 + min(int(7.0 * uniform(states, base + 1 + e)), 6)
-    if day >= sim_days:
-        return
-    if start_offset <= day <= end_offset:
-        entered[g, e] += 1
-    t = float(day)
-    amt = 0.0
-    in_cov = False  # entered the pipeline by day cov_last
+    S = delay_mu.shape[2]
     r_amt = base + 1 + 3 * S
-    if e >= pipe:
-        amt = lognormal(states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], r_amt)
-        if day <= cov_last:
-            _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
-            in_cov = True
-    for s in range(e, reached):
-        t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
-        if t >= sim_days:
-            return
-        dd = int(t)
-        st = s + 1
-        if start_offset <= dd <= end_offset:
-            entered[g, st] += 1
-        if st == pipe:
-            amt = lognormal(states, model.deal_size_mu[d, c], model.deal_size_sigma[d, c], r_amt)
-            if dd <= cov_last:
-                _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
-                in_cov = True
-        if st == S:
-            scratch.revenue[g, dd] += amt
-            if start_offset <= dd <= end_offset:
-                scratch.source_revenue[g, 1 + e] += amt
-            if in_cov:
-                _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
-    if reached == S or not in_cov:
-        return
     r_leave = base + 1 + 2 * S + reached
-    q = model.dormant[d, c, reached]
-    if q > 0.0 and uniform(states, r_leave) < q:
-        return  # dormant: stays open
-    t_out = t + lognormal(
-        states, model.leave_mu[d, c, reached], model.leave_sigma[d, c, reached], r_leave
-    )
-    if t_out < sim_days:
-        _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
+    for _ in range(n):
+        day = d0 + min(int(7.0 * uniform(states, base + 1 + e)), 6)
+        if day >= sim_days:
+            continue
+        if start_offset <= day <= end_offset:
+            entered[g, e] += 1
+        t = float(day)
+        amt = 0.0
+        in_cov = False  # entered the pipeline by day cov_last
+        alive = True
+        if e >= pipe:
+            amt = lognormal(states, deal_size_mu[d, c], deal_size_sigma[d, c], r_amt)
+            if day <= cov_last:
+                _pipe(pipeline_value, pipeline_count, g, day, amt, 1.0, cov_last)
+                in_cov = True
+        for s in range(e, reached):
+            t += lognormal(states, delay_mu[d, c, s], delay_sigma[d, c, s], base + 1 + S + s)
+            if t >= sim_days:
+                alive = False
+                break
+            dd = int(t)
+            st = s + 1
+            if start_offset <= dd <= end_offset:
+                entered[g, st] += 1
+            if st == pipe:
+                amt = lognormal(states, deal_size_mu[d, c], deal_size_sigma[d, c], r_amt)
+                if dd <= cov_last:
+                    _pipe(pipeline_value, pipeline_count, g, dd, amt, 1.0, cov_last)
+                    in_cov = True
+            if st == S:
+                revenue[g, dd] += amt
+                if start_offset <= dd <= end_offset:
+                    source_revenue[g, 1 + e] += amt
+                if in_cov:
+                    _pipe(pipeline_value, pipeline_count, g, dd, amt, -1.0, cov_last)
+        if not alive or reached == S or not in_cov:
+            continue
+        q = dormant[d, c, reached]
+        if q > 0.0 and uniform(states, r_leave) < q:
+            continue  # dormant: stays open
+        t_out = t + lognormal(states, leave_mu[d, c, reached], leave_sigma[d, c, reached], r_leave)
+        if t_out < sim_days:
+            _pipe(pipeline_value, pipeline_count, g, int(t_out), amt, -1.0, cov_last)
 
 
 @jit
