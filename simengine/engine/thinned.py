@@ -5,7 +5,7 @@ The same law as the per-unit model, other random numbers. Selected with
 path_model="thinned")``); the per-unit model stays the default and the test
 oracle. Both share the per-path set-up (:func:`~simengine.engine._kernels._path`:
 streams, drift ahead, open units, totals), the play of one unit
-(:func:`~simengine.engine._kernels._play_unit`) and the metrics; they differ
+(:func:`~simengine.engine._kernels._play_units`) and the metrics; they differ
 only in how a week's new units of a (cell, entry stage) are split by outcome
 (:func:`~simengine.engine._kernels._arrivals` vs
 :func:`~simengine.engine._kernels._arrivals_thinned`).

@@ -5,9 +5,9 @@ array whenever compiled code copies it: a field read from the kernels'
 named tuples, an argument of an inlined function, a call's argument at the
 callee's entry. Its reference-count pruning removes those taken once at a
 function's entry, not those taken inside loops with branches and calls.
-Two threads share the model's arrays, so a reference count per new unit
-turns into cache-line contention: from 2026-12-06 (commit 7ae0c38) to
-2026-12-07 the engine ran at a seventh of its speed that way
+From 2026-12-06 (commit 7ae0c38) to 2026-12-07 an inlined per-unit
+function that received the kernels' two named tuples took 43 references a
+new unit, and the engine ran at a seventh of its speed
 (``benchmarks/bench_vs_main.py``; docs/performance.md), and no test saw it.
 
 This test compiles the kernels afresh (an empty Numba cache in a child
