@@ -239,8 +239,12 @@ def test_inprocess_light(benchmark: Any, light: tuple[FunnelParameters, Plan]) -
     fc = benchmark.pedantic(
         simulate,
         args=(params, plan),
-        kwargs={"paths": BENCH_PATHS, "seed": 1, "block_size": BENCH_BLOCK,
-                "threads": available_cores()},
+        kwargs={
+            "paths": BENCH_PATHS,
+            "seed": 1,
+            "block_size": BENCH_BLOCK,
+            "threads": available_cores(),
+        },
         rounds=1,
         iterations=1,
     )
@@ -256,8 +260,7 @@ def test_local2_light(benchmark: Any, light: tuple[FunnelParameters, Plan]) -> N
         fc = benchmark.pedantic(
             simulate_distributed,
             args=(params, plan),
-            kwargs={"paths": BENCH_PATHS, "seed": 1, "block_size": BENCH_BLOCK,
-                    "cluster": client},
+            kwargs={"paths": BENCH_PATHS, "seed": 1, "block_size": BENCH_BLOCK, "cluster": client},
             rounds=1,
             iterations=1,
         )

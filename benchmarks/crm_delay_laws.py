@@ -148,27 +148,6 @@ def km_plateau(units: pd.DataFrame) -> float:
     return float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
 
 
-def _period_plateau(
-    age: np.ndarray, closed: np.ndarray, a0: np.ndarray, t_max: float, alpha: float
-) -> float | None:
-    """The fit's plateau estimate read at a given ``t_max``; None where there is no plateau."""
-    a0 = np.minimum(a0, age)
-    if not closed.any():
-        return None
-    times, d = np.unique(age[closed], return_counts=True)
-    at_risk = np.searchsorted(np.sort(a0), times, side="left") - np.searchsorted(
-        np.sort(age), times, side="left"
-    )
-    surv = float(np.prod(1.0 - d / np.maximum(at_risk, 1)))
-    lo = 0.5 * t_max
-    exposure = np.clip(np.minimum(age, t_max) - np.maximum(a0, lo), 0.0, None).sum()
-    n_tail = float(np.sum(closed & (age > lo)))
-    if exposure <= 0.0 or n_tail == 0.0:
-        return None
-    beyond = np.clip(age - np.maximum(a0, t_max), 0.0, None).sum()
-    return surv if np.exp(-n_tail / exposure * beyond) < alpha else None
-
-
 def km_plateau_by_period(units: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:
     """Per unit, the never-leaving share of its drift period (91 days back from ``origin``).
 
@@ -178,7 +157,7 @@ def km_plateau_by_period(units: pd.DataFrame, origin: pd.Timestamp) -> np.ndarra
     period whose units are all younger shows none); a period without a
     plateau takes the nearest period's that has one (the later on a tie).
     """
-    from simengine.fitting.data import DORMANT_ALPHA
+    from simengine.fitting.data import never_leaving_share
 
     back = np.floor(((origin - units.e).dt.days.to_numpy(float)) / PERIOD).astype(np.int64)
     age = np.maximum(units.dur.to_numpy(float), 0.5)
@@ -188,8 +167,8 @@ def km_plateau_by_period(units: pd.DataFrame, origin: pd.Timestamp) -> np.ndarra
     found = np.full(int(back.max()) + 1, np.nan)
     for b in range(found.size):
         s = back == b
-        r = _period_plateau(age[s], closed[s], a0[s], t_max, DORMANT_ALPHA) if s.any() else None
-        found[b] = np.nan if r is None else r
+        r = never_leaving_share(age[s], closed[s], a0[s], t_max=t_max) if s.any() else 0.0
+        found[b] = r if r > 0.0 else np.nan  # 0: no plateau shown (or a plateau at 0)
     known = np.flatnonzero(np.isfinite(found))
     if known.size == 0:
         return np.zeros(len(units))

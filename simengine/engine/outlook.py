@@ -141,8 +141,9 @@ class _Survival:
         self.mu, self.sigma, self.h = mu[:, None], sigma[:, None], h
         self.grid = None
         if length is not None:
-            self.grid = _survival(h * np.arange(length, dtype=np.float64)[None, :], self.mu,
-                                  self.sigma)
+            self.grid = _survival(
+                h * np.arange(length, dtype=np.float64)[None, :], self.mu, self.sigma
+            )
 
     def at(self, a: float, n: int) -> FloatArray:
         """``S_F(a + k h)`` for ``k = 0 .. n``, shape (draw, n + 1)."""
@@ -150,8 +151,9 @@ class _Survival:
         if self.grid is not None and m == round(m):
             k = round(m)
             return self.grid[:, k : k + n + 1]
-        return _survival(a + self.h * np.arange(n + 1, dtype=np.float64)[None, :], self.mu,
-                         self.sigma)
+        return _survival(
+            a + self.h * np.arange(n + 1, dtype=np.float64)[None, :], self.mu, self.sigma
+        )
 
 
 def _first_step(s_grid: FloatArray) -> FloatArray:
@@ -227,8 +229,9 @@ def deal_outlook(
     dorm = params.dormant if params.dormant is not None else np.zeros_like(conv)
     deal_mean = np.exp(params.deal_size_mu + 0.5 * params.deal_size_sigma**2)  # (draw, cell)
     mids = h * (np.arange(n_e, dtype=np.float64) + 0.5)
-    med_draws = np.unique(np.linspace(0, n_draws - 1, min(n_draws, MEDIAN_DRAWS)).round()
-                          ).astype(np.int64)
+    med_draws = np.unique(np.linspace(0, n_draws - 1, min(n_draws, MEDIAN_DRAWS)).round()).astype(
+        np.int64
+    )
 
     # sums over draws, per unit
     won_sum = np.zeros(n_units)
@@ -241,8 +244,7 @@ def deal_outlook(
     groups: dict[tuple[int, int], list[int]] = {}
     for u in range(n_units):
         groups.setdefault((int(ou.cell[u]), int(ou.stage[u])), []).append(u)
-    passes = [(np.arange(d0, min(d0 + _CHUNK, n_draws)), False)
-              for d0 in range(0, n_draws, _CHUNK)]
+    passes = [(np.arange(d0, min(d0 + _CHUNK, n_draws)), False) for d0 in range(0, n_draws, _CHUNK)]
     passes.append((med_draws, True))  # the median's draws, over the whole horizon
     for dr, median in passes:
         n_grid = n_full if median else n_e
@@ -264,8 +266,9 @@ def deal_outlook(
                 if median:
                     continue
                 q = conv[dr, c, j][:, None]
-                g = 1.0 - _survival(e_time - mids[None, :], lmu[dr, c, j, None],
-                                    lsig[dr, c, j, None])
+                g = 1.0 - _survival(
+                    e_time - mids[None, :], lmu[dr, c, j, None], lsig[dr, c, j, None]
+                )
                 w_won = q * _chain_adjoint(w_won, dm)
                 w_in = q * _chain_adjoint(w_in, dm)
                 stay = dorm[dr, c, j][:, None]
@@ -293,9 +296,7 @@ def deal_outlook(
             else:
                 den = 1.0 - pk * (1.0 - sf_all)
                 pc_all = np.where(den > 0, pk * sf_all / np.where(den > 0, den, 1.0), 1.0)
-                left_all = np.where(
-                    sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0
-                )
+                left_all = np.where(sl_a > 0, (sl_a - sl_e) / np.where(sl_a > 0, sl_a, 1.0), 1.0)
             for k, a in enumerate(uniq):
                 s_grid = surv_f.at(float(a), n_grid)
                 pc, left = pc_all[:, k], left_all[:, k]

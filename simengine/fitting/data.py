@@ -475,6 +475,7 @@ def never_leaving_share(
     entry_age: FloatArray,
     *,
     alpha: float = DORMANT_ALPHA,
+    t_max: float | None = None,
 ) -> float:
     """Share of units that never leave a step, from the product-limit estimate of its plateau.
 
@@ -505,6 +506,11 @@ def never_leaving_share(
         left-truncated export).
     alpha : float
         Level of the plateau test (:data:`DORMANT_ALPHA`).
+    t_max : float, optional
+        The age ``t`` to read the survival at (default: the largest
+        leaving age among these units). A larger one reads a subset of
+        units (a drift period's) at the whole step's ``t``, so a subset
+        whose units are all younger shows no plateau.
 
     Returns
     -------
@@ -517,7 +523,8 @@ def never_leaving_share(
     if not closed.any():
         return 0.0
     times, d = np.unique(age[closed], return_counts=True)
-    t_max = float(times[-1])
+    if t_max is None:
+        t_max = float(times[-1])
     # at risk at t: seen from before t (a0 < t) and still in the step (age >= t)
     at_risk = np.searchsorted(np.sort(a0), times, side="left") - np.searchsorted(
         np.sort(age), times, side="left"
