@@ -74,11 +74,11 @@ are listed in CHANGELOG.md. The streams live in one table per path
 (``states``, one row per id) and the variates take the table and the row
 (:mod:`~simengine.engine._rng`).
 
-Two path models share this module: the per-unit model above (the default,
-:func:`_arrivals`) and the thinned model (``model.thinned``,
-:func:`_arrivals_thinned`; :mod:`simengine.engine.thinned`), which draws a
-week's outcome classes as independent Poisson counts. They differ only
-there: the per-path set-up (:func:`_path`: streams, drift ahead, open
+Two path models share this module: the per-unit model above (the default)
+and the thinned model (``model.thinned``; :mod:`simengine.engine.thinned`),
+which draws a week's outcome classes as independent Poisson counts. They
+differ only in how :func:`_arrivals` splits a week's units by the last
+stage they reach: the per-path set-up (:func:`_path`: streams, drift ahead, open
 units, totals), the play of one new unit (:func:`_play_units`) and the
 metrics are the same code.
 
@@ -237,6 +237,26 @@ def _arrivals(
     stays open for good with probability ``model.dormant[d, c, s]`` (a
     uniform from its leaving stream, drawn only when that share is
     positive) and otherwise leaves after a draw from the leaving law.
+
+    The thinned path model (``model.thinned``; :mod:`simengine.engine.thinned`)
+    differs only in how a week's units are split by the last stage they
+    reach. Week ``w``'s mean ``mw`` is as above; given ``mw`` the week's
+    units are a Poisson(``mw``) stream and each unit, independently, enters
+    exactly the stages ``e .. r`` with probability ``P_r = p_e ... p_{r-1}
+    (1 - p_r)`` (``P_S = p_e ... p_{S-1}``; the week's rates, with the
+    drift ahead). So the counts ``N_r`` of the classes are independent
+    Poisson(``mw P_r``) (Poisson thinning), drawn from stream ``base`` from
+    ``r = S`` down (only ``r = S`` after the period): exactly the law of the
+    per-unit model, with one Poisson per class in place of one binomial per
+    step.
+
+    Either way the classes are then played (:func:`_play_units`) or, for
+    units that stop at ``e`` before the pipeline stage, counted
+    (:func:`_count_entries`), in the order their units come in the streams:
+    the per-unit model ``e`` first, then ``S`` down to ``e + 1``; the thinned
+    one ``S`` down to ``e``. The class counts sit in ``scratch.cohort``
+    (indices ``e .. S``; the per-unit model's binomial chain is turned into
+    them).
     """
     states = scratch.states
     cohort = scratch.cohort
@@ -244,6 +264,7 @@ def _arrivals(
     pipe = model.pipeline_stage
     end_offset = model.end_offset
     has_drift = model.has_drift
+    thinned = model.thinned
     S = conversion.shape[2]
     sim_days = model.sim_days
     start_offset = model.start_offset
@@ -269,65 +290,55 @@ def _arrivals(
         mw = _week_mean(m, trend, level_walk[e, w] if level_walk_on else 1.0, w)
         if alpha > 0.0:
             mw *= gamma(states, 1.0 / alpha, base) * alpha
-        nw = poisson(states, mw, base) if mw > 0.0 else 0
-        if nw == 0:
-            continue
         d0 = 7 * w
         post = d0 > end_offset  # only this week's winners can matter (see above)
-        cohort[e] = nw
         kd = (7 * w) // drift_days
-        for s in range(e, S):
-            k = cohort[s]
-            p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
-            if k == 0 or p <= 0.0:
-                cohort[s + 1] = 0
-            elif p >= 1.0:
-                cohort[s + 1] = k
-            else:
-                cohort[s + 1] = binomial(states, k, p, base + 1 + s)
-        r_day = base + 1 + e
-        if e < pipe:
-            n_stop = nw - cohort[e + 1]
-            if n_stop > 0:
+        if thinned:
+            if mw <= 0.0:
+                continue
+            for r in range(S, e - 1, -1):
+                cohort[r] = 0
+                if post and r < S:
+                    continue
+                pr = 1.0
+                for s in range(e, min(r + 1, S)):
+                    p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
+                    pr *= p if s < r else 1.0 - p
+                lam = mw * pr
+                if lam > 0.0:
+                    cohort[r] = poisson(states, lam, base)
+        else:
+            nw = poisson(states, mw, base) if mw > 0.0 else 0
+            if nw == 0:
+                continue
+            cohort[e] = nw
+            for s in range(e, S):
+                k = cohort[s]
+                p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
+                if k == 0 or p <= 0.0:
+                    cohort[s + 1] = 0
+                elif p >= 1.0:
+                    cohort[s + 1] = k
+                else:
+                    cohort[s + 1] = binomial(states, k, p, base + 1 + s)
+            # reached-at-least counts -> class counts (last stage reached):
+            # units j < cohort[S] reach S, the next cohort[S-1] - cohort[S]
+            # reach S - 1, ...; after the period only the winners are played
+            for r in range(e, S):
+                cohort[r] = 0 if post and e >= pipe else cohort[r] - cohort[r + 1]
+            if post:
+                for r in range(e + 1, S):
+                    cohort[r] = 0
+        for k in range(S - e + 1):
+            r = S - k if thinned else (e if k == 0 else S + 1 - k)
+            n_r = cohort[r]
+            if n_r == 0:
+                continue
+            if r == e and e < pipe:
                 _count_entries(
-                    entered, states, start_offset, end_offset, sim_days, g, e, d0, n_stop, r_day
+                    entered, states, start_offset, end_offset, sim_days, g, e, d0, n_r, base + 1 + e
                 )
-        elif not post and nw > cohort[e + 1]:
-            _play_units(
-                states,
-                entered,
-                revenue,
-                source_revenue,
-                pipeline_value,
-                pipeline_count,
-                delay_mu,
-                delay_sigma,
-                deal_size_mu,
-                deal_size_sigma,
-                leave_mu,
-                leave_sigma,
-                dormant,
-                pipe,
-                sim_days,
-                start_offset,
-                end_offset,
-                d,
-                c,
-                e,
-                g,
-                base,
-                d0,
-                nw - cohort[e + 1],
-                e,
-                cov_last,
-            )
-        # units in draw order: the first cohort[S] reach S, the next
-        # cohort[S - 1] - cohort[S] reach S - 1, ..., down to e + 1
-        for r in range(S, e, -1):
-            if post and r < S:
-                break
-            n_r = cohort[r] - (cohort[r + 1] if r < S else 0)
-            if n_r > 0:
+            else:
                 _play_units(
                     states,
                     entered,
@@ -353,110 +364,6 @@ def _arrivals(
                     base,
                     d0,
                     n_r,
-                    r,
-                    cov_last,
-                )
-
-
-@jit
-def _arrivals_thinned(
-    model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
-):  # pragma: no cover
-    """Play the new units of cell ``c`` at entry stage ``e`` by outcome class (thinned model).
-
-    Week ``w``'s mean ``mw`` as in :func:`_arrivals` (trend, level walk,
-    Gamma factor from stream ``base``). Given ``mw`` the week's units are a
-    Poisson(``mw``) stream and each unit, independently, enters exactly the
-    stages ``e .. r`` with probability ``P_r = p_e ... p_{r-1} (1 - p_r)``
-    (``P_S = p_e ... p_{S-1}``; the week's rates, with the drift ahead). So
-    the counts ``N_r`` of the classes are independent Poisson(``mw P_r``)
-    (Poisson thinning), drawn from stream ``base`` from ``r = S`` down, and
-    a unit of class ``r`` is played knowing ``r``
-    (:func:`_play_units`): exactly the law of the per-unit model, with one
-    Poisson per class in place of one binomial per step. Units that stop
-    at ``e`` before the pipeline stage are counted, not played
-    (:func:`_count_entries`); in a week that starts after the period's end
-    only the winners (``r = S``) are drawn, the others cannot change an
-    output (see :func:`_arrivals`).
-    """
-    states = scratch.states
-    conversion = model.conversion
-    pipe = model.pipeline_stage
-    end_offset = model.end_offset
-    has_drift = model.has_drift
-    S = conversion.shape[2]
-    sim_days = model.sim_days
-    start_offset = model.start_offset
-    entered = scratch.entered
-    revenue = scratch.revenue
-    source_revenue = scratch.source_revenue
-    pipeline_value = scratch.pipeline_value
-    pipeline_count = scratch.pipeline_count
-    delay_mu = model.delay_mu
-    delay_sigma = model.delay_sigma
-    deal_size_mu = model.deal_size_mu
-    deal_size_sigma = model.deal_size_sigma
-    leave_mu = model.leave_mu
-    leave_sigma = model.leave_sigma
-    dormant = model.dormant
-    conversion_walk = scratch.conversion_walk
-    level_walk = scratch.level_walk
-    drift_days = model.drift_days
-    m = model.arrival_rate[d, c, e]
-    trend = model.arrival_trend[d, c, e]
-    alpha = model.arrival_dispersion[d, c, e]
-    for w in range(n_weeks):
-        mw = _week_mean(m, trend, level_walk[e, w] if level_walk_on else 1.0, w)
-        if alpha > 0.0:
-            mw *= gamma(states, 1.0 / alpha, base) * alpha
-        if mw <= 0.0:
-            continue
-        d0 = 7 * w
-        post = d0 > end_offset  # only this week's winners can matter
-        kd = (7 * w) // drift_days
-        for r in range(S, e - 1, -1):
-            if post and r < S:
-                break
-            pr = 1.0
-            for s in range(e, min(r + 1, S)):
-                p = conversion_walk[c, s, kd] if has_drift else conversion[d, c, s]
-                pr *= p if s < r else 1.0 - p
-            lam = mw * pr
-            if lam <= 0.0:
-                continue
-            n = poisson(states, lam, base)
-            if n == 0:
-                continue
-            if r == e and e < pipe:
-                _count_entries(
-                    entered, states, start_offset, end_offset, sim_days, g, e, d0, n, base + 1 + e
-                )
-            else:
-                _play_units(
-                    states,
-                    entered,
-                    revenue,
-                    source_revenue,
-                    pipeline_value,
-                    pipeline_count,
-                    delay_mu,
-                    delay_sigma,
-                    deal_size_mu,
-                    deal_size_sigma,
-                    leave_mu,
-                    leave_sigma,
-                    dormant,
-                    pipe,
-                    sim_days,
-                    start_offset,
-                    end_offset,
-                    d,
-                    c,
-                    e,
-                    g,
-                    base,
-                    d0,
-                    n,
                     r,
                     cov_last,
                 )
@@ -526,8 +433,7 @@ def _play_units(  # pragma: no cover
     drawn only when positive), else leaves after a draw from the leaving law
     (stream ``base + 1 + 2S + reached``). Nothing after the horizon is
     drawn. Shared by the per-unit and the thinned path models
-    (:func:`_arrivals`, :func:`_arrivals_thinned`): one unit's law, written
-    once.
+    (:func:`_arrivals`): one unit's law, written once.
 
     The arrays come one by one, not in the kernels' named tuples, and the
     loop over units is inside: a compiled call takes a reference on each
@@ -987,12 +893,7 @@ def _path(root, path, n_paths, model, scratch):  # pragma: no cover
             if model.arrival_rate[d, c, e] <= 0.0:
                 continue
             level_walk_on = model.has_level == 1 and model.level_walk_on[c, e] == 1
-            if model.thinned:
-                _arrivals_thinned(
-                    model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on
-                )
-            else:
-                _arrivals(model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on)
+            _arrivals(model, scratch, d, c, e, g, base, n_weeks, cov_last, level_walk_on)
     obase = C * S * per
     n_groups = model.open_group.shape[0] - 1
     if n_groups > 0:

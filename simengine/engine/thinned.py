@@ -7,8 +7,7 @@ oracle. Both share the per-path set-up (:func:`~simengine.engine._kernels._path`
 streams, drift ahead, open units, totals), the play of one unit
 (:func:`~simengine.engine._kernels._play_units`) and the metrics; they differ
 only in how a week's new units of a (cell, entry stage) are split by outcome
-(:func:`~simengine.engine._kernels._arrivals` vs
-:func:`~simengine.engine._kernels._arrivals_thinned`).
+(:func:`~simengine.engine._kernels._arrivals`, its ``thinned`` branch).
 
 Why it is exact. Given its Gamma factor, week ``w``'s arrivals of cell ``c``
 at entry stage ``e`` are Poisson(``m_w``), and each unit independently

@@ -14,9 +14,9 @@ This test compiles the kernels afresh (an empty Numba cache in a child
 process, since code loaded from the cache carries no LLVM IR) and counts
 ``NRT_incref`` calls per LLVM basic block of the functions that play new
 units: :func:`~simengine.engine._kernels._play_units` (the per-unit loop)
-must have none, :func:`~simengine.engine._kernels._arrivals` and
-:func:`~simengine.engine._kernels._arrivals_thinned` (the loops over weeks
-and outcome classes) none outside their entry block. Mutation that must
+must have none, :func:`~simengine.engine._kernels._arrivals` (the loops
+over weeks and outcome classes, of both path models) none outside its
+entry block. Mutation that must
 fail (checked): one array read from the named tuple inside the week loop
 (``model.delay_mu`` in place of the hoisted ``delay_mu`` at a call of
 ``_play_units``) leaves one reference in a loop block. Deterministic, no
@@ -49,7 +49,7 @@ plan = make_plan(target=40_000.0, weeks=8, horizon_days=70)
 for model in ("per_unit", "thinned"):
     run_block(prepare(params, plan, model), Block(0, 0, 4), 1)
 out = {}
-for name in ("_play_units", "_arrivals", "_arrivals_thinned"):
+for name in ("_play_units", "_arrivals"):
     irs = list(getattr(K, name).inspect_llvm().values())
     assert len(irs) == 1, (name, len(irs))
     blocks, b = {}, "entry"
@@ -78,6 +78,5 @@ def test_no_reference_counts_in_the_per_unit_loops(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     blocks = json.loads(res.stdout.strip().splitlines()[-1])
     assert blocks["_play_units"] == {}, blocks["_play_units"]
-    for name in ("_arrivals", "_arrivals_thinned"):
-        inside = {b: n for b, n in blocks[name].items() if b != "entry"}
-        assert inside == {}, (name, inside)
+    inside = {b: n for b, n in blocks["_arrivals"].items() if b != "entry"}
+    assert inside == {}, inside
