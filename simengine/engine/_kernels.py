@@ -339,34 +339,14 @@ def _arrivals(
                     entered, states, start_offset, end_offset, sim_days, g, e, d0, n_r, base + 1 + e
                 )
             else:
+                # fmt: off
                 _play_units(
-                    states,
-                    entered,
-                    revenue,
-                    source_revenue,
-                    pipeline_value,
-                    pipeline_count,
-                    delay_mu,
-                    delay_sigma,
-                    deal_size_mu,
-                    deal_size_sigma,
-                    leave_mu,
-                    leave_sigma,
-                    dormant,
-                    pipe,
-                    sim_days,
-                    start_offset,
-                    end_offset,
-                    d,
-                    c,
-                    e,
-                    g,
-                    base,
-                    d0,
-                    n_r,
-                    r,
-                    cov_last,
+                    states, entered, revenue, source_revenue, pipeline_value, pipeline_count,
+                    delay_mu, delay_sigma, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,
+                    dormant, pipe, sim_days, start_offset, end_offset,
+                    d, c, e, g, base, d0, n_r, r, cov_last,
                 )
+                # fmt: on
 
 
 @jit
@@ -390,35 +370,15 @@ def _count_entries(
         entered[g, e] += binomial(states, n, n_in / 7.0, r_day)
 
 
+# fmt: off
 @jit
 def _play_units(  # pragma: no cover
-    states,
-    entered,
-    revenue,
-    source_revenue,
-    pipeline_value,
-    pipeline_count,
-    delay_mu,
-    delay_sigma,
-    deal_size_mu,
-    deal_size_sigma,
-    leave_mu,
-    leave_sigma,
-    dormant,
-    pipe,
-    sim_days,
-    start_offset,
-    end_offset,
-    d,
-    c,
-    e,
-    g,
-    base,
-    d0,
-    n,
-    reached,
-    cov_last,
+    states, entered, revenue, source_revenue, pipeline_value, pipeline_count,  # scratch
+    delay_mu, delay_sigma, deal_size_mu, deal_size_sigma, leave_mu, leave_sigma,  # model
+    dormant, pipe, sim_days, start_offset, end_offset,  # model
+    d, c, e, g, base, d0, n, reached, cov_last,  # the units
 ):
+    # fmt: on
     """Play ``n`` new units of cell ``c`` entering at ``e`` in the week from ``d0``, to ``reached``.
 
     ``reached`` (``e .. S``) is the last stage the units enter, drawn by the
