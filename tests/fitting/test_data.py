@@ -292,6 +292,25 @@ def test_never_leaving_share_is_zero_without_a_plateau():
     assert never_leaving_share(age, left, a0) < 0.01
 
 
+
+def test_never_leaving_share_read_at_a_given_age():
+    """``t_max``: the default's value gives the default's result; past every unit's age, 0.
+
+    Deterministic, no alpha. The plateau (20% never leave, followed 600
+    days) is taken at the largest leaving age; read at that age given
+    explicitly the result is bitwise the default's. Read at an age past
+    every unit's age (a subset of units younger than the whole step's
+    ``t``), no unit is followed beyond it, so the follow-up cannot show a
+    plateau and the share is 0. Mutation that must fail: ``t_max`` ignored
+    (the plateau of about 0.2 is returned).
+    """
+    rng = np.random.default_rng(16)
+    age, left, a0 = _leaving_units(rng, 5_000, 0.2, 600.0, np.log(20.0), 0.8)
+    got = never_leaving_share(age, left, a0)
+    assert got > 0.1
+    assert never_leaving_share(age, left, a0, t_max=float(age[left].max())) == got
+    assert never_leaving_share(age, left, a0, t_max=float(age.max()) + 1.0) == 0.0
+
 def _cohort_units(
     rng: np.random.Generator,
     tau: float,
