@@ -323,12 +323,10 @@ def _arrivals(
                     cohort[s + 1] = binomial(states, k, p, base + 1 + s)
             # reached-at-least counts -> class counts (last stage reached):
             # units j < cohort[S] reach S, the next cohort[S-1] - cohort[S]
-            # reach S - 1, ...; after the period only the winners are played
+            # reach S - 1, ...; after the period only the winners can change
+            # an output (the others would enter nothing in the period)
             for r in range(e, S):
-                cohort[r] = 0 if post and e >= pipe else cohort[r] - cohort[r + 1]
-            if post:
-                for r in range(e + 1, S):
-                    cohort[r] = 0
+                cohort[r] = 0 if post else cohort[r] - cohort[r + 1]
         for k in range(S - e + 1):
             r = S - k if thinned else (e if k == 0 else S + 1 - k)
             n_r = cohort[r]

@@ -22,6 +22,7 @@ around 1) and revenues in any currency unit up to ten trillion.
 from __future__ import annotations
 
 import decimal
+import functools
 import math
 
 import numpy as np
@@ -47,8 +48,9 @@ NBINS = 2 + (math.ceil(math.log(1e13 / LO) / math.log(R))) + 1
 REL_ERROR = (R - 1.0) / (R + 1.0)
 
 
+@functools.cache
 def _powers() -> npt.NDArray[np.float64]:
-    """``R**(k - 2)`` for every bin ``k``, each correctly rounded to float64.
+    """``R**(k - 2)`` for every bin ``k``, each correctly rounded to float64 (read-only).
 
     Computed in decimal arithmetic (60 digits) from the exact value of the
     float ``R``, then rounded once: the same bits on every machine. A
@@ -60,11 +62,9 @@ def _powers() -> npt.NDArray[np.float64]:
     with decimal.localcontext() as ctx:
         ctx.prec = 60
         r = decimal.Decimal(R)
-        return np.array([float(r ** (k - 2)) for k in range(NBINS)])
-
-
-_POWERS = _powers()
-_POWERS.setflags(write=False)
+        out = np.array([float(r ** (k - 2)) for k in range(NBINS)])
+    out.setflags(write=False)
+    return out
 
 
 @jit
@@ -91,7 +91,7 @@ def bin_values(integer: bool = False) -> npt.NDArray[np.float64]:
         Round to whole numbers (for counts): exact below 100, where every bin
         holds at most one integer.
     """
-    a = LO * _POWERS
+    a = LO * _powers()
     v = 2.0 * a * R / (1.0 + R)
     v[0] = 0.0
     v[1] = 0.0

@@ -20,7 +20,7 @@ entry block. Mutation that must
 fail (checked): one array read from the named tuple inside the week loop
 (``model.delay_mu`` in place of the hoisted ``delay_mu`` at a call of
 ``_play_units``) leaves one reference in a loop block. Deterministic, no
-alpha. Marked slow: compiling the kernels takes about a minute.
+alpha. Marked slow: it compiles the kernels afresh.
 """
 
 from __future__ import annotations
